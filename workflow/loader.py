@@ -1,0 +1,165 @@
+"""Reading and writing workflow documents and catalogs as YAML or JSON.
+
+Key order is kept both ways (PyYAML and json keep insertion order; we never sort), so
+load → save → load gives an equal document and a person's diff stays small.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import ValidationError
+
+from workflow.catalog import Catalog, CatalogFile
+from workflow.document import Workflow
+from workflow.errors import DocumentError, Problem
+
+Format = Literal["yaml", "json"]
+
+
+def format_location(loc: Iterable[int | str], prefix: str = "") -> str:
+    """Turn a pydantic location tuple into `steps[2].with.account_id`."""
+    text = prefix
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text or "(document)"
+
+
+def problems_from_validation(exc: ValidationError, prefix: str = "") -> list[Problem]:
+    """pydantic errors as Problems with spec field names (`with`, not `with_`)."""
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p in {"http", "python", "smtp", "core"})]
+        loc = [p.rstrip("_") if isinstance(p, str) else p for p in loc]
+        found = err.get("input")
+        kind = err["type"]
+        message = err["msg"]
+        hint = None
+        if kind == "extra_forbidden":
+            message = f"unknown field `{loc[-1]}`"
+            hint = "remove it or check its spelling against the spec"
+        elif kind == "missing":
+            message = f"required field `{loc[-1]}` is missing"
+        elif found is not None and not isinstance(found, dict | list):
+            message = f"{message} (found {found!r})"
+        problems.append(Problem(format_location(loc, prefix), message, hint, code=kind))
+    return problems
+
+
+def parse_text(text: str, *, source: str = "<text>") -> Any:
+    """Parse YAML or JSON text (JSON is YAML, but json gives better errors for .json files)."""
+    try:
+        if source.endswith(".json"):
+            return json.loads(text)
+        return yaml.safe_load(text)
+    except json.JSONDecodeError as exc:
+        raise DocumentError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                            path=source) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise DocumentError(f"not valid YAML{where}: {problem}", path=source) from None
+
+
+def read_data(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DocumentError("file not found", path=str(path)) from None
+    except IsADirectoryError:
+        raise DocumentError("is a directory, expected a file", path=str(path)) from None
+    except UnicodeDecodeError:
+        raise DocumentError("not UTF-8 text", path=str(path)) from None
+    return parse_text(text, source=str(path))
+
+
+def workflow_from_data(data: Any, *, source: str | None = None) -> Workflow:
+    """Build a Workflow, raising DocumentError with every field problem on a bad shape."""
+    if not isinstance(data, dict):
+        raise DocumentError(
+            f"expected a mapping with `name` and `steps` at the top, found {type(data).__name__}", path=source
+        )
+    try:
+        return Workflow.model_validate(data)
+    except ValidationError as exc:
+        raise DocumentError("not a valid workflow document", path=source,
+                            problems=problems_from_validation(exc)) from None
+
+
+def load_workflow(path: str | Path) -> Workflow:
+    return workflow_from_data(read_data(path), source=str(path))
+
+
+def loads_workflow(text: str, *, source: str = "<text>") -> Workflow:
+    return workflow_from_data(parse_text(text, source=source), source=source)
+
+
+def dump_data(data: Any, fmt: Format = "yaml") -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+
+
+def dumps_workflow(workflow: Workflow, fmt: Format = "yaml") -> str:
+    return dump_data(workflow.to_data(), fmt)
+
+
+def save_workflow(workflow: Workflow, path: str | Path, fmt: Format | None = None) -> None:
+    path = Path(path)
+    fmt = fmt or ("json" if path.suffix == ".json" else "yaml")
+    path.write_text(dumps_workflow(workflow, fmt), encoding="utf-8")
+
+
+def catalog_from_data(data: Any, *, source: str = "<catalog>") -> Catalog:
+    if isinstance(data, list):
+        data = {"actions": data}
+    if not isinstance(data, dict):
+        raise DocumentError(f"expected a mapping with `actions: [...]`, found {type(data).__name__}",
+                            path=source)
+    try:
+        parsed = CatalogFile.model_validate(data)
+    except ValidationError as exc:
+        raise DocumentError("not a valid action catalog", path=source,
+                            problems=problems_from_validation(exc)) from None
+    names = [a.name for a in parsed.actions]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DocumentError(f"action names must be unique; repeated: {', '.join(dupes)}", path=source)
+    return Catalog(parsed.actions, sources=[source])
+
+
+def _catalog_files(path: Path) -> list[Path]:
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix in {".yaml", ".yml", ".json"})
+        if not files:
+            raise DocumentError("the folder holds no .yaml, .yml or .json catalog files", path=str(path))
+        return files
+    return [path]
+
+
+def load_catalog(*paths: str | Path) -> Catalog:
+    """Load a catalog split over any number of files (or folders of files); names must be unique."""
+    catalog = Catalog()
+    seen: dict[str, str] = {}
+    for raw in paths:
+        for part in str(raw).split(","):
+            for file in _catalog_files(Path(part)):
+                piece = catalog_from_data(read_data(file), source=str(file))
+                for action in piece.user_actions():
+                    if action.name in seen:
+                        raise DocumentError(
+                            f"action `{action.name}` is defined twice (also in {seen[action.name]})",
+                            path=str(file),
+                        )
+                    seen[action.name] = str(file)
+                catalog = catalog.merged(piece)
+    return catalog
