@@ -1,0 +1,80 @@
+"""Errors of the runtime.
+
+    OvertureError (workflow.errors)
+    └── RuntimeFault                   base of the runtime's own errors
+        ├── ActionError                an action call failed; says whether retrying may help
+        │   ├── TransientActionError   429, 5xx, connection errors, timeouts: retry may succeed
+        │   └── PermanentActionError   other 4xx, bad input, rejections: retrying will not help
+        ├── RunNotFound                no run with that id in the journal
+        └── InvalidRunState            the run or step is not in a state that allows the request
+
+An `ActionError` carries its data: a short `type` (`http_503`, `timeout`, `connection`,
+`validation`, ...) that retry policies name in `non_retryable`, the HTTP status when there was
+one, and the server's `Retry-After` in seconds.
+"""
+
+from __future__ import annotations
+
+from workflow.errors import OvertureError
+
+
+class RuntimeFault(OvertureError):
+    """Base of the runtime's errors."""
+
+
+class ActionError(RuntimeFault):
+    """An action call failed."""
+
+    transient: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        type: str = "error",
+        status: int | None = None,
+        retry_after: float | None = None,
+        transient: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.type = type
+        """Short error kind, e.g. `http_503`, `timeout`, `connection`, `validation`."""
+        self.status = status
+        """HTTP status code, when the action was an HTTP call."""
+        self.retry_after = retry_after
+        """Seconds the server asked us to wait (Retry-After), if any."""
+        if transient is not None:
+            self.transient = transient
+
+    def __reduce__(self):  # keep the data across pickling (multiprocessing, worker pools)
+        return (_rebuild, (type(self), self.message, self.type, self.status, self.retry_after, self.transient))
+
+
+def _rebuild(cls, message, type_, status, retry_after, transient):  # type: ignore[no-untyped-def]
+    return cls(message, type=type_, status=status, retry_after=retry_after, transient=transient)
+
+
+class TransientActionError(ActionError):
+    """Retrying may succeed (rate limits, server errors, connection errors, timeouts)."""
+
+    transient = True
+
+
+class PermanentActionError(ActionError):
+    """Retrying will not help (validation errors, 4xx other than 408/429, rejections)."""
+
+    transient = False
+
+
+class RunNotFound(RuntimeFault):
+    def __init__(self, run_id: str) -> None:
+        super().__init__(f"no run `{run_id}`; `overture runs list` shows the runs")
+        self.run_id = run_id
+
+
+class InvalidRunState(RuntimeFault):
+    def __init__(self, message: str, *, run_id: str | None = None, step_id: str | None = None) -> None:
+        super().__init__(message)
+        self.run_id = run_id
+        self.step_id = step_id
