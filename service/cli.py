@@ -1,0 +1,225 @@
+"""The `overture` command line.
+
+Each stage adds its own commands through a `register(app)` function in a `service/cli_*.py`
+module; this module holds the contract commands (validate, graph, catalog show) and the error
+handling every command shares: an `OvertureError` becomes one clear line on stderr and a
+non-zero exit, never a traceback. Heavy imports stay inside the command functions so that
+`overture --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, NoReturn
+
+import typer
+
+app = typer.Typer(
+    name="overture",
+    help="Plain English → validated, durable, self-optimizing workflows.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+catalog_app = typer.Typer(help="Inspect action catalogs.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+_PLUGIN_MODULES = (
+    "service.cli_plan",
+    "service.cli_llm",
+    "service.cli_run",
+    "service.cli_optimize",
+    "service.cli_service",
+    "service.cli_triggers",
+)
+
+CatalogOption = Annotated[
+    list[str],
+    typer.Option(
+        "--catalog", "-c",
+        help="Catalog file or folder (repeat, or separate with commas, for a catalog split over files).",
+        envvar="OVERTURE_CATALOG",
+    ),
+]
+
+
+class DocFormat(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class GraphFormat(str, Enum):
+    mermaid = "mermaid"
+    json = "json"
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one clear line to stderr and exit."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def load_catalog_option(paths: list[str]):  # type: ignore[no-untyped-def]
+    from workflow.loader import load_catalog
+
+    if not paths:
+        fail("no catalog given; pass --catalog FILE (or set OVERTURE_CATALOG)")
+    return load_catalog(*paths)
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="Workflow document (YAML or JSON).")],
+    catalog: CatalogOption = [],  # noqa: B006 - typer reads the default, it is never mutated
+    format: Annotated[DocFormat, typer.Option("--format", "-f", help="text for people, json for tools")] = (
+        DocFormat.text
+    ),
+) -> None:
+    """Check a workflow document against a catalog; list every problem. Exit 1 when invalid."""
+    from workflow.loader import read_data
+    from workflow.validator import validate as run_validator
+
+    cat = load_catalog_option(catalog)
+    report = run_validator(read_data(file), cat)
+    if format is DocFormat.json:
+        typer.echo(json.dumps({"file": str(file), **report.to_data()}, indent=2))
+    else:
+        errors, warnings = report.errors, report.warnings
+        if report.ok:
+            typer.echo(f"{file}: valid" + (f" ({len(warnings)} warning{'s' * (len(warnings) != 1)})"
+                                           if warnings else ""))
+        else:
+            typer.echo(f"{file}: {len(errors)} problem{'s' * (len(errors) != 1)}")
+        for problem in [*errors, *warnings]:
+            tag = "" if problem.severity == "error" else "warning: "
+            hint = f"\n      hint: {problem.hint}" if problem.hint else ""
+            typer.echo(f"  {tag}{problem.location}: {problem.message}{hint}")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command()
+def graph(
+    file: Annotated[Path, typer.Argument(help="Workflow document (YAML or JSON).")],
+    format: Annotated[GraphFormat, typer.Option("--format", "-f")] = GraphFormat.mermaid,
+) -> None:
+    """Print the dependency graph as Mermaid (GitHub renders it) or JSON."""
+    from workflow.graph import find_cycle, to_json, to_mermaid
+    from workflow.loader import load_workflow
+
+    workflow = load_workflow(file)
+    cycle = find_cycle(workflow)
+    if cycle:
+        fail(f"{file}: the steps form a cycle: {' → '.join([*cycle, cycle[0]])}; remove one of these needs")
+    if format is GraphFormat.json:
+        typer.echo(json.dumps(to_json(workflow), indent=2))
+    else:
+        typer.echo(to_mermaid(workflow), nl=False)
+
+
+def _schema_fields(schema: dict) -> str:  # type: ignore[type-arg]
+    props = schema.get("properties") or {}
+    required = set(schema.get("required") or [])
+    if not props:
+        return "-"
+    parts = []
+    for name, spec in props.items():
+        kind = spec.get("type", "any") if isinstance(spec, dict) else "any"
+        parts.append(f"{name}{'*' if name in required else ''}: {kind}")
+    return ", ".join(parts)
+
+
+@catalog_app.command("show")
+def catalog_show(
+    paths: Annotated[list[str], typer.Argument(help="Catalog files or folders.")],
+    format: Annotated[DocFormat, typer.Option("--format", "-f")] = DocFormat.text,
+    core: Annotated[bool, typer.Option(help="Include the core.* built-ins.")] = True,
+) -> None:
+    """List the actions: inputs (* = required), outputs, compensations and how each is invoked."""
+    from rich.console import Console
+    from rich.table import Table
+
+    cat = load_catalog_option(paths)
+    actions = [a for a in cat if core or not a.is_core]
+    if format is DocFormat.json:
+        typer.echo(json.dumps(
+            [a.model_dump(mode="json", exclude_none=True) for a in actions], indent=2
+        ))
+        return
+    table = Table(title=f"{len(actions)} actions", show_lines=False, expand=False)
+    for column in ("action", "inputs (* required)", "outputs", "undo", "invoke"):
+        table.add_column(column, overflow="fold")
+    for action in actions:
+        table.add_row(
+            f"[bold]{action.name}[/bold]\n{action.description}",
+            _schema_fields(action.input),
+            _schema_fields(action.output),
+            action.compensation or "",
+            action.invoke.kind if action.invoke else "(plan only)",
+        )
+    Console(width=max(100, Console().width)).print(table)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        typer.echo(dist_version("overture"))
+    except PackageNotFoundError:
+        typer.echo("overture (not installed)")
+
+
+def _register_plugins() -> None:
+    for name in _PLUGIN_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue  # that stage has no CLI yet
+            raise
+        module.register(app)
+
+
+_register_plugins()
+
+
+def main() -> None:
+    """Console-script entry point: run the app, turning our errors into one clear line."""
+    from workflow.errors import InvalidWorkflow, OvertureError
+
+    try:
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except InvalidWorkflow as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except OvertureError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except Exception as exc:  # click usage errors and the unexpected
+        # typer may bundle its own click; recognise usage errors by shape, not by class
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
+        if os.environ.get("OVERTURE_DEBUG"):
+            raise
+        typer.echo(f"internal error: {type(exc).__name__}: {exc} (set OVERTURE_DEBUG=1 for details)", err=True)
+        sys.exit(3)
+
+
+if __name__ == "__main__":
+    main()
