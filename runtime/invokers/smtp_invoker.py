@@ -1,0 +1,203 @@
+"""The `smtp` invoker: send one email per attempt with `smtplib`, run in a worker thread.
+
+`with` takes `to` (an address, a comma-separated string or a list), `subject`, `body` (plain text)
+and optionally `cc`, `bcc`, `html`, `from`, `reply_to`. The message carries
+`X-Overture-Idempotency-Key`, and its `Message-ID` is derived from that key, so a retried send
+produces the same Message-ID and receivers (or a relay) can drop the duplicate.
+
+    TransientActionError
+    ├── type="smtp_4xx"         the server said "try again later" (421, 450, 451, 452, ...)
+    ├── type="timeout"          no answer within `invoke.timeout_s`
+    └── type="connection"       refused, reset, disconnected mid-conversation
+    PermanentActionError
+    ├── type="smtp_5xx"         the server rejected the sender, recipients, message or login
+    ├── type="tls"              STARTTLS failed (unsupported or certificate refused)
+    └── type="invalid_input"    missing/invalid `to`, `subject`, `body`, header injection attempts
+
+Output: `{"message_id": "<...>", "accepted": [addresses the server took]}`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import smtplib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, getaddresses
+from typing import Any
+
+from runtime.errors import ActionError, PermanentActionError, TransientActionError
+from runtime.invocation import ActionCall, SecretSource
+from runtime.invokers.templating import TemplateRenderer, to_text
+from workflow.catalog import SmtpInvoke
+
+IDEMPOTENCY_HEADER = "X-Overture-Idempotency-Key"
+
+
+@dataclass(frozen=True)
+class _Login:
+    username: str
+    password: str
+
+
+class SmtpInvoker:
+    """Performs `kind: smtp` actions."""
+
+    def __init__(self, secrets: SecretSource) -> None:
+        self._secrets = secrets
+
+    async def invoke(self, call: ActionCall) -> dict[str, Any]:
+        invoke = call.action.invoke
+        if not isinstance(invoke, SmtpInvoke):
+            raise PermanentActionError(
+                f"action `{call.action.name}` is not an smtp action", type="no_invoker"
+            )
+        renderer = TemplateRenderer(call, self._secrets)
+        rendered = renderer.render(
+            {"sender": invoke.sender, "username": invoke.username, "password": invoke.password},
+            "smtp",
+        )
+        redactor = renderer.redactor()
+        what = f"`{call.action.name}` (smtp {invoke.host}:{invoke.port})"
+        try:
+            message, recipients = build_message(call, to_text(rendered["sender"]))
+            login = (
+                _Login(to_text(rendered["username"]), to_text(rendered["password"]))
+                if rendered["username"] else None
+            )
+            refused = await asyncio.to_thread(_send, invoke, message, recipients, login)
+        except ActionError as exc:
+            raise redactor.redact(_prefixed(exc, what)) from None
+        accepted = [r for r in recipients if r not in refused]
+        return redactor.redact({"message_id": str(message["Message-ID"]), "accepted": accepted})
+
+
+def _prefixed(exc: ActionError, what: str) -> ActionError:
+    return type(exc)(f"{what}: {exc.message}", type=exc.type, status=exc.status,
+                     retry_after=exc.retry_after, transient=exc.transient)
+
+
+def _addresses(value: Any, field: str, *, required: bool = False) -> list[str]:
+    if value is None or value == "" or value == []:
+        if required:
+            raise PermanentActionError(
+                f"`with.{field}` is required: one address or a list", type="invalid_input"
+            )
+        return []
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise PermanentActionError(
+            f"`with.{field}` must be an address or a list of addresses, got {type(value).__name__}",
+            type="invalid_input",
+        )
+    if any("\r" in i or "\n" in i for i in items):
+        raise PermanentActionError(f"`with.{field}` contains a line break", type="invalid_input")
+    addresses = [addr for _, addr in getaddresses(list(items)) if addr]
+    bad = [a for a in addresses if "@" not in a]
+    if bad or (required and not addresses):
+        raise PermanentActionError(
+            f"`with.{field}` has an invalid address: {', '.join(bad) or value!r}", type="invalid_input"
+        )
+    return addresses
+
+
+def _text(inputs: Mapping[str, Any], field: str, *, required: bool = False) -> str | None:
+    value = inputs.get(field)
+    if value is None:
+        if required:
+            raise PermanentActionError(f"`with.{field}` is required", type="invalid_input")
+        return None
+    if not isinstance(value, str):
+        raise PermanentActionError(
+            f"`with.{field}` must be text, got {type(value).__name__}", type="invalid_input"
+        )
+    return value
+
+
+def message_id_for(idempotency_key: str, sender: str) -> str:
+    domain = sender.rpartition("@")[2].strip("<> ") or "overture.local"
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    return f"<{digest}@{domain}>"
+
+
+def build_message(call: ActionCall, default_sender: str) -> tuple[EmailMessage, list[str]]:
+    """The email and its envelope recipients (to + cc + bcc) from the step's `with`."""
+    inputs = call.inputs
+    to = _addresses(inputs.get("to"), "to", required=True)
+    cc = _addresses(inputs.get("cc"), "cc")
+    bcc = _addresses(inputs.get("bcc"), "bcc")
+    reply_to = _addresses(inputs.get("reply_to"), "reply_to")
+    sender_raw = _text(inputs, "from") or default_sender
+    senders = _addresses(sender_raw, "from", required=True)
+    subject = _text(inputs, "subject", required=True) or ""
+    body = _text(inputs, "body", required=True) or ""
+    html = _text(inputs, "html")
+
+    message = EmailMessage()
+    try:
+        message["From"] = sender_raw
+        message["To"] = ", ".join(to)
+        if cc:
+            message["Cc"] = ", ".join(cc)
+        if reply_to:
+            message["Reply-To"] = ", ".join(reply_to)
+        message["Subject"] = subject
+        message["Date"] = formatdate(localtime=False, usegmt=True)
+        message["Message-ID"] = message_id_for(call.idempotency_key, senders[0])
+        message[IDEMPOTENCY_HEADER] = call.idempotency_key
+    except ValueError as exc:  # the email policy refuses CR/LF in headers (header injection)
+        raise PermanentActionError(f"invalid header value: {exc}", type="invalid_input") from None
+    message.set_content(body)
+    if html is not None:
+        message.add_alternative(html, subtype="html")
+    # bcc recipients are only in the envelope, never in a header
+    recipients = list(dict.fromkeys([*to, *cc, *bcc]))
+    return message, recipients
+
+
+def _send(
+    invoke: SmtpInvoke, message: EmailMessage, recipients: list[str], login: _Login | None
+) -> dict[str, tuple[int, bytes]]:
+    """Blocking: connect, optionally STARTTLS and log in, send. Returns the refused recipients."""
+    try:
+        with smtplib.SMTP(invoke.host, invoke.port, timeout=invoke.timeout_s) as client:
+            client.ehlo()
+            if invoke.starttls:
+                client.starttls(context=ssl.create_default_context())
+                client.ehlo()
+            if login is not None:
+                client.login(login.username, login.password)
+            from_addr = getaddresses([str(message["From"])])[0][1]
+            return client.send_message(message, from_addr=from_addr, to_addrs=recipients)
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = {code for code, _ in exc.recipients.values()}
+        code = max(codes) if codes else 550
+        detail = "; ".join(f"{addr}: {c} {_decode(m)}" for addr, (c, m) in exc.recipients.items())
+        raise _smtp_error(code, f"every recipient was refused ({detail})") from None
+    except smtplib.SMTPNotSupportedError as exc:
+        raise PermanentActionError(f"the server does not support it: {exc}", type="tls") from None
+    except smtplib.SMTPResponseException as exc:
+        raise _smtp_error(exc.smtp_code, f"server said {exc.smtp_code} {_decode(exc.smtp_error)}") from None
+    except smtplib.SMTPServerDisconnected as exc:
+        raise TransientActionError(f"the server closed the connection: {exc}", type="connection") from None
+    except ssl.SSLError as exc:  # before OSError: a refused certificate does not heal by retrying
+        raise PermanentActionError(f"TLS failed: {exc}", type="tls") from None
+    except TimeoutError as exc:
+        raise TransientActionError(f"timed out after {invoke.timeout_s:g}s ({exc})", type="timeout") from None
+    except OSError as exc:
+        raise TransientActionError(f"could not connect: {exc}", type="connection") from None
+    except smtplib.SMTPException as exc:
+        raise PermanentActionError(f"SMTP failed: {exc}", type="smtp") from None
+
+
+def _smtp_error(code: int, message: str) -> ActionError:
+    if 400 <= code < 500:
+        return TransientActionError(message, type=f"smtp_{code}")
+    return PermanentActionError(message, type=f"smtp_{code}")
+
+
+def _decode(value: bytes | str) -> str:
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else value
