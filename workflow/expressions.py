@@ -112,7 +112,12 @@ class Expression:
     tree: nodes.Expr
 
     def references(self) -> list[Reference]:
-        return list(_references(self.tree))
+        # memoized on the instance (compile_expression shares them): graphs and validators ask often
+        cached: tuple[Reference, ...] | None = self.__dict__.get("_references")
+        if cached is None:
+            cached = tuple(_references(self.tree))
+            object.__setattr__(self, "_references", cached)
+        return list(cached)
 
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         try:

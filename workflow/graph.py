@@ -72,9 +72,11 @@ def dependency_graph(workflow: Workflow) -> nx.DiGraph:
     for step in workflow.steps:
         graph.add_node(step.id, step=step)
     for step in workflow.steps:
-        for dep in step_dependencies(step):
+        # read once per step: walking the expressions is the costly part of building the graph
+        reads = referenced_steps(step)
+        for dep in (set(step.needs) | reads) - {step.id}:
             if dep in graph:
-                graph.add_edge(dep, step.id, data=dep in referenced_steps(step))
+                graph.add_edge(dep, step.id, data=dep in reads)
     return graph
 
 
