@@ -70,7 +70,7 @@ def demo_catalog(services_url: str, smtp_host: str, smtp_port: int) -> dict[str,
         },
         {
             "name": "email.send_onboarding_sequence",
-            "description": "Send the customer the onboarding email sequence, starting with the welcome email.",
+            "description": "Send the customer the onboarding email sequence, starting with a welcome email.",
             "input": _obj({
                 "to": {**_S, "format": "email", "description": "The customer's email address."},
                 "subject": _S,

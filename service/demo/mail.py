@@ -41,7 +41,7 @@ class _Collector:
         self._inbox = inbox
         self._lock = lock
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd's name
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw = envelope.original_content or envelope.content
         message = message_from_bytes(raw if isinstance(raw, bytes) else raw.encode(), policy=default_policy)
         mail = ReceivedMail(
