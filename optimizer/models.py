@@ -1,0 +1,207 @@
+"""Per-action models of duration and failure as functions of the conditions.
+
+Per action (an alternative is just another action): duration quantiles (gradient-boosted quantile
+regression, for timeouts and run-duration predictions), a mean log-latency model and a logistic
+failure model (for the router, evaluated with numpy so a decision stays well under a millisecond).
+
+Training is on demand (`train`) or incremental (`update`): each action keeps a bounded sample of
+its recent feature rows, so an update refits only the actions that saw new attempts.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from optimizer.features import DEFAULT_HALF_LIFE_S, N_FEATURES, RecentStats, action_priors, replay_features
+from optimizer.records import AttemptRecord
+
+QUANTILES = (0.5, 0.9, 0.99)
+MAX_ROWS_PER_ACTION = 20_000
+# below this many successes a boosted quantile model overfits; the empirical quantile is better
+MIN_ROWS_FOR_BOOSTING = 200
+
+
+@dataclass
+class ActionModel:
+    """What the optimizer knows about one action."""
+
+    action: str
+    n_attempts: int
+    n_failures: int
+    failure_rate: float
+    empirical_quantiles: dict[float, float]
+    mean_duration: float
+    # the router's fast path: p_fail = sigmoid(x·fail_coef + fail_bias),
+    # E[duration] = expm1(x·lat_coef + lat_bias) · lat_smear
+    fail_coef: np.ndarray
+    fail_bias: float
+    lat_coef: np.ndarray
+    lat_bias: float
+    lat_smear: float
+    """Duan's smearing factor: the mean of exp(residual), so expm1 of a log-scale prediction is a mean."""
+    quantile_models: dict[float, object] = field(default_factory=dict)
+    rows_x: np.ndarray = field(default_factory=lambda: np.empty((0, N_FEATURES)))
+    rows_duration: np.ndarray = field(default_factory=lambda: np.empty(0))
+    rows_ok: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
+
+    def failure_probability(self, x: np.ndarray) -> float:
+        z = float(x @ self.fail_coef) + self.fail_bias
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def expected_duration(self, x: np.ndarray) -> float:
+        return max(0.0, math.expm1(float(x @ self.lat_coef) + self.lat_bias) * self.lat_smear)
+
+    def duration_quantile(self, q: float, x: np.ndarray | None = None) -> float:
+        model = self.quantile_models.get(q)
+        if model is not None and x is not None:
+            return max(0.0, float(model.predict(x.reshape(1, -1))[0]))  # type: ignore[attr-defined]
+        if q in self.empirical_quantiles:
+            return self.empirical_quantiles[q]
+        ok = self.rows_duration[self.rows_ok]
+        return float(np.quantile(ok, q)) if ok.size else self.mean_duration
+
+
+@dataclass
+class ModelSet:
+    """All action models of one training, with what is needed to continue training later."""
+
+    version: int
+    trained_at: float
+    n_attempts: int
+    actions: dict[str, ActionModel]
+    tracker: RecentStats
+    last_started_at: float
+    train_seconds: float = 0.0
+
+    def get(self, action: str) -> ActionModel | None:
+        return self.actions.get(action)
+
+
+def _fit_action(action: str, x: np.ndarray, duration: np.ndarray, ok: np.ndarray) -> ActionModel:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import LogisticRegression, Ridge
+
+    n = len(ok)
+    n_fail = int((~ok).sum())
+    ok_d = duration[ok]
+    fail_rate = (n_fail + 0.5) / (n + 1.0)
+    if 0 < n_fail < n:
+        clf = LogisticRegression(C=1.0, max_iter=300).fit(x, (~ok).astype(int))
+        fail_coef, fail_bias = clf.coef_[0].astype(np.float64), float(clf.intercept_[0])
+    else:
+        # all succeeded or all failed: a constant, kept off 0 and 1 so the router can still compare
+        fail_coef, fail_bias = np.zeros(N_FEATURES), math.log(fail_rate / (1.0 - fail_rate))
+    if ok_d.size >= 2:
+        y = np.log1p(ok_d)
+        reg = Ridge(alpha=1.0).fit(x[ok], y)
+        resid = y - reg.predict(x[ok])
+        lat_coef, lat_bias = reg.coef_.astype(np.float64), float(reg.intercept_)
+        lat_smear = float(np.mean(np.exp(resid)))
+    else:
+        lat_coef = np.zeros(N_FEATURES)
+        lat_bias = float(np.log1p(ok_d.mean())) if ok_d.size else 0.0
+        lat_smear = 1.0
+    quantile_models: dict[float, object] = {}
+    if ok_d.size >= MIN_ROWS_FOR_BOOSTING:
+        for q in QUANTILES:
+            quantile_models[q] = HistGradientBoostingRegressor(
+                loss="quantile", quantile=q, max_iter=60, max_leaf_nodes=15, learning_rate=0.15,
+                early_stopping=False,
+            ).fit(x[ok], ok_d)
+    return ActionModel(
+        action=action,
+        n_attempts=n,
+        n_failures=n_fail,
+        failure_rate=fail_rate,
+        empirical_quantiles={q: float(np.quantile(ok_d, q)) for q in QUANTILES} if ok_d.size else {},
+        mean_duration=float(ok_d.mean()) if ok_d.size else 0.0,
+        fail_coef=fail_coef,
+        fail_bias=fail_bias,
+        lat_coef=lat_coef,
+        lat_bias=lat_bias,
+        lat_smear=lat_smear,
+        quantile_models=quantile_models,
+        rows_x=x,
+        rows_duration=duration,
+        rows_ok=ok,
+    )
+
+
+_Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def _by_action(records: Sequence[AttemptRecord], x: np.ndarray) -> dict[str, _Rows]:
+    index: dict[str, list[int]] = {}
+    for i, rec in enumerate(records):
+        index.setdefault(rec.action, []).append(i)
+    out = {}
+    for action, idx in index.items():
+        arr = np.asarray(idx)
+        out[action] = (
+            x[arr],
+            np.array([records[i].duration for i in idx]),
+            np.array([records[i].ok for i in idx], dtype=bool),
+        )
+    return out
+
+
+def train(records: Sequence[AttemptRecord], *, version: int = 1,
+          half_life_s: float = DEFAULT_HALF_LIFE_S) -> ModelSet:
+    """Fit every action's models from scratch."""
+    t0 = time.perf_counter()
+    tracker = RecentStats(half_life_s=half_life_s, priors=action_priors(records))
+    x = replay_features(records, tracker)
+    actions = {}
+    for action, (ax, ad, aok) in _by_action(records, x).items():
+        keep = slice(-MAX_ROWS_PER_ACTION, None)
+        model = _fit_action(action, ax[keep], ad[keep], aok[keep])
+        model.n_attempts, model.n_failures = len(aok), int((~aok).sum())
+        actions[action] = model
+    return ModelSet(
+        version=version,
+        trained_at=time.time(),
+        n_attempts=len(records),
+        actions=actions,
+        tracker=tracker,
+        last_started_at=max((r.started_at for r in records), default=0.0),
+        train_seconds=time.perf_counter() - t0,
+    )
+
+
+def update(previous: ModelSet, records: Sequence[AttemptRecord]) -> ModelSet:
+    """Continue training with attempts that started after the previous training's last one.
+
+    Only actions with new attempts are refitted, on their kept rows plus the new ones.
+    """
+    t0 = time.perf_counter()
+    fresh = [r for r in records if r.started_at > previous.last_started_at]
+    tracker = previous.tracker
+    for action, prior in action_priors(fresh).items():
+        tracker.priors.setdefault(action, prior)
+    x = replay_features(fresh, tracker)
+    actions = dict(previous.actions)
+    for action, (ax, ad, aok) in _by_action(fresh, x).items():
+        old = previous.actions.get(action)
+        new_n, new_fail = len(aok), int((~aok).sum())
+        if old is not None:
+            ax = np.vstack([old.rows_x, ax])[-MAX_ROWS_PER_ACTION:]
+            ad = np.concatenate([old.rows_duration, ad])[-MAX_ROWS_PER_ACTION:]
+            aok = np.concatenate([old.rows_ok, aok])[-MAX_ROWS_PER_ACTION:]
+        model = _fit_action(action, ax, ad, aok)
+        model.n_attempts = (old.n_attempts if old else 0) + new_n
+        model.n_failures = (old.n_failures if old else 0) + new_fail
+        actions[action] = model
+    return ModelSet(
+        version=previous.version + 1,
+        trained_at=time.time(),
+        n_attempts=previous.n_attempts + len(fresh),
+        actions=actions,
+        tracker=tracker,
+        last_started_at=max([previous.last_started_at, *(r.started_at for r in fresh)]),
+        train_seconds=time.perf_counter() - t0,
+    )
