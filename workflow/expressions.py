@@ -45,6 +45,14 @@ _SAFE_FILTERS = (
 class _Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "**", "+"})
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        # run data is JSON: `steps.reserve.output.items` means the key, never dict.items
+        if isinstance(obj, Mapping):
+            if attribute in obj:
+                return obj[attribute]
+            return self.undefined(obj=obj, name=attribute)
+        return super().getattr(obj, attribute)
+
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         if operator == "**":
             if isinstance(right, int | float) and abs(right) > 64:
