@@ -245,13 +245,14 @@ class ReceivedMail:
 
     @property
     def text(self) -> str:
+        """The plain-text body with wire line endings (CRLF) turned back into `\n`."""
         part = self.message.get_body(preferencelist=("plain",))
-        return part.get_content() if part is not None else ""
+        return part.get_content().replace("\r\n", "\n") if part is not None else ""
 
     @property
     def html(self) -> str | None:
         part = self.message.get_body(preferencelist=("html",))
-        return part.get_content() if part is not None else None
+        return part.get_content().replace("\r\n", "\n") if part is not None else None
 
 
 class _RecordingHandler:

@@ -26,7 +26,7 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, getaddresses
+from email.utils import formataddr, formatdate, getaddresses
 from typing import Any
 
 from runtime.errors import ActionError, PermanentActionError, TransientActionError
@@ -80,7 +80,8 @@ def _prefixed(exc: ActionError, what: str) -> ActionError:
                      retry_after=exc.retry_after, transient=exc.transient)
 
 
-def _addresses(value: Any, field: str, *, required: bool = False) -> list[str]:
+def _addresses(value: Any, field: str, *, required: bool = False) -> list[tuple[str, str]]:
+    """(display name, address) pairs from one address, a comma-separated string or a list."""
     if value is None or value == "" or value == []:
         if required:
             raise PermanentActionError(
@@ -95,8 +96,8 @@ def _addresses(value: Any, field: str, *, required: bool = False) -> list[str]:
         )
     if any("\r" in i or "\n" in i for i in items):
         raise PermanentActionError(f"`with.{field}` contains a line break", type="invalid_input")
-    addresses = [addr for _, addr in getaddresses(list(items)) if addr]
-    bad = [a for a in addresses if "@" not in a]
+    addresses = [(name, addr) for name, addr in getaddresses(list(items)) if addr]
+    bad = [addr for _, addr in addresses if "@" not in addr]
     if bad or (required and not addresses):
         raise PermanentActionError(
             f"`with.{field}` has an invalid address: {', '.join(bad) or value!r}", type="invalid_input"
@@ -130,23 +131,22 @@ def build_message(call: ActionCall, default_sender: str) -> tuple[EmailMessage, 
     cc = _addresses(inputs.get("cc"), "cc")
     bcc = _addresses(inputs.get("bcc"), "bcc")
     reply_to = _addresses(inputs.get("reply_to"), "reply_to")
-    sender_raw = _text(inputs, "from") or default_sender
-    senders = _addresses(sender_raw, "from", required=True)
+    senders = _addresses(_text(inputs, "from") or default_sender, "from", required=True)
     subject = _text(inputs, "subject", required=True) or ""
     body = _text(inputs, "body", required=True) or ""
     html = _text(inputs, "html")
 
     message = EmailMessage()
     try:
-        message["From"] = sender_raw
-        message["To"] = ", ".join(to)
+        message["From"] = _header(senders[:1])
+        message["To"] = _header(to)
         if cc:
-            message["Cc"] = ", ".join(cc)
+            message["Cc"] = _header(cc)
         if reply_to:
-            message["Reply-To"] = ", ".join(reply_to)
+            message["Reply-To"] = _header(reply_to)
         message["Subject"] = subject
         message["Date"] = formatdate(localtime=False, usegmt=True)
-        message["Message-ID"] = message_id_for(call.idempotency_key, senders[0])
+        message["Message-ID"] = message_id_for(call.idempotency_key, senders[0][1])
         message[IDEMPOTENCY_HEADER] = call.idempotency_key
     except ValueError as exc:  # the email policy refuses CR/LF in headers (header injection)
         raise PermanentActionError(f"invalid header value: {exc}", type="invalid_input") from None
@@ -154,8 +154,12 @@ def build_message(call: ActionCall, default_sender: str) -> tuple[EmailMessage, 
     if html is not None:
         message.add_alternative(html, subtype="html")
     # bcc recipients are only in the envelope, never in a header
-    recipients = list(dict.fromkeys([*to, *cc, *bcc]))
+    recipients = list(dict.fromkeys(addr for _, addr in [*to, *cc, *bcc]))
     return message, recipients
+
+
+def _header(addresses: list[tuple[str, str]]) -> str:
+    return ", ".join(formataddr(pair) for pair in addresses)
 
 
 def _send(
