@@ -36,7 +36,7 @@ class LLMSettings(BaseSettings):
     """SDK retries on connection errors, 408/409/429 and 5xx (with backoff, honouring Retry-After)."""
     repair_rounds: int = Field(default=2, ge=0, le=10)
     """How often validator problems go back to the model before giving up."""
-    shortlist_k: int = Field(default=30, ge=1, le=500)
+    shortlist_k: int = Field(default=60, ge=1, le=500)
     """Catalogs larger than this are shortlisted to this many actions before prompting."""
     temperature: float = Field(default=0.0, ge=0, le=2)
     """Sampling temperature; 0 keeps plans reproducible."""

@@ -1,0 +1,107 @@
+"""Choose the planner: `llm`, `offline`, or `auto` (the LLM when an endpoint is configured, else
+offline; offline too when the LLM fails). Every result says which planner wrote it, and a fallback
+says why in its warnings and in the document's `metadata`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from planner.llm_errors import LLMError, LLMNotConfigured, PlanNotRepaired
+from planner.llm_settings import LLMSettings
+from workflow.catalog import Catalog
+from workflow.document import Workflow
+from workflow.errors import OvertureError
+
+if TYPE_CHECKING:
+    from openai import OpenAI
+
+PlannerMode = Literal["llm", "offline", "auto"]
+
+
+class PlanOutcome(Protocol):
+    """What any planner returns (the LLM's and the offline planner's results both fit)."""
+
+    @property
+    def workflow(self) -> Workflow: ...
+
+    @property
+    def planner(self) -> str: ...
+
+    @property
+    def warnings(self) -> list[str]: ...
+
+
+class Planner(Protocol):
+    """Anything that turns a request into a validated plan."""
+
+    def plan(self, request: str) -> PlanOutcome: ...
+
+
+def offline_planner(catalog: Catalog) -> Planner:
+    """The offline planner, imported lazily (it loads scikit-learn)."""
+    try:
+        from planner.offline import OfflinePlanner
+    except ImportError as exc:
+        raise OvertureError(f"the offline planner is not available ({exc})") from None
+    planner: Planner = OfflinePlanner(catalog)
+    return planner
+
+
+def note_fallback(result: PlanOutcome, reason: str) -> PlanOutcome:
+    """Record on a fallback result why the LLM did not plan it."""
+    message = f"planned offline because {reason}"
+    try:
+        result.warnings.append(message)
+    except AttributeError:  # a result type with an immutable warnings sequence
+        pass
+    metadata: dict[str, Any] = result.workflow.metadata
+    metadata.setdefault("planner", "offline")
+    metadata["fallback_reason"] = reason
+    return result
+
+
+class AutoPlanner:
+    """The LLM planner, falling back to the offline planner when no endpoint is configured or the
+    LLM cannot produce a valid plan (down, refusing, unrepairable)."""
+
+    def __init__(self, catalog: Catalog, settings: LLMSettings | None = None, *,
+                 client: OpenAI | None = None) -> None:
+        self.catalog = catalog
+        self.settings = settings or LLMSettings()
+        self._client = client
+        self._offline: Planner | None = None
+
+    @property
+    def offline(self) -> Planner:
+        if self._offline is None:
+            self._offline = offline_planner(self.catalog)
+        return self._offline
+
+    def plan(self, request: str) -> PlanOutcome:
+        if self._client is None and not self.settings.configured:
+            return note_fallback(self.offline.plan(request), "no LLM endpoint is configured "
+                                 "(set OPENAI_API_KEY or OPENAI_BASE_URL)")
+        from planner.llm_planner import LLMPlanner
+
+        try:
+            return LLMPlanner(self.catalog, self.settings, client=self._client).plan(request)
+        except (LLMError, PlanNotRepaired) as exc:
+            reason = str(exc).splitlines()[0]
+            return note_fallback(self.offline.plan(request), f"the LLM planner failed: {reason}")
+
+
+def make_planner(mode: PlannerMode, catalog: Catalog, settings: LLMSettings | None = None, *,
+                 client: OpenAI | None = None) -> Planner:
+    """A planner for `mode`; `llm` raises `LLMNotConfigured` when no endpoint is set."""
+    settings = settings or LLMSettings()
+    if mode == "offline":
+        return offline_planner(catalog)
+    if mode == "llm":
+        if client is None and not settings.configured:
+            raise LLMNotConfigured()
+        from planner.llm_planner import LLMPlanner
+
+        return LLMPlanner(catalog, settings, client=client)
+    if mode == "auto":
+        return AutoPlanner(catalog, settings, client=client)
+    raise OvertureError(f"unknown planner `{mode}`; use llm, offline or auto")
