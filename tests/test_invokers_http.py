@@ -314,3 +314,40 @@ async def test_mock_transport_extra_redirect_followed(secrets: SecretStore) -> N
         http = HttpInvoker(secrets, client=client)
         out = await http.invoke(action_call(http_action(method="GET", url="http://svc.test/old")))
     assert out == {"at": "/new"}
+
+
+async def test_redirects_are_not_followed(server: HttpTestServer, invoker: HttpInvoker) -> None:
+    server.route("POST", "/old", Reply(307, "", headers={"Location": "http://elsewhere.test/new"}))
+    action = http_action(url=server.url("/old"), headers={"X-Api-Key": "${{ secrets.CRM_TOKEN }}"})
+    error = await failure(invoker, action)
+    assert isinstance(error, PermanentActionError) and (error.type, error.status) == ("http_307", 307)
+    assert "Location: http://elsewhere.test/new" in error.message
+    assert len(server.requests) == 1
+
+
+async def test_header_injection_is_refused(server: HttpTestServer, invoker: HttpInvoker) -> None:
+    action = http_action(url=server.url("/x"), headers={"X-Name": "${{ with.name }}"})
+    error = await failure(invoker, action, {"name": "ada\r\nX-Admin: true"})
+    assert isinstance(error, PermanentActionError) and error.type == "invalid_request"
+    assert server.requests == []
+
+
+async def test_catalog_headers_are_case_insensitive(server: HttpTestServer, invoker: HttpInvoker) -> None:
+    server.route("POST", "/h", echo)
+    action = http_action(
+        url=server.url("/h"), headers={"accept": "text/csv", "idempotency-key": "from-catalog"}
+    )
+    out = await invoker.invoke(action_call(action, idempotency_key="engine-key"))
+    assert out["headers"]["accept"] == "text/csv"
+    assert out["headers"]["idempotency-key"] == "engine-key"
+
+
+async def test_oversized_responses_are_cut_off(server: HttpTestServer, secrets: SecretStore) -> None:
+    server.route("GET", "/big", Reply(200, {"blob": "x" * 5000}))
+    http = HttpInvoker(secrets, max_response_bytes=1000)
+    try:
+        with pytest.raises(PermanentActionError) as info:
+            await http.invoke(action_call(http_action(method="GET", url=server.url("/big"))))
+    finally:
+        await http.aclose()
+    assert info.value.type == "response_too_large" and info.value.status == 200

@@ -163,3 +163,12 @@ async def test_invalid_input_is_permanent(
     assert isinstance(error, PermanentActionError) and error.type == "invalid_input"
     assert field in error.message
     assert smtp.messages == []
+
+
+async def test_login_when_server_offers_no_auth(smtp: SmtpTestServer, invoker: SmtpInvoker) -> None:
+    action = mail_action(
+        smtp.port, username="${{ secrets.SMTP_USER }}", password="${{ secrets.SMTP_PASSWORD }}"
+    )
+    error = await failure(invoker, action, BASIC)
+    assert isinstance(error, PermanentActionError) and error.type == "auth"
+    assert PASSWORD not in str(error)

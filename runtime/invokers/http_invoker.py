@@ -8,12 +8,18 @@ How a response or failure is classified:
     ├── type="timeout"          connect/read/write/pool timeout (`invoke.timeout_s`)
     └── type="connection"       refused, reset, DNS failure, broken protocol
     PermanentActionError        retrying will not help
-    ├── type="http_<code>"      other 4xx (and unfollowed 3xx); message quotes a short, redacted
-    │                           excerpt of the response body
+    ├── type="http_<code>"      other 4xx, and 3xx (redirects are not followed: they would carry
+    │                           secret headers to wherever they point); the message quotes a short,
+    │                           redacted excerpt of the response body (and the Location)
     ├── type="invalid_url"      the rendered URL is not an http(s) URL
+    ├── type="invalid_request"  a header with a line break, a non-ASCII header value
+    ├── type="response_too_large"   the body is over `max_response_bytes` (10 MiB)
     ├── type="output_path"      `invoke.output` names a part the response does not have
     ├── type="invalid_input"    the step's `with` cannot be sent as JSON
     └── type="template" / "missing_secret"   from rendering the invoke block
+
+Success: a JSON object is the output; other JSON is wrapped as `{"result": value}`; a non-JSON
+body becomes `{"status": code, "text": body}`. `invoke.output` (`data.items.0`) selects a part first.
 
 Values spliced into the URL path or query by `${{ ... }}` are percent-encoded (a `/` in an id cannot
 walk to another resource); a value at the very start of the URL (a base URL from a secret, say) is
@@ -25,8 +31,10 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import json
+import re
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from typing import Any
@@ -34,7 +42,7 @@ from urllib.parse import quote
 
 import httpx
 
-from runtime.errors import PermanentActionError, TransientActionError
+from runtime.errors import ActionError, PermanentActionError, TransientActionError
 from runtime.invocation import ActionCall, SecretSource
 from runtime.invokers.templating import TemplateRenderer, to_text
 from runtime.secrets import Redactor
@@ -43,7 +51,9 @@ from workflow.expressions import EXPRESSION_RE
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429})
 BODY_EXCERPT_CHARS = 300
+MAX_RESPONSE_BYTES = 10 * 1024 * 1024
 _BODYLESS_BY_DEFAULT = frozenset({"GET", "DELETE"})
+_FORBIDDEN_IN_HEADERS = re.compile(r"[\r\n\0]")
 
 
 def _version() -> str:
@@ -56,14 +66,39 @@ def _version() -> str:
 USER_AGENT = f"overture/{_version()}"
 
 
-class HttpInvoker:
-    """Performs `kind: http` actions. Pass `client` to share a pool (and its settings) with others."""
+@dataclass(frozen=True)
+class _Received:
+    """A response read in full (up to the size limit)."""
 
-    def __init__(self, secrets: SecretSource, *, client: httpx.AsyncClient | None = None) -> None:
+    status: int
+    headers: httpx.Headers
+    content: bytes
+    encoding: str
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.encoding, errors="replace")
+
+
+class HttpInvoker:
+    """Performs `kind: http` actions. Pass `client` to share a pool (and its settings) with others.
+
+    The invoker's own client does not follow redirects: a redirect to another host would carry the
+    catalog's secret headers along, so a 3xx is reported (with its Location) for the catalog to fix.
+    """
+
+    def __init__(
+        self,
+        secrets: SecretSource,
+        *,
+        client: httpx.AsyncClient | None = None,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+    ) -> None:
         self._secrets = secrets
         self._client = client
         self._owns_client = client is None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self.max_response_bytes = max_response_bytes
 
     async def aclose(self) -> None:
         if self._owns_client and self._client is not None:
@@ -75,7 +110,7 @@ class HttpInvoker:
         if self._owns_client and (self._client is None or self._client_loop is not loop):
             # pooled connections belong to the loop that opened them; a new loop needs a new pool
             self._client = httpx.AsyncClient(
-                follow_redirects=True,
+                follow_redirects=False,
                 limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
             )
             self._client_loop = loop
@@ -89,11 +124,12 @@ class HttpInvoker:
                 f"action `{call.action.name}` is not an http action", type="no_invoker"
             )
         renderer = TemplateRenderer(call, self._secrets)
-        request = self._build_request(self._get_client(), call, invoke, renderer)
+        client = self._get_client()
+        request = self._build_request(client, call, invoke, renderer)
         redactor = renderer.redactor()
         what = f"`{call.action.name}` ({request.method} {_url_for_message(request.url)})"
         try:
-            response = await self._get_client().send(request)
+            received = await self._send(client, request, what)
         except httpx.TimeoutException as exc:
             raise TransientActionError(
                 redactor.redact_text(f"{what} timed out after {invoke.timeout_s:g}s ({type(exc).__name__})"),
@@ -103,21 +139,62 @@ class HttpInvoker:
             raise PermanentActionError(redactor.redact_text(f"{what}: {exc}"), type="redirects") from None
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise PermanentActionError(redactor.redact_text(f"{what}: {exc}"), type="invalid_url") from None
+        except httpx.LocalProtocolError as exc:  # we built something the protocol forbids
+            raise PermanentActionError(
+                redactor.redact_text(f"{what}: invalid request: {exc}"), type="invalid_request"
+            ) from None
         except httpx.TransportError as exc:
             detail = str(exc) or type(exc).__name__
             raise TransientActionError(
                 redactor.redact_text(f"{what} could not connect: {detail}"), type="connection"
             ) from None
-        return redactor.redact(_output(response, invoke, what, redactor))
+        except ActionError as exc:
+            raise redactor.redact(exc) from None
+        return redactor.redact(_output(received, invoke, what, redactor))
+
+    async def _send(self, client: httpx.AsyncClient, request: httpx.Request, what: str) -> _Received:
+        # streamed, so a runaway response is cut off instead of filling memory (and the journal)
+        response = await client.send(request, stream=True)
+        try:
+            declared = response.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > self.max_response_bytes:
+                raise self._too_large(what, response.status_code)
+            chunks: list[bytes] = []
+            size = 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > self.max_response_bytes:
+                    raise self._too_large(what, response.status_code)
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        encoding = response.encoding or "utf-8"
+        return _Received(response.status_code, response.headers, b"".join(chunks), encoding)
+
+    def _too_large(self, what: str, status: int) -> PermanentActionError:
+        return PermanentActionError(
+            f"{what} returned HTTP {status} with a body over {self.max_response_bytes} bytes; "
+            "use `invoke.output` on a smaller endpoint or raise the limit",
+            type="response_too_large", status=status,
+        )
 
     def _build_request(
         self, client: httpx.AsyncClient, call: ActionCall, invoke: HttpInvoke, renderer: TemplateRenderer
     ) -> httpx.Request:
         url = _render_url(invoke.url, renderer)
-        headers = {"User-Agent": USER_AGENT, "Accept": "application/json"}
+        # case-insensitive, so a catalog's `accept` replaces our `Accept` instead of doubling it
+        headers = httpx.Headers({"User-Agent": USER_AGENT, "Accept": "application/json"})
         for name, value in renderer.render(invoke.headers, "headers").items():
-            if value is not None:
-                headers[name] = to_text(value)
+            if value is None:
+                continue
+            text = to_text(value)
+            if _FORBIDDEN_IN_HEADERS.search(name) or _FORBIDDEN_IN_HEADERS.search(text):
+                raise PermanentActionError(
+                    f"action `{call.action.name}`: invoke.headers.{name}: header names and values "
+                    "may not contain line breaks or NUL",
+                    type="invalid_request",
+                )
+            headers[name] = text
         # set last so a catalog cannot forget or override the key the engine promised to send
         headers["Idempotency-Key"] = call.idempotency_key
         params: list[tuple[str, str | int | float | bool | None]] = []
@@ -149,10 +226,15 @@ class HttpInvoker:
                 invoke.method, url, params=params or None, headers=headers, content=content,
                 timeout=httpx.Timeout(invoke.timeout_s),
             )
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError, TypeError) as exc:
+        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            raise PermanentActionError(
+                renderer.redactor().redact_text(f"action `{call.action.name}`: bad URL: {exc}"),
+                type="invalid_url",
+            ) from None
+        except (ValueError, TypeError) as exc:  # e.g. a non-ASCII header value
             raise PermanentActionError(
                 renderer.redactor().redact_text(f"action `{call.action.name}`: bad request: {exc}"),
-                type="invalid_url",
+                type="invalid_request",
             ) from None
 
 
@@ -185,21 +267,23 @@ def _url_for_message(url: httpx.URL) -> str:
     return str(url.copy_with(query=None, fragment=None))
 
 
-def _output(response: httpx.Response, invoke: HttpInvoke, what: str, redactor: Redactor) -> dict[str, Any]:
-    status = response.status_code
+def _output(received: _Received, invoke: HttpInvoke, what: str, redactor: Redactor) -> dict[str, Any]:
+    status = received.status
     if status in TRANSIENT_STATUSES or status >= 500:
-        retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(received.headers.get("Retry-After"))
         wait = f"; server asks to retry after {retry_after:g}s" if retry_after is not None else ""
         raise TransientActionError(
-            redactor.redact_text(f"{what} returned HTTP {status}{wait}{_excerpt(response, redactor)}"),
+            redactor.redact_text(f"{what} returned HTTP {status}{wait}{_excerpt(received, redactor)}"),
             type=f"http_{status}", status=status, retry_after=retry_after,
         )
     if status >= 300:
+        location = received.headers.get("Location")
+        moved = f" (Location: {location})" if 300 <= status < 400 and location else ""
         raise PermanentActionError(
-            redactor.redact_text(f"{what} returned HTTP {status}{_excerpt(response, redactor)}"),
+            redactor.redact_text(f"{what} returned HTTP {status}{moved}{_excerpt(received, redactor)}"),
             type=f"http_{status}", status=status,
         )
-    data = _decode(response)
+    data = _decode(received)
     if invoke.output:
         data = select_path(data, invoke.output, what, redactor)
     if isinstance(data, dict):
@@ -207,18 +291,18 @@ def _output(response: httpx.Response, invoke: HttpInvoke, what: str, redactor: R
     return {"result": data}
 
 
-def _decode(response: httpx.Response) -> Any:
-    content_type = response.headers.get("Content-Type", "").lower()
-    if "json" in content_type and response.content.strip():
+def _decode(received: _Received) -> Any:
+    content_type = received.headers.get("Content-Type", "").lower()
+    if "json" in content_type and received.content.strip():
         try:
-            return response.json()
+            return json.loads(received.content)
         except ValueError:
             pass  # a server that labels text as JSON: fall back to the text
-    return {"status": response.status_code, "text": response.text}
+    return {"status": received.status, "text": received.text}
 
 
-def _excerpt(response: httpx.Response, redactor: Redactor) -> str:
-    text = " ".join(response.text.split())
+def _excerpt(received: _Received, redactor: Redactor) -> str:
+    text = " ".join(received.text.split())
     if not text:
         return ""
     # redact before cutting, so a secret split by the cut cannot leak its first half

@@ -12,6 +12,7 @@ produces the same Message-ID and receivers (or a relay) can drop the duplicate.
     PermanentActionError
     ├── type="smtp_5xx"         the server rejected the sender, recipients, message or login
     ├── type="tls"              STARTTLS failed (unsupported or certificate refused)
+    ├── type="auth"             login asked for, but the server offers no usable AUTH method
     └── type="invalid_input"    missing/invalid `to`, `subject`, `body`, header injection attempts
 
 Output: `{"message_id": "<...>", "accepted": [addresses the server took]}`.
@@ -166,35 +167,45 @@ def _send(
     invoke: SmtpInvoke, message: EmailMessage, recipients: list[str], login: _Login | None
 ) -> dict[str, tuple[int, bytes]]:
     """Blocking: connect, optionally STARTTLS and log in, send. Returns the refused recipients."""
+    stage = "connect"
     try:
         with smtplib.SMTP(invoke.host, invoke.port, timeout=invoke.timeout_s) as client:
             client.ehlo()
             if invoke.starttls:
+                stage = "starttls"
                 client.starttls(context=ssl.create_default_context())
                 client.ehlo()
             if login is not None:
+                stage = "login"
                 client.login(login.username, login.password)
+            stage = "send"
             from_addr = getaddresses([str(message["From"])])[0][1]
             return client.send_message(message, from_addr=from_addr, to_addrs=recipients)
     except smtplib.SMTPRecipientsRefused as exc:
         codes = {code for code, _ in exc.recipients.values()}
+        # one permanent refusal is enough to make the whole send permanent
         code = max(codes) if codes else 550
         detail = "; ".join(f"{addr}: {c} {_decode(m)}" for addr, (c, m) in exc.recipients.items())
         raise _smtp_error(code, f"every recipient was refused ({detail})") from None
     except smtplib.SMTPNotSupportedError as exc:
-        raise PermanentActionError(f"the server does not support it: {exc}", type="tls") from None
+        kind = "tls" if stage == "starttls" else "auth" if stage == "login" else "smtp"
+        raise PermanentActionError(f"{stage}: the server does not support it ({exc})", type=kind) from None
     except smtplib.SMTPResponseException as exc:
-        raise _smtp_error(exc.smtp_code, f"server said {exc.smtp_code} {_decode(exc.smtp_error)}") from None
+        reply = f"{exc.smtp_code} {_decode(exc.smtp_error)}"
+        raise _smtp_error(exc.smtp_code, f"{stage}: server said {reply}") from None
     except smtplib.SMTPServerDisconnected as exc:
-        raise TransientActionError(f"the server closed the connection: {exc}", type="connection") from None
+        raise TransientActionError(f"{stage}: the server closed the connection ({exc})",
+                                   type="connection") from None
+    except smtplib.SMTPException as exc:  # before OSError, which it subclasses: e.g. no AUTH method
+        kind = "auth" if stage == "login" else "smtp"
+        raise PermanentActionError(f"{stage}: {exc}", type=kind) from None
     except ssl.SSLError as exc:  # before OSError: a refused certificate does not heal by retrying
-        raise PermanentActionError(f"TLS failed: {exc}", type="tls") from None
+        raise PermanentActionError(f"{stage}: TLS failed: {exc}", type="tls") from None
     except TimeoutError as exc:
-        raise TransientActionError(f"timed out after {invoke.timeout_s:g}s ({exc})", type="timeout") from None
+        raise TransientActionError(f"{stage}: timed out after {invoke.timeout_s:g}s ({exc})",
+                                   type="timeout") from None
     except OSError as exc:
-        raise TransientActionError(f"could not connect: {exc}", type="connection") from None
-    except smtplib.SMTPException as exc:
-        raise PermanentActionError(f"SMTP failed: {exc}", type="smtp") from None
+        raise TransientActionError(f"{stage}: could not connect: {exc}", type="connection") from None
 
 
 def _smtp_error(code: int, message: str) -> ActionError:
