@@ -1,13 +1,17 @@
 """Conditions as numbers: the feature vector the models learn from and the router predicts with.
 
-The same code computes features in training (replaying history in clock order) and at dispatch
-(from the router's live tracker), so a model never sees a feature it was not trained on.
+At dispatch the runtime hands the router `Conditions`: the clock, the runs in flight and, per
+candidate action, its calls, error rate and mean latency over the journal's recent window
+(`Journal.action_stats`: finished attempts started within the window). Training replays history
+in clock order and computes the same window statistics for every attempt as of its start, so a
+model never sees a feature it was not trained on.
 """
 
 from __future__ import annotations
 
 import heapq
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -15,112 +19,113 @@ import numpy as np
 
 from optimizer.records import AttemptRecord
 
-# Recent signals fade with this half-life (clock seconds): long enough to smooth noise, short
-# enough that an outage burst shows within minutes.
-DEFAULT_HALF_LIFE_S = 600.0
+# the engine's default `stats_window_s`; train with the window the engine uses
+DEFAULT_WINDOW_S = 3600.0
 FEATURE_NAMES = (
-    "hour_sin", "hour_cos", "hour2_sin", "hour2_cos", "load", "recent_error_rate", "recent_log_latency",
-    "recent_weight",
+    "hour_sin", "hour_cos", "hour2_sin", "hour2_cos", "log_load", "recent_error_rate", "recent_log_latency",
+    "log_recent_calls",
 )
 N_FEATURES = len(FEATURE_NAMES)
 
-
-@dataclass(slots=True)
-class _Decayed:
-    weight: float = 0.0
-    errors: float = 0.0
-    log_latency: float = 0.0
-    at: float = 0.0
+Prior = tuple[float, float]
+"""(error rate, mean latency in seconds) of an action over all its history."""
 
 
-@dataclass
-class RecentStats:
-    """Time-decayed error rate and log-latency per action, updated as attempts end."""
+@dataclass(frozen=True, slots=True)
+class Recent:
+    """An action's stats over the recent window, as the runtime's `ActionStats` carries them."""
 
-    half_life_s: float = DEFAULT_HALF_LIFE_S
-    priors: dict[str, tuple[float, float]] = field(default_factory=dict)
-    """Per action, (error rate, mean log1p latency) to assume when nothing recent is known."""
-    default_prior: tuple[float, float] = (0.05, 0.0)
-    _state: dict[str, _Decayed] = field(default_factory=dict)
-
-    def _decay(self, state: _Decayed, now: float) -> None:
-        if now > state.at:
-            factor = 0.5 ** ((now - state.at) / self.half_life_s)
-            state.weight *= factor
-            state.errors *= factor
-            state.log_latency *= factor
-            state.at = now
-
-    def observe(self, action: str, ended_at: float, duration: float, ok: bool) -> None:
-        state = self._state.setdefault(action, _Decayed(at=ended_at))
-        self._decay(state, ended_at)
-        state.weight += 1.0
-        state.errors += 0.0 if ok else 1.0
-        if ok:  # failures end early or at the timeout; either way they say little about latency
-            state.log_latency += math.log1p(max(duration, 0.0))
-
-    def query(self, action: str, now: float) -> tuple[float, float, float]:
-        """(error rate, mean log1p latency, weight); shrunk towards the priors when little is known."""
-        prior_err, prior_lat = self.priors.get(action, self.default_prior)
-        state = self._state.get(action)
-        if state is None:
-            return prior_err, prior_lat, 0.0
-        self._decay(state, now)
-        # one pseudo-observation at the prior keeps a single failure from reading as a 100% error rate
-        w = state.weight
-        ok_w = w - state.errors
-        err = (state.errors + prior_err) / (w + 1.0)
-        lat = (state.log_latency + prior_lat) / (ok_w + 1.0) if ok_w > 0 else prior_lat
-        return err, lat, w
-
-
-def action_priors(records: Sequence[AttemptRecord]) -> dict[str, tuple[float, float]]:
-    """Per action, the overall (error rate, mean log1p latency of successes)."""
-    counts: dict[str, list[float]] = {}
-    for rec in records:
-        c = counts.setdefault(rec.action, [0.0, 0.0, 0.0, 0.0])  # n, errors, ok n, sum log latency
-        c[0] += 1
-        if rec.ok:
-            c[2] += 1
-            c[3] += math.log1p(rec.duration)
-        else:
-            c[1] += 1
-    return {a: (c[1] / c[0], c[3] / c[2] if c[2] else 0.0) for a, c in counts.items()}
+    calls: int = 0
+    error_rate: float = 0.0
+    mean_latency_s: float | None = None
 
 
 def hour_of_day(at: float) -> float:
     return (at % 86_400.0) / 3600.0
 
 
-def feature_vector(at: float, load: float, recent: tuple[float, float, float]) -> np.ndarray:
+def feature_vector(at: float, load: float, recent: Recent, prior: Prior) -> np.ndarray:
+    """One attempt's features. The window stats are shrunk towards the action's prior by one
+    pseudo-call, so a single failure in a quiet window does not read as a 100% error rate."""
     h = 2.0 * math.pi * hour_of_day(at) / 24.0
-    err, lat, w = recent
+    n = max(0, recent.calls)
+    err = (recent.error_rate * n + prior[0]) / (n + 1.0)
+    mean = recent.mean_latency_s if recent.mean_latency_s is not None else prior[1]
+    lat = (mean * n + prior[1]) / (n + 1.0)
     return np.array(
-        [math.sin(h), math.cos(h), math.sin(2 * h), math.cos(2 * h), math.log1p(max(load, 0.0)), err, lat,
-         math.log1p(w)],
+        [math.sin(h), math.cos(h), math.sin(2 * h), math.cos(2 * h), math.log1p(max(load, 0.0)), err,
+         math.log1p(max(lat, 0.0)), math.log1p(n)],
         dtype=np.float64,
     )
 
 
-def replay_features(records: Sequence[AttemptRecord], tracker: RecentStats) -> np.ndarray:
+def action_priors(records: Sequence[AttemptRecord]) -> dict[str, Prior]:
+    """Per action, the overall error rate and mean attempt duration."""
+    sums: dict[str, list[float]] = {}
+    for rec in records:
+        c = sums.setdefault(rec.action, [0.0, 0.0, 0.0])  # calls, errors, total duration
+        c[0] += 1
+        c[1] += 0.0 if rec.ok else 1.0
+        c[2] += rec.duration
+    return {a: (c[1] / c[0], c[2] / c[0]) for a, c in sums.items()}
+
+
+@dataclass(slots=True)
+class _Window:
+    items: deque[tuple[float, float, bool]] = field(default_factory=deque)  # (started_at, duration, ok)
+    calls: int = 0
+    errors: int = 0
+    total: float = 0.0
+
+
+@dataclass
+class WindowStats:
+    """Per action: finished attempts that started within the last `window_s` seconds."""
+
+    window_s: float = DEFAULT_WINDOW_S
+    _windows: dict[str, _Window] = field(default_factory=dict)
+
+    def add(self, rec: AttemptRecord) -> None:
+        w = self._windows.setdefault(rec.action, _Window())
+        w.items.append((rec.started_at, rec.duration, rec.ok))
+        w.calls += 1
+        w.errors += 0 if rec.ok else 1
+        w.total += rec.duration
+
+    def query(self, action: str, now: float) -> Recent:
+        w = self._windows.get(action)
+        if w is None:
+            return Recent()
+        # attempts finish roughly in start order, so evicting from the left is close to exact
+        while w.items and w.items[0][0] < now - self.window_s:
+            _, duration, ok = w.items.popleft()
+            w.calls -= 1
+            w.errors -= 0 if ok else 1
+            w.total -= duration
+        if w.calls <= 0:
+            return Recent()
+        return Recent(w.calls, w.errors / w.calls, w.total / w.calls)
+
+
+def replay_features(records: Sequence[AttemptRecord], stats: WindowStats,
+                    priors: dict[str, Prior]) -> np.ndarray:
     """Features of each record as the router would have seen them when the attempt started.
 
-    Replays history in clock order, continuing the tracker's state: an attempt's own outcome, and
-    those of attempts still running when it started, are not visible to it. Afterwards the tracker
-    has seen every record.
+    Replays history in clock order, continuing `stats`: an attempt's own outcome, and those of
+    attempts still running when it started, are not visible to it. Afterwards `stats` has seen
+    every record.
     """
     order = sorted(range(len(records)), key=lambda i: records[i].started_at)
-    pending: list[tuple[float, int]] = []  # (ended_at, index) of attempts not yet observed
+    pending: list[tuple[float, int]] = []  # (ended_at, index) of attempts not yet finished
     out = np.empty((len(records), N_FEATURES), dtype=np.float64)
+    default = (0.05, 1.0)
     for i in order:
         rec = records[i]
         while pending and pending[0][0] <= rec.started_at:
-            _, j = heapq.heappop(pending)
-            done = records[j]
-            tracker.observe(done.action, done.ended_at, done.duration, done.ok)
-        out[i] = feature_vector(rec.started_at, rec.load, tracker.query(rec.action, rec.started_at))
+            stats.add(records[heapq.heappop(pending)[1]])
+        recent = stats.query(rec.action, rec.started_at)
+        out[i] = feature_vector(rec.started_at, rec.load, recent, priors.get(rec.action, default))
         heapq.heappush(pending, (rec.ended_at, i))
     for _, j in sorted(pending):
-        done = records[j]
-        tracker.observe(done.action, done.ended_at, done.duration, done.ok)
+        stats.add(records[j])
     return out

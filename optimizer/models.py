@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from optimizer.features import DEFAULT_HALF_LIFE_S, N_FEATURES, RecentStats, action_priors, replay_features
+from optimizer.features import (
+    DEFAULT_WINDOW_S,
+    N_FEATURES,
+    Prior,
+    WindowStats,
+    action_priors,
+    replay_features,
+)
 from optimizer.records import AttemptRecord
 
 QUANTILES = (0.5, 0.9, 0.99)
@@ -74,7 +81,9 @@ class ModelSet:
     trained_at: float
     n_attempts: int
     actions: dict[str, ActionModel]
-    tracker: RecentStats
+    stats: WindowStats
+    """The recent-window state at the end of training, so `update` continues where it stopped."""
+    priors: dict[str, Prior]
     last_started_at: float
     train_seconds: float = 0.0
 
@@ -150,12 +159,14 @@ def _by_action(records: Sequence[AttemptRecord], x: np.ndarray) -> dict[str, _Ro
     return out
 
 
-def train(records: Sequence[AttemptRecord], *, version: int = 1,
-          half_life_s: float = DEFAULT_HALF_LIFE_S) -> ModelSet:
+def train(
+    records: Sequence[AttemptRecord], *, version: int = 1, window_s: float = DEFAULT_WINDOW_S
+) -> ModelSet:
     """Fit every action's models from scratch."""
     t0 = time.perf_counter()
-    tracker = RecentStats(half_life_s=half_life_s, priors=action_priors(records))
-    x = replay_features(records, tracker)
+    stats = WindowStats(window_s=window_s)
+    priors = action_priors(records)
+    x = replay_features(records, stats, priors)
     actions = {}
     for action, (ax, ad, aok) in _by_action(records, x).items():
         keep = slice(-MAX_ROWS_PER_ACTION, None)
@@ -167,7 +178,8 @@ def train(records: Sequence[AttemptRecord], *, version: int = 1,
         trained_at=time.time(),
         n_attempts=len(records),
         actions=actions,
-        tracker=tracker,
+        stats=stats,
+        priors=priors,
         last_started_at=max((r.started_at for r in records), default=0.0),
         train_seconds=time.perf_counter() - t0,
     )
@@ -180,10 +192,10 @@ def update(previous: ModelSet, records: Sequence[AttemptRecord]) -> ModelSet:
     """
     t0 = time.perf_counter()
     fresh = [r for r in records if r.started_at > previous.last_started_at]
-    tracker = previous.tracker
+    priors = dict(previous.priors)
     for action, prior in action_priors(fresh).items():
-        tracker.priors.setdefault(action, prior)
-    x = replay_features(fresh, tracker)
+        priors.setdefault(action, prior)
+    x = replay_features(fresh, previous.stats, priors)
     actions = dict(previous.actions)
     for action, (ax, ad, aok) in _by_action(fresh, x).items():
         old = previous.actions.get(action)
@@ -201,7 +213,8 @@ def update(previous: ModelSet, records: Sequence[AttemptRecord]) -> ModelSet:
         trained_at=time.time(),
         n_attempts=previous.n_attempts + len(fresh),
         actions=actions,
-        tracker=tracker,
+        stats=previous.stats,
+        priors=priors,
         last_started_at=max([previous.last_started_at, *(r.started_at for r in fresh)]),
         train_seconds=time.perf_counter() - t0,
     )
