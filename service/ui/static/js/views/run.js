@@ -1,0 +1,226 @@
+// One run, live: the graph coloured by step state, pending approvals to decide, the selected step's
+// attempts, inputs and output, what was undone, and the event log. Events arrive over SSE; each one
+// triggers a (coalesced) reload of the run, so the page always shows the server's view of it.
+
+import { get, post, stream } from "../api.js";
+import { errorBox, formatTime, h, stateBadge, toast, toSeconds } from "../dom.js";
+import { formatMs } from "../graph.js";
+import { graphPanel } from "../widgets.js";
+
+const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
+
+function undoneSteps(compensation) {
+  const undone = new Set();
+  for (const item of compensation?.undone || []) undone.add(typeof item === "string" ? item : item.step || item.step_id);
+  return undone;
+}
+
+function durationMs(start, end) {
+  const a = toSeconds(start);
+  const b = toSeconds(end);
+  return a && b ? (b - a) * 1000 : null;
+}
+
+/** Per step id: the state to draw, attempts and duration (for-each iterations folded together). */
+function stepStates(run) {
+  const states = {};
+  const undone = undoneSteps(run.compensation);
+  for (const step of run.steps || []) {
+    const prev = states[step.id];
+    const attempts = (step.attempts || []).filter((a) => a.kind !== "compensation").length;
+    const info = {
+      state: step.state,
+      attempts: (prev?.attempts || 0) + attempts,
+      duration_ms: durationMs(step.started_at, step.ended_at),
+    };
+    if (prev && prev.state !== step.state) info.state = prev.state === "failed" || step.state === "failed" ? "failed" : "running";
+    states[step.id] = info;
+  }
+  for (const id of undone) if (states[id]) states[id] = { ...states[id], state: "undone" };
+  return states;
+}
+
+function json(value) {
+  return h("pre", { class: "json" }, JSON.stringify(value, null, 2));
+}
+
+function stepDetail(run, stepId) {
+  const doc = run.document || {};
+  const spec = (doc.steps || []).find((s) => s.id === stepId);
+  const records = (run.steps || []).filter((s) => s.id === stepId);
+  if (!records.length && !spec) return h("p", { class: "muted" }, "Select a step in the graph (Tab to it, Enter to open).");
+  const record = records[0] || {};
+  const attempts = records.flatMap((r) => r.attempts || []);
+  return h("div", { class: "step-detail", id: "step-detail" },
+    h("h3", {}, spec?.name || stepId, " ", stateBadge(record.state || "pending")),
+    h("dl", {},
+      h("dt", {}, "Action"), h("dd", { class: "mono" }, record.action || spec?.action || ""),
+      spec?.if ? [h("dt", {}, "Only if"), h("dd", { class: "mono" }, spec.if)] : null,
+      record.started_at ? [h("dt", {}, "Started"), h("dd", {}, formatTime(record.started_at))] : null,
+      record.ended_at ? [h("dt", {}, "Took"), h("dd", {}, formatMs(durationMs(record.started_at, record.ended_at)))] : null,
+      spec?.compensate ? [h("dt", {}, "Undo"), h("dd", { class: "mono" }, spec.compensate.action)] : null),
+    attempts.length ? h("table", { class: "list", "aria-label": "Attempts" },
+      h("thead", {}, h("tr", {}, ["#", "Kind", "Outcome", "Took", "Error"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, attempts.map((a) => h("tr", {},
+        h("td", { class: "num" }, a.attempt), h("td", {}, a.kind === "compensation" ? "undo" : "call"),
+        h("td", {}, stateBadge(a.outcome)),
+        h("td", { class: "num" }, a.duration_s !== null && a.duration_s !== undefined ? formatMs(a.duration_s * 1000) : ""),
+        h("td", { class: "small" }, a.error_type ? `${a.error_type}: ${a.error_message || ""}` : ""))))) : null,
+    record.error ? [h("h3", {}, "Error"), h("p", { class: "error-box" }, record.error.message || JSON.stringify(record.error))] : null,
+    record.inputs !== undefined && record.inputs !== null ? [h("h3", {}, "Inputs"), json(record.inputs)] : null,
+    record.output !== undefined && record.output !== null ? [h("h3", {}, "Output"), json(record.output)] : null);
+}
+
+function approvalCard(run, approval, reload) {
+  const comment = h("textarea", { id: `comment-${approval.step_id}`, rows: 2, placeholder: "Why (optional)" });
+  const status = h("div", { "aria-live": "polite" });
+  const decide = async (approved, button) => {
+    button.disabled = true;
+    try {
+      await post(`/runs/${encodeURIComponent(run.id)}/approvals/${encodeURIComponent(approval.step_id)}`,
+        { approved, comment: comment.value.trim() || undefined });
+      toast(approved ? "Approved — the run goes on." : "Rejected — the step fails.", approved ? "ok" : "info");
+      await reload();
+    } catch (err) {
+      status.replaceChildren(errorBox(err));
+      button.disabled = false;
+    }
+  };
+  const approve = h("button", { type: "button", class: "good", id: `approve-${approval.step_id}`, onclick: () => decide(true, approve) }, "Approve");
+  const reject = h("button", { type: "button", class: "danger", id: `reject-${approval.step_id}`, onclick: () => decide(false, reject) }, "Reject");
+  return h("section", { class: "approval-card", "aria-labelledby": `approval-${approval.step_id}`, "data-approval": approval.step_id },
+    h("h2", { id: `approval-${approval.step_id}` }, "Waiting for your approval"),
+    h("p", {}, approval.prompt || `Step ${approval.step_id} needs a decision.`),
+    approval.approvers?.length ? h("p", { class: "muted small" }, `Approvers: ${approval.approvers.join(", ")}`) : null,
+    h("label", { for: `comment-${approval.step_id}` }, "Comment"), comment,
+    h("div", { class: "row", style: "margin-top:.5rem" }, approve, reject), status);
+}
+
+function compensationPanel(run) {
+  const c = run.compensation;
+  if (!c) return null;
+  const undone = [...undoneSteps(c)];
+  return h("section", { class: "panel", id: "compensation", "aria-labelledby": "comp-title" },
+    h("h2", { id: "comp-title" }, "Compensation ", stateBadge(c.status || "running")),
+    h("p", {}, undone.length ? `Undone, newest first: ${undone.join(", ")}.` : "Nothing needed undoing."),
+    (c.left || []).length ? h("p", { class: "warn-box" }, "Left as is: ",
+      c.left.map((l) => `${l.step}${l.reason ? ` (${l.reason})` : ""}`).join("; ")) : null);
+}
+
+export async function runView(main, runId) {
+  const id = encodeURIComponent(runId);
+  let run = await get(`/runs/${id}`);
+  const ui = { selected: null, events: [], live: "closed" };
+  const controller = new AbortController();
+  const graph = graphPanel("Steps", h("span", { class: "small muted", id: "live" }));
+  const head = h("div", {});
+  const approvals = h("div", {});
+  const summary = h("div", { class: "run-summary", id: "run-summary" });
+  const detail = h("div", {});
+  const comp = h("div", {});
+  const eventList = h("ol", { class: "events", id: "events", "aria-label": "Run events" });
+  let tick = null;
+
+  function drawSummary() {
+    const end = toSeconds(run.ended_at) || Date.now() / 1000;
+    const start = toSeconds(run.created_at);
+    const steps = run.steps || [];
+    const done = steps.filter((s) => ["succeeded", "skipped"].includes(s.state)).length;
+    const attempts = steps.reduce((n, s) => n + (s.attempts || []).length, 0);
+    const metric = (k, v, extra = {}) => h("div", { class: "metric", ...extra }, h("div", { class: "k" }, k), h("div", { class: "v" }, v));
+    summary.replaceChildren(
+      metric("State", stateBadge(run.state), { id: "run-state", "data-state": run.state }),
+      metric("Started", start ? new Date(start * 1000).toLocaleTimeString() : "—"),
+      metric(run.ended_at ? "Took" : "Running for", start ? formatMs((end - start) * 1000) : "—"),
+      metric("Steps done", `${done} / ${steps.length}`),
+      metric("Attempts", String(attempts)),
+      metric("Version", run.workflow_version ? `v${run.workflow_version}` : "—"));
+  }
+
+  function draw() {
+    const finished = FINISHED.has(run.state);
+    head.replaceChildren(h("div", { class: "page-head" },
+      h("div", {},
+        h("h1", {}, `Run of ${run.workflow_name}`),
+        h("p", {}, h("span", { class: "mono" }, run.id), " · ",
+          run.workflow_id ? h("a", { href: `#/workflows/${encodeURIComponent(run.workflow_id)}` }, "workflow") : null,
+          " · ", h("a", { href: "#/runs" }, "all runs"))),
+      finished ? null : h("button", {
+        type: "button", class: "danger", id: "cancel-run", onclick: async () => {
+          try { await post(`/runs/${id}/cancel`, {}); toast("Cancel requested", "info"); } catch (err) { toast(err.message, "error"); }
+        },
+      }, "Cancel run")));
+    const pending = (run.approvals || []).filter((a) => a.approved === null || a.approved === undefined);
+    const focused = document.activeElement?.id;
+    approvals.replaceChildren(...pending.map((a) => approvalCard(run, a, reload)));
+    if (focused && document.getElementById(focused) === null) {
+      // the card the user was in is gone (decided); keep focus somewhere sensible
+      document.getElementById("run-summary")?.focus?.();
+    }
+    drawSummary();
+    graph.draw(run.document || { steps: [] }, {
+      states: stepStates(run), selected: ui.selected, label: `Run ${run.id}: ${run.state}`,
+      onSelect: (stepId) => { ui.selected = stepId; draw(); document.getElementById("step-detail")?.scrollIntoView({ block: "nearest" }); },
+    });
+    detail.replaceChildren(stepDetail(run, ui.selected));
+    comp.replaceChildren(compensationPanel(run) || "");
+    if (run.error && finished) {
+      comp.prepend(h("div", { class: "error-box", role: "alert", id: "run-error" },
+        h("strong", {}, "Why it failed: "), run.error.message || JSON.stringify(run.error)));
+    }
+    clearInterval(tick);
+    if (!finished) tick = setInterval(drawSummary, 500);
+  }
+
+  let pendingReload = null;
+  async function reload() {
+    try {
+      run = await get(`/runs/${id}`);
+      draw();
+    } catch (err) {
+      toast(err.message, "error");
+    }
+  }
+  function scheduleReload() {
+    if (pendingReload) return;
+    pendingReload = setTimeout(async () => { pendingReload = null; await reload(); }, 120);
+  }
+
+  function addEvent(message) {
+    const data = message.data || {};
+    const type = data.type || message.event;
+    if (!type || type === "message") return;
+    const when = data.time ? new Date(data.time * 1000).toLocaleTimeString() : "";
+    eventList.append(h("li", {}, h("span", { class: "t" }, when), type, data.step_id ? ` · ${data.step_id}` : "",
+      data.data?.attempt ? ` · attempt ${data.data.attempt}` : "",
+      data.data?.error?.message ? ` · ${data.data.error.message}` : ""));
+    eventList.scrollTop = eventList.scrollHeight;
+  }
+
+  main.replaceChildren(head, approvals, summary,
+    h("div", { class: "split split-wide" },
+      graph.node,
+      h("aside", {},
+        h("section", { class: "panel", "aria-label": "Selected step" }, detail),
+        comp,
+        h("section", { class: "panel", "aria-labelledby": "events-title" },
+          h("h2", { id: "events-title" }, "Events"), eventList))));
+  draw();
+
+  const setLive = (state) => {
+    ui.live = state;
+    const label = document.getElementById("live");
+    if (label) label.replaceChildren(h("span", { class: `live-dot ${state}` }), state === "live" ? "live" : state);
+  };
+  // finished runs are streamed too: the server replays their events, which fills the log
+  stream(`/runs/${id}/events`, {
+    signal: controller.signal,
+    isDone: () => FINISHED.has(run.state) && ui.live !== "live",
+    onState: setLive,
+    onEvent: (message) => {
+      addEvent(message);
+      if (!FINISHED.has(run.state)) scheduleReload();
+    },
+  }).catch(() => setLive("closed"));
+  return () => { controller.abort(); clearInterval(tick); clearTimeout(pendingReload); };
+}
