@@ -115,13 +115,15 @@ def default_ranker(catalog: Catalog) -> ActionRanker:
     matcher = ActionMatcher(catalog)
 
     def rank(text: str, k: int) -> list[tuple[ActionSpec, float]]:
+        # only actions sharing a word with the text qualify: a guess from the matcher alone would
+        # turn "frobnicate" into some unrelated step
         found = list(overlap(text, max(k, 10)))
+        if not found:
+            return []
         try:
             semantic = {a.name: float(score) for a, score in matcher.rank(text, 20)}
         except Exception:  # the matcher is a helper here; word overlap alone still answers
             semantic = {}
-        if not found:
-            return [(a, score) for a, score in matcher.rank(text, k)] if semantic else []
         found.sort(key=lambda pair: (-pair[1], -semantic.get(pair[0].name, 0.0)))
         return found[:k]
 

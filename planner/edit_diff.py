@@ -120,12 +120,13 @@ def _show(value: Any) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Nested mappings as dotted paths; lists and scalars are leaves."""
-    if isinstance(data, dict) and data:
+def _flatten(data: Any, prefix: str = "", depth: int = 3) -> dict[str, Any]:
+    """Nested mappings as dotted paths down to `depth` levels (`inputs.properties.email`,
+    `compensate.with.invoice_id`); deeper values, lists and scalars are leaves."""
+    if isinstance(data, dict) and data and depth > 0:
         flat: dict[str, Any] = {}
         for key, value in data.items():
-            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+            flat.update(_flatten(value, f"{prefix}.{key}" if prefix else str(key), depth - 1))
         return flat
     return {prefix: data} if prefix else {}
 

@@ -76,9 +76,12 @@ def default_shortlister(catalog: Catalog) -> Shortlister:
     except ImportError:
         return overlap_shortlist(catalog)
     matcher = ActionMatcher(catalog)
+    overlap = overlap_shortlist(catalog)
 
     def rank(request: str, k: int) -> list[ActionSpec]:
-        return list(matcher.shortlist(request, k=k))
+        # the matcher may cut off below k when it is confident; fill up by word overlap
+        picked = list(matcher.shortlist(request, k=k))
+        return _unique([*picked, *overlap(request, k)])[:k]
 
     return rank
 

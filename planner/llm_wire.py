@@ -251,7 +251,46 @@ def to_document(plan: WirePlan, catalog: Catalog, *, request: str | None = None)
             }
         steps.append(data)
     name = safe_id(plan.name.strip().lower().replace(" ", "-"), 0)[:200] or "workflow"
-    return {"name": name, "description": request or plan.description, "steps": steps}
+    document: dict[str, Any] = {"name": name, "description": request or plan.description, "steps": steps}
+    inputs = declared_inputs(steps, catalog)
+    if inputs:
+        document["inputs"] = {"type": "object", "properties": inputs}
+    return document
+
+
+_INPUT_REF_RE = re.compile(r"\binputs\.([A-Za-z_][A-Za-z0-9_]*)")
+_WHOLE_INPUT_RE = re.compile(r"^\s*\$\{\{\s*inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
+def declared_inputs(steps: list[dict[str, Any]], catalog: Catalog) -> dict[str, Any]:
+    """Run inputs the steps read (`inputs.x`), each typed like the action input it feeds.
+
+    Models read run inputs freely but rarely declare them; declaring them here saves a repair
+    round, and the type comes from the catalog, not from the model."""
+    found: dict[str, Any] = {}
+    for step in steps:
+        action = catalog.get(str(step.get("action")))
+        props = action.input_properties if action else {}
+        for key, value in (step.get("with") or {}).items():
+            whole = _WHOLE_INPUT_RE.match(value) if isinstance(value, str) else None
+            if whole and isinstance(props.get(key), dict):
+                schema = {k: v for k, v in props[key].items() if k in ("type", "items", "enum")}
+                found.setdefault(whole.group(1), schema)
+        for text in _strings([step.get("with"), step.get("if"), step.get("for_each"),
+                              (step.get("compensate") or {}).get("with")]):
+            for name in _INPUT_REF_RE.findall(text):
+                found.setdefault(name, {})
+    return found
 
 
 def to_workflow(plan: WirePlan, catalog: Catalog, *, request: str | None = None) -> Workflow:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from planner.edit import EditResult, edit_offline
+from planner.edit_diff import diff_workflows
 from planner.llm_errors import LLMError, LLMNotConfigured, PlanNotRepaired
 from planner.llm_settings import LLMSettings
 from workflow.catalog import Catalog
@@ -105,3 +107,30 @@ def make_planner(mode: PlannerMode, catalog: Catalog, settings: LLMSettings | No
     if mode == "auto":
         return AutoPlanner(catalog, settings, client=client)
     raise OvertureError(f"unknown planner `{mode}`; use llm, offline or auto")
+
+
+def edit_plan(workflow: Workflow, instruction: str, catalog: Catalog, *, mode: PlannerMode = "auto",
+              settings: LLMSettings | None = None, client: OpenAI | None = None) -> EditResult:
+    """`workflow` changed by `instruction`: by the model (`llm`), the offline editor (`offline`), or
+    the model when configured with the offline editor as fallback (`auto`). Always validated."""
+    settings = settings or LLMSettings()
+    configured = client is not None or settings.configured
+    if mode == "offline" or (mode == "auto" and not configured):
+        result = edit_offline(workflow, instruction, catalog)
+        if mode == "auto":
+            result.warnings.append("edited offline because no LLM endpoint is configured")
+        return result
+    if mode == "llm" and not configured:
+        raise LLMNotConfigured()
+    from planner.llm_planner import LLMPlanner
+
+    try:
+        planned = LLMPlanner(catalog, settings, client=client).edit(workflow, instruction)
+    except (LLMError, PlanNotRepaired) as exc:
+        if mode == "llm":
+            raise
+        result = edit_offline(workflow, instruction, catalog)
+        result.warnings.append(f"edited offline because the LLM failed: {str(exc).splitlines()[0]}")
+        return result
+    return EditResult(workflow=planned.workflow, diff=diff_workflows(workflow, planned.workflow),
+                      planner="llm", warnings=planned.warnings)
