@@ -833,3 +833,39 @@ def test_validating_fifty_steps_is_fast(bench_catalog: Catalog) -> None:
         validate(doc, bench_catalog)
     per_run = (time.perf_counter() - start) / runs
     assert per_run < 0.025, f"{per_run * 1000:.1f} ms per validation"
+
+
+# ----------------------------------------------------------------------------- the examples
+
+EXAMPLES = sorted((Path(__file__).parents[1] / "examples").glob("*.yaml"))
+
+
+def test_there_are_examples() -> None:
+    assert len(EXAMPLES) >= 5
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_every_example_is_valid_against_the_benchmark_catalog(path: Path, bench_catalog: Catalog) -> None:
+    from workflow.loader import load_workflow, read_data
+
+    report = validate(read_data(path), bench_catalog)
+    assert report.problems == [], [str(p) for p in report.problems]
+    assert report.workflow == load_workflow(path)
+    assert report.workflow.name == path.stem
+
+
+def test_enterprise_onboarding_example_shape(bench_catalog: Catalog) -> None:
+    from workflow.graph import parallel_groups
+    from workflow.loader import load_workflow
+
+    workflow = ensure_valid(load_workflow(Path(__file__).parents[1] / "examples" / "enterprise-onboarding.yaml"),
+                            bench_catalog)
+    assert parallel_groups(workflow) == [
+        ["crm_account"], ["provision_tenant", "billing_customer"], ["subscription", "admin_user"],
+        ["welcome_email", "notify_cs"],
+    ]
+    undo = {s.id: s.compensate.action for s in workflow.steps if s.compensate}
+    assert undo["crm_account"] == "crm.delete_account"
+    assert undo["provision_tenant"] == "provisioning.delete_tenant"
+    retried = {s.id for s in workflow.steps if s.retry and s.retry.max_attempts > 1}
+    assert {"crm_account", "provision_tenant", "subscription"} <= retried
