@@ -1,0 +1,1 @@
+"""The service\x27s HTTP API: one module per resource."""

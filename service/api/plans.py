@@ -1,0 +1,77 @@
+"""`/v1/plans`: plain English → a draft workflow with its explanation and warnings."""
+
+from __future__ import annotations
+
+import importlib
+import time
+from typing import Any
+
+from fastapi import APIRouter, Depends, Response
+
+from service.api.models import PlanCreate, PlanOut, iso
+from service.api.services import Services, services
+from service.problems import ApiProblem, to_item
+from service.store import PlanRow, new_id
+from workflow.catalog import Catalog
+from workflow.document import Workflow
+from workflow.validator import validate
+
+router = APIRouter(prefix="/v1/plans", tags=["plans"])
+
+
+def explain(workflow: Workflow, catalog: Catalog, result: Any = None) -> str | None:
+    """The planner's own explanation, else `planner.explain.explain` when that module is there."""
+    text = getattr(result, "explanation", None)
+    if isinstance(text, str) and text:
+        return text
+    try:
+        module = importlib.import_module("planner.explain")
+    except ModuleNotFoundError:
+        return None
+    explained = module.explain(workflow, catalog)
+    return explained if isinstance(explained, str) else str(explained)
+
+
+def plan_out(row: PlanRow, catalog: Catalog | None = None) -> PlanOut:
+    problems = []
+    if catalog is not None:
+        problems = [to_item(p) for p in validate(row.document, catalog).problems]
+    return PlanOut(id=row.id, request=row.request, catalog_id=row.catalog_id, planner=row.planner,
+                   workflow=row.document, explanation=row.explanation, warnings=list(row.warnings),
+                   valid=row.valid, problems=problems, workflow_id=row.workflow_id,
+                   created_at=iso(row.created_at))
+
+
+def make_planner(mode: str, catalog: Catalog) -> Any:
+    try:
+        select = importlib.import_module("planner.select")
+    except ModuleNotFoundError as exc:
+        raise ApiProblem(503, f"the planner is not available ({exc})", kind="planner-unavailable") from None
+    return select.make_planner(mode, catalog)
+
+
+@router.post("", status_code=201, response_model=PlanOut, summary="Plan a workflow from plain English")
+def create_plan(body: PlanCreate, response: Response, svc: Services = Depends(services)) -> PlanOut:
+    """Turn a request into a draft workflow. The draft is stored (not yet a workflow): accept it with
+    `POST /v1/workflows {"plan_id": ...}`. `planner: llm` answers 503 when no LLM is configured."""
+    catalog = svc.catalog(body.catalog_id)
+    result = make_planner(body.planner, catalog).plan(body.request)
+    workflow: Workflow = result.workflow
+    report = validate(workflow, catalog)
+    row = PlanRow(
+        id=new_id("plan"), request=body.request, catalog_id=body.catalog_id,
+        planner=str(getattr(result, "planner", body.planner)), document=workflow.to_data(),
+        explanation=explain(workflow, catalog, result), warnings=[str(w) for w in result.warnings],
+        valid=report.ok, created_at=time.time(),
+    )
+    svc.store.add_plan(row)
+    response.headers["Location"] = f"/v1/plans/{row.id}"
+    return plan_out(row, catalog)
+
+
+@router.get("/{plan_id}", response_model=PlanOut, summary="Show a plan")
+def get_plan(plan_id: str, svc: Services = Depends(services)) -> PlanOut:
+    row = svc.store.get_plan(plan_id)
+    if row is None:
+        raise ApiProblem(404, f"no plan `{plan_id}`", kind="plan-not-found")
+    return plan_out(row, svc.catalog(row.catalog_id))

@@ -1,0 +1,152 @@
+"""What every route needs, built once per app: the store, the journal, the engine, the metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import Request
+
+from service.api.metrics import Metrics
+from service.problems import ApiProblem
+from service.settings import ServiceSettings
+from service.store import CatalogRow, Store, WorkflowRow, WorkflowVersionRow
+from workflow.catalog import Catalog
+from workflow.document import Workflow
+from workflow.errors import DocumentError
+from workflow.loader import catalog_from_data, workflow_from_data
+
+
+@dataclass
+class Services:
+    """The app's long-lived parts; `request.app.state.services`."""
+
+    settings: ServiceSettings
+    store: Store
+    metrics: Metrics
+    journal: Any = None
+    """`runtime.journal.Journal` once the lifespan opened it."""
+    engine: Any = None
+    """`runtime.Engine` once the lifespan started it."""
+    engine_error: str | None = None
+    """Why there is no engine, when there is none."""
+    invoker: Any = None
+    """The engine's invoker (`runtime.invokers.InvokerDispatcher`)."""
+    hub: EventHub = field(default_factory=lambda: EventHub())
+    _engine_catalogs: tuple[str, ...] = ()
+    _catalogs: dict[str, Catalog] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def catalog_row(self, catalog_id: str) -> CatalogRow:
+        row = self.store.get_catalog(catalog_id)
+        if row is None:
+            raise ApiProblem(404, f"no catalog `{catalog_id}`; GET /v1/catalogs lists them",
+                             kind="catalog-not-found")
+        return row
+
+    def catalog(self, catalog_id: str) -> Catalog:
+        """The parsed catalog, cached (catalogs never change after upload)."""
+        with self._lock:
+            cached = self._catalogs.get(catalog_id)
+        if cached is not None:
+            return cached
+        row = self.catalog_row(catalog_id)
+        catalog = catalog_from_data(row.document, source=f"catalog {catalog_id}")
+        with self._lock:
+            self._catalogs[catalog_id] = catalog
+        return catalog
+
+    def forget_catalog(self, catalog_id: str) -> None:
+        with self._lock:
+            self._catalogs.pop(catalog_id, None)
+
+    def workflow_row(self, workflow_id: str) -> WorkflowRow:
+        row = self.store.get_workflow(workflow_id)
+        if row is None:
+            raise ApiProblem(404, f"no workflow `{workflow_id}`; GET /v1/workflows lists them",
+                             kind="workflow-not-found")
+        return row
+
+    def version_row(self, workflow_id: str, version: int | None = None) -> WorkflowVersionRow:
+        workflow = self.workflow_row(workflow_id)
+        number = version if version is not None else workflow.latest_version
+        row = self.store.get_version(workflow_id, number)
+        if row is None:
+            raise ApiProblem(404, f"workflow `{workflow_id}` has no version {number} "
+                             f"(latest: {workflow.latest_version})", kind="version-not-found")
+        return row
+
+    def parsed(self, row: WorkflowVersionRow) -> Workflow:
+        try:
+            return workflow_from_data(row.document, source=f"{row.workflow_id} v{row.version}")
+        except DocumentError:
+            raise  # stored documents were validated; this only happens after a contract change
+
+    def merged_catalog(self) -> Catalog:
+        """Every stored catalog in one, for the engine: an action name means one thing per
+        deployment, and where two catalogs define it, the newer upload's definition wins."""
+        merged: dict[str, Any] = {}
+        for row in self.store.list_catalogs():  # oldest first
+            for action in self.catalog(row.id).user_actions():
+                merged[action.name] = action
+        return Catalog(merged.values(), sources=["service"])
+
+    def sync_engine_catalog(self) -> None:
+        """Give the engine (and its invoker) every catalog's actions, when catalogs changed."""
+        ids = tuple(row.id for row in self.store.list_catalogs())
+        if self.engine is None or ids == self._engine_catalogs:
+            return
+        catalog = self.merged_catalog()
+        self.engine.catalog = catalog
+        if self.invoker is not None and hasattr(self.invoker, "catalog"):
+            self.invoker.catalog = catalog
+        self._engine_catalogs = ids
+
+    def require_engine(self) -> Any:
+        if self.engine is None:
+            raise ApiProblem(503, f"the run engine is not available: {self.engine_error or 'not started'}",
+                             kind="engine-unavailable")
+        return self.engine
+
+
+def services(request: Request) -> Services:
+    """FastAPI dependency: the app's services."""
+    found: Services = request.app.state.services
+    return found
+
+
+class EventHub:
+    """Wakes the event streams of a run when the journal commits one of its events."""
+
+    def __init__(self) -> None:
+        self._waiters: dict[str, set[asyncio.Event]] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def bind(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def subscribe(self, run_id: str) -> asyncio.Event:
+        event = asyncio.Event()
+        self._waiters.setdefault(run_id, set()).add(event)
+        return event
+
+    def unsubscribe(self, run_id: str, event: asyncio.Event) -> None:
+        waiters = self._waiters.get(run_id)
+        if waiters is not None:
+            waiters.discard(event)
+            if not waiters:
+                self._waiters.pop(run_id, None)
+
+    def notify(self, journal_event: Any) -> None:
+        """A journal listener; may be called off the loop's thread, so it hops onto the loop."""
+        waiters = self._waiters.get(getattr(journal_event, "run_id", ""))
+        if not waiters:
+            return
+        loop = self._loop
+        for waiter in list(waiters):
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(waiter.set)
+            else:
+                waiter.set()

@@ -1,0 +1,87 @@
+"""Bearer API tokens: made by `overture token create`, stored as a sha256 hash, checked per request.
+
+A token is 32 random bytes (`secrets.token_urlsafe`), so a plain sha256 is enough to store it: there
+is nothing to brute-force that a slow hash would protect. The lookup is by hash, and the hash is
+compared again with `hmac.compare_digest` so no comparison leaks timing. Tokens never appear in logs
+or responses after `token create` prints them once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from dataclasses import dataclass
+
+from fastapi import Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from service.problems import ApiProblem
+from service.store import Store
+
+TOKEN_PREFIX = "ovt_"
+TOUCH_EVERY_S = 60.0
+"""`last_used_at` is written at most this often per token, so auth costs no write per request."""
+
+bearer_scheme = HTTPBearer(auto_error=False, description="An API token from `overture token create`.")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who made the request."""
+
+    token_id: str
+    name: str
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def create_token(store: Store, name: str) -> tuple[str, str]:
+    """Make and store a token; returns (token id, the token itself — shown to the user once)."""
+    token = new_token()
+    row = store.add_token(name, hash_token(token), token[: len(TOKEN_PREFIX) + 4])
+    return row.id, token
+
+
+def _refuse(detail: str) -> ApiProblem:
+    return ApiProblem(401, detail, kind="unauthorized", title="Authentication required",
+                      headers={"WWW-Authenticate": 'Bearer realm="overture"'})
+
+
+def authenticate(store: Store, authorization: str | None) -> Caller:
+    """The caller for an `Authorization` header value, or a 401 problem."""
+    if not authorization:
+        raise _refuse("this endpoint needs an API token: send `Authorization: Bearer <token>` "
+                      "(make one with `overture token create`)")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise _refuse("the Authorization header must be `Bearer <token>`")
+    digest = hash_token(token)
+    row = store.token_by_hash(digest)
+    if row is None or not hmac.compare_digest(row.token_hash, digest):
+        raise _refuse("the API token is not valid")
+    if row.revoked_at is not None:
+        raise _refuse("the API token was revoked")
+    now = time.time()
+    if row.last_used_at is None or now - row.last_used_at > TOUCH_EVERY_S:
+        store.touch_token(row.id, now)
+    return Caller(token_id=row.id, name=row.name)
+
+
+async def require_token(request: Request) -> Caller:
+    """FastAPI dependency: every protected route depends on it."""
+    # declared through `bearer_scheme` on the routers so the OpenAPI document shows the scheme
+    credentials: HTTPAuthorizationCredentials | None = await bearer_scheme(request)
+    header = f"{credentials.scheme} {credentials.credentials}" if credentials else request.headers.get(
+        "authorization")
+    caller = authenticate(request.app.state.services.store, header)
+    request.state.caller = caller
+    return caller

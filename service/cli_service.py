@@ -1,0 +1,138 @@
+"""`overture serve` and `overture token create|list|revoke`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:  # imported in the commands, so that `overture --help` stays fast
+    from service.settings import ServiceSettings
+    from service.store import Store
+
+token_app = typer.Typer(help="Manage API tokens (stored hashed; a token is shown once).",
+                        no_args_is_help=True)
+
+DataDirOption = Annotated[
+    Path | None, typer.Option("--data-dir", help="Data folder (default: $OVERTURE_DATA_DIR or ./.overture).")
+]
+DatabaseOption = Annotated[
+    str | None, typer.Option("--database-url", help="SQLAlchemy URL (default: SQLite in the data folder).")
+]
+
+
+def _settings(data_dir: Path | None, database_url: str | None, catalogs: list[str] | None = None
+              ) -> ServiceSettings:
+    from service.settings import ServiceSettings
+
+
+    overrides: dict[str, object] = {}
+    if data_dir is not None:
+        overrides["data_dir"] = data_dir
+    if database_url is not None:
+        overrides["database_url"] = database_url
+    if catalogs:
+        overrides["catalogs"] = catalogs
+    return ServiceSettings(**overrides)  # type: ignore[arg-type]  # pydantic-settings takes field names
+
+
+def _store(data_dir: Path | None, database_url: str | None) -> Store:
+    from service.store import Store
+
+    settings = _settings(data_dir, database_url)
+    settings.ensure_data_dir()
+    return Store(settings.resolved_database_url())
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option("--name", "-n", help="What the token is for.")] = "default",
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Make an API token and print it once (only its hash is stored)."""
+    from service.auth import create_token
+
+    store = _store(data_dir, database_url)
+    try:
+        token_id, token = create_token(store, name)
+    finally:
+        store.close()
+    typer.echo(token)
+    typer.echo(f"created token {token_id} ({name}); it is shown only now. "
+               "Send it as `Authorization: Bearer <token>`.", err=True)
+
+
+@token_app.command("list")
+def token_list(
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
+) -> None:
+    """List tokens (id, name, prefix, created, last used, revoked); never the tokens themselves."""
+    from service.api.models import iso
+
+    store = _store(data_dir, database_url)
+    try:
+        rows = store.list_tokens()
+    finally:
+        store.close()
+    data = [{"id": r.id, "name": r.name, "prefix": r.prefix + "…", "created_at": iso(r.created_at),
+             "last_used_at": iso(r.last_used_at), "revoked_at": iso(r.revoked_at)} for r in rows]
+    if format == "json":
+        typer.echo(json.dumps(data, indent=2))
+        return
+    if not data:
+        typer.echo("no tokens; make one with `overture token create --name NAME`")
+    for item in data:
+        state = f"revoked {item['revoked_at']}" if item["revoked_at"] else "active"
+        typer.echo(f"{item['id']}  {item['name']:<20} {item['prefix']:<12} created {item['created_at']}  "
+                   f"last used {item['last_used_at'] or 'never'}  {state}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    token: Annotated[str, typer.Argument(help="The token's id (tok_…) or name.")],
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Revoke a token by id, or every active token with that name. Exit 1 when none matched."""
+    store = _store(data_dir, database_url)
+    try:
+        revoked = store.revoke_token(token)
+    finally:
+        store.close()
+    if not revoked:
+        typer.echo(f"error: no active token with id or name `{token}`; `overture token list` shows them",
+                   err=True)
+        raise typer.Exit(1)
+    for row in revoked:
+        typer.echo(f"revoked {row.id} ({row.name})")
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    data_dir: DataDirOption = None,
+    database_url: DatabaseOption = None,
+    catalog: Annotated[list[str] | None, typer.Option(
+        "--catalog", "-c", help="Catalog file or folder served as catalog `default` (repeatable).")] = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+) -> None:
+    """Serve the REST API (and the web UI) with uvicorn; runs resume on start and stop cleanly."""
+    import uvicorn
+
+    from service.app import create_app
+
+    settings = _settings(data_dir, database_url, catalog)
+    app = create_app(settings)
+    typer.echo(f"serving on http://{host}:{port}  (docs: /docs, health: /health; data: "
+               f"{settings.data_dir})", err=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(token_app, name="token")
+    app.command("serve")(serve)

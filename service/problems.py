@@ -1,0 +1,224 @@
+"""One error format for every answer that is not a success: RFC 9457 problem details.
+
+    {"type": "urn:overture:problem:invalid-workflow", "title": "The workflow is not valid",
+     "status": 422, "detail": "...", "instance": "/v1/workflows/wf_1/versions",
+     "problems": [{"location": "steps[1].action", "message": "...", "hint": "...", "code": "..."}]}
+
+Every path that can fail ends here: our own `ApiProblem`, FastAPI's request validation errors,
+Starlette's 404/405, the contract's `OvertureError`s and, as a last resort, an unexpected
+exception (a 500 that names no internals; the traceback goes to the server log only).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from workflow.errors import DocumentError, InvalidWorkflow, OvertureError, Problem
+from workflow.loader import format_location
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+TYPE_PREFIX = "urn:overture:problem:"
+
+log = logging.getLogger("overture.service")
+
+
+class ProblemItem(BaseModel):
+    """One thing wrong with the request, and where."""
+
+    location: str
+    """Where the problem is: `body.request`, `query.limit`, `inputs.email`, `steps[2].with.x`."""
+    message: str
+    """What is wrong, naming what was expected and what was found."""
+    hint: str | None = None
+    """How to fix it, when there is something to say."""
+    code: str = "invalid"
+    """A stable machine-readable kind (`missing`, `unknown_action`, `cycle`, ...)."""
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem details object (`application/problem+json`)."""
+
+    type: str = "about:blank"
+    """A URI naming the kind of problem; `about:blank` means the HTTP status says it all."""
+    title: str
+    """A short summary of the kind of problem; the same for every occurrence of a type."""
+    status: int
+    """The HTTP status code."""
+    detail: str | None = None
+    """What went wrong this time, in plain English."""
+    instance: str | None = None
+    """The request path the problem occurred at."""
+    problems: list[ProblemItem] = Field(default_factory=list)
+    """Every individual problem, each with its location."""
+
+
+class ApiProblem(Exception):
+    """Raise anywhere in a request to answer with problem details."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        *,
+        kind: str | None = None,
+        title: str | None = None,
+        problems: Iterable[ProblemItem | Problem] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+        self.kind = kind
+        self.title = title or _phrase(status)
+        self.problems = [to_item(p) for p in problems]
+        self.headers = dict(headers or {})
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def to_item(problem: ProblemItem | Problem, prefix: str = "") -> ProblemItem:
+    if isinstance(problem, ProblemItem):
+        return problem
+    location = problem.location
+    if prefix:
+        location = prefix if location in ("", "(document)") else f"{prefix}.{location}"
+    message = problem.message if problem.severity == "error" else f"warning: {problem.message}"
+    return ProblemItem(location=location, message=message, hint=problem.hint, code=problem.code)
+
+
+def problem_response(
+    request: Request | None,
+    status: int,
+    detail: str | None,
+    *,
+    kind: str | None = None,
+    title: str | None = None,
+    problems: Sequence[ProblemItem] = (),
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = ProblemDetails(
+        type=f"{TYPE_PREFIX}{kind}" if kind else "about:blank",
+        title=title or _phrase(status),
+        status=status,
+        detail=detail,
+        instance=request.url.path if request is not None else None,
+        problems=list(problems),
+    )
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers=dict(headers or {}),
+    )
+
+
+def validation_items(errors: Sequence[Any]) -> list[ProblemItem]:
+    """FastAPI/pydantic errors as items located `body.field`, `query.name`, `path.id`."""
+    items = []
+    for err in errors:
+        loc = [p.rstrip("_") if isinstance(p, str) else p for p in err.get("loc", ())]
+        kind = str(err.get("type", "invalid"))
+        message = str(err.get("msg", "invalid value"))
+        hint = None
+        if kind == "missing":
+            message = f"required field `{loc[-1]}` is missing" if loc else "a required value is missing"
+        elif kind == "extra_forbidden":
+            message = f"unknown field `{loc[-1]}`"
+            hint = "remove it or check its spelling"
+        elif kind == "json_invalid":
+            message = f"the body is not valid JSON: {err.get('ctx', {}).get('error', message)}"
+            loc = loc[:1]
+            hint = "send a JSON object with Content-Type: application/json"
+        elif kind == "model_attributes_type" or kind == "dict_type":
+            hint = "send a JSON object with Content-Type: application/json"
+        items.append(ProblemItem(location=format_location(loc), message=message, hint=hint, code=kind))
+    return items
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Route every kind of failure to problem details."""
+
+    @app.exception_handler(ApiProblem)
+    async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
+        return problem_response(request, exc.status, exc.detail, kind=exc.kind, title=exc.title,
+                                problems=exc.problems, headers=exc.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        items = validation_items(exc.errors())
+        count = len(items)
+        return problem_response(
+            request, 422, f"the request has {count} problem{'s' if count != 1 else ''}",
+            kind="invalid-request", title="The request is not valid", problems=items,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        detail = exc.detail if isinstance(exc.detail, str) else None
+        if exc.status_code == 404 and detail in (None, "Not Found"):
+            detail = f"nothing at {request.url.path}; GET /docs lists the API"
+        elif exc.status_code == 405:
+            allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
+            detail = f"{request.method} is not allowed on {request.url.path}" + (
+                f"; allowed: {allowed}" if allowed else "")
+        return problem_response(request, exc.status_code, detail, headers=exc.headers)
+
+    @app.exception_handler(InvalidWorkflow)
+    async def _invalid_workflow(request: Request, exc: InvalidWorkflow) -> JSONResponse:
+        errors = [p for p in exc.problems if p.severity == "error"]
+        return problem_response(
+            request, 422, f"the workflow has {len(errors)} problem{'s' if len(errors) != 1 else ''}",
+            kind="invalid-workflow", title="The workflow is not valid",
+            problems=[to_item(p) for p in exc.problems],
+        )
+
+    @app.exception_handler(DocumentError)
+    async def _bad_document(request: Request, exc: DocumentError) -> JSONResponse:
+        return problem_response(request, 422, str(exc), kind="invalid-document",
+                                title="The document could not be read",
+                                problems=[to_item(p) for p in exc.problems])
+
+    @app.exception_handler(OvertureError)
+    async def _overture_error(request: Request, exc: OvertureError) -> JSONResponse:
+        status, kind = _status_of(exc)
+        return problem_response(request, status, str(exc), kind=kind)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unexpected error on %s %s", request.method, request.url.path)
+        return problem_response(
+            request, 500, f"an unexpected {type(exc).__name__} occurred; the server log has the details",
+            kind="internal",
+        )
+
+
+def _status_of(exc: OvertureError) -> tuple[int, str]:
+    """Map runtime and planner errors by class name, so this module needs none of them imported."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if "RunNotFound" in names:
+        return 404, "run-not-found"
+    if "InvalidRunState" in names:
+        return 409, "invalid-run-state"
+    if "LLMNotConfigured" in names:
+        return 503, "llm-not-configured"
+    if "LLMUnavailable" in names:
+        return 503, "llm-unavailable"
+    if "LLMRefused" in names:
+        return 422, "llm-refused"
+    if "SecretsError" in names:
+        return 500, "secrets"
+    return 422, "unprocessable"
