@@ -113,7 +113,10 @@ def demo_catalog(services_url: str, smtp_host: str, smtp_port: int) -> dict[str,
         {
             "name": "billing.setup_billing",
             "description": "Set up billing for the customer: create the billing customer and subscription.",
-            "input": _obj({"account_id": _S, "tenant_id": _S, **customer}, ["account_id", "email"]),
+            # billing is set up for a provisioned tenant, so it comes after provisioning: a declined
+            # card then has a CRM record and a tenant to undo
+            "input": _obj({"account_id": _S, "tenant_id": {**_S, "description": "The provisioned tenant."},
+                           **customer}, ["account_id", "tenant_id", "email"]),
             "output": _obj({"customer_id": _S, "status": _S}, ["customer_id"]),
             "compensation": "billing.cancel_billing",
             "invoke": _http("POST", f"{base}/billing/customers"),
