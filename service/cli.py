@@ -36,6 +36,7 @@ _PLUGIN_MODULES = (
     "service.cli_optimize",
     "service.cli_service",
     "service.cli_triggers",
+    "service.cli_demo",
 )
 
 CatalogOption = Annotated[
