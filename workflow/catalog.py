@@ -238,9 +238,12 @@ class Catalog:
         return Catalog([*self.user_actions(), *other.user_actions()], sources=[*self.sources, *other.sources])
 
     def to_data(self) -> dict[str, Any]:
-        return {
-            "actions": [
-                a.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
-                for a in self.user_actions()
-            ]
-        }
+        actions = []
+        for a in self.user_actions():
+            data = a.model_dump(mode="json", by_alias=True, exclude_none=True, exclude_defaults=True)
+            if a.invoke is not None:
+                # `kind` is the invoke block's discriminator: dropped as a default, the data
+                # would no longer load
+                data["invoke"] = {"kind": a.invoke.kind, **data.get("invoke", {})}
+            actions.append(data)
+        return {"actions": actions}
