@@ -114,6 +114,12 @@ def echo(request: RecordedRequest) -> Reply:
     })
 
 
+class _Server(ThreadingHTTPServer):
+    # the default backlog of 5 resets connections when a test fires many requests at once
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class HttpTestServer:
     """A real HTTP/1.1 server on 127.0.0.1 answering from routes; unknown routes get 404."""
 
@@ -208,7 +214,7 @@ class HttpTestServer:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server = _Server(("127.0.0.1", 0), _Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             # a short poll interval keeps stop() fast; the default 0.5 s adds up over many tests

@@ -351,3 +351,57 @@ async def test_oversized_responses_are_cut_off(server: HttpTestServer, secrets: 
     finally:
         await http.aclose()
     assert info.value.type == "response_too_large" and info.value.status == 200
+
+
+async def test_slow_drip_is_cut_at_the_overall_timeout(secrets: SecretStore) -> None:
+    """A server sending a byte every 0.1 s never trips httpx's per-read timeout; the deadline does."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def drip() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n")
+            while not stop.wait(0.1):
+                try:
+                    conn.sendall(b" ")
+                except OSError:
+                    return
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    http = HttpInvoker(secrets)
+    started = time.monotonic()
+    try:
+        with pytest.raises(TransientActionError) as info:
+            await http.invoke(action_call(http_action(url=f"http://127.0.0.1:{port}/", timeout_s=0.6)))
+    finally:
+        stop.set()
+        await http.aclose()
+        listener.close()
+        thread.join(timeout=2)
+    assert info.value.type == "timeout"
+    assert time.monotonic() - started < 2
+
+
+async def test_templates_cannot_pick_secrets_dynamically_or_via_inputs(
+    server: HttpTestServer, invoker: HttpInvoker
+) -> None:
+    server.route("POST", "/x", echo)
+    dynamic = http_action(url=server.url("/x"), headers={"X-T": "${{ secrets[with.which] }}"})
+    error = await failure(invoker, dynamic, {"which": "CRM_TOKEN"})
+    assert isinstance(error, PermanentActionError) and error.type == "template"
+    assert server.requests == []
+
+    # a step input that looks like a template is data, never evaluated again
+    passthrough = http_action(url=server.url("/x"), headers={"X-Name": "${{ with.name }}"})
+    out = await invoker.invoke(action_call(passthrough, {"name": "${{ secrets.CRM_TOKEN }}"}))
+    assert out["headers"]["x-name"] == "${{ secrets.CRM_TOKEN }}"
+    assert out["json"] == {"name": "${{ secrets.CRM_TOKEN }}"}

@@ -129,8 +129,11 @@ class HttpInvoker:
         redactor = renderer.redactor()
         what = f"`{call.action.name}` ({request.method} {_url_for_message(request.url)})"
         try:
-            received = await self._send(client, request, what)
-        except httpx.TimeoutException as exc:
+            # httpx's timeout is per phase (connect, each read); this caps the whole exchange, so a
+            # server dripping one byte at a time cannot hold a step past `timeout_s`
+            async with asyncio.timeout(invoke.timeout_s):
+                received = await self._send(client, request, what)
+        except (httpx.TimeoutException, TimeoutError) as exc:
             raise TransientActionError(
                 redactor.redact_text(f"{what} timed out after {invoke.timeout_s:g}s ({type(exc).__name__})"),
                 type="timeout",
