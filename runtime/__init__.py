@@ -1,0 +1,36 @@
+"""The durable runtime: run workflow documents with retries, timers, approvals and sagas.
+
+from runtime import Engine, Journal
+journal = Journal.open(".overture")              # or a postgresql+psycopg:// URL
+async with Engine(catalog, journal, invoker) as engine:
+    run_id = await engine.start_run(workflow, {"email": "a@b.c"})
+    result = await engine.wait(run_id)
+"""
+
+from runtime.clock import Clock, ManualClock, SystemClock
+from runtime.engine import Engine, RunResult, idempotency_key
+from runtime.journal import Journal
+from runtime.records import AttemptRecord, Event, RunRecord, RunState, StepRecord, StepState, UndoState
+from runtime.routing import ActionStats, Conditions, DefaultRouter, RouteChoice, Router
+
+__all__ = [
+    "ActionStats",
+    "AttemptRecord",
+    "Clock",
+    "Conditions",
+    "DefaultRouter",
+    "Engine",
+    "Event",
+    "Journal",
+    "ManualClock",
+    "RouteChoice",
+    "Router",
+    "RunRecord",
+    "RunResult",
+    "RunState",
+    "StepRecord",
+    "StepState",
+    "SystemClock",
+    "UndoState",
+    "idempotency_key",
+]

@@ -1,0 +1,970 @@
+"""The journal: the durable record of runs, steps, attempts, events, timers and approvals.
+
+SQLite in a data directory by default (`$OVERTURE_DATA_DIR/journal.db`, default `./.overture`),
+PostgreSQL by URL (`$OVERTURE_DATABASE_URL`, `postgresql+psycopg://...`). Each state change is one
+transaction that also appends its event, so what the journal says and what subscribers were told
+never disagree; listeners are called only after the commit.
+
+Secrets: everything written for people to read (events, attempt rows, errors, rendered step
+inputs) goes through `redact` first. The data a resumed run needs to continue (run inputs, step
+outputs) is stored as given: redacting it would feed `***` to the next step after a restart.
+Secrets belong in `${{ secrets.NAME }}` inside invoke templates, which never reach the journal.
+
+The calls are synchronous: each is a small indexed write, and keeping them on the event loop's
+thread keeps the engine's order of writes the order of commits (no thread-pool reordering).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from runtime.errors import RunNotFound
+from runtime.journal_schema import (
+    WHOLE_STEP,
+    approvals,
+    attempts,
+    compensations,
+    events,
+    metadata,
+    runs,
+    step_results,
+    timers,
+)
+from runtime.records import (
+    ApprovalRecord,
+    AttemptRecord,
+    Event,
+    RunRecord,
+    RunState,
+    StepRecord,
+    StepState,
+    TimerRecord,
+    UndoRecord,
+    UndoState,
+)
+from runtime.routing import ActionStats
+
+OUTPUT_CAP_BYTES = 64 * 1024
+"""Attempt outputs larger than this are stored as a truncated preview (step results keep all)."""
+
+EventListener = Callable[[Event], None]
+Redactor = Callable[[Any], Any]
+
+_FINISHED = [RunState.SUCCEEDED.value, RunState.FAILED.value, RunState.CANCELLED.value]
+
+
+def default_url() -> str:
+    """`$OVERTURE_DATABASE_URL`, else SQLite at `$OVERTURE_DATA_DIR/journal.db` (default `./.overture`)."""
+    url = os.environ.get("OVERTURE_DATABASE_URL")
+    if url:
+        return url
+    return sqlite_url(Path(os.environ.get("OVERTURE_DATA_DIR", ".overture")) / "journal.db")
+
+
+def sqlite_url(path: str | Path) -> str:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{path.resolve()}"
+
+
+def _to_url(target: str | Path | None) -> str:
+    if target is None:
+        return default_url()
+    text = str(target)
+    if "://" in text:
+        return text
+    path = Path(text)
+    if path.is_dir() or not path.suffix:
+        path = path / "journal.db"
+    return sqlite_url(path)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets readers (the CLI, the service) read while a worker writes.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL, not NORMAL: in WAL mode NORMAL survives a process crash but may lose the last commits
+    # on power loss, and a lost "step completed" means the step's side effect runs again. One
+    # fsync per state change is cheap next to the action calls the journal records.
+    cursor.execute("PRAGMA synchronous=FULL")
+    # other processes (CLI approve/cancel) write too; wait for the lock instead of failing
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _json_size(value: Any) -> int:
+    return len(json.dumps(value, default=str, separators=(",", ":")).encode())
+
+
+def error_data(exc: BaseException | None = None, **fields: Any) -> dict[str, Any]:
+    """An error as stored in the journal: type, class, message, transient, status, retry_after."""
+    data: dict[str, Any] = {}
+    if exc is not None:
+        data = {
+            "type": getattr(exc, "type", type(exc).__name__),
+            "class": type(exc).__name__,
+            "message": getattr(exc, "message", None) or str(exc) or type(exc).__name__,
+            "transient": bool(getattr(exc, "transient", False)),
+        }
+        for name in ("status", "retry_after"):
+            value = getattr(exc, name, None)
+            if value is not None:
+                data[name] = value
+    data.update(fields)
+    return data
+
+
+class Journal:
+    """SQLAlchemy Core over SQLite or PostgreSQL. Open with `Journal.open(path_or_url)`."""
+
+    def __init__(self, engine: sa.Engine, *, redact: Redactor | None = None, schema: str | None = None):
+        self._engine = engine
+        self._listeners: list[EventListener] = []
+        self.redact: Redactor = redact or (lambda value: value)
+        self.schema = schema
+        self.url = engine.url.render_as_string(hide_password=True)
+
+    # -- opening --------------------------------------------------------------------------------
+
+    @classmethod
+    def open(
+        cls,
+        target: str | Path | None = None,
+        *,
+        schema: str | None = None,
+        redact: Redactor | None = None,
+        create: bool = True,
+    ) -> Journal:
+        """Open (and create the tables of) a journal.
+
+        `target`: a database URL, a SQLite file path, a data directory (→ `journal.db` in it), or
+        None for the environment's default. `schema`: a PostgreSQL schema to keep the tables in
+        (created when missing), e.g. to isolate tests.
+        """
+        url = _to_url(target)
+        options: dict[str, Any] = {}
+        if url.startswith("sqlite"):
+            engine = sa.create_engine(url, connect_args={"timeout": 30})
+            sa.event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = sa.create_engine(url, pool_pre_ping=True)
+        if schema:
+            if url.startswith("sqlite"):
+                raise ValueError("`schema` is for PostgreSQL; use a separate file for SQLite")
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+            options["schema_translate_map"] = {None: schema}
+            engine = engine.execution_options(**options)
+        if create:
+            metadata.create_all(engine)
+        return cls(engine, redact=redact, schema=schema)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def drop_schema(self) -> None:
+        """Drop the PostgreSQL schema this journal lives in (test cleanup)."""
+        if not self.schema:
+            raise ValueError("this journal has no schema of its own")
+        with self._engine.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
+
+    # -- events and listeners -------------------------------------------------------------------
+
+    def add_listener(self, listener: EventListener) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: EventListener) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    @contextmanager
+    def _tx(self) -> Iterator[tuple[sa.Connection, list[Event]]]:
+        pending: list[Event] = []
+        with self._engine.begin() as conn:
+            yield conn, pending
+        for event in pending:
+            for listener in list(self._listeners):
+                listener(event)
+
+    def _event(
+        self,
+        conn: sa.Connection,
+        pending: list[Event],
+        run_id: str,
+        type_: str,
+        now: float,
+        step_id: str | None = None,
+        iteration: int | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> Event:
+        clean = self.redact(dict(data or {}))
+        result = conn.execute(
+            events.insert().values(
+                run_id=run_id,
+                time=now,
+                type=type_,
+                step_id=step_id,
+                iteration=iteration,
+                data=clean,
+            )
+        )
+        seq = int(result.inserted_primary_key[0])  # type: ignore[index]
+        event = Event(
+            seq=seq, run_id=run_id, time=now, type=type_, step_id=step_id, iteration=iteration, data=clean
+        )
+        pending.append(event)
+        return event
+
+    def append_event(
+        self,
+        run_id: str,
+        type_: str,
+        now: float,
+        *,
+        step_id: str | None = None,
+        iteration: int | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> Event:
+        with self._tx() as (conn, pending):
+            return self._event(conn, pending, run_id, type_, now, step_id, iteration, data)
+
+    def events_since(self, run_id: str, seq: int = 0, *, limit: int | None = None) -> list[Event]:
+        """The run's events with a sequence number above `seq`, oldest first."""
+        query = sa.select(events).where(events.c.run_id == run_id, events.c.seq > seq).order_by(events.c.seq)
+        if limit:
+            query = query.limit(limit)
+        with self._engine.connect() as conn:
+            return [
+                Event(
+                    seq=r.seq,
+                    run_id=r.run_id,
+                    time=r.time,
+                    type=r.type,
+                    step_id=r.step_id,
+                    iteration=r.iteration,
+                    data=r.data or {},
+                )
+                for r in conn.execute(query)
+            ]
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        *,
+        workflow_name: str,
+        workflow_version: int | None,
+        document: dict[str, Any],
+        inputs: dict[str, Any],
+        now: float,
+        deadline_at: float | None,
+        worker_id: str | None,
+    ) -> None:
+        with self._tx() as (conn, pending):
+            conn.execute(
+                runs.insert().values(
+                    id=run_id,
+                    workflow_name=workflow_name,
+                    workflow_version=workflow_version,
+                    document=document,
+                    inputs=inputs,
+                    state=RunState.RUNNING.value,
+                    created_at=now,
+                    updated_at=now,
+                    deadline_at=deadline_at,
+                    cancel_requested=False,
+                    worker_id=worker_id,
+                )
+            )
+            if deadline_at is not None:
+                conn.execute(
+                    timers.insert().values(
+                        run_id=run_id,
+                        step_id="",
+                        iteration=WHOLE_STEP,
+                        kind="deadline",
+                        wake_at=deadline_at,
+                        fired=False,
+                        created_at=now,
+                    )
+                )
+            self._event(
+                conn,
+                pending,
+                run_id,
+                "run.started",
+                now,
+                data={
+                    "workflow": workflow_name,
+                    "version": workflow_version,
+                    "deadline_at": deadline_at,
+                },
+            )
+
+    @staticmethod
+    def _run(row: Any) -> RunRecord:
+        return RunRecord(
+            id=row.id,
+            workflow_name=row.workflow_name,
+            workflow_version=row.workflow_version,
+            document=row.document,
+            inputs=row.inputs or {},
+            state=RunState(row.state),
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            ended_at=row.ended_at,
+            deadline_at=row.deadline_at,
+            error=row.error,
+            compensation=row.compensation,
+            cancel_requested=bool(row.cancel_requested),
+            worker_id=row.worker_id,
+        )
+
+    def get_run(self, run_id: str) -> RunRecord:
+        with self._engine.connect() as conn:
+            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+        if row is None:
+            raise RunNotFound(run_id)
+        return self._run(row)
+
+    def find_run(self, prefix: str) -> RunRecord:
+        """A run by id or unique id prefix (what people type in the CLI)."""
+        with self._engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(runs).where(runs.c.id.startswith(prefix, autoescape=True)).limit(2)
+            ).all()
+        if len(rows) != 1:
+            raise RunNotFound(prefix)
+        return self._run(rows[0])
+
+    def list_runs(self, *, state: RunState | None = None, limit: int = 50) -> list[RunRecord]:
+        query = sa.select(runs).order_by(runs.c.created_at.desc()).limit(limit)
+        if state is not None:
+            query = query.where(runs.c.state == state.value)
+        with self._engine.connect() as conn:
+            return [self._run(r) for r in conn.execute(query)]
+
+    def unfinished_runs(self) -> list[RunRecord]:
+        query = sa.select(runs).where(runs.c.state.not_in(_FINISHED)).order_by(runs.c.created_at)
+        with self._engine.connect() as conn:
+            return [self._run(r) for r in conn.execute(query)]
+
+    def set_run_state(
+        self,
+        run_id: str,
+        state: RunState,
+        now: float,
+        *,
+        event: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        error: dict[str, Any] | None = None,
+        compensation: dict[str, Any] | None = None,
+    ) -> None:
+        values: dict[str, Any] = {"state": state.value, "updated_at": now}
+        if state.finished:
+            values["ended_at"] = now
+        if error is not None:
+            values["error"] = self.redact(error)
+        if compensation is not None:
+            values["compensation"] = compensation
+        with self._tx() as (conn, pending):
+            conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
+            if state.finished:
+                conn.execute(timers.update().where(timers.c.run_id == run_id).values(fired=True))
+            if event:
+                self._event(conn, pending, run_id, event, now, data={"state": state.value, **(data or {})})
+
+    def request_cancel(self, run_id: str, now: float, *, by: str | None = None) -> None:
+        with self._tx() as (conn, pending):
+            result = conn.execute(runs.update().where(runs.c.id == run_id).values(cancel_requested=True))
+            if result.rowcount == 0:
+                raise RunNotFound(run_id)
+            self._event(conn, pending, run_id, "run.cancel_requested", now, data={"by": by})
+
+    # -- step results ----------------------------------------------------------------------------
+
+    @staticmethod
+    def _upsert(
+        conn: sa.Connection, table: sa.Table, key: Mapping[str, Any], values: Mapping[str, Any]
+    ) -> None:
+        cond = [table.c[k] == v for k, v in key.items()]
+        if conn.execute(table.update().where(*cond).values(**values)).rowcount == 0:
+            conn.execute(table.insert().values(**key, **values))
+
+    @staticmethod
+    def _step(row: Any) -> StepRecord:
+        return StepRecord(
+            run_id=row.run_id,
+            step_id=row.step_id,
+            iteration=row.iteration,
+            state=StepState(row.state),
+            action=row.action,
+            inputs=row.inputs,
+            output=row.output,
+            error=row.error,
+            attempts=row.attempts or 0,
+            started_at=row.started_at,
+            ended_at=row.ended_at,
+            not_before=row.not_before,
+        )
+
+    def step_results(self, run_id: str) -> dict[tuple[str, int], StepRecord]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(step_results).where(step_results.c.run_id == run_id))
+            return {(r.step_id, r.iteration): self._step(r) for r in rows}
+
+    def _step_values(self, now: float, state: StepState | None, fields: Mapping[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {"updated_at": now}
+        if state is not None:
+            values["state"] = state.value
+            if state.done:
+                values.setdefault("ended_at", now)
+        for name, value in fields.items():
+            values[name] = self.redact(value) if name in ("inputs", "error") else value
+        return values
+
+    def put_step(
+        self,
+        run_id: str,
+        step_id: str,
+        iteration: int,
+        now: float,
+        *,
+        state: StepState,
+        event: str | None = None,
+        data: Mapping[str, Any] | None = None,
+        **fields: Any,
+    ) -> None:
+        """Write a step's state (and its event) in one transaction."""
+        with self._tx() as (conn, pending):
+            self._upsert(
+                conn,
+                step_results,
+                {"run_id": run_id, "step_id": step_id, "iteration": iteration},
+                self._step_values(now, state, fields),
+            )
+            if event:
+                self._event(conn, pending, run_id, event, now, step_id, iteration, data)
+
+    # -- attempts --------------------------------------------------------------------------------
+
+    def start_attempt(
+        self,
+        *,
+        run_id: str,
+        workflow_name: str,
+        step_id: str,
+        iteration: int,
+        attempt: int,
+        kind: str,
+        action: str,
+        idempotency_key: str,
+        now: float,
+        worker_id: str | None,
+        runs_in_flight: int | None,
+        propensity: float | None,
+        candidates: Sequence[str] | None,
+        inputs: Any,
+    ) -> int:
+        """Record durably that an attempt is about to call its action (before the call is made)."""
+        with self._tx() as (conn, pending):
+            result = conn.execute(
+                attempts.insert().values(
+                    run_id=run_id,
+                    workflow_name=workflow_name,
+                    step_id=step_id,
+                    iteration=iteration,
+                    attempt=attempt,
+                    kind=kind,
+                    action=action,
+                    idempotency_key=idempotency_key,
+                    started_at=now,
+                    outcome="started",
+                    worker_id=worker_id,
+                    runs_in_flight=runs_in_flight,
+                    propensity=propensity,
+                    candidates=list(candidates) if candidates else None,
+                    output_truncated=False,
+                )
+            )
+            attempt_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+            if kind == "action":
+                self._upsert(
+                    conn,
+                    step_results,
+                    key,
+                    self._step_values(
+                        now,
+                        StepState.RUNNING,
+                        {
+                            "action": action,
+                            "inputs": inputs,
+                            "attempts": attempt,
+                            "not_before": None,
+                        },
+                    ),
+                )
+                if attempt == 1:
+                    conn.execute(
+                        step_results.update()
+                        .where(
+                            *[step_results.c[k] == v for k, v in key.items()],
+                            step_results.c.started_at.is_(None),
+                        )
+                        .values(started_at=now)
+                    )
+            else:
+                self._upsert(
+                    conn,
+                    compensations,
+                    key,
+                    {
+                        "state": UndoState.RUNNING.value,
+                        "action": action,
+                        "inputs": self.redact(inputs),
+                        "attempts": attempt,
+                        "updated_at": now,
+                    },
+                )
+            self._event(
+                conn,
+                pending,
+                run_id,
+                "step.started" if kind == "action" else "compensation.step_started",
+                now,
+                step_id,
+                None if iteration == WHOLE_STEP else iteration,
+                {"attempt": attempt, "action": action, "idempotency_key": idempotency_key},
+            )
+        return attempt_id
+
+    def finish_attempt(
+        self,
+        attempt_id: int,
+        now: float,
+        *,
+        outcome: str,
+        output: Any = None,
+        error: dict[str, Any] | None = None,
+        step: Mapping[str, Any] | None = None,
+        undo: Mapping[str, Any] | None = None,
+        event: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """End an attempt; with `step`/`undo` also update its step/compensation row and append the
+        event — all in ONE transaction, so a crash leaves either all of it or none."""
+        with self._tx() as (conn, pending):
+            row = conn.execute(sa.select(attempts).where(attempts.c.id == attempt_id)).one()
+            clean_output = self.redact(output) if output is not None else None
+            size = _json_size(clean_output) if clean_output is not None else None
+            truncated = size is not None and size > OUTPUT_CAP_BYTES
+            stored = {"preview": json.dumps(clean_output, default=str)[:4096]} if truncated else clean_output
+            err = self.redact(error) if error else None
+            conn.execute(
+                attempts.update()
+                .where(attempts.c.id == attempt_id)
+                .values(
+                    ended_at=now,
+                    duration_s=max(0.0, now - row.started_at),
+                    outcome=outcome,
+                    error_type=err.get("type") if err else None,
+                    error_class=err.get("class") if err else None,
+                    error_message=err.get("message") if err else None,
+                    transient=err.get("transient") if err else None,
+                    retry_after=err.get("retry_after") if err else None,
+                    output=stored,
+                    output_size=size,
+                    output_truncated=truncated,
+                )
+            )
+            key = {"run_id": row.run_id, "step_id": row.step_id, "iteration": row.iteration}
+            if step is not None:
+                fields = dict(step)
+                state = fields.pop("state", None)
+                self._upsert(
+                    conn,
+                    step_results,
+                    key,
+                    self._step_values(now, StepState(state) if state else None, fields),
+                )
+            if undo is not None:
+                values = {k: (self.redact(v) if k == "error" else v) for k, v in undo.items()}
+                values["updated_at"] = now
+                self._upsert(conn, compensations, key, values)
+            if event:
+                self._event(
+                    conn,
+                    pending,
+                    row.run_id,
+                    event,
+                    now,
+                    row.step_id,
+                    None if row.iteration == WHOLE_STEP else row.iteration,
+                    data,
+                )
+
+    def interrupt_attempts(self, run_id: str, now: float) -> list[AttemptRecord]:
+        """Mark the attempts left `started` by a crash as `interrupted`; returns them."""
+        with self._tx() as (conn, pending):
+            rows = conn.execute(
+                sa.select(attempts).where(attempts.c.run_id == run_id, attempts.c.outcome == "started")
+            ).all()
+            for row in rows:
+                conn.execute(
+                    attempts.update()
+                    .where(attempts.c.id == row.id)
+                    .values(
+                        outcome="interrupted",
+                        ended_at=now,
+                        error_type="interrupted",
+                        error_class=None,
+                        error_message="the worker stopped while the attempt was in flight",
+                    )
+                )
+                self._event(
+                    conn,
+                    pending,
+                    run_id,
+                    "step.interrupted" if row.kind == "action" else "compensation.step_interrupted",
+                    now,
+                    row.step_id,
+                    None if row.iteration == WHOLE_STEP else row.iteration,
+                    {"attempt": row.attempt, "action": row.action},
+                )
+        return [self._attempt(r) for r in rows]
+
+    @staticmethod
+    def _attempt(row: Any) -> AttemptRecord:
+        return AttemptRecord(**{c.name: getattr(row, c.name) for c in attempts.columns})
+
+    def attempts(
+        self,
+        *,
+        action: str | Iterable[str] | None = None,
+        run_id: str | None = None,
+        step_id: str | None = None,
+        kind: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
+        outcome: str | None = None,
+        limit: int | None = None,
+    ) -> list[AttemptRecord]:
+        """Attempts, oldest first, filtered by action(s), run, step, kind, outcome and
+        `since <= started_at < until` (see `AttemptRecord` for the columns)."""
+        query = sa.select(attempts).order_by(attempts.c.started_at, attempts.c.id)
+        if action is not None:
+            names = [action] if isinstance(action, str) else list(action)
+            query = query.where(attempts.c.action.in_(names))
+        if run_id is not None:
+            query = query.where(attempts.c.run_id == run_id)
+        if step_id is not None:
+            query = query.where(attempts.c.step_id == step_id)
+        if kind is not None:
+            query = query.where(attempts.c.kind == kind)
+        if outcome is not None:
+            query = query.where(attempts.c.outcome == outcome)
+        if since is not None:
+            query = query.where(attempts.c.started_at >= since)
+        if until is not None:
+            query = query.where(attempts.c.started_at < until)
+        if limit:
+            query = query.limit(limit)
+        with self._engine.connect() as conn:
+            return [self._attempt(r) for r in conn.execute(query)]
+
+    def action_stats(self, actions: Iterable[str], *, since: float) -> dict[str, ActionStats]:
+        """Error rate and mean latency per action over finished attempts started since `since`."""
+        names = list(actions)
+        ok = sa.case((attempts.c.outcome == "succeeded", 0), else_=1)
+        query = (
+            sa.select(attempts.c.action, sa.func.count(), sa.func.sum(ok), sa.func.avg(attempts.c.duration_s))
+            .where(
+                attempts.c.action.in_(names),
+                attempts.c.started_at >= since,
+                attempts.c.outcome.in_(["succeeded", "failed", "timeout"]),
+            )
+            .group_by(attempts.c.action)
+        )
+        stats = {name: ActionStats(calls=0, error_rate=0.0, mean_latency_s=None) for name in names}
+        with self._engine.connect() as conn:
+            for name, calls, failed, latency in conn.execute(query):
+                stats[name] = ActionStats(
+                    calls=int(calls),
+                    error_rate=float(failed or 0) / max(1, int(calls)),
+                    mean_latency_s=float(latency) if latency is not None else None,
+                )
+        return stats
+
+    # -- compensation ----------------------------------------------------------------------------
+
+    def undo_results(self, run_id: str) -> dict[tuple[str, int], UndoRecord]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(compensations).where(compensations.c.run_id == run_id))
+            return {
+                (r.step_id, r.iteration): UndoRecord(
+                    run_id=r.run_id,
+                    step_id=r.step_id,
+                    iteration=r.iteration,
+                    state=UndoState(r.state),
+                    action=r.action,
+                    inputs=r.inputs,
+                    output=r.output,
+                    error=r.error,
+                    attempts=r.attempts or 0,
+                )
+                for r in rows
+            }
+
+    def put_undo(
+        self,
+        run_id: str,
+        step_id: str,
+        iteration: int,
+        now: float,
+        *,
+        state: UndoState,
+        action: str,
+        error: dict[str, Any] | None = None,
+        event: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        with self._tx() as (conn, pending):
+            self._upsert(
+                conn,
+                compensations,
+                {"run_id": run_id, "step_id": step_id, "iteration": iteration},
+                {
+                    "state": state.value,
+                    "action": action,
+                    "error": self.redact(error) if error else None,
+                    "updated_at": now,
+                },
+            )
+            if event:
+                self._event(
+                    conn,
+                    pending,
+                    run_id,
+                    event,
+                    now,
+                    step_id,
+                    None if iteration == WHOLE_STEP else iteration,
+                    data,
+                )
+
+    # -- timers ----------------------------------------------------------------------------------
+
+    def set_timer(
+        self,
+        run_id: str,
+        step_id: str,
+        iteration: int,
+        *,
+        kind: str,
+        wake_at: float,
+        now: float,
+        event: str | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Store a durable timer and mark the step waiting, in one transaction."""
+        with self._tx() as (conn, pending):
+            self._upsert(
+                conn,
+                timers,
+                {"run_id": run_id, "step_id": step_id, "iteration": iteration},
+                {"kind": kind, "wake_at": wake_at, "fired": False, "created_at": now},
+            )
+            self._upsert(
+                conn,
+                step_results,
+                {"run_id": run_id, "step_id": step_id, "iteration": iteration},
+                self._step_values(now, StepState.WAITING, {"action": "core.wait", "started_at": now}),
+            )
+            if event:
+                self._event(
+                    conn,
+                    pending,
+                    run_id,
+                    event,
+                    now,
+                    step_id,
+                    None if iteration == WHOLE_STEP else iteration,
+                    data,
+                )
+
+    @staticmethod
+    def _timer(row: Any) -> TimerRecord:
+        return TimerRecord(
+            run_id=row.run_id,
+            step_id=row.step_id,
+            iteration=row.iteration,
+            kind=row.kind,
+            wake_at=row.wake_at,
+            fired=bool(row.fired),
+        )
+
+    def timers(self, run_id: str) -> dict[tuple[str, int], TimerRecord]:
+        with self._engine.connect() as conn:
+            rows = conn.execute(sa.select(timers).where(timers.c.run_id == run_id))
+            return {(r.step_id, r.iteration): self._timer(r) for r in rows}
+
+    def pending_timers(self, *, due_by: float | None = None) -> list[TimerRecord]:
+        """Unfired timers of unfinished runs, earliest first (only those due by `due_by` if given)."""
+        query = (
+            sa.select(timers)
+            .join(runs, runs.c.id == timers.c.run_id)
+            .where(timers.c.fired.is_(False), runs.c.state.not_in(_FINISHED))
+            .order_by(timers.c.wake_at)
+        )
+        if due_by is not None:
+            query = query.where(timers.c.wake_at <= due_by)
+        with self._engine.connect() as conn:
+            return [self._timer(r) for r in conn.execute(query)]
+
+    # -- approvals -------------------------------------------------------------------------------
+
+    @staticmethod
+    def _approval(row: Any) -> ApprovalRecord:
+        return ApprovalRecord(
+            run_id=row.run_id,
+            step_id=row.step_id,
+            iteration=row.iteration,
+            prompt=row.prompt,
+            approvers=row.approvers,
+            requested_at=row.requested_at,
+            decided_at=row.decided_at,
+            approved=row.approved,
+            decided_by=row.decided_by,
+            comment=row.comment,
+        )
+
+    def request_approval(
+        self,
+        run_id: str,
+        step_id: str,
+        iteration: int,
+        *,
+        prompt: str | None,
+        approvers: list[str] | None,
+        now: float,
+        inputs: Any,
+    ) -> None:
+        with self._tx() as (conn, pending):
+            key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+            exists = conn.execute(
+                sa.select(approvals.c.run_id).where(*[approvals.c[k] == v for k, v in key.items()])
+            ).first()
+            if exists is None:
+                conn.execute(
+                    approvals.insert().values(**key, prompt=prompt, approvers=approvers, requested_at=now)
+                )
+            self._upsert(
+                conn,
+                step_results,
+                key,
+                self._step_values(
+                    now, StepState.WAITING, {"action": "core.approval", "inputs": inputs, "started_at": now}
+                ),
+            )
+            self._event(
+                conn,
+                pending,
+                run_id,
+                "approval.requested",
+                now,
+                step_id,
+                None if iteration == WHOLE_STEP else iteration,
+                {"prompt": prompt, "approvers": approvers},
+            )
+
+    def approvals(self, run_id: str | None = None, *, pending_only: bool = False) -> list[ApprovalRecord]:
+        query = sa.select(approvals).order_by(approvals.c.requested_at)
+        if run_id is not None:
+            query = query.where(approvals.c.run_id == run_id)
+        if pending_only:
+            query = query.where(approvals.c.decided_at.is_(None))
+        with self._engine.connect() as conn:
+            return [self._approval(r) for r in conn.execute(query)]
+
+    def decide_approval(
+        self,
+        run_id: str,
+        step_id: str,
+        iteration: int,
+        *,
+        approved: bool,
+        by: str,
+        comment: str | None,
+        now: float,
+    ) -> bool:
+        """Record a decision; False when the approval was not pending (unknown or already decided)."""
+        with self._tx() as (conn, pending):
+            result = conn.execute(
+                approvals.update()
+                .where(
+                    approvals.c.run_id == run_id,
+                    approvals.c.step_id == step_id,
+                    approvals.c.iteration == iteration,
+                    approvals.c.decided_at.is_(None),
+                )
+                .values(decided_at=now, approved=approved, decided_by=by, comment=comment)
+            )
+            if result.rowcount == 0:
+                return False
+            self._event(
+                conn,
+                pending,
+                run_id,
+                "approval.given",
+                now,
+                step_id,
+                None if iteration == WHOLE_STEP else iteration,
+                {"approved": approved, "by": by, "comment": comment},
+            )
+            return True
+
+    def fire_timer(
+        self,
+        run_id: str,
+        step_id: str,
+        iteration: int,
+        now: float,
+        *,
+        output: Any,
+        event: str | None = "step.succeeded",
+        data: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Complete a `core.wait` step: the timer is spent and the step succeeded, in one transaction."""
+        key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+        with self._tx() as (conn, pending):
+            conn.execute(
+                timers.update().where(*[timers.c[k] == v for k, v in key.items()]).values(fired=True)
+            )
+            self._upsert(
+                conn,
+                step_results,
+                key,
+                self._step_values(now, StepState.SUCCEEDED, {"output": output, "error": None}),
+            )
+            if event:
+                self._event(
+                    conn,
+                    pending,
+                    run_id,
+                    event,
+                    now,
+                    step_id,
+                    None if iteration == WHOLE_STEP else iteration,
+                    data,
+                )
