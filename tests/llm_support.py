@@ -109,6 +109,13 @@ class FakeOpenAI:
             self._script.extend(replies)
         return self
 
+    def reset(self) -> FakeOpenAI:
+        """Forget the script and the recorded requests."""
+        with self._lock:
+            self._script.clear()
+            self.requests.clear()
+        return self
+
     @property
     def chat_requests(self) -> list[RecordedRequest]:
         return [r for r in self.requests if r.path.endswith("/chat/completions")]
@@ -185,3 +192,68 @@ class FakeOpenAI:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+# ----------------------------------------------------------------------------- test data
+
+SECRET_URL = "https://billing.internal.example/v1/charges"
+SECRET_HEADER = "Bearer ${{ secrets.BILLING_TOKEN }}"
+
+def _schema(required: tuple[str, ...] = (), **props: str) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": {k: {"type": t} for k, t in props.items()}}
+    if required:
+        schema["required"] = list(required)
+    return schema
+
+
+def _action(name: str, description: str, inp: dict[str, Any], out: dict[str, Any],
+            **extra: Any) -> dict[str, Any]:
+    return {"name": name, "description": description, "input": inp, "output": out, **extra}
+
+
+TEST_CATALOG: dict[str, Any] = {"actions": [
+    _action("billing.create_invoice", "Creates an invoice for a customer.",
+            _schema(("customer_id", "amount"), customer_id="string", amount="integer"),
+            _schema(invoice_id="string", status="string"), compensation="billing.void_invoice",
+            invoke={"kind": "http", "url": SECRET_URL, "headers": {"Authorization": SECRET_HEADER}}),
+    _action("billing.void_invoice", "Voids an invoice.", _schema(("invoice_id",), invoice_id="string"),
+            _schema(voided="boolean")),
+    _action("payments.charge_card", "Charges the customer's card for a payment.",
+            _schema(("amount",), customer_id="string", amount="integer"), _schema(charge_id="string"),
+            compensation="payments.refund_charge"),
+    _action("payments.refund_charge", "Refunds a charge.", _schema(("charge_id",), charge_id="string"),
+            _schema(refund_id="string")),
+    _action("email.send_message", "Sends an email.", _schema(("to",), to="string", subject="string"),
+            _schema(message_id="string")),
+    _action("sms.send_message", "Sends a text message to a mobile phone number.",
+            _schema(("to", "body"), to="string", body="string"), _schema(message_id="string")),
+    _action("chat.post_message", "Posts a message in a chat channel.",
+            _schema(("channel", "text"), channel="string", text="string"), _schema(ts="string")),
+]}
+
+
+def wire_step(step_id: str, action: str, *, needs: list[str] | None = None,
+              with_: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    """A step in the planner's wire format (every field present, as strict mode demands)."""
+    step: dict[str, Any] = {
+        "id": step_id, "action": action, "title": None, "description": None, "needs": needs or [],
+        "with": [{"name": k, "value": json.dumps(v)} for k, v in (with_ or {}).items()],
+        "if": None, "for_each": None, "max_attempts": None, "timeout_s": None, "compensate": None,
+        "compensate_with": [],
+    }
+    step.update(extra)
+    return step
+
+
+def wire_plan(*steps: dict[str, Any], name: str = "test-plan") -> str:
+    """A whole wire plan as the JSON text a model would answer."""
+    return json.dumps({"name": name, "description": None, "steps": list(steps)})
+
+
+def invoice_then_email() -> str:
+    """A valid plan over TEST_CATALOG: invoice, then email."""
+    return wire_plan(
+        wire_step("invoice", "billing.create_invoice", with_={"customer_id": "cus_1", "amount": 4500}),
+        wire_step("notify", "email.send_message", needs=["invoice"], with_={
+            "to": "ap@example.com", "subject": "Invoice ${{ steps.invoice.output.invoice_id }}"}),
+    )
