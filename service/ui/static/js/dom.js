@@ -16,6 +16,13 @@ export function h(tag, props = {}, ...children) {
   return node;
 }
 
+/** Replace a node's children; null, undefined and false are left out (DOM's own would print "null"). */
+export function fill(node, ...children) {
+  node.replaceChildren();
+  append(node, children);
+  return node;
+}
+
 function append(node, children) {
   for (const child of children) {
     if (child === undefined || child === null || child === false) continue;

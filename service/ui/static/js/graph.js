@@ -7,8 +7,9 @@
 // row is enough to keep edges from crossing in the common shapes (fan-out, fan-in, chains).
 
 const SVG_NS = "http://www.w3.org/2000/svg";
-const NODE_W = 224;
-const NODE_H = 84;
+const NODE_W = 208;
+const BASE_H = 84;
+const NODE_H_LIVE = 102; // one more row for the state and the timing
 const GAP_X = 28;
 const GAP_Y = 58;
 const PAD = 20;
@@ -142,6 +143,7 @@ function orderRows(groups, edges) {
  */
 export function renderGraph(container, doc, { states = {}, onSelect, selected, label } = {}) {
   const { nodes, edges, groups } = graphOf(doc);
+  const NODE_H = Object.keys(states).length ? NODE_H_LIVE : BASE_H;
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const rows = orderRows(groups, edges);
   const widest = Math.max(1, ...rows.map((r) => r.length));
@@ -155,7 +157,8 @@ export function renderGraph(container, doc, { states = {}, onSelect, selected, l
   });
 
   const svg = el("svg", {
-    viewBox: `0 0 ${width} ${height}`, width, height, class: "graph", role: "group",
+    // scales down to the panel's width when a wide row would not fit, never up
+    viewBox: `0 0 ${width} ${height}`, class: "graph", role: "group", style: `max-width:${width}px`,
     "aria-label": label || `Workflow graph: ${nodes.length} steps in ${rows.length} stages`,
   });
   svg.append(el("defs", {},
@@ -212,19 +215,19 @@ export function renderGraph(container, doc, { states = {}, onSelect, selected, l
     g.append(el("rect", { width: NODE_W, height: NODE_H, rx: 10, class: "node-box" }));
     g.append(el("rect", { width: 6, height: NODE_H, rx: 3, class: "node-stripe" }));
     const title = el("text", { x: 16, y: 24, class: "node-title" });
-    title.textContent = clip(step.name || id, 25);
+    title.textContent = clip(step.name || id, 22);
     const action = el("text", { x: 16, y: 42, class: "node-action" });
-    action.textContent = clip(step.action, 30);
+    action.textContent = clip(step.action, 27);
     g.append(title, action);
     if (info.state) {
-      const chip = el("text", { x: NODE_W - 10, y: 22, class: "node-state", "text-anchor": "end" });
+      const chip = el("text", { x: 16, y: NODE_H - 10, class: "node-state" });
       chip.textContent = STATE_LABEL[state] || state;
       g.append(chip);
       const meta = [];
       if (info.attempts > 1) meta.push(`${info.attempts} attempts`);
       if (typeof info.duration_ms === "number") meta.push(formatMs(info.duration_ms));
       if (meta.length) {
-        const m = el("text", { x: NODE_W - 10, y: 42, class: "node-meta", "text-anchor": "end" });
+        const m = el("text", { x: NODE_W - 10, y: NODE_H - 10, class: "node-meta", "text-anchor": "end" });
         m.textContent = meta.join(" · ");
         g.append(m);
       }

@@ -3,7 +3,7 @@
 // cleanup function (to stop a live event stream when the user leaves the page).
 
 import { getToken, setToken, takeTokenFromLocation } from "./api.js";
-import { h, toast } from "./dom.js";
+import { fill, h, toast } from "./dom.js";
 import { describeView } from "./views/describe.js";
 import { planView } from "./views/plan.js";
 import { runView } from "./views/run.js";
@@ -39,21 +39,21 @@ async function render() {
   document.getElementById("signout").hidden = !getToken();
   if (!getToken()) {
     setNav(null);
-    main.replaceChildren(signInView(() => render()));
+    fill(main, signInView(() => render()));
     return;
   }
   for (const [pattern, section, view] of routes) {
     const match = path.match(pattern);
     if (!match) continue;
     setNav(section);
-    main.replaceChildren(h("p", { class: "muted", role: "status" }, "Loading…"));
+    fill(main, h("p", { class: "muted", role: "status" }, "Loading…"));
     try {
       const result = await view()(main, ...match.slice(1));
       if (mine !== generation) { if (typeof result === "function") result(); return; }
       cleanup = typeof result === "function" ? result : null;
     } catch (err) {
       if (mine !== generation) return;
-      main.replaceChildren(h("div", { class: "panel" },
+      fill(main, h("div", { class: "panel" },
         h("h1", {}, err.title || "This page could not be shown"),
         h("p", {}, err.detail || err.message || String(err)),
         h("a", { href: "#/" }, "Back to the start")));
@@ -61,7 +61,7 @@ async function render() {
     return;
   }
   setNav(null);
-  main.replaceChildren(h("div", { class: "panel" }, h("h1", {}, "Not found"),
+  fill(main, h("div", { class: "panel" }, h("h1", {}, "Not found"),
     h("p", {}, "Nothing lives at this address. "), h("a", { href: "#/" }, "Describe a process")));
 }
 

@@ -1,6 +1,6 @@
 // Pieces several views share: ARIA tabs, the graph panel with its legend, the instruction box.
 
-import { h } from "./dom.js";
+import { fill, h } from "./dom.js";
 import { renderGraph } from "./graph.js";
 
 let tabGroups = 0;
@@ -39,7 +39,7 @@ export function tabs(defs, state, label) {
     });
     const def = defs.find((d) => d.id === id);
     panel.setAttribute("aria-labelledby", `tab-${group}-${id}`);
-    panel.replaceChildren(def.render());
+    fill(panel, def.render());
   }
   select(current, false);
   return h("div", {}, list, panel);
@@ -85,14 +85,14 @@ export function instructionBox({ onSubmit, label = "Change it in plain English",
       if (!input.value.trim()) { input.focus(); return; }
       submit.disabled = true;
       submit.setAttribute("aria-busy", "true");
-      status.replaceChildren();
+      fill(status, );
       try {
         const note = await onSubmit(input.value.trim());
         input.value = "";
-        if (note) status.replaceChildren(note);
+        if (note) fill(status, note);
       } catch (err) {
         const { errorBox } = await import("./dom.js");
-        status.replaceChildren(errorBox(err));
+        fill(status, errorBox(err));
       } finally {
         submit.disabled = false;
         submit.removeAttribute("aria-busy");

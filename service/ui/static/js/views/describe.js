@@ -1,7 +1,7 @@
 // Step one: describe a process in plain English, pick the catalog and planner, get a draft plan.
 
 import { get, items, post } from "../api.js";
-import { errorBox, h } from "../dom.js";
+import { errorBox, fill, h } from "../dom.js";
 import { rememberPlan } from "./plan.js";
 
 const EXAMPLES = [
@@ -31,7 +31,7 @@ export async function describeView(main) {
     class: "panel", "aria-labelledby": "describe-title",
     onsubmit: async (ev) => {
       ev.preventDefault();
-      status.replaceChildren();
+      fill(status, );
       submit.disabled = true;
       submit.setAttribute("aria-busy", "true");
       try {
@@ -39,7 +39,7 @@ export async function describeView(main) {
         rememberPlan(plan);
         location.hash = `#/plans/${encodeURIComponent(plan.id)}`;
       } catch (err) {
-        status.replaceChildren(errorBox(err));
+        fill(status, errorBox(err));
       } finally {
         submit.disabled = false;
         submit.removeAttribute("aria-busy");
@@ -66,7 +66,7 @@ export async function describeView(main) {
     if (ev.key === "Enter" && (ev.ctrlKey || ev.metaKey)) { ev.preventDefault(); form.requestSubmit(); }
   });
 
-  main.replaceChildren(
+  fill(main, 
     h("div", { class: "page-head" },
       h("div", {}, h("h1", { id: "describe-title" }, "Describe a process"),
         h("p", {}, "Plain English in; a validated workflow graph out. You can check and edit it before anything runs."))),

@@ -2,7 +2,7 @@
 // document or by refining the request; accept it as a versioned workflow.
 
 import { get, post } from "../api.js";
-import { errorBox, h, toast } from "../dom.js";
+import { errorBox, fill, h, toast } from "../dom.js";
 import { documentEditor, stepsEditor } from "../editor.js";
 import { plainSteps } from "../plain.js";
 import { graphPanel, instructionBox, tabs } from "../widgets.js";
@@ -49,7 +49,7 @@ export async function planView(main, planId) {
       ev.preventDefault();
       accept.disabled = true;
       accept.setAttribute("aria-busy", "true");
-      status.replaceChildren();
+      fill(status, );
       try {
         const rename = name.value.trim() && name.value.trim() !== plan.workflow.name ? name.value.trim() : undefined;
         const body = ui.dirty
@@ -59,7 +59,7 @@ export async function planView(main, planId) {
         toast(`Accepted as ${workflow.name}, version ${workflow.latest_version}`, "ok");
         location.hash = `#/workflows/${encodeURIComponent(workflow.id)}`;
       } catch (err) {
-        status.replaceChildren(errorBox(err));
+        fill(status, errorBox(err));
       } finally {
         accept.disabled = false;
         accept.removeAttribute("aria-busy");
@@ -78,10 +78,10 @@ export async function planView(main, planId) {
 
   function draw() {
     graph.draw(ui.doc, { label: `Plan graph for ${ui.doc.name}` });
-    side.replaceChildren(
+    fill(side, 
       tabs([
         {
-          id: "english", label: "In plain English", render: () => h("div", {},
+          id: "english", label: "Plain English", render: () => h("div", {},
             plan.explanation && !ui.dirty ? h("p", { class: "explanation", id: "explanation" }, plan.explanation) : null,
             plainSteps(ui.doc)),
         },
@@ -106,7 +106,7 @@ export async function planView(main, planId) {
     },
   });
 
-  main.replaceChildren(
+  fill(main, 
     h("div", { class: "page-head" },
       h("div", {}, h("h1", {}, "Check the plan"),
         h("p", { id: "plan-request" }, `“${plan.request}”`)),

@@ -3,7 +3,7 @@
 // triggers a (coalesced) reload of the run, so the page always shows the server's view of it.
 
 import { get, post, stream } from "../api.js";
-import { errorBox, formatTime, h, stateBadge, toast, toSeconds } from "../dom.js";
+import { errorBox, fill, formatTime, h, stateBadge, toSeconds, toast } from "../dom.js";
 import { formatMs } from "../graph.js";
 import { graphPanel } from "../widgets.js";
 
@@ -44,8 +44,7 @@ function json(value) {
   return h("pre", { class: "json" }, JSON.stringify(value, null, 2));
 }
 
-function stepDetail(run, stepId) {
-  const doc = run.document || {};
+function stepDetail(run, doc, stepId) {
   const spec = (doc.steps || []).find((s) => s.id === stepId);
   const records = (run.steps || []).filter((s) => s.id === stepId);
   if (!records.length && !spec) return h("p", { class: "muted" }, "Select a step in the graph (Tab to it, Enter to open).");
@@ -82,7 +81,7 @@ function approvalCard(run, approval, reload) {
       toast(approved ? "Approved — the run goes on." : "Rejected — the step fails.", approved ? "ok" : "info");
       await reload();
     } catch (err) {
-      status.replaceChildren(errorBox(err));
+      fill(status, errorBox(err));
       button.disabled = false;
     }
   };
@@ -102,7 +101,7 @@ function compensationPanel(run) {
   const undone = [...undoneSteps(c)];
   return h("section", { class: "panel", id: "compensation", "aria-labelledby": "comp-title" },
     h("h2", { id: "comp-title" }, "Compensation ", stateBadge(c.status || "running")),
-    h("p", {}, undone.length ? `Undone, newest first: ${undone.join(", ")}.` : "Nothing needed undoing."),
+    h("p", {}, undone.length ? `Undone: ${undone.join(", ")}.` : "Nothing needed undoing."),
     (c.left || []).length ? h("p", { class: "warn-box" }, "Left as is: ",
       c.left.map((l) => `${l.step}${l.reason ? ` (${l.reason})` : ""}`).join("; ")) : null);
 }
@@ -110,6 +109,17 @@ function compensationPanel(run) {
 export async function runView(main, runId) {
   const id = encodeURIComponent(runId);
   let run = await get(`/runs/${id}`);
+  // the run names its workflow version; the graph is drawn from that version's document
+  let doc = { steps: (run.steps || []).filter((s) => s.iteration === null || s.iteration === undefined).map((s) => ({ id: s.id, action: s.action || "?" })) };
+  if (run.workflow_id && run.workflow_version) {
+    try {
+      doc = (await get(`/workflows/${encodeURIComponent(run.workflow_id)}/versions/${run.workflow_version}`)).document || doc;
+    } catch { /* a run without its version still shows its steps, without edges */ }
+  }
+  let history = [];
+  try {
+    history = await get(`/runs/${id}/events`);
+  } catch { /* the live stream below fills the log as well */ }
   const ui = { selected: null, events: [], live: "closed" };
   const controller = new AbortController();
   const graph = graphPanel("Steps", h("span", { class: "small muted", id: "live" }));
@@ -128,7 +138,7 @@ export async function runView(main, runId) {
     const done = steps.filter((s) => ["succeeded", "skipped"].includes(s.state)).length;
     const attempts = steps.reduce((n, s) => n + (s.attempts || []).length, 0);
     const metric = (k, v, extra = {}) => h("div", { class: "metric", ...extra }, h("div", { class: "k" }, k), h("div", { class: "v" }, v));
-    summary.replaceChildren(
+    fill(summary, 
       metric("State", stateBadge(run.state), { id: "run-state", "data-state": run.state }),
       metric("Started", start ? new Date(start * 1000).toLocaleTimeString() : "—"),
       metric(run.ended_at ? "Took" : "Running for", start ? formatMs((end - start) * 1000) : "—"),
@@ -139,7 +149,7 @@ export async function runView(main, runId) {
 
   function draw() {
     const finished = FINISHED.has(run.state);
-    head.replaceChildren(h("div", { class: "page-head" },
+    fill(head, h("div", { class: "page-head" },
       h("div", {},
         h("h1", {}, `Run of ${run.workflow_name}`),
         h("p", {}, h("span", { class: "mono" }, run.id), " · ",
@@ -152,18 +162,18 @@ export async function runView(main, runId) {
       }, "Cancel run")));
     const pending = (run.approvals || []).filter((a) => a.approved === null || a.approved === undefined);
     const focused = document.activeElement?.id;
-    approvals.replaceChildren(...pending.map((a) => approvalCard(run, a, reload)));
+    fill(approvals, ...pending.map((a) => approvalCard(run, a, reload)));
     if (focused && document.getElementById(focused) === null) {
       // the card the user was in is gone (decided); keep focus somewhere sensible
       document.getElementById("run-summary")?.focus?.();
     }
     drawSummary();
-    graph.draw(run.document || { steps: [] }, {
+    graph.draw(doc, {
       states: stepStates(run), selected: ui.selected, label: `Run ${run.id}: ${run.state}`,
       onSelect: (stepId) => { ui.selected = stepId; draw(); document.getElementById("step-detail")?.scrollIntoView({ block: "nearest" }); },
     });
-    detail.replaceChildren(stepDetail(run, ui.selected));
-    comp.replaceChildren(compensationPanel(run) || "");
+    fill(detail, stepDetail(run, doc, ui.selected));
+    fill(comp, compensationPanel(run) || "");
     if (run.error && finished) {
       comp.prepend(h("div", { class: "error-box", role: "alert", id: "run-error" },
         h("strong", {}, "Why it failed: "), run.error.message || JSON.stringify(run.error)));
@@ -197,7 +207,7 @@ export async function runView(main, runId) {
     eventList.scrollTop = eventList.scrollHeight;
   }
 
-  main.replaceChildren(head, approvals, summary,
+  fill(main, head, approvals, summary,
     h("div", { class: "split split-wide" },
       graph.node,
       h("aside", {},
@@ -210,16 +220,20 @@ export async function runView(main, runId) {
   const setLive = (state) => {
     ui.live = state;
     const label = document.getElementById("live");
-    if (label) label.replaceChildren(h("span", { class: `live-dot ${state}` }), state === "live" ? "live" : state);
+    if (label) fill(label, h("span", { class: `live-dot ${state}` }), state === "live" ? "live" : state);
   };
-  // finished runs are streamed too: the server replays their events, which fills the log
-  stream(`/runs/${id}/events`, {
+  for (const event of Array.isArray(history) ? history : []) addEvent({ event: event.type, data: event });
+  const lastSeq = Array.isArray(history) && history.length ? history[history.length - 1].seq : 0;
+  let finishedSeen = FINISHED.has(run.state);
+  if (finishedSeen) setLive("finished");
+  stream(`/runs/${id}/events?after=${lastSeq}`, {
     signal: controller.signal,
-    isDone: () => FINISHED.has(run.state) && ui.live !== "live",
-    onState: setLive,
+    isDone: () => finishedSeen,
+    onState: (state) => { if (!finishedSeen || state !== "closed") setLive(state); },
     onEvent: (message) => {
       addEvent(message);
-      if (!FINISHED.has(run.state)) scheduleReload();
+      if (message.event === "run.finished") { finishedSeen = true; setLive("finished"); }
+      scheduleReload();
     },
   }).catch(() => setLive("closed"));
   return () => { controller.abort(); clearInterval(tick); clearTimeout(pendingReload); };

@@ -1,7 +1,7 @@
 // Run history: every run with its state, start time and duration; refreshes while runs are live.
 
 import { get, items } from "../api.js";
-import { h } from "../dom.js";
+import { fill, h } from "../dom.js";
 import { runsTable } from "./workflow.js";
 
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
@@ -20,12 +20,12 @@ export async function runsView(main) {
     const query = ui.state ? `?state=${encodeURIComponent(ui.state)}&limit=200` : "?limit=200";
     let runs = items(await get(`/runs${query}`), "runs");
     if (ui.state) runs = runs.filter((r) => r.state === ui.state);
-    holder.replaceChildren(runs.length ? runsTable(runs)
+    fill(holder, runs.length ? runsTable(runs)
       : h("div", { class: "panel empty" }, ui.state ? `No ${ui.state} runs.` : "No runs yet. Start one from a workflow."));
     if (runs.some((r) => !FINISHED.has(r.state))) timer = setTimeout(() => load().catch(() => {}), 2000);
   }
 
-  main.replaceChildren(
+  fill(main, 
     h("div", { class: "page-head" },
       h("div", {}, h("h1", {}, "Runs"), h("p", {}, "Every run, newest first, with how long it took.")),
       h("div", {}, h("label", { for: "state-filter", class: "sr-only" }, "Show runs in state"), filter)),

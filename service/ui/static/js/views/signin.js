@@ -2,7 +2,7 @@
 // that carries it). The token stays in this browser's localStorage.
 
 import { ApiError, get, setToken } from "../api.js";
-import { errorBox, h } from "../dom.js";
+import { errorBox, fill, h } from "../dom.js";
 
 export function signInView(onDone) {
   const input = h("input", {
@@ -14,14 +14,14 @@ export function signInView(onDone) {
     class: "panel signin", "aria-labelledby": "signin-title",
     onsubmit: async (ev) => {
       ev.preventDefault();
-      status.replaceChildren();
+      fill(status, );
       setToken(input.value);
       try {
         await get("/catalogs");
         onDone();
       } catch (err) {
         setToken("");
-        status.replaceChildren(errorBox(err instanceof ApiError ? err : { title: String(err) }));
+        fill(status, errorBox(err instanceof ApiError ? err : { title: String(err) }));
         input.focus();
       }
     },

@@ -2,7 +2,7 @@
 // instruction), versions and recent runs.
 
 import { get, items, post, put } from "../api.js";
-import { errorBox, formatTime, h, stateBadge, toast, toSeconds } from "../dom.js";
+import { errorBox, fill, formatTime, h, stateBadge, toSeconds, toast } from "../dom.js";
 import { documentEditor, stepsEditor } from "../editor.js";
 import { formatMs } from "../graph.js";
 import { plainSteps } from "../plain.js";
@@ -11,7 +11,7 @@ import { catalogActions, problemList } from "./plan.js";
 
 export async function workflowsView(main) {
   const workflows = items(await get("/workflows"), "workflows");
-  main.replaceChildren(
+  fill(main, 
     h("div", { class: "page-head" },
       h("div", {}, h("h1", {}, "Workflows"), h("p", {}, "Accepted plans, each with its versions.")),
       h("a", { class: "button", href: "#/" }, "Describe a new one")),
@@ -92,13 +92,13 @@ function inputsForm(doc, previous, onStart) {
   return h("form", {
     id: "run-form", onsubmit: async (ev) => {
       ev.preventDefault();
-      status.replaceChildren();
+      fill(status, );
       let inputs = {};
       try {
         if (raw) inputs = JSON.parse(raw.value || "{}");
         else for (const read of readers) { const [k, v] = read(); if (v !== undefined) inputs[k] = v; }
       } catch (err) {
-        status.replaceChildren(errorBox({ title: "The inputs are not valid JSON", detail: err.message }));
+        fill(status, errorBox({ title: "The inputs are not valid JSON", detail: err.message }));
         return;
       }
       button.disabled = true;
@@ -106,7 +106,7 @@ function inputsForm(doc, previous, onStart) {
       try {
         await onStart(inputs);
       } catch (err) {
-        status.replaceChildren(errorBox(err));
+        fill(status, errorBox(err));
       } finally {
         button.disabled = false;
         button.removeAttribute("aria-busy");
@@ -128,7 +128,7 @@ export async function workflowView(main, workflowId) {
     try { previousInputs = (await get(`/runs/${encodeURIComponent(runs[0].id)}`)).inputs; } catch { /* prefill is optional */ }
   }
   const ui = { tab: "run", doc: structuredClone(workflow.document), dirty: false, note: null };
-  const graph = graphPanel(`${workflow.name}`, h("span", { class: "state", id: "version-badge" }, `version ${workflow.latest_version}`));
+  const graph = graphPanel("Graph", h("span", { class: "state", id: "version-badge" }, `version ${workflow.latest_version}`));
   const side = h("div", {});
   const draftBar = h("div", { "aria-live": "polite" });
 
@@ -147,7 +147,7 @@ export async function workflowView(main, workflowId) {
 
   function draw() {
     graph.draw(ui.doc, { label: `Graph of ${ui.doc.name}` });
-    side.replaceChildren(tabs([
+    fill(side, tabs([
       {
         id: "run", label: "Run", render: () => ui.dirty
           ? h("p", { class: "muted" }, "Save or discard the edits first: runs use a saved version.")
@@ -156,7 +156,7 @@ export async function workflowView(main, workflowId) {
             location.hash = `#/runs/${encodeURIComponent(run.id)}`;
           }),
       },
-      { id: "english", label: "In plain English", render: () => plainSteps(ui.doc) },
+      { id: "english", label: "Plain English", render: () => plainSteps(ui.doc) },
       { id: "edit", label: "Edit steps", render: () => stepsEditor(ui.doc, { actions, onChange: change }) },
       { id: "document", label: "Document", render: () => documentEditor(ui.doc, { onChange: change, onError: (m) => toast(m, "error") }) },
       {
@@ -166,12 +166,12 @@ export async function workflowView(main, workflowId) {
       },
     ], ui, "Workflow views"));
     const status = h("div", { "aria-live": "polite" });
-    draftBar.replaceChildren(ui.dirty ? h("div", { class: "warn-box", role: "status" },
+    fill(draftBar, ui.dirty ? h("div", { class: "warn-box", role: "status" },
       h("strong", {}, "Unsaved edits. "), ui.note || "The graph shows the edited document.",
       h("div", { class: "row", style: "margin-top:.5rem" },
         h("button", {
           type: "button", class: "primary", id: "save-version", onclick: async () => {
-            try { await save(); } catch (err) { status.replaceChildren(errorBox(err)); }
+            try { await save(); } catch (err) { fill(status, errorBox(err)); }
           },
         }, `Save as version ${workflow.latest_version + 1}`),
         h("button", {
@@ -190,7 +190,7 @@ export async function workflowView(main, workflowId) {
     },
   });
 
-  main.replaceChildren(
+  fill(main, 
     h("div", { class: "page-head" },
       h("div", {}, h("h1", {}, workflow.name), h("p", {}, ui.doc.description || "")),
       h("a", { class: "button", href: "#/runs" }, "All runs")),
