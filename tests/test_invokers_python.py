@@ -46,6 +46,13 @@ def with_call(x, call):
     return {"x": x, "run": call.run_id, "attempt": call.attempt, "key": call.idempotency_key}
 
 
+def uses_secret(user, secrets):
+    token = secrets.get("TOKEN")
+    if user == "leak":
+        raise PermissionError("token " + token + " rejected")
+    return {"user": user, "token_length": len(token), "echo": token}
+
+
 def anything(**kwargs):
     return {"got": sorted(kwargs)}
 
@@ -145,6 +152,13 @@ async def test_call_parameter_receives_the_action_call(invoker: PythonInvoker, m
     out = await run(invoker, f"{module}:with_call", {"x": 1}, run_id="r-7", attempt=3, idempotency_key="k-7")
     assert out == {"x": 1, "run": "r-7", "attempt": 3, "key": "k-7"}
     assert await run(invoker, f"{module}:anything", {"p": 1, "q": 2}) == {"got": ["p", "q"]}
+
+
+async def test_secrets_parameter_receives_the_source(invoker: PythonInvoker, module: str) -> None:
+    out = await run(invoker, f"{module}:uses_secret", {"user": "ada"})
+    assert out == {"user": "ada", "token_length": len(SECRET), "echo": "***"}
+    error = await failure(invoker, f"{module}:uses_secret", {"user": "leak"})
+    assert error.type == "PermissionError" and SECRET not in str(error) and "token *** rejected" in str(error)
 
 
 async def test_results_are_normalised(invoker: PythonInvoker, module: str) -> None:

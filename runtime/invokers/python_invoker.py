@@ -1,8 +1,11 @@
 """The `python` invoker: call `package.module:function` (or an `overture.actions` entry point).
 
 The step's `with` becomes keyword arguments; a function with a parameter named `call` also receives
-the `ActionCall` (run id, attempt, idempotency key). Sync functions run in a worker thread so they
-cannot stall the engine's event loop; coroutine functions are awaited.
+the `ActionCall` (run id, attempt, idempotency key), and one with a parameter named `secrets` the
+deployment's `SecretSource` (`secrets.get("CRM_TOKEN")`), so secrets never travel through `with`.
+Sync functions run in a worker thread so they cannot stall the engine's event loop (a thread cannot
+be cancelled: when the engine's step timeout fires, the function runs on, its result discarded);
+coroutine functions are awaited.
 
     Result / exception of the function
     ├── dict                        the output (pydantic models and dataclasses are dumped first)
@@ -45,6 +48,7 @@ class _Target:
     function: Callable[..., Any]
     is_async: bool
     takes_call: bool
+    takes_secrets: bool
     accepts_any_kwargs: bool
     parameters: frozenset[str]
     signature: inspect.Signature | None
@@ -70,6 +74,8 @@ class PythonInvoker:
         kwargs = dict(call.inputs)
         if target.takes_call:
             kwargs["call"] = call
+        if target.takes_secrets:
+            kwargs["secrets"] = self._secrets
         self._check_arguments(target, kwargs, what)
         try:
             if target.is_async:
@@ -157,10 +163,9 @@ def _describe(function: Any, path: str, action: str) -> _Target:
     except (TypeError, ValueError):  # some builtins have no introspectable signature
         signature = None
     params = signature.parameters if signature is not None else {}
-    call_param = params.get("call")
-    takes_call = call_param is not None and call_param.kind in (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY
-    )
+    by_keyword = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    takes_call = "call" in params and params["call"].kind in by_keyword
+    takes_secrets = "secrets" in params and params["secrets"].kind in by_keyword
     is_async = inspect.iscoroutinefunction(function) or inspect.iscoroutinefunction(
         getattr(function, "__call__", None)  # noqa: B004 - an object with `async def __call__`
     )
@@ -168,6 +173,7 @@ def _describe(function: Any, path: str, action: str) -> _Target:
         function=function,
         is_async=is_async,
         takes_call=takes_call,
+        takes_secrets=takes_secrets,
         accepts_any_kwargs=any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()),
         parameters=frozenset(params),
         signature=signature,
