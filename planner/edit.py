@@ -439,3 +439,14 @@ def edit_offline(workflow: Workflow, instruction: str, catalog: Catalog, *,
                  ranker: ActionRanker | None = None) -> EditResult:
     """Apply an instruction without a model; `EditNotUnderstood` or `InvalidWorkflow` when it can't."""
     return OfflineEditor(catalog, ranker=ranker).edit(workflow, instruction)
+
+
+def edit_workflow(workflow: Workflow, instruction: str, catalog: Catalog, *, mode: str = "auto",
+                  settings: Any = None, client: Any = None) -> EditResult:
+    """The mode-aware entry point (`llm`, `offline`, `auto`); see `planner.select.edit_plan`."""
+    from planner.select import PlannerMode, edit_plan
+
+    if mode not in ("llm", "offline", "auto"):
+        raise OvertureError(f"unknown planner `{mode}`; use llm, offline or auto")
+    chosen: PlannerMode = mode  # type: ignore[assignment]
+    return edit_plan(workflow, instruction, catalog, mode=chosen, settings=settings, client=client)
