@@ -108,7 +108,8 @@ def test_llm_edit_returns_the_new_document_and_a_diff(server: FakeOpenAI, catalo
     edited = wire_plan(
         wire_step("invoice", "billing.create_invoice", title="Create the invoice",
                   with_={"customer_id": "cus_1", "amount": 4500}),
-        wire_step("charge", "payments.charge_card", needs=["invoice"], with_={"amount": 4500}, max_attempts=3),
+        wire_step("charge", "payments.charge_card", needs=["invoice"], with_={"amount": 4500},
+                  max_attempts=3),
         wire_step("text", "sms.send_message", needs=["charge"], with_={"to": "+15550100", "body": "Paid!"}),
     )
     server.script(completion(edited))
@@ -137,14 +138,16 @@ def test_llm_edit_falls_back_offline_in_auto_mode(server: FakeOpenAI, catalog: C
     assert any("edited offline because the LLM failed" in w for w in result.warnings)
 
 
-def test_llm_edit_errors_surface_in_llm_mode(server: FakeOpenAI, catalog: Catalog, workflow: Workflow) -> None:
+def test_llm_edit_errors_surface_in_llm_mode(server: FakeOpenAI, catalog: Catalog,
+                                             workflow: Workflow) -> None:
     server.script(error(500, "boom"))
     with pytest.raises(LLMUnavailable):
         edit_plan(workflow, "remove the charge", catalog, mode="llm", settings=settings_for(server))
 
 
 def test_edit_without_endpoint_in_auto_mode_is_offline(catalog: Catalog, workflow: Workflow) -> None:
-    result = edit_plan(workflow, "retry the invoice up to 2 times", catalog, mode="auto", settings=unconfigured())
+    result = edit_plan(workflow, "retry the invoice up to 2 times", catalog, mode="auto",
+                       settings=unconfigured())
     assert result.planner == "offline"
     step = result.workflow.step("invoice")
     assert step.retry is not None and step.retry.max_attempts == 3
