@@ -27,6 +27,39 @@ DEMO_INPUTS: dict[str, Any] = {
     "seats": 250,
 }
 
+
+
+def _customer_values(customer: dict[str, Any]) -> dict[str, Any]:
+    company = customer["company"]
+    return {
+        **customer,
+        "to": customer["email"],
+        "subject": f"Welcome to Overture, {company}!",
+        "body": (f"Hello {company} team,\n\nyour {customer.get('plan', 'enterprise')} account is being "
+                 "set up. Over the next days you will get a short series of emails: getting started, inviting your "
+                 "team, and connecting your tools.\n\nThe onboarding team"),
+        "channel": "#customer-success",
+        "text": f"New enterprise customer: {company} ({customer.get('seats', '?')} seats), please say hello.",
+        "message": f"Onboarding {company}",
+        "prompt": f"Approve onboarding {company}?",
+    }
+
+
+def inputs_for(schema: dict[str, Any] | None, customer: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run inputs for whatever a plan asks: the offline planner turns the inputs it cannot wire from
+    earlier steps into run inputs, named after the field (`channel`) or step and field
+    (`setup_billing_email`); each gets the customer's value for the field its name ends with."""
+    values = _customer_values(customer or DEMO_INPUTS)
+    properties = (schema or {}).get("properties") or {}
+    inputs: dict[str, Any] = {}
+    longest_first = sorted(values, key=len, reverse=True)
+    for name in properties:
+        key = next((k for k in longest_first if name == k or name.endswith(f"_{k}")), None)
+        if key is not None:
+            inputs[name] = values[key]
+    return inputs
+
+
 _S = {"type": "string"}
 
 

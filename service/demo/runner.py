@@ -22,7 +22,7 @@ from typing import Any
 
 import httpx
 
-from service.demo.catalog import DEMO_INPUTS, REQUEST, write_demo_catalog
+from service.demo.catalog import DEMO_INPUTS, REQUEST, inputs_for, write_demo_catalog
 from service.demo.mail import MailServer
 from service.demo.server_thread import ServerThread
 from service.demo.services import DemoState, create_services_app
@@ -187,6 +187,12 @@ class DemoSession:
             self.echo(f"  retries added to {', '.join(changed)} (failure rate "
                       f"{self.options.failure_rate:.0%}) → version {version['version']}")
 
+    def workflow_inputs(self, workflow_id: str) -> dict[str, Any] | None:
+        assert self.client is not None
+        workflow = _check(self.client.get(f"/v1/workflows/{workflow_id}"), "reading the workflow")
+        schema = (workflow.get("document") or {}).get("inputs")
+        return schema if isinstance(schema, dict) else None
+
     def run(self, workflow_id: str, inputs: dict[str, Any]) -> RunReport:
         """Start a run and follow its events until it finishes, echoing each step as it ends."""
         assert self.client is not None
@@ -263,13 +269,14 @@ def run_demo(options: DemoOptions, echo: Echo = print, *,
         echo("")
         runs = []
         echo("Run 1 — a new enterprise customer signs up:")
-        runs.append(session.run(workflow_id, dict(DEMO_INPUTS)))
+        schema = session.workflow_inputs(workflow_id)
+        runs.append(session.run(workflow_id, inputs_for(schema, DEMO_INPUTS)))
         _echo_outcome(echo, runs[-1])
         echo("")
         echo("Run 2 — the same, but billing declines the payment method:")
         session.state.set_failing(set(options.fail) | {"billing"})
         second = {**DEMO_INPUTS, "company": "Globex Industrial", "email": "admin@globex.example"}
-        runs.append(session.run(workflow_id, second))
+        runs.append(session.run(workflow_id, inputs_for(schema, second)))
         session.state.set_failing(options.fail)
         _echo_outcome(echo, runs[-1])
         undo_calls = [f"{c.service}.{c.operation}" for c in session.state.calls if c.is_undo]
