@@ -36,8 +36,8 @@ def _customer_values(customer: dict[str, Any]) -> dict[str, Any]:
         "to": customer["email"],
         "subject": f"Welcome to Overture, {company}!",
         "body": (f"Hello {company} team,\n\nyour {customer.get('plan', 'enterprise')} account is being "
-                 "set up. Over the next days you will get a short series of emails: getting started, inviting your "
-                 "team, and connecting your tools.\n\nThe onboarding team"),
+                 "set up. Over the next days you will get a short series of emails: getting started, "
+                 "inviting your team, and connecting your tools.\n\nThe onboarding team"),
         "channel": "#customer-success",
         "text": f"New enterprise customer: {company} ({customer.get('seats', '?')} seats), please say hello.",
         "message": f"Onboarding {company}",
