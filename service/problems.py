@@ -219,6 +219,8 @@ def _status_of(exc: OvertureError) -> tuple[int, str]:
         return 503, "llm-unavailable"
     if "LLMRefused" in names:
         return 422, "llm-refused"
+    if "EditNotUnderstood" in names:
+        return 422, "edit-not-understood"
     if "SecretsError" in names:
         return 500, "secrets"
     return 422, "unprocessable"

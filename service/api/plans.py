@@ -14,6 +14,7 @@ from service.problems import ApiProblem, to_item
 from service.store import PlanRow, new_id
 from workflow.catalog import Catalog
 from workflow.document import Workflow
+from workflow.errors import OvertureError
 from workflow.validator import validate
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
@@ -55,7 +56,13 @@ def create_plan(body: PlanCreate, response: Response, svc: Services = Depends(se
     """Turn a request into a draft workflow. The draft is stored (not yet a workflow): accept it with
     `POST /v1/workflows {"plan_id": ...}`. `planner: llm` answers 503 when no LLM is configured."""
     catalog = svc.catalog(body.catalog_id)
-    result = make_planner(body.planner, catalog).plan(body.request)
+    try:
+        result = make_planner(body.planner, catalog).plan(body.request)
+    except OvertureError as exc:
+        if "not available" in str(exc) and type(exc) is OvertureError:
+            # the planner module itself is missing (an install problem), not a bad request
+            raise ApiProblem(503, str(exc), kind="planner-unavailable") from None
+        raise
     workflow: Workflow = result.workflow
     report = validate(workflow, catalog)
     row = PlanRow(
