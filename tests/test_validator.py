@@ -19,7 +19,7 @@ from workflow.catalog import Catalog
 from workflow.document import Workflow
 from workflow.errors import InvalidWorkflow, Problem
 from workflow.loader import catalog_from_data, load_catalog
-from workflow.validator import ValidationReport, cron_problem, ensure_valid, validate
+from workflow.validator import PROBLEM_CODES, ValidationReport, cron_problem, ensure_valid, validate
 
 SHARED = Path(__file__).parents[2] / "shared"
 BENCH_CATALOG = SHARED / "bench" / "planner" / "catalog.yaml"
@@ -722,6 +722,52 @@ def test_concurrency_without_for_each_is_a_warning(catalog: Catalog) -> None:
     problem = only(check("name: t\nsteps: [{id: a, action: core.log, concurrency: 4, with: {message: x}}]", catalog),
                    "concurrency_without_for_each")
     assert problem.severity == "warning" and problem.location == "steps[0].concurrency"
+
+
+def test_reading_the_output_of_a_step_that_may_be_skipped_is_a_warning(catalog: Catalog) -> None:
+    report = check("""
+name: t
+inputs: {type: object, properties: {amount: {type: integer}}}
+steps:
+  - {id: approve, action: core.approval, if: "${{ inputs.amount > 500 }}", with: {prompt: "ok?"}}
+  - {id: log, action: core.log, with: {message: "approved by ${{ steps.approve.output.by }}"}}
+  - {id: same_branch, action: core.log, if: "${{inputs.amount > 500}}", with: {message: "${{ steps.approve.output.by }}"}}
+  - {id: fallback, action: core.log, with: {message: "${{ steps.approve.output.by | default('nobody') }}"}}
+  - {id: status_only, action: core.log, with: {message: "${{ steps.approve.status }}"}}
+""", catalog)
+    problem = only(report, "skippable_output")
+    assert problem.severity == "warning" and report.ok
+    assert problem.location == "steps[1].with.message" and problem.step == "log"
+    assert "runs only if `inputs.amount > 500`" in problem.message
+    assert problem.hint is not None and "same `if`" in problem.hint and "| default('')" in problem.hint
+
+
+def test_schedule_inputs_must_fit_the_inputs_schema(catalog: Catalog) -> None:
+    report = check("""
+name: t
+triggers:
+  schedule:
+    - {cron: "0 8 * * MON", inputs: {report_id: weekly, week_offset: 1}}
+    - {cron: "0 8 * * TUE", inputs: {week_offset: one}}
+inputs:
+  type: object
+  properties: {report_id: {type: string}, week_offset: {type: integer}}
+  required: [report_id]
+steps: [{id: a, action: core.log, with: {message: "${{ inputs.report_id }}"}}]
+""", catalog)
+    found = sorted((p.location, p.message) for p in report.problems if p.code == "trigger_inputs")
+    assert len(found) == 2 and len(report.problems) == 2
+    assert found[0][0] == "triggers.schedule[1].inputs" and "'report_id' is a required property" in found[0][1]
+    assert found[1][0] == "triggers.schedule[1].inputs.week_offset" and "'one' is not of type 'integer'" in found[1][1]
+
+
+def test_problem_codes_are_documented() -> None:
+    # `add` refuses an undocumented code, so every test above also checks its codes are listed
+    assert {"unknown_action", "duplicate_step_id", "unknown_step", "cycle", "missing_input", "unknown_input",
+            "input_type", "unknown_output_field", "type_mismatch", "expression_syntax", "unsafe_expression",
+            "undeclared_input", "unknown_reference_root", "secret_in_document", "invalid_cron",
+            "invalid_timezone"} <= set(PROBLEM_CODES)
+    assert all(text.strip() for text in PROBLEM_CODES.values())
 
 
 # ----------------------------------------------------------------------------- triggers and document level

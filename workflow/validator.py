@@ -46,6 +46,43 @@ from workflow.loader import problems_from_validation
 ERROR = "error"
 WARNING = "warning"
 
+PROBLEM_CODES: dict[str, str] = {
+    # shape (besides pydantic's own codes such as `missing`, `extra_forbidden`, `string_type`)
+    "invalid_document": "the document is not a mapping with `name` and `steps`",
+    "invalid_step_id": "a step id has characters other than letters, digits, `_` and `-`",
+    "out_of_range": "a number (retry, timeout, concurrency) is outside its allowed range",
+    "invalid_schema": "the workflow's `inputs` is not a valid JSON Schema",
+    # steps and references
+    "duplicate_step_id": "two steps share an id",
+    "unknown_action": "an action (step, compensation or alternative) is not in the catalog",
+    "unknown_step": "`needs`, `ordered_after` or a `steps.<id>` reference names no step",
+    "self_dependency": "a step needs itself or reads its own result",
+    "cycle": "the steps depend on each other in a cycle",
+    # inputs and outputs of actions
+    "missing_input": "a required input of the action is not given",
+    "unknown_input": "`with` gives an input the action does not take",
+    "input_type": "a literal input does not match the action's input schema",
+    "unknown_output_field": "a reference reads a field the step's action does not return",
+    "type_mismatch": "a referenced value's type cannot feed the input it is given to",
+    "skippable_output": "a step reads the output of a conditional step it does not share the condition of",
+    # expressions
+    "expression_syntax": "an expression does not parse",
+    "unsafe_expression": "the sandbox refuses an expression (calls, private names)",
+    "undeclared_input": "an expression reads an input the workflow's `inputs` does not declare",
+    "unknown_reference_root": "an expression reads a name other than `inputs`, `steps` and `item`",
+    "secret_in_document": "an expression reads `secrets`, which belong in the catalog",
+    # control flow
+    "constant_condition": "an `if` is always true or always false",
+    "for_each_not_list": "`for_each` is not a list or an expression yielding one",
+    "concurrency_without_for_each": "`concurrency` is set on a step without `for_each`",
+    "compensation_mismatch": "a step is undone by another action than the catalog declares",
+    # triggers
+    "invalid_cron": "a schedule's cron expression is not valid",
+    "invalid_timezone": "a schedule's time zone is not a known IANA name",
+    "trigger_inputs": "a schedule's inputs do not match the workflow's `inputs` schema",
+}
+"""Every code the validator's own checks give, with what it means (for docs and `--explain`)."""
+
 # the names an expression may read; `item` only in a step with `for_each`
 _ROOTS = ("inputs", "steps", "item")
 _STEP_FIELDS = ("output", "status")
@@ -402,12 +439,16 @@ class _Validator:
     outputs: dict[str, ActionSpec | None] = field(default_factory=dict)
     inputs_schema: dict[str, Any] | None = None
     dependencies: dict[str, set[str]] = field(default_factory=dict)
+    conditions: dict[str, str] = field(default_factory=dict)
+    """Step id → its `if` (whitespace normalized), for steps that have one."""
+    _warned_reads: set[tuple[str, str]] = field(default_factory=set)
     """Step id → the steps it needs or reads (the spec's dependency rule), for the cycle check."""
 
     # -- reporting
 
     def add(self, location: str, message: str, hint: str | None, code: str, step: str | None = None,
             severity: str = ERROR) -> None:
+        assert code in PROBLEM_CODES, f"document the problem code `{code}` in PROBLEM_CODES"
         self.problems.append(Problem(location, message, hint, code=code, step=step, severity=severity))
 
     # -- entry
@@ -433,6 +474,11 @@ class _Validator:
         self._check_duplicate_ids()
         contexts = [_StepContext(i, s, self.catalog.get(s.action)) for i, s in steps]
         self.outputs = {c.step.id: c.spec for c in contexts}
+        self.conditions = {
+            c.step.id: " ".join(condition_body(c.step.if_).split())
+            for c in contexts
+            if c.step.if_ is not None
+        }
         for ctx in contexts:
             self._check_step(ctx)
         self._check_cycle(steps)
@@ -536,6 +582,9 @@ class _Validator:
                 if error:
                     self.add(f"{where}.cron", f"cron `{cron}`: {error}",
                              "use five fields, e.g. `0 9 * * MON-FRI` (09:00 on weekdays)", "invalid_cron")
+            given = entry.get("inputs")
+            if isinstance(given, Mapping) and self.inputs_schema is not None:
+                self._check_trigger_inputs(given, f"{where}.inputs")
             zone = entry.get("timezone")
             if isinstance(zone, str):
                 try:
@@ -543,6 +592,17 @@ class _Validator:
                 except (zoneinfo.ZoneInfoNotFoundError, ValueError):
                     hint = did_you_mean(zone, _timezones()) or "use an IANA name, e.g. `Europe/Berlin`"
                     self.add(f"{where}.timezone", f"unknown time zone `{zone}`", hint, "invalid_timezone")
+
+    def _check_trigger_inputs(self, given: Mapping[str, Any], location: str) -> None:
+        assert self.inputs_schema is not None
+        checker = _schema_validator(self.inputs_schema)
+        if checker is None:
+            return  # reported as invalid_schema
+        for error in sorted(checker.iter_errors(dict(given)), key=lambda e: list(map(str, e.path))):
+            deeper = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
+            self.add(location + deeper,
+                     f"the schedule's inputs do not fit the workflow's `inputs`: {error.message}",
+                     "give every required input a value of the declared type", "trigger_inputs")
 
     # -- step level
 
@@ -729,7 +789,7 @@ class _Validator:
             if ref.root == "inputs":
                 self._check_input_reference(ref, here, step.id)
             elif ref.root == "steps":
-                self._check_step_reference(ref, here, step.id, text, in_compensation)
+                self._check_step_reference(ref, here, ctx, text, body, in_compensation)
             elif ref.root == "item":
                 if step.for_each is None:
                     self.add(here, f"`{text}` is only defined in a step with `for_each`, and step "
@@ -765,8 +825,9 @@ class _Validator:
         self.add(here, f"`inputs.{name}` is read, but `inputs` does not declare `{name}`", hint,
                  "undeclared_input", step_id)
 
-    def _check_step_reference(self, ref: Reference, here: str, step_id: str, text: str,
+    def _check_step_reference(self, ref: Reference, here: str, ctx: _StepContext, text: str, body: str,
                               in_compensation: bool) -> None:
+        step_id = ctx.step.id
         if not ref.path:
             return
         target = ref.path[0]
@@ -789,6 +850,8 @@ class _Validator:
             self.add(here, f"`{text}`: a step has `output` and `status`, not `{part}`", hint,
                      "unknown_output_field", step_id)
             return
+        if part == "output" and not in_compensation:
+            self._check_skippable_read(target, here, ctx, text, body)
         spec = self.outputs.get(target)
         if part != "output" or len(ref.path) < 3 or spec is None:
             return
@@ -798,6 +861,21 @@ class _Validator:
             hint = did_you_mean(name, list(closed)) or f"`{spec.name}` returns {_quoted_list(list(closed))}"
             self.add(here, f"`{text}`: `{spec.name}` (step `{target}`) returns no field `{name}`", hint,
                      "unknown_output_field", step_id)
+
+    def _check_skippable_read(self, target: str, here: str, ctx: _StepContext, text: str, body: str) -> None:
+        """Warn when a step reads the output of a step that may be skipped (skips don't spread)."""
+        condition = self.conditions.get(target)
+        if condition is None or (here, target) in self._warned_reads:
+            return
+        own = self.conditions.get(ctx.step.id)
+        if own == condition or re.search(r"\|\s*(default|d)\b", body):
+            return  # same branch, or the read has a fallback
+        self._warned_reads.add((here, target))
+        self.add(here,
+                 f"`{text}` is read, but step `{target}` runs only if `{condition}`; when it is skipped "
+                 "there is no output and this read fails",
+                 f"give this step the same `if`, or add a fallback: `${{{{ {text} | default('') }}}}`",
+                 "skippable_output", ctx.step.id, WARNING)
 
     # -- conditions, loops, compensation
 
