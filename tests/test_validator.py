@@ -358,6 +358,13 @@ def test_missing_required_input(catalog: Catalog) -> None:
     assert problem.hint == "add `region: ...` under `with`"
 
 
+def test_a_misspelled_required_input_is_named_in_the_hint(catalog: Catalog) -> None:
+    report = check("name: t\nsteps: [{id: t1, action: provisioning.create_tenant, with: {name: acme, regoin: us-east}}]",
+                   catalog)
+    assert only(report, "missing_input").hint == "rename `regoin` to `region`"
+    assert only(report, "unknown_input").hint == "did you mean `region`?"
+
+
 def test_core_wait_needs_seconds_or_until(catalog: Catalog) -> None:
     problem = only(check("name: t\nsteps: [{id: w, action: core.wait}]", catalog), "missing_input")
     assert "`seconds` or `until`" in problem.message
@@ -372,6 +379,7 @@ steps:
 """, catalog)
     problem = only(report, "unknown_input")
     assert problem.location == "steps[0].with.regoin"
+    assert "missing_input" not in codes(report)  # region is given; regoin is extra
     assert "has no input `regoin`" in problem.message
     assert problem.hint == "did you mean `region`?"
 

@@ -652,8 +652,12 @@ class _Validator:
         props = spec.input_properties
         for name in spec.required_inputs:
             if name not in values and name not in autofill:
-                self.add(location, f"`{spec.name}` requires input `{name}`, which is not given",
-                         f"add `{name}: ...` under `{location.rsplit('.', 1)[-1]}`", "missing_input", step_id)
+                strays = [k for k in values if k not in props]
+                near = difflib.get_close_matches(name, strays, n=1, cutoff=0.6)
+                hint = (f"rename `{near[0]}` to `{name}`" if near
+                        else f"add `{name}: ...` under `{location.rsplit('.', 1)[-1]}`")
+                self.add(location, f"`{spec.name}` requires input `{name}`, which is not given", hint,
+                         "missing_input", step_id)
         if spec.name == "core.wait" and "seconds" not in values and "until" not in values:
             self.add(location, "`core.wait` needs `seconds` or `until`, neither is given",
                      "add `seconds: 60` or `until: \"2030-01-01T09:00:00Z\"`", "missing_input", step_id)
