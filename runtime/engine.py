@@ -1040,6 +1040,7 @@ class Engine:
             unit.key: asyncio.get_running_loop().create_future() for unit in plan
         }
         left: list[dict[str, Any]] = []
+        undone: list[str] = []  # in the order the undos finished
 
         async def undo(unit: UndoUnit) -> None:
             blockers = []
@@ -1048,6 +1049,7 @@ class Engine:
                     blockers.append(unit_label(before))
             previous = done.get(unit.key)
             if previous is not None and previous.state == UndoState.UNDONE:
+                undone.append(unit.label)
                 outcome[unit.key].set_result(True)
                 return
             if blockers:
@@ -1070,10 +1072,11 @@ class Engine:
             ok, reason = await self._undo_unit(run, unit, rows, done.get(unit.key))
             if not ok:
                 left.append({"step": unit.step.id, "iteration": _item(unit.iteration), "reason": reason})
+            if ok:
+                undone.append(unit.label)
             outcome[unit.key].set_result(ok)
 
         await asyncio.gather(*(undo(unit) for unit in plan))
-        undone = [u.label for u in plan if outcome[u.key].result()]
         return {"status": "incomplete" if left else "complete", "undone": undone, "left": left}
 
     async def _undo_unit(

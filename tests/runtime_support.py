@@ -125,3 +125,114 @@ async def pause(engine: Engine, clock: ManualClock, run_id: str, *, max_jumps: i
             return result
         clock.advance_to_next()
     return engine.result(run_id)
+
+
+# -- the crash-test worker: `python tests/runtime_support.py --journal J --dir D --workflow W ...` ----
+
+CRASH_RUN_ID = "crash-run"
+
+CRASH_WORKFLOWS: dict[str, dict[str, Any]] = {
+    "chain": {
+        "steps": [
+            {"id": "a", "action": "work.do"},
+            {"id": "b", "action": "work.do", "needs": ["a"]},
+            {"id": "c", "action": "work.do", "needs": ["b"]},
+        ]
+    },
+    "saga": {
+        "steps": [
+            {"id": "a", "action": "work.do", "compensate": {"action": "work.undo"}},
+            {"id": "b", "action": "work.do", "needs": ["a"], "compensate": {"action": "work.undo"}},
+            {"id": "c", "action": "work.flaky", "needs": ["b"]},
+        ]
+    },
+    "nap": {
+        "steps": [
+            {"id": "a", "action": "work.do"},
+            {"id": "nap", "action": "core.wait", "needs": ["a"], "with": {"seconds": 1}},
+            {"id": "c", "action": "work.do", "needs": ["nap"]},
+        ]
+    },
+}
+
+
+class CountingInvoker:
+    """Appends one line per call to `calls.log` (fsynced: a SIGKILL right after must not lose it);
+    with `hang_in` set, writes the marker file and hangs inside that step's call."""
+
+    def __init__(self, folder: Path, hang_in: str | None) -> None:
+        self.folder = folder
+        self.hang_in = hang_in
+
+    async def invoke(self, call: Any) -> dict[str, Any]:
+        label = f"{call.step_id}:{call.action.name}"
+        with open(self.folder / "calls.log", "a", encoding="utf-8") as log:
+            log.write(f"{label}|{call.iteration}|{call.idempotency_key}\n")
+            log.flush()
+            os.fsync(log.fileno())
+        if self.hang_in == label:
+            (self.folder / "marker").write_text(label)
+            await asyncio.Event().wait()  # hang here until the test kills the process
+        if call.action.name == "work.flaky":
+            from runtime.errors import PermanentActionError
+
+            raise PermanentActionError("this step always fails", type="validation")
+        return {"step": call.step_id}
+
+
+def read_calls(folder: Path) -> list[tuple[str, str, str]]:
+    path = folder / "calls.log"
+    if not path.exists():
+        return []
+    return [tuple(line.split("|")) for line in path.read_text().splitlines()]  # type: ignore[misc]
+
+
+async def _worker(args: Any) -> int:
+    import time
+
+    from runtime import Engine
+
+    folder = Path(args.dir)
+    journal = Journal.open(args.journal, schema=args.schema)
+    if args.stop_after_event:
+        kind, _, step = args.stop_after_event.partition(":")
+
+        def stop_after(event: Any) -> None:
+            # called right after the commit: the journal already holds this state change
+            if event.type == kind and (not step or event.step_id == step):
+                (folder / "marker").write_text(event.type)
+                time.sleep(3600)
+
+        journal.add_listener(stop_after)
+    engine = Engine(
+        CATALOG, journal, CountingInvoker(folder, args.hang_in), worker_id=f"worker-{os.getpid()}"
+    )
+    try:
+        if args.start:
+            await engine.start_run(workflow(CRASH_WORKFLOWS[args.workflow]), run_id=CRASH_RUN_ID)
+        else:
+            await engine.recover()
+        result = await engine.wait(CRASH_RUN_ID, timeout=60)
+        (folder / "done").write_text(result.state.value)
+    finally:
+        await engine.close()
+        journal.close()
+    return 0
+
+
+def main() -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--journal", required=True)
+    parser.add_argument("--schema")
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--workflow", default="chain")
+    parser.add_argument("--start", action="store_true")
+    parser.add_argument("--hang-in", help="`step:action` whose call hangs after writing the marker")
+    parser.add_argument("--stop-after-event", help="`event.type[:step]` after whose commit the worker hangs")
+    return asyncio.run(_worker(parser.parse_args()))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
