@@ -10,7 +10,8 @@ For each operation (GET, POST, PUT, PATCH, DELETE):
 
 The body is the step's whole `with` (`body: json`) when the operation has no parameters; when it
 has, the body is a template of the body's own properties only, so path and query values are not
-echoed into the body (an optional property that is not given is sent as null).
+echoed into the body (an optional property that is not given is sent as its schema's `default`,
+else as null).
 
 Parameter names that are not identifiers (`customer-id`, `page[size]`) become snake_case input
 names, since expressions read `with.<name>`. OpenAPI 3.0's `nullable` becomes a JSON Schema type
@@ -23,6 +24,7 @@ When the document declares HTTP bearer or API-key security, a header reading
 from __future__ import annotations
 
 import copy
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -296,7 +298,8 @@ def _action(
         media = _json_content(request_body) if isinstance(request_body, dict) else None
         if media is None:
             raise _Skip("its request body is not JSON")
-        schema = resolver.schema(media.get("schema") or {}, f"{where}.requestBody", drop="readOnly")
+        schema = merge_all_of(resolver.schema(media.get("schema") or {}, f"{where}.requestBody",
+                                              drop="readOnly"))
         body_props = schema.get("properties") if isinstance(schema, dict) else None
         if not isinstance(body_props, dict):
             raise _Skip("its request body is not a JSON object with properties")
@@ -308,11 +311,8 @@ def _action(
             # the operation has parameters: send only the body's own properties, not the whole `with`
             if any(not re.match(r"^[A-Za-z_]\w*$", p) for p in body_props):
                 raise _Skip("its body property names are not identifiers")
-            body = {
-                prop: (f"${{{{ with.{prop} }}}}" if prop in body_required
-                       else f"${{{{ with.{prop} | default(null) }}}}")
-                for prop in body_props
-            }
+            body = {prop: _body_template(prop, spec, prop in body_required)
+                    for prop, spec in body_props.items()}
         else:
             body = "json"
         properties.update(body_props)
@@ -333,6 +333,16 @@ def _action(
     ), auth is not None
 
 
+def _body_template(prop: str, schema: Any, required: bool) -> str:
+    if required:
+        return f"${{{{ with.{prop} }}}}"
+    # an optional property that is not given gets the schema's default, else null
+    fallback = "null"
+    if isinstance(schema, dict) and "default" in schema:
+        fallback = json.dumps(schema["default"])
+    return f"${{{{ with.{prop} | default({fallback}) }}}}"
+
+
 def _output_schema(resolver: _Resolver, operation: dict[str, Any], where: str) -> dict[str, Any]:
     responses = operation.get("responses") or {}
     codes = [c for c in ("200", "201") if c in responses] or sorted(
@@ -343,11 +353,39 @@ def _output_schema(resolver: _Resolver, operation: dict[str, Any], where: str) -
         media = _json_content(response) if isinstance(response, dict) else None
         if media is None or "schema" not in media:
             continue
-        schema = resolver.schema(media["schema"], f"{where}.responses.{code}", drop="writeOnly")
-        if isinstance(schema, dict) and (schema.get("type") == "object" or "properties" in schema):
+        schema = merge_all_of(resolver.schema(media["schema"], f"{where}.responses.{code}", drop="writeOnly"))
+        if not isinstance(schema, dict):
+            break
+        kind = schema.get("type")
+        if kind is None or kind == "object" or (isinstance(kind, list) and "object" in kind):
             return schema
         return {"type": "object", "properties": {"result": schema}}  # the invoker wraps non-objects
     return {"type": "object"}
+
+
+def merge_all_of(schema: Any) -> Any:
+    """An `allOf` of object schemas as one object schema (properties merged, `required` joined), so
+    the validator and planner see the fields; anything else is returned unchanged."""
+    if not isinstance(schema, dict) or not isinstance(schema.get("allOf"), list):
+        return schema
+    parts = [merge_all_of(p) for p in schema["allOf"]]
+    if not all(isinstance(p, dict) and (p.get("type") in (None, "object")) and "allOf" not in p
+               and not ({"oneOf", "anyOf"} & set(p)) for p in parts):
+        return schema
+    merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+    merged["type"] = "object"
+    properties: dict[str, Any] = dict(merged.get("properties") or {})
+    required: list[str] = list(merged.get("required") or [])
+    for part in parts:
+        properties.update(part.get("properties") or {})
+        required.extend(r for r in part.get("required") or [] if r not in required)
+        for key, value in part.items():
+            if key not in ("properties", "required", "type"):
+                merged.setdefault(key, value)
+    merged["properties"] = properties
+    if required:
+        merged["required"] = required
+    return merged
 
 
 def load_openapi_text(text: str, *, source: str = "<openapi>") -> Any:
