@@ -405,3 +405,37 @@ async def test_templates_cannot_pick_secrets_dynamically_or_via_inputs(
     out = await invoker.invoke(action_call(passthrough, {"name": "${{ secrets.CRM_TOKEN }}"}))
     assert out["headers"]["x-name"] == "${{ secrets.CRM_TOKEN }}"
     assert out["json"] == {"name": "${{ secrets.CRM_TOKEN }}"}
+
+
+class VaultLike:
+    """A SecretSource that can only answer `get`: redaction must still cover what it handed out."""
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.asked: list[str] = []
+
+    def get(self, name: str) -> str | None:
+        self.asked.append(name)
+        return self.values.get(name)
+
+
+async def test_plain_secret_source_is_redacted_for_used_secrets(server: HttpTestServer) -> None:
+    server.route("POST", "/echo", echo)
+    vault = VaultLike({"CRM_TOKEN": TOKEN, "UNUSED": "never-asked-for"})
+    action = http_action(
+        url=server.url("/echo"), headers={"Authorization": "Bearer ${{ secrets.CRM_TOKEN }}"}
+    )
+    async with build_invoker(Catalog([action]), vault) as dispatcher:
+        out = await dispatcher.invoke(action_call(action))
+    assert out["headers"]["authorization"] == "Bearer ***"
+    assert vault.asked == ["CRM_TOKEN"]  # only the secrets a template names are looked up
+
+
+def test_invoker_survives_a_new_event_loop(server: HttpTestServer, secrets: SecretStore) -> None:
+    """The engine (or a CLI) may call asyncio.run more than once with the same invoker."""
+    server.route("POST", "/x", Reply(200, {"ok": True}))
+    http = HttpInvoker(secrets)
+    action = http_action(url=server.url("/x"))
+    assert asyncio.run(http.invoke(action_call(action))) == {"ok": True}
+    assert asyncio.run(http.invoke(action_call(action))) == {"ok": True}
+    asyncio.run(http.aclose())

@@ -101,9 +101,14 @@ class HttpInvoker:
         self.max_response_bytes = max_response_bytes
 
     async def aclose(self) -> None:
-        if self._owns_client and self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        """Close the invoker's own client (a client passed in belongs to the caller)."""
+        if not self._owns_client or self._client is None:
+            return
+        client, self._client = self._client, None
+        # connections opened under an earlier, finished event loop died with it; closing them from
+        # this loop would touch the dead one
+        if self._client_loop is asyncio.get_running_loop():
+            await client.aclose()
 
     def _get_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
