@@ -15,6 +15,8 @@ one, and the server's `Retry-After` in seconds.
 
 from __future__ import annotations
 
+from typing import Any
+
 from workflow.errors import OvertureError
 
 
@@ -47,11 +49,15 @@ class ActionError(RuntimeFault):
         if transient is not None:
             self.transient = transient
 
-    def __reduce__(self):  # keep the data across pickling (multiprocessing, worker pools)
-        return (_rebuild, (type(self), self.message, self.type, self.status, self.retry_after, self.transient))
+    def __reduce__(self) -> tuple[Any, ...]:  # keep the data across pickling (worker pools)
+        data = (type(self), self.message, self.type, self.status, self.retry_after, self.transient)
+        return (_rebuild, data)
 
 
-def _rebuild(cls, message, type_, status, retry_after, transient):  # type: ignore[no-untyped-def]
+def _rebuild(
+    cls: type[ActionError], message: str, type_: str, status: int | None, retry_after: float | None,
+    transient: bool,
+) -> ActionError:
     return cls(message, type=type_, status=status, retry_after=retry_after, transient=transient)
 
 
