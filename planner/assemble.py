@@ -1,0 +1,222 @@
+"""Draft steps → a workflow document: ids, reduced `needs`, `with` from literals, upstream outputs
+and declared run inputs, `if` expressions, retries, waits and compensations."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import networkx as nx
+
+from planner.lexicon import Lexicon, words
+from planner.literals import fill_literals, typed
+from planner.reader import Condition, Draft, Reading
+from planner.text import snake
+from workflow.catalog import ActionSpec, Catalog
+from workflow.document import Compensation, RetryPolicy, Step, Workflow
+
+_CORE_IDS = {"core.wait": "wait", "core.approval": "approval", "core.log": "log", "core.fail": "fail"}
+_COMPARE = (
+    (r"\b(?:over|above|more than|greater than|exceeds?|higher than|at least)\b", ">"),
+    (r"\b(?:under|below|less than|fewer than|lower than|at most)\b", "<"),
+    (r"\b(?:isn't|is not|not|doesn't|never)\b", "!="),
+)
+
+
+def _step_id(draft: Draft, used: set[str]) -> str:
+    base = _CORE_IDS.get(draft.action.name) or draft.action.name.rsplit(".", 1)[-1]
+    base = re.sub(r"[^A-Za-z0-9_-]", "_", base)
+    candidate, n = base, 2
+    while candidate in used:
+        candidate, n = f"{base}_{n}", n + 1
+    used.add(candidate)
+    return candidate
+
+
+class Assembler:
+    def __init__(self, catalog: Catalog, lex: Lexicon) -> None:
+        self.catalog = catalog
+        self.lex = lex
+        self.inputs: dict[str, Any] = {}
+        self.required_inputs: list[str] = []
+        self._input_owner: dict[str, str] = {}
+
+    def build(self, reading: Reading, request: str) -> Workflow:
+        self._masked = reading.masked
+        drafts = reading.drafts
+        by_index = {d.index: d for d in drafts}
+        used: set[str] = set()
+        ids = {d.index: _step_id(d, used) for d in drafts}
+        graph = nx.DiGraph()
+        graph.add_nodes_from(ids)
+        for d in drafts:
+            for n in d.needs:
+                if n in by_index and n != d.index:
+                    graph.add_edge(n, d.index)
+        if not nx.is_directed_acyclic_graph(graph):  # never expected; keep the plan runnable
+            graph = nx.DiGraph(list(nx.dfs_edges(graph)))
+            graph.add_nodes_from(ids)
+        reduced = nx.transitive_reduction(graph)
+        steps: list[Step] = []
+        for d in drafts:
+            ancestors = self._nearest_first(graph, d.index)
+            with_ = self._with(d, [(ids[a], by_index[a].action) for a in ancestors], ids[d.index])
+            step = Step(id=ids[d.index], action=d.action.name,
+                        description=reading.masked.unmask(d.text).strip() or None,
+                        needs=[ids[n] for n in sorted(reduced.predecessors(d.index))])
+            step.with_ = with_
+            if d.condition is not None:
+                step.if_ = self._condition(d.condition, [(ids[a], by_index[a].action) for a in ancestors],
+                                           reading)
+            if d.for_each:
+                name = self._list_name(d.for_each)
+                self._declare(name, {"type": "array", "items": {"type": "string"}}, owner=d.action.name)
+                step.for_each = f"${{{{ inputs.{name} }}}}"
+                self._item_into(step, d.action)
+            if d.attempts and d.attempts > 1:
+                step.retry = RetryPolicy(max_attempts=min(d.attempts, 100))
+            if d.timeout_s:
+                step.timeout_s = d.timeout_s
+            if d.compensate and d.action.compensation:
+                step.compensate = self._compensation(step, d.action)
+            steps.append(step)
+        name = snake(request, 6).replace("_", "-")[:60] or "plan"
+        workflow = Workflow(name=name, description=request.strip(), steps=steps,
+                            metadata={"planner": "offline"})
+        if self.inputs:
+            workflow.inputs = {"type": "object", "properties": self.inputs}
+            if self.required_inputs:
+                workflow.inputs["required"] = self.required_inputs
+        return workflow
+
+    @staticmethod
+    def _nearest_first(graph: nx.DiGraph, node: int) -> list[int]:
+        order: list[int] = []
+        frontier = list(graph.predecessors(node))
+        while frontier:
+            nxt: list[int] = []
+            for n in frontier:
+                if n not in order:
+                    order.append(n)
+                    nxt.extend(graph.predecessors(n))
+            frontier = nxt
+        return order
+
+    # -- inputs of a step
+
+    def _with(self, draft: Draft, upstream: list[tuple[str, ActionSpec]], step_id: str) -> dict[str, Any]:
+        action = draft.action
+        if action.name == "core.wait":
+            return {"seconds": int(draft.wait_s)} if draft.wait_s else {"until": self._input_ref(
+                "resume_at", {"type": "string", "format": "date-time"}, action.name)}
+        if action.name == "core.approval":
+            return {"prompt": draft.message or "Approve this step?"}
+        if action.name in {"core.log", "core.fail"}:
+            return {"message": draft.message or "done"}
+        values = fill_literals(action, draft.text, self._masked, self.lex, draft.quoted)
+        for key, schema in action.input_properties.items():
+            if key in values or not isinstance(schema, dict):
+                continue
+            for source_id, source in upstream:
+                out_schema = source.output_properties.get(key)
+                if isinstance(out_schema, dict) and self._compatible(out_schema, schema):
+                    values[key] = f"${{{{ steps.{source_id}.output.{key} }}}}"
+                    break
+        for key in action.required_inputs:
+            if key in values:
+                continue
+            schema = action.input_properties.get(key)
+            schema = dict(schema) if isinstance(schema, dict) else {}
+            values[key] = self._input_ref(key, schema, action.name, step_id)
+        return values
+
+    @staticmethod
+    def _compatible(source: dict[str, Any], target: dict[str, Any]) -> bool:
+        a, b = source.get("type"), target.get("type")
+        return a is None or b is None or a == b or {a, b} <= {"integer", "number"}
+
+    def _input_ref(self, key: str, schema: dict[str, Any], owner: str, step_id: str | None = None) -> str:
+        name = key
+        if name in self.inputs and (self._input_owner.get(name) != owner and not key.endswith("_id")):
+            name = f"{step_id}_{key}" if step_id else f"{key}_2"
+        self._declare(name, {k: v for k, v in schema.items() if k in {"type", "format", "description", "enum",
+                                                                       "items", "minimum", "maximum"}}, owner)
+        return f"${{{{ inputs.{name} }}}}"
+
+    def _declare(self, name: str, schema: dict[str, Any], owner: str) -> None:
+        if name not in self.inputs:
+            self.inputs[name] = schema or {"type": "string"}
+            self._input_owner[name] = owner
+            self.required_inputs.append(name)
+
+    @staticmethod
+    def _list_name(phrase: str) -> str:
+        listed = re.search(r"\b(?:on|in|from)\s+(?:the|our|their|a)\s+([\w\s-]+?)\s+list\b", phrase)
+        if listed:
+            return snake(listed.group(1), 3) + "_list"
+        noun = snake(re.split(r"\b(?:on|in|from|that|which|who|we)\b", phrase)[0], 3)
+        return noun if noun.endswith("s") else noun + "s"
+
+    @staticmethod
+    def _item_into(step: Step, action: ActionSpec) -> None:
+        for key in action.required_inputs:
+            value = step.with_.get(key)
+            if isinstance(value, str) and value.startswith("${{ inputs.") and key not in {"tenant_id"}:
+                step.with_[key] = "${{ item }}"
+                return
+
+    def _compensation(self, step: Step, action: ActionSpec) -> Compensation:
+        undo = self.catalog.get(action.compensation or "")
+        with_: dict[str, Any] = {}
+        if undo is not None:
+            for key in undo.required_inputs:
+                if key in action.output_properties:
+                    with_[key] = f"${{{{ steps.{step.id}.output.{key} }}}}"
+                elif key in step.with_:
+                    with_[key] = step.with_[key]
+        return Compensation(action=action.compensation or "", **{"with": with_})
+
+    # -- conditions
+
+    def _condition(self, cond: Condition, upstream: list[tuple[str, ActionSpec]], reading: Reading) -> str:
+        expression = self._compare(cond.text, upstream, reading)
+        if expression is None:
+            name = snake(reading.masked.plain(cond.text), 6)
+            name = name if re.match(r"^[a-z_]", name) else f"when_{name}"
+            self._declare(name, {"type": "boolean", "description": f"whether {reading.masked.unmask(cond.text)}"},
+                          "condition")
+            expression = f"inputs.{name}"
+        return f"${{{{ not ({expression}) }}}}" if cond.negate else f"${{{{ {expression} }}}}"
+
+    def _compare(self, text: str, upstream: list[tuple[str, ActionSpec]], reading: Reading) -> str | None:
+        plain = reading.masked.plain(text).lower()
+        tokens = words(plain)
+        for source_id, action in upstream:
+            for field, schema in action.output_properties.items():
+                if not isinstance(schema, dict) or field not in tokens and field.replace("_", " ") not in plain:
+                    continue
+                kind = schema.get("type")
+                op = next((o for pattern, o in _COMPARE if re.search(pattern, plain)), "==")
+                if kind in {"integer", "number"}:
+                    number = re.search(r"(\d+(?:\.\d+)?)", reading.masked.unmask(text).replace(",", ""))
+                    if not number:
+                        continue
+                    value: Any = typed(number.group(1), {"type": "number"})
+                    op = op if op != "!=" else "<"
+                    return f"steps.{source_id}.output.{field} {op} {value}"
+                if kind == "boolean":
+                    return f"{'not ' if op == '!=' else ''}steps.{source_id}.output.{field}"
+                quoted = reading.masked.pieces(text, "Q")
+                word = quoted[0].strip("'\"") if quoted else self._after_verb(plain, field)
+                if word:
+                    op = "!=" if op == "!=" else "=="
+                    return f"steps.{source_id}.output.{field} {op} '{word}'"
+        return None
+
+    @staticmethod
+    def _after_verb(plain: str, field: str) -> str | None:
+        m = re.search(rf"{field}\b.*?\b(?:is|as|comes back|equals|says|was)\s+(?:a\s+|an\s+)?(?:clean\s+)?([a-z_]+)",
+                      plain)
+        return m.group(1) if m else None
+
+    _masked: Any = None

@@ -1,0 +1,67 @@
+"""The plan in plain English: numbered steps, what runs in parallel, conditions, undo and retries."""
+
+from __future__ import annotations
+
+from workflow.catalog import Catalog
+from workflow.document import Step, Workflow
+from workflow.expressions import condition_body
+from workflow.graph import dependency_graph, parallel_groups, transitive_reduction
+
+
+def _what(step: Step, catalog: Catalog) -> str:
+    action = catalog.get(step.action)
+    if step.action == "core.wait":
+        seconds = step.with_.get("seconds")
+        return f"wait {_duration(float(seconds))}" if isinstance(seconds, int | float) else "wait until the given time"
+    if step.action == "core.approval":
+        return f"ask for approval: {step.with_.get('prompt', '')}".rstrip(": ")
+    if step.action in {"core.log", "core.fail"}:
+        verb = "record in the run log" if step.action == "core.log" else "stop the run as failed"
+        return f"{verb}: {step.with_.get('message', '')}"
+    summary = (action.description.rstrip(".") if action and action.description else step.action)
+    return f"{summary} ({step.action})"
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("week", 604800), ("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            n = int(seconds // size)
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds:g} seconds"
+
+
+def explain(workflow: Workflow, catalog: Catalog) -> str:
+    """A numbered, plain-English reading of the workflow."""
+    order = [sid for group in parallel_groups(workflow) for sid in group]
+    number = {sid: i + 1 for i, sid in enumerate(order)}
+    reduced = transitive_reduction(workflow)
+    graph = dependency_graph(workflow)
+    lines = [f"Plan \"{workflow.name}\": {len(order)} step{'s' if len(order) != 1 else ''}."]
+    for sid in order:
+        step = workflow.step(sid)
+        text = f"{number[sid]}. {_what(step, catalog)}"
+        before = sorted(number[p] for p in reduced.predecessors(sid))
+        if before:
+            text += f" — after step{'s' if len(before) > 1 else ''} {', '.join(map(str, before))}"
+        else:
+            text += " — at the start"
+        if step.if_:
+            text += f"; only if {condition_body(step.if_).strip()}"
+        if step.for_each is not None:
+            text += f"; once for each item of {step.for_each}"
+        if step.retry and step.retry.max_attempts > 1:
+            text += f"; up to {step.retry.max_attempts} attempts"
+        if step.timeout_s:
+            text += f"; time limit {_duration(step.timeout_s)}"
+        lines.append(text + ".")
+    for group in parallel_groups(workflow):
+        if len(group) > 1:
+            lines.append("Steps " + ", ".join(str(number[s]) for s in group) + " can run in parallel.")
+    for step in workflow.steps:
+        if step.compensate:
+            later = sorted(number[s] for s in graph.successors(step.id)) if step.id in graph else []
+            lines.append(
+                f"If the run fails after step {number[step.id]} has finished, it is undone with "
+                f"{step.compensate.action}" + (f" (e.g. when step {later[0]} fails)." if later else ".")
+            )
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,184 @@
+"""The English lexicon (`lexicon.yaml`) and the word normalisation built on it.
+
+Matching works on *concepts*: every word is stemmed, and every word or phrase that belongs to a
+synonym group also yields that group's token (`syn12`). Requests and catalog entries go through
+the same normalisation, so "lock the workspace" and "Suspends a tenant" share tokens.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+import yaml
+
+_OBJECT_PRONOUNS = frozenset("them him her it this that these those everything us me".split())
+_PARTICLES = frozenset("up off on back down out in over".split())
+_WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+_IRREGULAR = {
+    "went": "go", "sent": "send", "paid": "pay", "made": "make", "got": "get", "gave": "give",
+    "taken": "take", "took": "take", "done": "do", "did": "do", "ran": "run", "set": "set", "put": "put",
+    "shut": "shut", "cut": "cut", "built": "build", "bought": "buy", "sold": "sell", "held": "hold",
+    "written": "write", "wrote": "write", "stood": "stand", "spun": "spin", "told": "tell", "led": "lead",
+    "gone": "go", "drove": "drive", "driven": "drive", "flew": "fly", "flown": "fly", "won": "win",
+    "data": "data", "status": "status", "address": "address", "business": "business", "access": "access",
+    "analytics": "analytics", "this": "this", "its": "its", "his": "his", "process": "process",
+    "news": "news", "series": "series", "sms": "sms", "kyc": "kyc", "plus": "plus", "bus": "bus",
+}
+
+
+def stem(word: str) -> str:
+    """A small suffix stripper. It need not give real roots, only the same key for the forms of a
+    word (`book`, `booked`, `booking`; `cancel`, `cancelling`), on both sides of a match."""
+    w = word.lower()
+    if w in _IRREGULAR:
+        w = _IRREGULAR[w]
+    if len(w) <= 3 or not w.isalpha():
+        return w
+    if w.endswith(("ies", "ied")) and len(w) > 4:
+        w = w[:-3] + "y"
+    elif w.endswith("ing") and len(w) >= 6:
+        w = w[:-3]
+    elif w.endswith("ed") and len(w) >= 5:
+        w = w[:-2]
+    elif w.endswith(("ches", "shes", "sses", "xes", "zes")):
+        w = w[:-2]
+    elif w.endswith("s") and not w.endswith(("ss", "us", "is")):
+        w = w[:-1]
+    if len(w) > 3 and w[-1] == w[-2] and w[-1] != "s":
+        w = w[:-1]
+    if len(w) > 3 and w.endswith("e"):
+        w = w[:-1]
+    return w
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased word tokens (apostrophes kept inside words, `can't`)."""
+    return _WORD_RE.findall(text.lower().replace("’", "'"))
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The loaded lexicon, with its phrase and synonym indexes built once."""
+
+    single: dict[str, tuple[str, ...]]
+    """Stem of a one-word synonym → the concept tokens it carries."""
+    multi: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]
+    """Multi-word synonyms as patterns over lower-cased text → concept tokens."""
+    phrases: tuple[tuple[re.Pattern[str], str], ...]
+    verbs: frozenset[str]
+    statement_words: frozenset[str]
+    fillers: re.Pattern[str]
+    umbrella: re.Pattern[str]
+    undo: re.Pattern[str]
+    failure: re.Pattern[str]
+    approval: re.Pattern[str]
+    numbers: dict[str, int]
+    durations: dict[str, int]
+
+    def concepts(self, text: str) -> list[str]:
+        """Stemmed words plus the concept tokens of every synonym and phrase found in `text`."""
+        low = text.lower().replace("’", "'")
+        out: list[str] = []
+        for pattern, tokens in self.multi:
+            if pattern.search(low):
+                out.extend(tokens)
+        for pattern, added in self.phrases:
+            if pattern.search(low):
+                out.extend(stem(w) for w in added.split())
+        for w in words(low):
+            s = stem(w)
+            out.append(s)
+            out.extend(self.single.get(s, ()))
+        return out
+
+    def verb_concepts(self, text: str) -> set[str]:
+        """Concepts of the verb that opens `text`: its first word, plus a phrasal verb starting
+        there ("cut off access", "set up", "give them back")."""
+        low = text.lower().replace("’", "'").strip()
+        tokens = words(low)
+        if not tokens:
+            return set()
+        first = stem(tokens[0])
+        out = {first, *self.single.get(first, ())}
+        if len(tokens) > 2 and tokens[1] in _OBJECT_PRONOUNS and tokens[2] in _PARTICLES:
+            tokens = [tokens[0], tokens[2], *tokens[3:]]  # "set them up" reads as "set up"
+        head = " ".join(tokens[:6])
+        for pattern, concept in self.multi:
+            found = pattern.search(head)
+            if found is not None and found.start() == 0:
+                out.update(concept)
+        for pattern, added in self.phrases:
+            found = pattern.search(low)
+            if found is not None and found.start() == 0:
+                out.update(stem(w) for w in added.split())
+        return out
+
+    def number(self, token: str) -> int | None:
+        token = token.lower().replace(",", "")
+        if token.isdigit():
+            return int(token)
+        return self.numbers.get(token)
+
+
+def _phrase_pattern(phrase: str) -> re.Pattern[str]:
+    parts = [re.escape(p) if p != ".*" else r"(?:\S+ ){0,4}?\S+" for p in phrase.split()]
+    body = r"\s+".join(parts).replace(r"\S+\s+", r"\S+ ")
+    return re.compile(rf"(?<![\w-]){body}(?![\w-])")
+
+
+def _alternation(items: list[str]) -> re.Pattern[str]:
+    parts = []
+    for item in sorted(items, key=len, reverse=True):
+        pieces = [r"(?:\S+\s+){0,4}?" if p == ".*" else re.escape(p) for p in item.split()]
+        text = ""
+        for piece in pieces:
+            if not text:
+                text = piece
+            elif piece.startswith("(?:\\S+"):
+                text += r"\s+" + piece
+            elif text.endswith("?"):
+                text += piece
+            else:
+                text += r"\s+" + piece
+        parts.append(text)
+    return re.compile(r"(?<![\w'-])(?:" + "|".join(parts) + r")(?![\w-])", re.IGNORECASE)
+
+
+def build_lexicon(data: dict[str, Any]) -> Lexicon:
+    single: dict[str, list[str]] = {}
+    multi: dict[str, list[str]] = {}
+    for index, group in enumerate(data.get("synonyms", [])):
+        token = f"syn{index}"
+        for entry in group:
+            entry = str(entry).lower()
+            if " " in entry or "-" in entry:
+                multi.setdefault(entry, []).append(token)
+            else:
+                single.setdefault(stem(entry), []).append(token)
+                single.setdefault(entry, []).append(token)
+    fillers = "|".join(f"(?:{f})" for f in data.get("fillers", []))
+    return Lexicon(
+        single={k: tuple(dict.fromkeys(v)) for k, v in single.items()},
+        multi=tuple((_phrase_pattern(k), tuple(v)) for k, v in multi.items()),
+        phrases=tuple((re.compile(p["pattern"]), str(p["add"])) for p in data.get("phrases", [])),
+        verbs=frozenset(str(v) for v in data.get("verbs", [])),
+        statement_words=frozenset(str(v) for v in data.get("statement_words", [])),
+        fillers=re.compile(rf"^\s*(?:(?:{fillers})\b[\s,]*)+", re.IGNORECASE),
+        umbrella=_alternation([str(v) for v in data.get("umbrella_verbs", [])]),
+        undo=_alternation([str(v) for v in data.get("undo_words", [])]),
+        failure=_alternation([str(v) for v in data.get("failure_words", [])]),
+        approval=_alternation([str(v) for v in data.get("approval_words", [])]),
+        numbers={str(k): int(v) for k, v in data.get("numbers", {}).items()},
+        durations={str(k): int(v) for k, v in data.get("durations", {}).items()},
+    )
+
+
+@lru_cache(maxsize=1)
+def lexicon() -> Lexicon:
+    """The packaged lexicon, parsed once per process."""
+    text = resources.files("planner").joinpath("lexicon.yaml").read_text(encoding="utf-8")
+    return build_lexicon(yaml.safe_load(text))

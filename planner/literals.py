@@ -1,0 +1,158 @@
+"""Values written in the request (emails, amounts, ids, names, counts) placed into a step's
+`with`, typed by the action's input schema."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from planner.lexicon import Lexicon, stem, words
+from planner.text import Masked
+from workflow.catalog import ActionSpec
+
+_EMAIL_RE = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_PHONE_RE = re.compile(r"(?<![\w-])(?:\+\d[\d\s().-]{7,16}\d|\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}|\d{10})(?![\w-])")
+_MONEY_RE = re.compile(r"(?<!\w)[$€£]\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?(?:\s?(k|m)\b)?")
+_CHANNEL_RE = re.compile(r"(?<![\w&])#[\w-]+")
+_ID_RE = re.compile(r"\b(?=[A-Za-z0-9_-]*\d)[A-Za-z]+[_-][A-Za-z0-9_-]+\b|\b[a-z]{1,4}_[A-Za-z0-9_]+\b")
+_NUMBER_NOUN_RE = re.compile(r"\b(\d+)\s+([a-z][a-z-]+)")
+_REGION_RE = re.compile(r"\b(?:us|eu|ap|sa|ca|me|af|uk|au|jp|in)-[a-z]+(?:-\d)?\b")
+_MINOR_UNITS = re.compile(r"minor unit|cents|smallest (?:currency )?unit|pence", re.IGNORECASE)
+_ID_WORDS = {"id", "number", "no", "ref", "reference", "code", "key", "sku"}
+
+
+def _types(schema: dict[str, Any]) -> set[str]:
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        return {str(k) for k in kind}
+    return {str(kind)} if kind else set()
+
+
+def typed(value: Any, schema: dict[str, Any]) -> Any:
+    """`value` converted to what the schema asks for, or None when it cannot be."""
+    kinds = _types(schema)
+    if not kinds:
+        return value
+    if "integer" in kinds:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None
+        return int(round(number))
+    if "number" in kinds:
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            return None
+        return int(number) if number.is_integer() else number
+    if "string" in kinds:
+        text = str(value)
+        if "enum" in schema and text not in schema["enum"]:
+            return None
+        return text
+    if "array" in kinds:
+        return value if isinstance(value, list) else [value]
+    return value
+
+
+def _field_matches(field: str, noun: str, lex: Lexicon) -> bool:
+    base = field[:-3] if field.endswith("_id") else field
+    parts = base.split("_")
+    s = stem(noun)
+    if s in {stem(p) for p in parts}:
+        return True
+    concepts = set(lex.single.get(s, ()))
+    return any(concepts & set(lex.single.get(stem(p), ())) for p in parts)
+
+
+def fill_literals(action: ActionSpec, text: str, masked: Masked, lex: Lexicon,
+                  quoted_item: str | None = None) -> dict[str, Any]:
+    """Inputs of `action` whose values the item's text gives."""
+    raw = masked.unmask(text)
+    props = action.input_properties
+    out: dict[str, Any] = {}
+
+    def free(predicate: Any) -> list[str]:
+        return [k for k, s in props.items() if k not in out and isinstance(s, dict) and predicate(k, s)]
+
+    emails = _EMAIL_RE.findall(raw)
+    for email in emails:
+        for key in free(lambda k, s: s.get("format") == "email" or "email" in k or k in {"to", "recipient"}):
+            value = [email] if "array" in _types(props[key]) else email
+            out[key] = value
+            break
+    for phone in _PHONE_RE.findall(raw):
+        for key in free(lambda k, s: "phone" in k or (k == "to" and "email" not in action.name)):
+            out[key] = re.sub(r"[^\d+]", "", phone)
+            break
+    for match in _MONEY_RE.finditer(raw):
+        amount = float(match.group(1).replace(",", "")) + (float(match.group(2) or 0) / 100)
+        amount *= {"k": 1000, "m": 1_000_000}.get((match.group(3) or "").lower(), 1)
+        for key in free(lambda k, s: any(w in k for w in ("amount", "price", "total", "fee", "limit"))
+                        and _types(s) & {"integer", "number"}):
+            schema = props[key]
+            value = amount * 100 if _MINOR_UNITS.search(str(schema.get("description", ""))) else amount
+            out[key] = typed(value, schema)
+            break
+    for channel in _CHANNEL_RE.findall(raw):
+        for key in free(lambda k, s: "channel" in k):
+            out[key] = channel
+            break
+    region = _REGION_RE.search(raw)
+    if region:
+        for key in free(lambda k, s: "region" in k):
+            out[key] = region.group(0)
+    _ids(raw, props, out, lex)
+    _quoted(action, text, masked, props, out, lex, quoted_item)
+    for match in _NUMBER_NOUN_RE.finditer(raw):
+        count, noun = int(match.group(1)), match.group(2)
+        for key in free(lambda k, s: _types(s) & {"integer", "number"} and not k.endswith("amount")):
+            if _field_matches(key, noun, lex) or (key == "quantity" and noun.endswith("s")):
+                out[key] = typed(count, props[key])
+                break
+    for key, value in list(out.items()):
+        if value is None:
+            del out[key]
+    return out
+
+
+def _ids(raw: str, props: dict[str, Any], out: dict[str, Any], lex: Lexicon) -> None:
+    tokens = list(re.finditer(r"[\w@.+#-]+", raw))
+    for i, tok in enumerate(tokens):
+        value = tok.group(0).rstrip(".-")
+        is_id = bool(_ID_RE.fullmatch(value)) or value.isdigit()
+        if not is_id or "@" in value:
+            continue
+        before = [t.group(0).lower() for t in tokens[max(0, i - 2):i]]
+        nouns = [b for b in reversed(before) if b.isalpha() and b not in _ID_WORDS]
+        for noun in nouns[:1]:
+            for key, schema in props.items():
+                if key in out or not isinstance(schema, dict) or "string" not in _types(schema):
+                    continue
+                id_like = key.endswith("_id") or key in {"sku", "reference", "number"}
+                if id_like and (_field_matches(key, noun, lex) or (key == "sku" and noun == "sku")):
+                    out[key] = value
+                    break
+
+
+def _quoted(action: ActionSpec, text: str, masked: Masked, props: dict[str, Any], out: dict[str, Any],
+            lex: Lexicon, quoted_item: str | None) -> None:
+    quotes = re.finditer(r"⟦Q\d+⟧", text)
+    for match in quotes:
+        value = masked.table[match.group(0)].strip("'\"“”‘’")
+        if quoted_item is not None and match.group(0) in text and value != quoted_item:
+            # one step of "turn on 'a' and 'b'": it carries only its own name
+            continue
+        near = words(masked.plain(text[max(0, match.start() - 40):match.start()]))[-2:]
+        near += words(masked.plain(text[match.end():match.end() + 30]))[:2]
+        strings = [k for k, s in props.items() if k not in out and isinstance(s, dict)
+                   and "string" in _types(s) and s.get("format") not in {"email", "uri", "date-time"}]
+        chosen = next((k for k in strings for n in near if _field_matches(k, n, lex)), None)
+        if chosen is None and any(n in {"named", "called", "name"} for n in near):
+            chosen = next((k for k in strings if k in {"name", "title"}), None)
+        if chosen is None:
+            plain_strings = [k for k in strings if not k.endswith("_id")]
+            required = [k for k in action.required_inputs if k in plain_strings]
+            chosen = (required or plain_strings or [None])[0]
+        if chosen is not None:
+            out[chosen] = typed(value, props[chosen])

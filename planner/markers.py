@@ -1,0 +1,170 @@
+"""Discourse markers: the words that order clauses ("then", "at the same time", "once X is done",
+"if X", "otherwise") and the splitting of a segment into items at them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from planner.lexicon import Lexicon, stem, words
+
+PAR_WORDS = (r"at\s+the\s+same\s+time|simultaneously|in\s+parallel|concurrently|alongside(?:\s+(?:it|that|this|them))?"
+             r"|at\s+once|together|side\s+by\s+side")
+BLOCK_WORDS = r"meanwhile|in\s+the\s+meantime|while\s+(?:that|this|it)(?:'s|\s+is)\s+(?:happening|running|going\s+on)"
+SEQ_WORDS = (r"after\s+that|afterwards?|after\s+this|subsequently|past\s+that\s+point|from\s+there|next|then|finally"
+             r"|lastly|last|first(?:\s+of\s+all)?|to\s+start|to\s+begin|once\s+(?:that's|that\s+is)\s+done"
+             r"|when\s+(?:that's|that\s+is)\s+done|also|and|as\s+a\s+last\s+step|at\s+the\s+end")
+JOIN_WORDS = (r"either\s+way|regardless(?:\s+of\s+the\s+(?:result|outcome))?|in\s+any\s+case|in\s+either\s+case"
+              r"|no\s+matter\s+what|whatever\s+the\s+(?:result|outcome)|whatever\s+happens|in\s+all\s+cases")
+ELSE_WORDS = (r"otherwise|else|if\s+not|or\s+else|if\s+(?:he|she|it|they|that|this|the\s+\w+)\s+"
+              r"(?:doesn't|don't|does\s+not|do\s+not|isn't|aren't|is\s+not|are\s+not|didn't|did\s+not|won't|can't)"
+              r"(?:\s+\w+)?")
+
+_LEAD = [
+    ("join", re.compile(rf"^(?:{JOIN_WORDS})\b\s*,?\s*", re.IGNORECASE)),
+    ("else", re.compile(rf"^(?:{ELSE_WORDS})\b\s*[,:]?\s*(?:then\s+)?", re.IGNORECASE)),
+    ("par_ref", re.compile(r"^(?:at\s+the\s+same\s+time\s+as|in\s+parallel\s+with|alongside|concurrently\s+with"
+                           r"|while)\s+(?P<ref>[^,]+?)\s*,\s*", re.IGNORECASE)),
+    ("block", re.compile(rf"^(?:{BLOCK_WORDS})\b\s*[,:]?\s*", re.IGNORECASE)),
+    ("par", re.compile(rf"^(?:(?:and|but)\s+)?(?:{PAR_WORDS})\b\s*[,:]?\s*", re.IGNORECASE)),
+    ("after", re.compile(r"^(?:once|when|after|as\s+soon\s+as|right\s+after|immediately\s+after|upon|the\s+moment"
+                         r"|following|only\s+after|until\s+after)\s+(?P<ref>[^,]+?)\s*,\s*(?:then\s+)?", re.IGNORECASE)),
+    ("if", re.compile(r"^(?:only\s+if|if|in\s+case|provided\s+(?:that\s+)?|assuming|whenever|only\s+when)\s+"
+                      r"(?P<ref>[^,]+?)\s*,\s*(?:then\s+)?", re.IGNORECASE)),
+    ("unless", re.compile(r"^unless\s+(?P<ref>[^,]+?)\s*,\s*", re.IGNORECASE)),
+    ("seq", re.compile(rf"^(?:{SEQ_WORDS})\b\s*,?\s*", re.IGNORECASE)),
+]
+# the same openings without a comma: "after it comes back create ..." ends where a verb starts
+_LEAD_NO_COMMA = [
+    ("after", re.compile(r"^(?:once|when|after|as\s+soon\s+as|right\s+after|upon)\s+", re.IGNORECASE)),
+    ("if", re.compile(r"^(?:only\s+if|if|in\s+case)\s+", re.IGNORECASE)),
+    ("par_ref", re.compile(r"^while\s+", re.IGNORECASE)),
+]
+TRAILING_PAR = re.compile(
+    rf"[\s,]*(?:(?:do|run|doing)\s+)?(?:(?:all|both|each)\s+)?(?:(?:two|three|four|five|of\s+(?:them|those|these|the\s+\w+))\s+)?"
+    rf"(?:{PAR_WORDS}|{BLOCK_WORDS})\s*$",
+    re.IGNORECASE,
+)
+PURE_PAR = re.compile(
+    rf"^(?:(?:do|run|doing|and)\s+)?(?:(?:all|both|each)\s+)?(?:(?:two|three|four|five)\s+)?(?:of\s+(?:them|those|these)\s+)?"
+    rf"(?:{PAR_WORDS})$",
+    re.IGNORECASE,
+)
+TRAILING_NOISE = re.compile(
+    r"\s+(?:before\s+(?:any|anything|we|you|it|they|money|the\s+money|going|moving|doing)\b.*"
+    r"|first|at\s+the\s+end|right\s+away|immediately|straight\s+away|afterwards?|as\s+well|too|for\s+me)\s*$",
+    re.IGNORECASE,
+)
+_BOUNDARY = re.compile(
+    r"\s*,\s*(?:and\s+|or\s+)?(?:then\s+)?|\s+and\s*,\s*|\s+and\s+then\s+|\s+and\s+(?=\S)|\s+then\s+|\s+followed\s+by\s+"
+    r"|\s+(?=(?:once|when|after|as\s+soon\s+as)\s)",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Lead:
+    """What the opening words of an item say about its place in the plan."""
+
+    kinds: list[str] = field(default_factory=list)
+    refs: dict[str, str] = field(default_factory=dict)
+
+
+def starts_with_verb(text: str, verbs: frozenset[str]) -> bool:
+    tokens = words(text)
+    return bool(tokens) and stem(tokens[0]) in verbs
+
+
+def read_lead(text: str, lex: Lexicon, verbs: frozenset[str]) -> tuple[Lead, str]:
+    """Strip the markers that open `text`; return what they said and the rest."""
+    lead = Lead()
+    rest = text.strip()
+    for _ in range(8):
+        matched = False
+        filler = lex.fillers.match(rest)
+        if filler and filler.end() > 0:
+            rest = rest[filler.end():].lstrip(" ,")
+            matched = True
+        for kind, pattern in _LEAD:
+            m = pattern.match(rest)
+            if not m:
+                continue
+            ref = m.groupdict().get("ref")
+            if kind in {"after", "if", "unless", "par_ref"} and ref is not None:
+                # a comma far away belongs to a later clause: "if it fails retry twice, then ..."
+                if not _plausible_ref(ref, verbs) and _verb_split(rest[m.start("ref"):], verbs) is not None:
+                    continue
+            lead.kinds.append(kind)
+            if ref is not None:
+                lead.refs[kind] = ref.strip()
+            rest = rest[m.end():].lstrip(" ,")
+            matched = True
+            break
+        if not matched:
+            for kind, pattern in _LEAD_NO_COMMA:
+                m = pattern.match(rest)
+                if not m:
+                    continue
+                split = _verb_split(rest[m.end():], verbs)
+                if split is None:
+                    continue
+                ref, after = split
+                lead.kinds.append(kind)
+                lead.refs[kind] = ref
+                rest = after
+                matched = True
+                break
+        if not matched:
+            break
+    return lead, rest
+
+
+def _plausible_ref(ref: str, verbs: frozenset[str]) -> bool:
+    return len(ref.split()) <= 14
+
+
+def _verb_split(text: str, verbs: frozenset[str]) -> tuple[str, str] | None:
+    """Split "it comes back create their customer" before the first imperative verb after word 1."""
+    tokens = list(re.finditer(r"[A-Za-z][A-Za-z'-]*", text))
+    for i, tok in enumerate(tokens[1:], start=1):
+        word = tok.group(0).lower()
+        if word.endswith(("ing", "ed", "s")) and stem(word) != word.rstrip("s"):
+            continue
+        if stem(word) in verbs and tokens[i - 1].group(0).lower() not in {"to", "the", "a", "an", "be", "is", "was",
+                                                                          "has", "have", "been", "will", "can"}:
+            return text[: tok.start()].strip(" ,"), text[tok.start():]
+    return None
+
+
+def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple[str, str]]:
+    """Items of a segment with the connector before each: `start`, `and`, `then`, `followed`, `comma`."""
+    items: list[tuple[str, str]] = []
+    start, connector = 0, "start"
+    for m in _BOUNDARY.finditer(segment):
+        if m.start() <= start:
+            continue
+        following = segment[m.end():]
+        sep = m.group(0).lower()
+        if "then" in sep:
+            kind = "then"
+        elif "followed" in sep:
+            kind = "followed"
+        elif "and" in sep:
+            kind = "and"
+        elif "," in sep:
+            kind = "comma"
+        else:
+            kind = "space"
+        split = kind in {"then", "followed"}
+        if not split:
+            lead, rest = read_lead(following, lex, verbs)
+            opened = [k for k in lead.kinds if k != "seq"]
+            if kind == "space":
+                split = "after" in opened and starts_with_verb(rest, verbs)
+            else:
+                split = bool(opened) or starts_with_verb(following, verbs)
+        if split:
+            items.append((connector, segment[start:m.start()].strip(" ,")))
+            start, connector = m.end(), kind
+    items.append((connector, segment[start:].strip(" ,")))
+    return [(c, t) for c, t in items if t]

@@ -1,0 +1,174 @@
+"""Which catalog action a piece of English asks for, from the catalog alone.
+
+Each action becomes a short document: its name split into words (the verb and object count
+twice), its description and its input and output field names, all passed through the lexicon's
+concepts. A clause is compared with every action by two TF-IDF models (scikit-learn): one over
+concept tokens, one over character n-grams of the raw words, which catches `booking`/`book` and
+`freight`/`freights` that no synonym list covers. The index is built once per catalog and cached.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from planner.lexicon import Lexicon, lexicon, stem
+from workflow.catalog import ActionSpec, Catalog
+
+if TYPE_CHECKING:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+_WORD_WEIGHT = 0.7
+_CHAR_WEIGHT = 0.3
+_VERB_BONUS = 0.25
+_STOP = frozenset(
+    "a an the of to for in on at by with from and or is are be it its their them they his her he she this that"
+    " these those our we us you your my me i as into onto up out so".split()
+)
+
+
+def split_name(name: str) -> list[str]:
+    """`provisioning.create_tenant` → [`provisioning`, `create`, `tenant`]."""
+    return [w for w in re.split(r"[._\-\s]+|(?<=[a-z])(?=[A-Z])", name) if w]
+
+
+def action_verbs(action: ActionSpec) -> str:
+    """The verbs that say what the action does: the head of its name (`create` in
+    `crm.create_account`), its namespace when that is a channel (`sms`, `email`), and the first
+    word of its description, which by convention is the verb ("Books a shipment ...")."""
+    parts = split_name(action.name)
+    local = split_name(action.name.rsplit(".", 1)[-1])
+    out = [local[0] if local else ""]
+    if "." in action.name:
+        out.append(parts[0])
+    first = action.description.split()[:1]
+    out.extend(first)
+    return " ".join(out)
+
+
+def _field_words(schema: dict[str, Any]) -> list[str]:
+    props = schema.get("properties")
+    if not isinstance(props, dict):
+        return []
+    # ids name other records (`tenant_id` of a user) and would pull matches toward them
+    return [w for key in props if not str(key).endswith("_id") for w in split_name(str(key))]
+
+
+def action_document(action: ActionSpec) -> str:
+    """The text an action is matched on: name (twice), description, field names."""
+    parts = split_name(action.name)
+    namespace, local = parts[:1] if "." in action.name else [], split_name(action.name.rsplit(".", 1)[-1])
+    text = [*namespace, *local, *local, action.description]
+    text += _field_words(action.input)
+    text += _field_words(action.output)
+    return " ".join(text)
+
+
+@dataclass
+class _Index:
+    actions: list[ActionSpec]
+    words: TfidfVectorizer
+    chars: TfidfVectorizer
+    word_matrix: Any
+    char_matrix: Any
+    verbs: list[set[str]]
+
+
+_CACHE: dict[tuple[Any, ...], _Index] = {}
+
+
+def _fingerprint(actions: Sequence[ActionSpec]) -> tuple[Any, ...]:
+    return tuple((a.name, a.description, tuple(a.input_properties), tuple(a.output_properties)) for a in actions)
+
+
+class ActionMatcher:
+    """Ranks catalog actions against English text. Build once per catalog; cheap to call."""
+
+    def __init__(self, catalog: Catalog | Iterable[ActionSpec], *, lex: Lexicon | None = None,
+                 include_core: bool = False) -> None:
+        self.lex = lex or lexicon()
+        actions = list(catalog)
+        if not include_core:
+            actions = [a for a in actions if not a.is_core]
+        self.actions = actions
+        self._index = self._build(actions)
+
+    def _concepts(self, text: str) -> str:
+        return " ".join(self.lex.concepts(text))
+
+    def _verb_concepts(self, verbs: str) -> set[str]:
+        out: set[str] = set()
+        for word in verbs.split():
+            s = stem(word)
+            out |= {s, *self.lex.single.get(s, ())}
+        return out
+
+    def _build(self, actions: list[ActionSpec]) -> _Index:
+        key = _fingerprint(actions)
+        cached = _CACHE.get(key)
+        if cached is not None:
+            return cached
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        docs = [action_document(a) for a in actions] or ["empty"]
+        words = TfidfVectorizer(analyzer=str.split, sublinear_tf=True, norm="l2")
+        word_matrix = words.fit_transform([self._concepts(d) for d in docs])
+        chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, lowercase=True)
+        char_matrix = chars.fit_transform([self._char_text(d) for d in docs])
+        index = _Index(actions, words, chars, word_matrix, char_matrix,
+                       [self._verb_concepts(action_verbs(a)) for a in actions])
+        _CACHE[key] = index
+        return index
+
+    @staticmethod
+    def _char_text(text: str) -> str:
+        return " ".join(w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in _STOP)
+
+    def scores(self, text: str, *, verb: str | None = None) -> list[float]:
+        """Similarity of `text` to every action, in catalog order (0..1, roughly)."""
+        index = self._index
+        if not self.actions:
+            return []
+        qw = index.words.transform([self._concepts(text)])
+        qc = index.chars.transform([self._char_text(text)])
+        sim_w = (index.word_matrix @ qw.T).toarray().ravel()
+        sim_c = (index.char_matrix @ qc.T).toarray().ravel()
+        out = [float(_WORD_WEIGHT * w + _CHAR_WEIGHT * c) for w, c in zip(sim_w, sim_c, strict=True)]
+        if verb:
+            concepts = self.lex.verb_concepts(verb)
+            for i, verbs in enumerate(index.verbs):
+                if concepts & verbs:
+                    out[i] += _VERB_BONUS
+        return out
+
+    def rank(self, text: str, k: int = 5, *, verb: str | None = None,
+             among: Iterable[str] | None = None) -> list[tuple[ActionSpec, float]]:
+        """The `k` best actions for `text`, best first, with their scores; `among` limits the names."""
+        allowed = set(among) if among is not None else None
+        pairs = [
+            (a, s) for a, s in zip(self.actions, self.scores(text, verb=verb), strict=True)
+            if allowed is None or a.name in allowed
+        ]
+        pairs.sort(key=lambda p: p[1], reverse=True)
+        return pairs[:k]
+
+    def shortlist(self, request: str, k: int = 30) -> list[ActionSpec]:
+        """Actions worth showing a planner for this request: the best per sentence and clause, then
+        the best for the whole request, then the compensations of those (so undo steps can be named)."""
+        chosen: list[ActionSpec] = []
+        pieces = [request, *re.split(r"[.;:!?]|,\s*(?:and\s+)?|\s+(?:and|then)\s+", request)]
+        per_piece = max(2, k // max(1, len(pieces)))
+        for piece in pieces:
+            if len(piece.split()) < 2:
+                continue
+            for action, score in self.rank(piece, per_piece):
+                if score > 0 and action not in chosen:
+                    chosen.append(action)
+        by_name = {a.name: a for a in self.actions}
+        for action in list(chosen):
+            undo = by_name.get(action.compensation or "")
+            if undo is not None and undo not in chosen:
+                chosen.append(undo)
+        return chosen[:k]

@@ -1,0 +1,59 @@
+"""The offline planner: plain English → a validated workflow, from the catalog alone (no LLM)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from planner.assemble import Assembler
+from planner.explain import explain
+from planner.lexicon import lexicon
+from planner.matching import ActionMatcher
+from planner.reader import Reader
+from workflow.catalog import Catalog
+from workflow.document import Workflow
+from workflow.errors import OvertureError
+
+
+class PlanningError(OvertureError):
+    """The request gave nothing this catalog can do; `warnings` say why."""
+
+    def __init__(self, message: str, warnings: list[str]) -> None:
+        self.warnings = warnings
+        super().__init__(message)
+
+
+@dataclass
+class PlanResult:
+    workflow: Workflow
+    warnings: list[str] = field(default_factory=list)
+    explanation: str = ""
+    planner: str = "offline"
+
+
+class OfflinePlanner:
+    """Build once per catalog (the action index is cached), then `plan(request)` as often as needed."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self.lex = lexicon()
+        self.matcher = ActionMatcher(catalog, lex=self.lex)
+
+    def plan(self, request: str) -> PlanResult:
+        from workflow.validator import validate
+
+        if not request.strip():
+            raise PlanningError("the request is empty; describe what the workflow should do", [])
+        reading = Reader(self.catalog, self.matcher, self.lex).read(request)
+        if not reading.drafts:
+            raise PlanningError(
+                "no step of this request matches an action in the catalog"
+                + (f" ({reading.warnings[-1]})" if reading.warnings else ""),
+                reading.warnings,
+            )
+        workflow = Assembler(self.catalog, self.lex).build(reading, request)
+        report = validate(workflow, self.catalog)
+        if not report.ok:
+            # a plan that fails validation is a planner bug: say exactly what, never print it
+            problems = "; ".join(str(p) for p in report.errors[:3])
+            raise PlanningError(f"internal error: the offline plan is invalid ({problems})", reading.warnings)
+        return PlanResult(report.workflow or workflow, reading.warnings, explain(workflow, self.catalog))

@@ -1,0 +1,120 @@
+"""Recognisers for the small fixed phrases of workflow English: retries, timeouts, durations,
+waits, approvals, logs, run failures, loops and the markers that order clauses."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from planner.lexicon import Lexicon
+
+_NUM = r"(?:\d+|[a-z]+)"
+_UNIT = (r"(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|nights?|weeks?|wks?|fortnights?|months?"
+         r"|quarters?|years?)")
+DURATION_RE = re.compile(rf"\b(?:(\d+(?:\.\d+)?|[a-z]+)[\s-]+)?({_UNIT})\b", re.IGNORECASE)
+
+# "retry up to 3 times" = 4 attempts; "try up to 5 times" / "5 attempts" = 5
+_RETRY_PATTERNS: tuple[tuple[re.Pattern[str], int], ...] = (
+    (re.compile(rf"\bretr(?:y|ying|ies|ied)\b(?:\s+(?:it|this|that|them|the\s+\w+))?\s+"
+                rf"(?:up\s+to\s+|at\s+most\s+|a\s+maximum\s+of\s+|another\s+)?({_NUM})\s*(?:more\s+|additional\s+|extra\s+)?"
+                rf"(?:times?|retries|attempts)?(?:\s+more)?", re.IGNORECASE), 1),
+    (re.compile(rf"\b(?:up\s+to|at\s+most|a\s+maximum\s+of|max(?:imum)?(?:\s+of)?)\s+({_NUM})\s+(?:tries|attempts)\b",
+                re.IGNORECASE), 0),
+    (re.compile(rf"\btry(?:\s+it|\s+this|\s+that)?\s+(?:up\s+to\s+|at\s+most\s+)?({_NUM})\s+times\b", re.IGNORECASE), 0),
+    (re.compile(rf"\b({_NUM})\s+(?:more\s+)?retries\b", re.IGNORECASE), 1),
+    (re.compile(rf"\b({_NUM})\s+(?:tries|attempts)\b", re.IGNORECASE), 0),
+)
+_RETRY_TAIL = re.compile(
+    r"^(?:\s*(?:with\s+(?:exponential\s+)?back-?off|(?:if|when|on|in\s+case\s+of|whenever)\s+[^,;]*?"
+    r"(?:fails?|errors?(?:\s+out)?|fail(?:ure|s)?|times?\s+out|errors|problems?|issues?)\b))+",
+    re.IGNORECASE,
+)
+_TIMEOUT_RE = re.compile(
+    rf"\b(?:time\s*-?out|timeout)\s+(?:after|of|at)?\s*((?:\d+(?:\.\d+)?|[a-z]+)[\s-]*{_UNIT})|"
+    rf"\b((?:\d+(?:\.\d+)?|[a-z]+)[\s-]*{_UNIT})\s+time\s*-?out\b|"
+    rf"\bgive\s+up\s+after\s+((?:\d+(?:\.\d+)?|[a-z]+)[\s-]*{_UNIT})|"
+    rf"\b(?:within|in\s+under|no\s+longer\s+than|at\s+most)\s+((?:\d+(?:\.\d+)?|[a-z]+)[\s-]*{_UNIT})",
+    re.IGNORECASE,
+)
+
+
+@dataclass
+class Found:
+    value: float
+    span: tuple[int, int]
+
+
+def duration_seconds(text: str, lex: Lexicon) -> Found | None:
+    """The first duration in `text`: "48 hours", "a week", "three days", "30-minute"."""
+    for match in DURATION_RE.finditer(text):
+        count_text, unit = match.group(1), match.group(2).lower().rstrip("s")
+        unit = {"sec": "second", "min": "minute", "hr": "hour", "wk": "week"}.get(unit, unit)
+        if unit not in lex.durations:
+            continue
+        if count_text is None:
+            count: float | None = 1.0
+        else:
+            try:
+                count = float(count_text)
+            except ValueError:
+                number = lex.number(count_text)
+                count = float(number) if number is not None else None
+        if count is None:
+            if count_text and count_text.lower() in {"the", "those", "these", "that", "this", "per", "each", "every"}:
+                continue
+            count = 1.0
+        return Found(count * lex.durations[unit], match.span())
+    return None
+
+
+def find_retry(text: str, lex: Lexicon) -> Found | None:
+    """Total attempts a retry phrase asks for, and where the phrase (with its "if it fails") is."""
+    for pattern, extra in _RETRY_PATTERNS:
+        match = pattern.search(text)
+        if not match:
+            continue
+        number = lex.number(match.group(1))
+        if number is None or number < 1 or number > 50:
+            continue
+        end = match.end()
+        tail = _RETRY_TAIL.match(text[end:])
+        if tail:
+            end += tail.end()
+        return Found(float(number + extra), (match.start(), end))
+    return None
+
+
+def find_timeout(text: str, lex: Lexicon) -> Found | None:
+    match = _TIMEOUT_RE.search(text)
+    if not match:
+        return None
+    phrase = next(g for g in match.groups() if g)
+    found = duration_seconds(phrase, lex)
+    return Found(found.value, match.span()) if found else None
+
+
+WAIT_RE = re.compile(
+    r"^(?:wait|hold\s+off|pause|sleep|delay|hang\s+on|give\s+(?:them|him|her|it|the\s+\w+|us)(?:\s+a\s+(?:grace\s+period\s+of|further))?)"
+    r"\b(?:\s+(?:for|until|another|those|these|the|a|an|about|roughly|around))*\s*",
+    re.IGNORECASE,
+)
+NEXT_TIME_RE = re.compile(
+    r"\b(?:the\s+next\s+(?:morning|day|business\s+day|working\s+day)|tomorrow(?:\s+morning)?|overnight)\b",
+    re.IGNORECASE,
+)
+WAIT_PREFIX_RE = re.compile(
+    rf"^(?P<dur>(?:\d+|[a-z]+)[\s-]+{_UNIT})\s+(?:later|on|after(?P<ref>\s+[^,]*?)?)(?:\s*,\s*|\s+(?=\S))",
+    re.IGNORECASE,
+)
+LOG_RE = re.compile(
+    r"\b(?:run(?:'s)?\s+log|run\s+history|workflow\s+log|the\s+log|audit\s+(?:log|trail)|in\s+the\s+history)\b"
+    r"|^(?:log|record)\s+(?:that|the\s+fact)\b",
+    re.IGNORECASE,
+)
+FAIL_RE = re.compile(
+    r"^(?:fail|abort|stop|halt|end|terminate|kill|cancel)\s+(?:the\s+|this\s+)?(?:run|workflow|process|flow)\b"
+    r"|^(?:fail|abort)\b",
+    re.IGNORECASE,
+)
+FOR_EACH_RE = re.compile(r"\b(?:for|to)\s+(?:each|every|all(?:\s+the)?)\s+([^,;]+)", re.IGNORECASE)
+MESSAGE_RE = re.compile(r"\b(?:with\s+the\s+(?:message|reason|note)|saying|that)\s+(.+)$", re.IGNORECASE)

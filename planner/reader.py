@@ -1,0 +1,517 @@
+"""Reading a request: sentences → items → draft steps with their dependencies, conditions,
+retries, waits and undo instructions. `planner.assemble` turns the drafts into a document."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from planner import markers as mk
+from planner import phrases as ph
+from planner.lexicon import Lexicon, stem, words
+from planner.matching import ActionMatcher, action_verbs
+from planner.text import PLACEHOLDER_RE, Masked, mask, segments, sentences
+from workflow.catalog import ActionSpec, Catalog
+
+MATCH_THRESHOLD = 0.33
+_GENERIC = frozenset(
+    "it its they them that this those these both all three two four each either everything everyone he she him her"
+    " done ready finished complete completed exist exists in is are be been has have was were the a an of and or"
+    " there went through back gone live up out on off".split()
+)
+_QUESTION = re.compile(r"^(?:what|how|where|when|which|who|is|are|will|does|do)\b", re.IGNORECASE)
+_WANT = re.compile(r"^\s*(?:i|we)(?:'d| would)?\s+(?:want|need|like|wish)\b", re.IGNORECASE)
+_MODAL = re.compile(r"\b(?:has|have|needs?|must|should|ought)\s+to\b|\bneeds\b", re.IGNORECASE)
+
+
+@dataclass
+class Condition:
+    text: str
+    negate: bool = False
+    anchor: list[int] = field(default_factory=list)
+    """Drafts the condition may read (the steps right before the branch)."""
+
+
+@dataclass
+class Draft:
+    index: int
+    action: ActionSpec
+    text: str
+    """The item's masked text (placeholders resolved through `masked`)."""
+    needs: list[int] = field(default_factory=list)
+    condition: Condition | None = None
+    attempts: int | None = None
+    timeout_s: float | None = None
+    wait_s: float | None = None
+    message: str | None = None
+    for_each: str | None = None
+    quoted: str | None = None
+    """The one quoted literal this draft stands for, when an item listed several."""
+    compensate: bool = False
+    sentence: int = 0
+    segment: int = 0
+    unit: int = 0
+    score: float = 1.0
+
+
+@dataclass
+class Reading:
+    drafts: list[Draft]
+    masked: Masked
+    warnings: list[str]
+
+
+@dataclass
+class _Frame:
+    condition: Condition
+    anchor: list[int]
+    branches: list[list[int]] = field(default_factory=list)
+    has_else: bool = False
+
+
+class Reader:
+    def __init__(self, catalog: Catalog, matcher: ActionMatcher, lex: Lexicon) -> None:
+        self.catalog = catalog
+        self.matcher = matcher
+        self.lex = lex
+        catalog_verbs = {stem(action_verbs(a).split()[0]) for a in matcher.actions if action_verbs(a)}
+        self.verbs = frozenset({stem(v) for v in lex.verbs} | {v for v in catalog_verbs if len(v) > 2})
+        self.drafts: list[Draft] = []
+        self.frontier: list[int] = []
+        self.warnings: list[str] = []
+        self.masked = Masked("")
+        self._unit = 0
+        self._undo: list[tuple[str, list[int], int]] = []
+        self._retry_later: list[tuple[int, str]] = []
+
+    # -- the walk
+
+    def read(self, request: str) -> Reading:
+        self.masked = mask(request)
+        all_sentences = sentences(self.masked.text)
+        for s_index, sentence in enumerate(all_sentences):
+            self._sentence(s_index, sentence, len(all_sentences))
+        self._apply_undo()
+        self._drop_summary(all_sentences)
+        return Reading(self.drafts, self.masked, self.warnings)
+
+    def _sentence(self, s_index: int, sentence: str, total: int) -> None:
+        head_par = False
+        if ":" in sentence:
+            head, body = sentence.split(":", 1)
+            head_lead, head_rest = mk.read_lead(head, self.lex, self.verbs)
+            if not head_rest.strip():
+                head_par = any(k in {"par", "block"} for k in head_lead.kinds)
+                sentence = body
+            elif any(mk.starts_with_verb(mk.read_lead(t, self.lex, self.verbs)[1], self.verbs)
+                     for _, t in mk.split_items(body.strip(), self.lex, self.verbs)):
+                self.warnings.append(f"read \"{self._show(head)}\" as a heading for what follows it")
+                sentence = body
+            else:
+                sentence = f"{head} {body}"
+        if s_index == 0 and total > 1:
+            lead, rest = mk.read_lead(sentence, self.lex, self.verbs)
+            umbrella = self.lex.umbrella.match(rest.strip())
+            if umbrella and not lead.kinds and len(mk.split_items(rest, self.lex, self.verbs)) == 1:
+                self.warnings.append(f"read \"{self._show(sentence)}\" as an introduction to the steps that follow")
+                return
+        frame: _Frame | None = None
+        first_in_sentence: int | None = None
+        for g_index, seg in enumerate(segments(sentence)):
+            frame, first_in_sentence = self._segment(s_index, g_index, seg, frame, first_in_sentence, head_par)
+        if frame is not None:
+            self._close(frame)
+
+    def _close(self, frame: _Frame) -> None:
+        if frame.has_else:
+            merged: list[int] = []
+            for branch in [*frame.branches, self.frontier]:
+                merged += [i for i in branch if i not in merged]
+            self.frontier = merged
+
+    def _segment(self, s_index: int, g_index: int, seg: str, frame: _Frame | None,
+                 first_in_sentence: int | None, head_par: bool) -> tuple[_Frame | None, int | None]:
+        seg = mk.TRAILING_NOISE.sub("", seg).strip()
+        if mk.PURE_PAR.match(seg.strip()):
+            self._parallelise([d for d in self.drafts if d.sentence == s_index and d.segment == g_index - 1])
+            return frame, first_in_sentence
+        par_all = head_par
+        trailing = mk.TRAILING_PAR.search(seg)
+        if trailing and trailing.start() > 0:
+            seg = seg[: trailing.start()].strip(" ,")
+            par_all = True
+        items = mk.split_items(seg, self.lex, self.verbs)
+        seg_drafts: list[int] = []
+        inherit_deps: list[int] | None = None
+        borrowed_verb = ""
+        prev_unit_first: int | None = None
+        unit_first: int | None = None
+        for i_index, (connector, item) in enumerate(items):
+            lead, rest = mk.read_lead(item, self.lex, self.verbs)
+            rest = mk.TRAILING_NOISE.sub("", rest).strip(" ,")
+            if connector != "followed":
+                self._unit += 1
+                prev_unit_first, unit_first = unit_first, None
+            kinds = lead.kinds
+            if i_index == 0 and "par" in kinds and len(items) > 1:
+                par_all = True
+                kinds = [k for k in kinds if k != "par"]
+            # conditions and their branches
+            if "join" in kinds and frame is not None:
+                self._close(frame)
+                frame = None
+            condition: Condition | None = None
+            cond_text = lead.refs.get("if") or lead.refs.get("unless")
+            if cond_text is not None and self.lex.failure.search(cond_text):
+                if self._failure_clause(cond_text, rest, s_index, g_index):
+                    continue
+            # compute where this item starts from
+            deps = self._deps(kinds, lead.refs, s_index, first_in_sentence, prev_unit_first, inherit_deps,
+                              seg_drafts if par_all else None, frame)
+            if "par" in kinds or "block" in kinds or "par_ref" in kinds:
+                inherit_deps = list(deps)
+            if "else" in kinds and frame is not None:
+                frame.branches.append(list(self.frontier))
+                frame.has_else = True
+                self.frontier = list(frame.anchor)
+                deps = list(frame.anchor)
+                condition = Condition(frame.condition.text, not frame.condition.negate, list(frame.anchor))
+                frame.condition = condition
+            elif cond_text is not None:
+                if frame is not None:
+                    self._close(frame)
+                condition = Condition(cond_text, "unless" in kinds, list(deps))
+                frame = _Frame(condition, list(deps))
+            elif frame is not None:
+                condition = frame.condition
+            created = self._item(rest, deps, condition, s_index, g_index, borrowed_verb)
+            if created is None:
+                continue
+            if created:
+                verb = words(self.masked.plain(rest))
+                if verb and stem(verb[0]) in self.verbs:
+                    borrowed_verb = verb[0]
+                if unit_first is None:
+                    unit_first = created[0]
+                if first_in_sentence is None:
+                    first_in_sentence = created[0]
+                seg_drafts.extend(created)
+        return frame, first_in_sentence
+
+    def _deps(self, kinds: list[str], refs: dict[str, str], s_index: int, first_in_sentence: int | None,
+              prev_unit_first: int | None, inherit: list[int] | None, seg_drafts: list[int] | None,
+              frame: _Frame | None) -> list[int]:
+        if seg_drafts:  # "A, B and C, all at the same time": they share where A started
+            return list(self.drafts[seg_drafts[0]].needs)
+        if "par_ref" in kinds:
+            found = self.resolve(refs["par_ref"])
+            if found:
+                deps: list[int] = []
+                for i in found:
+                    deps += [d for d in self.drafts[i].needs if d not in found and d not in deps]
+                return deps
+            kinds = [*kinds, "block"]
+        if "block" in kinds:
+            anchor = first_in_sentence
+            if anchor is None:
+                earlier = [d for d in self.drafts if d.sentence == s_index - 1]
+                anchor = earlier[0].index if earlier else None
+            return list(self.drafts[anchor].needs) if anchor is not None else []
+        if "par" in kinds:
+            if prev_unit_first is not None:
+                return list(self.drafts[prev_unit_first].needs)
+            if self.drafts:
+                last = self.drafts[-1]
+                unit = [d for d in self.drafts if d.unit == last.unit]
+                return list(unit[0].needs)
+            return []
+        if inherit is not None and not ({"after", "seq"} & set(kinds)):
+            return list(inherit)
+        if "after" in kinds:
+            found = self.resolve(refs["after"])
+            if found:
+                return found
+        return list(self.frontier)
+
+    def _parallelise(self, group: list[Draft]) -> None:
+        if len(group) < 2:
+            return
+        base = list(group[0].needs)
+        members = {d.index for d in group}
+        for draft in group[1:]:
+            draft.needs = list(base)
+        self.frontier = [f for f in self.frontier if f not in members] + sorted(members)
+
+    # -- one item → drafts
+
+    def _item(self, rest: str, deps: list[int], condition: Condition | None, s_index: int, g_index: int,
+              borrowed_verb: str) -> list[int] | None:
+        text = rest.strip(" ,")
+        attempts = timeout = None
+        for source in (text, *self.masked.pieces(text, "P")):
+            found = ph.find_retry(self.masked.unmask(source), self.lex)
+            if found:
+                attempts = int(found.value)
+                if source is text:
+                    text = (text[: found.span[0]] + text[found.span[1]:]).strip(" ,")
+                break
+        found_t = ph.find_timeout(text, self.lex)
+        if found_t:
+            timeout = found_t.value
+            text = (text[: found_t.span[0]] + text[found_t.span[1]:]).strip(" ,")
+        for_each = None
+        loop = ph.FOR_EACH_RE.search(text)
+        if loop and not ph.LOG_RE.search(text):
+            for_each = loop.group(1)
+            text = (text[: loop.start()] + text[loop.end():]).strip(" ,")
+        plain = self.masked.plain(text)
+        if not words(plain):
+            if attempts and self.drafts:
+                self._set_retry(self.drafts[-1], attempts)
+            return None
+        trailing_if = re.search(r"\s+(?:only\s+)?(?:if|unless)\s+(.+)$", text, re.IGNORECASE)
+        if trailing_if and condition is None and not self.lex.failure.search(trailing_if.group(1)):
+            condition = Condition(trailing_if.group(1), text[trailing_if.start():].strip().startswith("unless"),
+                                  list(deps))
+            text = text[: trailing_if.start()]
+            plain = self.masked.plain(text)
+        kind, extra = self._core_kind(text, plain)
+        specs: list[tuple[ActionSpec, float, str | None]] = []
+        if kind is not None:
+            specs.append((self.catalog[kind], 1.0, None))
+        else:
+            action = self._match(plain, borrowed_verb, s_index)
+            if action is None:
+                if attempts and self.drafts:
+                    self._set_retry(self.drafts[-1], attempts)
+                return []
+            spec, score = action
+            quoted = self._listed_quotes(text)
+            copies = len(quoted) if len(quoted) >= 2 else (2 if self._repeated_object(plain) else 1)
+            for n in range(copies):
+                specs.append((spec, score, quoted[n] if len(quoted) >= 2 else None))
+        created: list[int] = []
+        wait_prefix = ph.WAIT_PREFIX_RE.match(text)
+        for spec, score, quoted_item in specs:
+            draft = Draft(len(self.drafts), spec, text, list(deps), condition, attempts, timeout,
+                          sentence=s_index, segment=g_index, unit=self._unit, score=score, quoted=quoted_item)
+            if spec.name == "core.wait":
+                draft.wait_s = extra if isinstance(extra, float) else None
+                draft.message = extra if isinstance(extra, str) else None
+            elif isinstance(extra, str):
+                draft.message = extra
+            if for_each:
+                draft.for_each = for_each
+            self.drafts.append(draft)
+            created.append(draft.index)
+        if wait_prefix is not None and specs and specs[0][0].name != "core.wait":
+            seconds = ph.duration_seconds(wait_prefix.group("dur"), self.lex)
+            wait = Draft(len(self.drafts), self.catalog["core.wait"], wait_prefix.group(0), list(deps), condition,
+                         sentence=s_index, segment=g_index, unit=self._unit)
+            wait.wait_s = seconds.value if seconds else None
+            self.drafts.append(wait)
+            for i in created:
+                self.drafts[i].needs = [wait.index]
+            self.frontier = [f for f in self.frontier if f not in deps] + [wait.index]
+            created = [wait.index, *created]
+            deps = [wait.index]
+        self.frontier = [f for f in self.frontier if f not in deps and f not in created]
+        self.frontier += [i for i in created if not (wait_prefix is not None and i == created[0]
+                                                      and len(created) > 1)]
+        return created
+
+    def _core_kind(self, text: str, plain: str) -> tuple[str | None, float | str | None]:
+        """`core.*` built-ins recognised by their phrases, with their main value."""
+        low = plain.lower()
+        if ph.WAIT_RE.match(low) and not self.lex.approval.search(low):
+            found = ph.duration_seconds(low, self.lex)
+            if found is not None:
+                return "core.wait", found.value
+            if ph.NEXT_TIME_RE.search(low):
+                return "core.wait", 86400.0
+        if ph.NEXT_TIME_RE.match(low):
+            return "core.wait", 86400.0
+        if ph.FAIL_RE.match(low):
+            return "core.fail", self._message(text) or plain
+        if ph.LOG_RE.search(low):
+            return "core.log", self._message(text, log=True) or plain
+        if self.lex.approval.search(low) and not re.match(r"^(?:authori[sz]e|capture)\b", low):
+            return "core.approval", self.masked.unmask(text)
+        return None, None
+
+    def _message(self, text: str, log: bool = False) -> str | None:
+        quoted = self.masked.pieces(text, "Q")
+        if quoted:
+            return quoted[0].strip("'\"")
+        found = ph.MESSAGE_RE.search(text)
+        if found:
+            return self.masked.unmask(found.group(1)).strip(" .")
+        if log:
+            body = re.sub(r"^(?:note|write|record|log|add|put|recording|noting|writing)\s+", "", text, flags=re.I)
+            body = ph.LOG_RE.sub("", body)
+            body = re.sub(r"\s+(?:in|to|into)\s*$", "", body.strip())
+            return self.masked.unmask(body).strip(" .") or None
+        return None
+
+    def _match(self, plain: str, borrowed_verb: str, s_index: int) -> tuple[ActionSpec, float] | None:
+        tokens = words(plain)
+        wanted = bool(_WANT.match(plain))
+        question = bool(_QUESTION.match(plain))
+        starts = bool(tokens) and stem(tokens[0]) in self.verbs
+        query = plain
+        if not starts and borrowed_verb and not question and not self._is_statement(tokens):
+            query = f"{borrowed_verb} {plain}"
+            starts = True
+        if not (starts or wanted or question):
+            self.warnings.append(f"read \"{self._show(plain)}\" as background, not a step")
+            return None
+        if starts and self._is_statement(tokens) and not _MODAL.search(plain):
+            self.warnings.append(f"read \"{self._show(plain)}\" as background, not a step")
+            return None
+        ranked = self.matcher.rank(query, 3, verb=query)
+        if not ranked:
+            return None
+        spec, score = ranked[0]
+        unknown = self._unknown_object(query)
+        if score < MATCH_THRESHOLD or unknown:
+            what = f"\"{unknown}\"" if unknown else f"\"{self._show(plain)}\""
+            self.warnings.append(
+                f"no action in this catalog does {what}; closest: {spec.name} ({score:.2f}); left out of the plan"
+            )
+            return None
+        return spec, score
+
+    def _is_statement(self, tokens: list[str]) -> bool:
+        return any(t in self.lex.statement_words for t in tokens[1:5])
+
+    def _unknown_object(self, query: str) -> str | None:
+        """The object of the verb when neither the catalog nor the lexicon knows any of its words."""
+        tokens = [t for t in words(query)[1:] if t not in _GENERIC and t not in {"a", "an", "my", "our", "your"}]
+        content = tokens[:2]
+        if not content:
+            return None
+        vocab = self.matcher._index.words.vocabulary_
+        for token in content:
+            s = stem(token)
+            if s in vocab or s in self.lex.single or token.isdigit():
+                return None
+        return " ".join(content)
+
+    def _listed_quotes(self, text: str) -> list[str]:
+        listed = re.search(r"⟦Q\d+⟧(?:\s*,\s*(?:and\s+)?⟦Q\d+⟧|\s+and\s+⟦Q\d+⟧)+", text)
+        if not listed:
+            return []
+        return [self.masked.table[k].strip("'\"") for k in re.findall(r"⟦Q\d+⟧", listed.group(0))]
+
+    @staticmethod
+    def _repeated_object(plain: str) -> bool:
+        """ "the churn report and the revenue report": one verb, two things of the same kind."""
+        m = re.search(r"\b([a-z]+)\s+and\s+(?:the|a|an|their|our|its|his|her)\s+(?:[\w-]+\s+){0,3}?([a-z]+)\b",
+                      plain.lower())
+        return bool(m) and m.group(1) == m.group(2) and len(m.group(1)) > 2
+
+    # -- failure clauses: retries and undo
+
+    def _failure_clause(self, cond_text: str, rest: str, s_index: int, g_index: int) -> bool:
+        found = ph.find_retry(rest, self.lex) or ph.find_retry(f"retry {rest}", self.lex)
+        if found and re.search(r"\b(?:retry|retrying|try|tries|attempts?)\b", rest, re.IGNORECASE):
+            target = self.resolve(cond_text)
+            draft = self.drafts[target[-1]] if target else (self.drafts[-1] if self.drafts else None)
+            if draft is not None:
+                self._set_retry(draft, int(found.value))
+            return True
+        if self.lex.undo.search(self.masked.plain(rest)):
+            previous = [d.index for d in self.drafts if d.sentence == s_index and d.segment == g_index - 1]
+            if not previous and self.drafts:
+                last_sentence = self.drafts[-1].sentence
+                previous = [d.index for d in self.drafts if d.sentence == last_sentence]
+            self._undo.append((rest, previous, len(self.drafts)))
+            return True
+        return False
+
+    def _set_retry(self, draft: Draft, attempts: int) -> None:
+        draft.attempts = attempts
+
+    def _apply_undo(self) -> None:
+        for rest, previous, count in self._undo:
+            candidates = [d for d in self.drafts[:count] if d.action.compensation]
+            if not candidates:
+                self.warnings.append(f"nothing before \"{self._show(rest)}\" can be undone in this catalog")
+                continue
+            parts = [p for p in re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+|\s+by\s+", self.masked.plain(rest)) if p]
+            for part in parts:
+                part_words = [w for w in words(part) if w not in _GENERIC]
+                undo_only = self.lex.undo.sub("", part).strip()
+                generic = not [w for w in words(undo_only) if w not in _GENERIC
+                               and w not in {"one", "ones", "that", "succeeded", "other", "everything", "what", "was",
+                                             "made", "created", "steps", "step", "changes", "all"}]
+                if generic:
+                    pool = [self.drafts[i] for i in previous if self.drafts[i].action.compensation] or candidates
+                    for d in pool:
+                        d.compensate = True
+                    continue
+                names = sorted({d.action.compensation for d in candidates if d.action.compensation})
+                ranked = self.matcher.rank(part, 1, verb=part, among=names)
+                if not ranked or ranked[0][1] < 0.15 or not part_words:
+                    self.warnings.append(f"could not tell what \"{self._show(part)}\" undoes; no compensation added")
+                    continue
+                undo = ranked[0][0].name
+                holders = [d for d in candidates if d.action.compensation == undo]
+                overlap = [self._overlap(part, d) for d in holders]
+                best = max(overlap)
+                chosen = [d for d, o in zip(holders, overlap, strict=True) if o == best]
+                for d in chosen:
+                    d.compensate = True
+
+    # -- references to earlier steps ("once the ticket exists")
+
+    def _concept_set(self, text: str) -> set[str]:
+        out: set[str] = set()
+        for token in self.lex.concepts(text):
+            if token in _GENERIC or stem(token) in _GENERIC:
+                continue
+            out.add(token[:5] if not token.startswith("syn") and len(token) > 5 else token)
+        return out
+
+    def _overlap(self, text: str, draft: Draft) -> float:
+        mine = self._concept_set(text)
+        if not mine:
+            return 0.0
+        theirs = self._concept_set(self.masked.plain(draft.text) + " " + " ".join(draft.action.name.split(".")[-1:]))
+        return len(mine & theirs) / len(mine)
+
+    def resolve(self, ref: str) -> list[int]:
+        """The earlier drafts a phrase names ("the billing customer and the workspace"); [] when the
+        phrase is generic ("it's done", "both are ready")."""
+        parts = [p for p in re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+", self.masked.plain(ref)) if p.strip()]
+        found: list[int] = []
+        for part in parts:
+            if not self._concept_set(part):
+                continue
+            scores = [(self._overlap(part, d), d.index) for d in self.drafts]
+            if not scores:
+                continue
+            best = max(s for s, _ in scores)
+            if best < 0.34:
+                continue
+            found += [i for s, i in scores if s == best and i not in found]
+        return found
+
+    def _show(self, text: str) -> str:
+        shown = PLACEHOLDER_RE.sub(lambda m: self.masked.unmask(m.group(0)), text).strip()
+        return shown if len(shown) <= 80 else shown[:77] + "..."
+
+    def _drop_summary(self, all_sentences: list[str]) -> None:
+        """A first sentence whose one step is done again later only announced the work."""
+        first = [d for d in self.drafts if d.sentence == 0]
+        if len(all_sentences) < 2 or len(first) != 1 or first[0].action.is_core:
+            return
+        later = [d for d in self.drafts if d.sentence > 0 and d.action.name == first[0].action.name]
+        if not later:
+            return
+        gone = first[0].index
+        self.warnings.append(f"read \"{self._show(first[0].text)}\" as a summary of the later steps")
+        for d in self.drafts:
+            if gone in d.needs:
+                d.needs = [n for n in d.needs if n != gone] + [n for n in first[0].needs if n not in d.needs]
+        self.drafts = [d for d in self.drafts if d.index != gone]
