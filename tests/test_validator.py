@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from workflow.catalog import Catalog
 from workflow.document import Workflow
@@ -923,3 +925,42 @@ def test_enterprise_onboarding_example_shape(bench_catalog: Catalog) -> None:
     assert undo["provision_tenant"] == "provisioning.delete_tenant"
     retried = {s.id for s in workflow.steps if s.retry and s.retry.max_attempts > 1}
     assert {"crm_account", "provision_tenant", "subscription"} <= retried
+
+
+# ----------------------------------------------------------------------------- robustness
+
+_SCALARS = st.one_of(
+    st.none(), st.booleans(), st.integers(-5, 200), st.floats(allow_nan=False, allow_infinity=False),
+    st.sampled_from(["x", "a", "crm.create_account", "core.wait", "${{ steps.a.output.account_id }}",
+                     "${{ inputs.n }}", "${{", "${{ item }}", "${{ 1 + }}", "${{ x.__class__ }}", "0 9 * * *",
+                     "bad id", "Europe/Berlin"]),
+)
+_JSON = st.recursive(_SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+    st.sampled_from(["id", "action", "with", "needs", "if", "for_each", "retry", "max_attempts", "seconds",
+                     "compensate", "cron", "timezone", "schedule", "properties", "type", "name"]), inner, max_size=4),
+    max_leaves=12)
+_STEP = st.fixed_dictionaries(
+    {"id": st.sampled_from(["a", "b", "c", "bad id"]),
+     "action": st.sampled_from(["crm.create_account", "core.log", "core.wait", "provisioning.create_tenant", "x.y"])},
+    optional={"with": st.dictionaries(st.sampled_from(["name", "message", "seconds", "region", "nme"]), _JSON,
+                                      max_size=3),
+              "needs": st.lists(st.sampled_from(["a", "b", "c", "z"]), max_size=2), "if": _JSON, "for_each": _JSON,
+              "retry": _JSON, "compensate": _JSON, "concurrency": _JSON, "timeout_s": _JSON},
+)
+_DOCUMENT = st.fixed_dictionaries(
+    {"steps": st.lists(_STEP, max_size=4) | _JSON},
+    optional={"name": _JSON, "inputs": _JSON, "triggers": _JSON, "deadline_s": _JSON},
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(document=_DOCUMENT)
+def test_any_document_gives_a_report_never_an_exception(document: dict[str, Any], small_catalog: Catalog) -> None:
+    report = validate(document, small_catalog)
+    data = json.loads(json.dumps(report.to_data()))
+    assert data["valid"] == report.ok
+    if report.ok:
+        assert report.workflow is not None
+    for problem in report.problems:
+        assert problem.location and problem.message and problem.code
+        assert problem.severity in ("error", "warning")
