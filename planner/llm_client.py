@@ -75,6 +75,8 @@ class LLMClient:
     """The output mode the server accepted, once known."""
 
     def __post_init__(self) -> None:
+        self._sampling: dict[str, Any] = {"temperature": self.settings.temperature,
+                                          "max_tokens": self.settings.max_tokens}
         if self.client is None:
             if not self.settings.configured:
                 raise LLMNotConfigured()
@@ -133,10 +135,7 @@ class LLMClient:
 
         assert self.client is not None
         try:
-            response = self.client.chat.completions.create(
-                model=self.settings.model, messages=messages,  # type: ignore[arg-type]
-                temperature=self.settings.temperature, max_tokens=self.settings.max_tokens, **extra,
-            )
+            response = self._send(messages, extra)
         except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
             if mode_probe:
                 raise _ModeRejected(_error_message(exc)) from None
@@ -162,6 +161,27 @@ class LLMClient:
         self.usage.add(getattr(response, "usage", None))
         return response
 
+    def _send(self, messages: list[dict[str, Any]], extra: dict[str, Any]) -> Any:
+        import openai
+
+        assert self.client is not None
+        for _ in range(3):
+            try:
+                return self.client.chat.completions.create(
+                    model=self.settings.model, messages=messages,  # type: ignore[arg-type]
+                    **self._sampling, **extra,
+                )
+            except (openai.BadRequestError, openai.UnprocessableEntityError) as exc:
+                # reasoning models refuse `max_tokens` (they take `max_completion_tokens`) and any
+                # temperature but the default: adapt and remember, whatever the output mode
+                adapted = _adapt_sampling(self._sampling, _error_message(exc))
+                if adapted is None:
+                    raise
+                self._sampling = adapted
+        return self.client.chat.completions.create(
+            model=self.settings.model, messages=messages, **self._sampling, **extra,  # type: ignore[arg-type]
+        )
+
     def _answer(self, response: Any, mode: OutputMode) -> Answer:
         choices = getattr(response, "choices", None) or []
         if not choices:
@@ -181,6 +201,18 @@ class LLMClient:
                 text = function.arguments
                 break
         return Answer(text=text, mode=mode, truncated=finish == "length", finish_reason=finish)
+
+
+def _adapt_sampling(sampling: dict[str, Any], message: str) -> dict[str, Any] | None:
+    """The sampling parameters without the one the endpoint rejected, or None when it is not that."""
+    text = message.lower()
+    if "max_tokens" in text and "max_tokens" in sampling:
+        adapted = {k: v for k, v in sampling.items() if k != "max_tokens"}
+        adapted["max_completion_tokens"] = sampling["max_tokens"]
+        return adapted
+    if "temperature" in text and "temperature" in sampling:
+        return {k: v for k, v in sampling.items() if k != "temperature"}
+    return None
 
 
 def _error_message(exc: Any) -> str:

@@ -30,6 +30,8 @@ class Explanation:
     """`llm` or `template`."""
     warnings: list[str] = field(default_factory=list)
     """Why the template was used when the model was asked first."""
+    usage: dict[str, int] = field(default_factory=dict)
+    """Tokens the model spent on it (empty for the template)."""
 
 
 def basic_explanation(workflow: Workflow, catalog: Catalog) -> str:
@@ -76,10 +78,11 @@ def explain_plan(workflow: Workflow, catalog: Catalog, *, mode: str = "auto",
     from planner.llm_planner import LLMPlanner
 
     try:
-        text = LLMPlanner(catalog, settings, client=client).explain(workflow)
+        planner = LLMPlanner(catalog, settings, client=client)
+        text = planner.explain(workflow)
     except LLMError as exc:
         if mode == "llm":
             raise
         return Explanation(template_explanation(workflow, catalog), "template",
                            [f"explained by template because the LLM failed: {exc}"])
-    return Explanation(text, "llm")
+    return Explanation(text, "llm", usage=planner.llm.usage.to_data())

@@ -47,8 +47,8 @@ class PlanResult:
     """Which planner wrote it: `llm` or `offline`."""
     warnings: list[str] = field(default_factory=list)
     """What a person should know (fallbacks, validator warnings, repairs)."""
-    explanation: str | None = None
-    """The plan in plain English, when asked for."""
+    explanation: str = ""
+    """The plan in plain English (the template's; `LLMPlanner.explain` asks the model)."""
 
 
 def _words(text: str) -> set[str]:
@@ -115,7 +115,11 @@ class LLMPlanner:
         actions = self.shortlist(request)
         conversation = [{"role": "user", "content": self.prompts.plan(request)}]
         workflow, warnings = self._converse(conversation, actions, request=request)
-        return PlanResult(workflow=workflow, planner=self.name, warnings=warnings)
+        from planner.llm_explain import template_explanation
+
+        # the template costs no tokens; `explain()` asks the model when prose is wanted
+        return PlanResult(workflow=workflow, planner=self.name, warnings=warnings,
+                          explanation=template_explanation(workflow, self.catalog))
 
     def edit(self, workflow: Workflow, instruction: str) -> PlanResult:
         """`workflow` changed as `instruction` says; fields the wire format lacks are kept."""

@@ -388,3 +388,29 @@ def test_a_local_server_needs_no_key(server: FakeOpenAI, catalog: Catalog) -> No
     server.script(completion(invoice_then_email()))
     LLMPlanner(catalog, LLMSettings(base_url=server.base_url, model="llama3")).plan("invoice then email")
     assert server.chat_requests[0].headers["authorization"] == "Bearer not-needed"
+
+
+def test_reasoning_models_get_max_completion_tokens_and_default_temperature(server: FakeOpenAI,
+                                                                            catalog: Catalog) -> None:
+    server.script(
+        error(400, "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                   "Use 'max_completion_tokens' instead."),
+        error(400, "Unsupported value: 'temperature' does not support 0 with this model."),
+        completion(invoice_then_email()),
+    )
+    planner = planner_for(server, catalog, max_tokens=2000)
+    result = planner.plan("invoice then email")
+    assert len(result.workflow.steps) == 2
+    last = server.chat_requests[-1].body
+    assert last["max_completion_tokens"] == 2000
+    assert "max_tokens" not in last and "temperature" not in last
+    assert "response_format" in last  # the output mode was not given up for it
+    planner.plan("again")  # remembered: no more rejected calls
+    assert len(server.chat_requests) == 4
+
+
+def test_llm_plans_come_with_a_template_explanation(server: FakeOpenAI, catalog: Catalog) -> None:
+    server.script(completion(invoice_then_email()))
+    result = planner_for(server, catalog).plan("invoice then email")
+    assert "invoice" in result.explanation.lower()
+    assert len(server.chat_requests) == 1  # no extra call for it
