@@ -10,7 +10,13 @@ import asyncio
 import heapq
 import itertools
 import time
+from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
+
+
+def iso_time(ts: float) -> str:
+    """An epoch timestamp as ISO-8601 UTC, e.g. `2030-01-01T00:00:00Z`."""
+    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 @runtime_checkable

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from runtime.clock import Clock, SystemClock
+from runtime.clock import Clock, SystemClock, iso_time
 from runtime.compensation import UndoUnit, plan_undo, run_graph, undo_inputs, unit_label
 from runtime.errors import (
     ActionError,
@@ -73,10 +73,6 @@ def idempotency_key(run_id: str, step_id: str, iteration: int, *, undo: bool = F
     """Deterministic per (run, step, iteration): the same across retries and crash recovery."""
     key = f"{run_id}:{step_id}" if iteration == WHOLE_STEP else f"{run_id}:{step_id}:{iteration}"
     return key + ":undo" if undo else key
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _parse_time(text: str) -> float:
@@ -249,8 +245,12 @@ class Engine:
         comment: str | None = None,
         *,
         iteration: int | None = None,
+        drive: bool = True,
     ) -> None:
-        """Approve or reject a waiting `core.approval` step; the run continues (or fails) at once."""
+        """Approve or reject a waiting `core.approval` step; the run continues (or fails) at once.
+
+        `drive=False` only records the decision (a process without the catalog's invokers, like
+        `overture approve` without `--catalog`); whoever resumes the run next acts on it."""
         record = self.journal.get_run(run_id)
         if record.state.finished:
             raise InvalidRunState(f"run `{run_id}` has already {record.state.value}", run_id=run_id)
@@ -275,15 +275,18 @@ class Engine:
                 comment=comment,
                 now=self.clock.now(),
             )
-        self._ensure_driving(run_id)
+        if drive:
+            self._ensure_driving(run_id)
 
-    async def cancel(self, run_id: str, *, by: str | None = None) -> None:
-        """Cancel a run: nothing new starts, in-flight calls finish, completed steps are undone."""
+    async def cancel(self, run_id: str, *, by: str | None = None, drive: bool = True) -> None:
+        """Cancel a run: nothing new starts, in-flight calls finish, completed steps are undone.
+        (`drive=False`: record the request only, as for `approve`.)"""
         record = self.journal.get_run(run_id)
         if record.state.finished:
             raise InvalidRunState(f"run `{run_id}` has already {record.state.value}", run_id=run_id)
         self.journal.request_cancel(run_id, self.clock.now(), by=by)
-        self._ensure_driving(run_id)
+        if drive:
+            self._ensure_driving(run_id)
 
     def result(self, run_id: str) -> RunResult:
         record = self.journal.get_run(run_id)
@@ -604,6 +607,7 @@ class Engine:
                 state=StepState.RUNNING,
                 action=step.action,
                 inputs={"items": items},
+                started_at=self.clock.now(),
                 event="step.started",
                 data={"items": len(items)},
             )
@@ -929,7 +933,7 @@ class Engine:
                 wake_at=wake_at,
                 now=now,
                 event="step.waiting",
-                data={"until": _iso(wake_at), "wake_at": wake_at},
+                data={"until": iso_time(wake_at), "wake_at": wake_at},
             )
             self._timers_changed.set()
             started = now
@@ -939,7 +943,7 @@ class Engine:
             started = row.started_at if row and row.started_at else now
         if wake_at > now:
             return StepState.WAITING, None, None
-        output = {"waited_s": max(0.0, now - started), "until": _iso(wake_at)}
+        output = {"waited_s": max(0.0, now - started), "until": iso_time(wake_at)}
         self.journal.fire_timer(run.id, step.id, iteration, now, output=output, data={"action": step.action})
         return StepState.SUCCEEDED, output, None
 

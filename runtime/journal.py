@@ -207,6 +207,8 @@ class Journal:
         data: Mapping[str, Any] | None = None,
     ) -> Event:
         clean = self.redact(dict(data or {}))
+        if iteration == WHOLE_STEP:
+            iteration = None  # events name an item only for for-each items
         result = conn.execute(
             events.insert().values(
                 run_id=run_id,

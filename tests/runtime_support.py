@@ -236,3 +236,18 @@ def main() -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# -- Python-callable actions for the CLI tests (`invoke: {kind: python, callable: runtime_support:...}`) --
+
+
+def cli_create(email: str) -> dict[str, Any]:
+    return {"account_id": "acc-" + email.split("@")[0]}
+
+
+def cli_delete(account_id: str) -> dict[str, Any]:
+    return {"deleted": account_id}
+
+
+def cli_boom(**_: Any) -> dict[str, Any]:
+    raise ValueError("the service said no")

@@ -1,0 +1,562 @@
+"""`overture run`, `runs list|show`, `approve`, `cancel`, `resume`: the runtime from the shell.
+
+Each command opens the journal (`--data-dir`, default `$OVERTURE_DATA_DIR` or `./.overture`; or
+`--database-url` / `$OVERTURE_DATABASE_URL`), drives runs in this process until they finish or
+pause (on an approval, or a timer further away than `--follow-timers`), and exits. A paused run
+continues with `overture approve` or `overture resume`.
+
+Exit codes: 0 succeeded (or paused), 1 failed or cancelled, 2 usage and document errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from runtime.engine import Engine, RunResult
+    from runtime.journal import Journal
+    from workflow.catalog import Catalog
+
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Journal folder (journal.db); default $OVERTURE_DATA_DIR or ./.overture.",
+        envvar="OVERTURE_DATA_DIR",
+    ),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="Journal database URL, e.g. postgresql+psycopg://user@host/db.",
+        envvar="OVERTURE_DATABASE_URL",
+    ),
+]
+CatalogOption = Annotated[
+    list[str],
+    typer.Option("--catalog", "-c", help="Catalog file or folder (repeatable).", envvar="OVERTURE_CATALOG"),
+]
+FollowOption = Annotated[
+    float,
+    typer.Option("--follow-timers", help="Wait in this process for timers due within this many seconds."),
+]
+WatchOption = Annotated[bool, typer.Option("--watch", "-w", help="Show live progress.")]
+
+
+def _fail(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _open_journal(data_dir: Path | None, database_url: str | None) -> Journal:
+    from runtime.journal import Journal
+    from runtime.secrets import SecretStore
+
+    return Journal.open(database_url or data_dir, redact=SecretStore.from_env().redact)
+
+
+def _catalog(paths: list[str]) -> Catalog:
+    from workflow.loader import load_catalog
+
+    if not paths:
+        _fail("no catalog given; pass --catalog FILE (or set OVERTURE_CATALOG)")
+    return load_catalog(*paths)
+
+
+def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
+    """`--inputs-file` (YAML/JSON object), then each `key=value`; a value that parses as JSON
+    (`150`, `true`, `[1,2]`) keeps its type, anything else is a string."""
+    from workflow.loader import read_data
+
+    inputs: dict[str, Any] = {}
+    if inputs_file is not None:
+        data = read_data(inputs_file)
+        if not isinstance(data, dict):
+            _fail(f"{inputs_file}: expected a mapping of input names to values")
+        inputs.update(data)
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key.strip():
+            _fail(f"--input `{pair}`: expected key=value")
+        try:
+            value: Any = json.loads(text)
+        except ValueError:
+            value = text
+        inputs[key.strip()] = value
+    return inputs
+
+
+def _check_inputs(schema: dict[str, Any] | None, inputs: dict[str, Any]) -> None:
+    if not schema:
+        return
+    from jsonschema import Draft202012Validator
+
+    errors = sorted(Draft202012Validator(schema).iter_errors(inputs), key=lambda e: list(e.path))
+    if errors:
+        where = ".".join(str(p) for p in errors[0].path) or "(inputs)"
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        _fail(f"input {where}: {errors[0].message}{more}")
+
+
+def _engine(catalog: Catalog, journal: Journal) -> tuple[Engine, Any]:
+    from runtime.engine import Engine
+    from runtime.invokers import build_invoker
+    from runtime.secrets import SecretStore
+
+    secrets = SecretStore.from_env()
+    invoker = build_invoker(catalog, secrets)
+    return Engine(catalog, journal, invoker, secrets=secrets), invoker
+
+
+async def _drive(engine: Engine, run_id: str, follow_timers: float, watch: bool) -> RunResult:
+    if not watch:
+        return await engine.run_until_settled(run_id, follow_timers_s=follow_timers)
+    from rich.live import Live
+
+    view = _RunView(engine.journal, run_id)
+    with Live(view.render(), refresh_per_second=8, transient=False) as live:
+        task = asyncio.ensure_future(engine.run_until_settled(run_id, follow_timers_s=follow_timers))
+
+        async def follow() -> None:
+            async for event in engine.events(run_id):
+                view.add(event)
+                live.update(view.render())
+
+        follower = asyncio.ensure_future(follow())
+        try:
+            result = await task
+        finally:
+            follower.cancel()
+        view.refresh()
+        live.update(view.render())
+    return result
+
+
+def _print_outcome(result: RunResult, journal: Journal) -> int:
+    from rich.console import Console
+
+    console = Console()
+    state = result.state.value
+    color = {"succeeded": "green", "failed": "red", "cancelled": "yellow"}.get(state, "cyan")
+    console.print(f"run [bold]{result.run_id}[/bold]: [{color}]{state}[/{color}]")
+    if result.error:
+        where = f" in step `{result.error['step']}`" if result.error.get("step") else ""
+        console.print(f"  error{where}: {result.error.get('message')}", markup=False)
+    if result.compensation:
+        comp = result.compensation
+        undone = ", ".join(comp.get("undone", [])) or "nothing to undo"
+        console.print(f"  compensation {comp.get('status')}: undone {undone}", markup=False)
+        for item in comp.get("left", []):
+            console.print(f"  left undone: {item['step']}: {item['reason']}", markup=False)
+    if state == "waiting":
+        for approval in journal.approvals(result.run_id, pending_only=True):
+            console.print(f"  waiting for approval of `{approval.step_id}`: {approval.prompt}", markup=False)
+            console.print(
+                f"    overture approve {result.run_id} {approval.step_id} [--reject] [--comment TEXT]",
+                markup=False,
+                soft_wrap=True,
+            )
+        timers = [t for t in journal.timers(result.run_id).values() if not t.fired and t.kind == "wait"]
+        if timers:
+            from runtime.clock import iso_time
+
+            console.print(
+                f"  waiting until {iso_time(min(t.wake_at for t in timers))}; "
+                "`overture resume` continues it then",
+                markup=False,
+            )
+    return 1 if state in ("failed", "cancelled") else 0
+
+
+def register(app: typer.Typer) -> None:
+    runs_app = typer.Typer(help="Inspect runs in the journal.", no_args_is_help=True)
+    app.add_typer(runs_app, name="runs")
+
+    @app.command()
+    def run(
+        file: Annotated[Path, typer.Argument(help="Workflow document (YAML or JSON).")],
+        catalog: CatalogOption = [],  # noqa: B006 - typer reads the default, it is never mutated
+        input: Annotated[
+            list[str], typer.Option("--input", "-i", help="Run input key=value (repeatable).")
+        ] = [],  # noqa: B006
+        inputs_file: Annotated[Path | None, typer.Option("--inputs-file", help="YAML/JSON inputs.")] = None,
+        watch: WatchOption = False,
+        data_dir: DataDirOption = None,
+        database_url: DatabaseOption = None,
+        follow_timers: FollowOption = 60.0,
+        deadline: Annotated[
+            float | None, typer.Option("--deadline", help="Overall time limit, seconds.")
+        ] = None,
+    ) -> None:
+        """Run a workflow to its end (or its next pause) and print a summary."""
+        from workflow.loader import read_data
+        from workflow.validator import ensure_valid
+
+        cat = _catalog(catalog)
+        workflow = ensure_valid(read_data(file), cat)
+        inputs = parse_inputs(input, inputs_file)
+        _check_inputs(workflow.inputs, inputs)
+        journal = _open_journal(data_dir, database_url)
+
+        async def go() -> int:
+            engine, invoker = _engine(cat, journal)
+            try:
+                run_id = await engine.start_run(workflow, inputs, deadline_s=deadline)
+                if not watch:
+                    typer.echo(f"started run {run_id}", err=True)
+                result = await _drive(engine, run_id, follow_timers, watch)
+            finally:
+                await engine.close()
+                if hasattr(invoker, "aclose"):
+                    await invoker.aclose()
+            return _print_outcome(result, journal)
+
+        try:
+            code = asyncio.run(go())
+        finally:
+            journal.close()
+        raise typer.Exit(code)
+
+    @runs_app.command("list")
+    def runs_list(
+        state: Annotated[str | None, typer.Option("--state", help="Only runs in this state.")] = None,
+        limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+        as_json: Annotated[bool, typer.Option("--json", help="JSON for tools.")] = False,
+        data_dir: DataDirOption = None,
+        database_url: DatabaseOption = None,
+    ) -> None:
+        """List runs, newest first."""
+        from runtime.records import RunState
+
+        try:
+            wanted = RunState(state) if state else None
+        except ValueError:
+            _fail(f"unknown state `{state}`; one of: {', '.join(s.value for s in RunState)}")
+        journal = _open_journal(data_dir, database_url)
+        try:
+            records = journal.list_runs(state=wanted, limit=limit)
+        finally:
+            journal.close()
+        if as_json:
+            typer.echo(
+                json.dumps(
+                    [
+                        {
+                            "id": r.id,
+                            "workflow": r.workflow_name,
+                            "version": r.workflow_version,
+                            "state": r.state.value,
+                            "created_at": r.created_at,
+                            "ended_at": r.ended_at,
+                            "error": r.error,
+                        }
+                        for r in records
+                    ],
+                    indent=2,
+                )
+            )
+            return
+        from rich.console import Console
+
+        Console().print(_runs_table(records))
+
+    @runs_app.command("show")
+    def runs_show(
+        run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+        as_json: Annotated[bool, typer.Option("--json", help="JSON for tools.")] = False,
+        data_dir: DataDirOption = None,
+        database_url: DatabaseOption = None,
+    ) -> None:
+        """Steps, attempts, durations, errors and the compensation summary of one run."""
+        from runtime.report import run_data
+
+        journal = _open_journal(data_dir, database_url)
+        try:
+            record = journal.find_run(run_id)
+            if as_json:
+                typer.echo(json.dumps(run_data(journal, record.id), indent=2, default=str))
+            else:
+                _show_run(run_data(journal, record.id))
+        finally:
+            journal.close()
+
+    @app.command()
+    def approve(
+        run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+        step: Annotated[str, typer.Argument(help="The waiting core.approval step.")],
+        reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
+        comment: Annotated[str | None, typer.Option("--comment", "-m")] = None,
+        by: Annotated[str | None, typer.Option("--by", help="Who decides (default: $USER).")] = None,
+        catalog: CatalogOption = [],  # noqa: B006
+        data_dir: DataDirOption = None,
+        database_url: DatabaseOption = None,
+        follow_timers: FollowOption = 60.0,
+    ) -> None:
+        """Approve (or --reject) a waiting step; with --catalog the run then continues here."""
+        import getpass
+
+        who = by or getpass.getuser()
+        _decide(
+            run_id,
+            catalog,
+            data_dir,
+            database_url,
+            follow_timers,
+            lambda engine, rid, drive: engine.approve(rid, step, not reject, who, comment, drive=drive),
+        )
+
+    @app.command()
+    def cancel(
+        run_id: Annotated[str, typer.Argument(help="Run id (or a unique prefix).")],
+        catalog: CatalogOption = [],  # noqa: B006
+        data_dir: DataDirOption = None,
+        database_url: DatabaseOption = None,
+    ) -> None:
+        """Cancel a run; with --catalog its completed steps are undone here and now."""
+        import getpass
+
+        who = getpass.getuser()
+        _decide(
+            run_id,
+            catalog,
+            data_dir,
+            database_url,
+            0.0,
+            lambda engine, rid, drive: engine.cancel(rid, by=who, drive=drive),
+        )
+
+    @app.command()
+    def resume(
+        catalog: CatalogOption = [],  # noqa: B006
+        data_dir: DataDirOption = None,
+        database_url: DatabaseOption = None,
+        follow_timers: FollowOption = 60.0,
+    ) -> None:
+        """Resume the unfinished runs in the journal; run each to its end or next pause."""
+        cat = _catalog(catalog)
+        journal = _open_journal(data_dir, database_url)
+
+        async def go() -> int:
+            engine, invoker = _engine(cat, journal)
+            code = 0
+            try:
+                ids = [r.id for r in journal.unfinished_runs()]
+                if not ids:
+                    typer.echo("no unfinished runs")
+                for run_id in ids:
+                    # each run on its own: a document the catalog no longer fits fails that run only
+                    result = await engine.run_until_settled(run_id, follow_timers_s=follow_timers)
+                    code = max(code, _print_outcome(result, journal))
+            finally:
+                await engine.close()
+                if hasattr(invoker, "aclose"):
+                    await invoker.aclose()
+            return code
+
+        try:
+            code = asyncio.run(go())
+        finally:
+            journal.close()
+        raise typer.Exit(code)
+
+
+def _decide(
+    run_id: str,
+    catalog: list[str],
+    data_dir: Path | None,
+    database_url: str | None,
+    follow_timers: float,
+    action: Any,
+) -> None:
+    journal = _open_journal(data_dir, database_url)
+    try:
+        record = journal.find_run(run_id)
+        if record.state.finished:
+            _fail(f"run {record.id} has already {record.state.value}", 1)
+        cat = _catalog(catalog) if catalog else None
+
+        async def go() -> int:
+            from workflow.catalog import Catalog
+
+            engine, invoker = _engine(cat or Catalog(), journal)
+            try:
+                if cat is None:
+                    # record the decision only; driving the run needs the catalog's invoke details
+                    await action(engine, record.id, False)
+                    typer.echo(f"recorded for run {record.id}; `overture resume --catalog ...` continues it")
+                    return 0
+                await action(engine, record.id, True)
+                result = await engine.run_until_settled(record.id, follow_timers_s=follow_timers)
+            finally:
+                await engine.close()
+                if hasattr(invoker, "aclose"):
+                    await invoker.aclose()
+            return _print_outcome(result, journal)
+
+        code = asyncio.run(go())
+    finally:
+        journal.close()
+    raise typer.Exit(code)
+
+
+# -- rendering ---------------------------------------------------------------------------------
+
+_COLORS = {
+    "succeeded": "green",
+    "failed": "red",
+    "cancelled": "yellow",
+    "skipped": "dim",
+    "running": "cyan",
+    "retrying": "magenta",
+    "waiting": "blue",
+    "compensating": "magenta",
+    "pending": "dim",
+    "undone": "yellow",
+}
+
+
+def _state(text: str) -> str:
+    color = _COLORS.get(text, "white")
+    return f"[{color}]{text}[/{color}]"
+
+
+def _t(text: str | None) -> str:
+    """ISO time to the second, for tables."""
+    return text[:19].replace("T", " ") if text else ""
+
+
+def _secs(value: float | None) -> str:
+    if value is None:
+        return ""
+    return f"{value * 1000:.0f} ms" if value < 1 else f"{value:.1f} s"
+
+
+def _runs_table(records: list[Any]) -> Any:
+    from rich.table import Table
+
+    from runtime.clock import iso_time
+
+    table = Table(title=f"{len(records)} run{'s' if len(records) != 1 else ''}")
+    for column in ("run", "workflow", "state", "started", "took", "error"):
+        table.add_column(column, overflow="fold")
+    for r in records:
+        took = _secs(r.ended_at - r.created_at) if r.ended_at else ""
+        error = (r.error or {}).get("message", "")
+        version = f" v{r.workflow_version}" if r.workflow_version else ""
+        table.add_row(
+            r.id,
+            f"{r.workflow_name}{version}",
+            _state(r.state.value),
+            _t(iso_time(r.created_at)),
+            took,
+            error,
+        )
+    return table
+
+
+def _show_run(data: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(
+        f"run [bold]{data['id']}[/bold] of {data['workflow']}: {_state(data['state'])}"
+        f"  started {_t(data['created_at'])}"
+        + (f", took {_secs(data['duration_s'])}" if data["duration_s"] is not None else "")
+    )
+    if data["error"]:
+        console.print(f"  error: {data['error'].get('message')}", markup=False)
+    steps = Table(title="steps")
+    for column in ("step", "state", "attempts", "took", "error / undo"):
+        steps.add_column(column, overflow="fold")
+    for step in data["steps"]:
+        notes = (step["error"] or {}).get("message", "") if step["error"] else ""
+        for undo in step.get("undo", []):
+            notes += f"{'; ' if notes else ''}undo {undo['action']}: {undo['state']}"
+        state = _state(step["state"])
+        if step.get("items"):
+            done = sum(1 for s in step["items"].values() if s == "succeeded")
+            state += f" ({done}/{len(step['items'])} items)"
+        steps.add_row(step["id"], state, str(step["attempts"]), _secs(step["duration_s"]), notes)
+    console.print(steps)
+    attempts = Table(title="attempts")
+    for column in ("step", "#", "kind", "action", "outcome", "started", "took", "error"):
+        attempts.add_column(column, overflow="fold")
+    for a in data["attempts"]:
+        label = a["step"] if a["iteration"] is None else f"{a['step']}[{a['iteration']}]"
+        error = f"{a['error_type']}: {a['error']}" if a["error_type"] else ""
+        attempts.add_row(
+            label,
+            str(a["attempt"]),
+            a["kind"],
+            a["action"],
+            _state(a["outcome"]),
+            a["started_at"],
+            _secs(a["duration_s"]),
+            error,
+        )
+    console.print(attempts)
+    for approval in data["approvals"]:
+        if approval["decided_at"] is None:
+            console.print(
+                f"  waiting for approval of `{approval['step']}`: {approval['prompt']}", markup=False
+            )
+        else:
+            verdict = "approved" if approval["approved"] else "rejected"
+            note = f" ({approval['comment']})" if approval["comment"] else ""
+            console.print(f"  {approval['step']}: {verdict} by {approval['by']}{note}", markup=False)
+    if data["compensation"]:
+        comp = data["compensation"]
+        console.print(
+            f"  compensation {comp['status']}: undone {', '.join(comp['undone']) or 'nothing'}", markup=False
+        )
+        for item in comp["left"]:
+            console.print(f"  left undone: {item['step']}: {item['reason']}", markup=False)
+
+
+class _RunView:
+    """The live table of `overture run --watch`: one row per step, updated from events."""
+
+    def __init__(self, journal: Journal, run_id: str) -> None:
+        self.journal = journal
+        self.run_id = run_id
+        self.lines: list[str] = []
+        self.refresh()
+
+    def refresh(self) -> None:
+        from runtime.report import run_data
+
+        self.data = run_data(self.journal, self.run_id)
+
+    def add(self, event: Any) -> None:
+        label = event.step_id or ""
+        if event.iteration is not None:
+            label += f"[{event.iteration}]"
+        detail = ""
+        if event.type == "log":
+            detail = str(event.data.get("message", ""))
+        elif "error" in event.data and isinstance(event.data["error"], dict):
+            detail = str(event.data["error"].get("message", ""))
+        self.lines = [*self.lines, f"{event.type} {label} {detail}".rstrip()][-8:]
+        self.refresh()
+
+    def render(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+
+        table = Table(title=f"run {self.run_id} of {self.data['workflow']}: {_state(self.data['state'])}")
+        for column in ("step", "state", "attempts", "took"):
+            table.add_column(column)
+        for step in self.data["steps"]:
+            state = _state(step["state"])
+            if step.get("items"):
+                done = sum(1 for s in step["items"].values() if s == "succeeded")
+                state += f" {done}/{len(step['items'])}"
+            table.add_row(step["id"], state, str(step["attempts"]), _secs(step["duration_s"]))
+        return Group(table, *self.lines)
