@@ -130,6 +130,10 @@ class ScheduleTrigger(_Model):
     """IANA time zone name, e.g. `Europe/Berlin`."""
     missed: Literal["skip", "catch_up"] = "skip"
     """What to do with fires missed while the scheduler was down: skip them, or run once."""
+    business_day: Literal["first", "last"] | None = None
+    """Fire only on the month's first (or last) business day, Monday to Friday (holidays are not
+    known): plain cron cannot say "the first business day", so the cron's times are kept on that
+    day only, e.g. cron `0 9 * * *` with `business_day: first` is 09:00 on the first business day."""
     inputs: dict[str, Any] = Field(default_factory=dict)
     """Run inputs for each fire."""
 
