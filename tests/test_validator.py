@@ -240,6 +240,19 @@ steps:
     assert problem.hint is not None and "own id" in problem.hint
 
 
+def test_duplicate_step_id_is_located_past_a_step_without_id(catalog: Catalog) -> None:
+    report = check("""
+name: t
+steps:
+  - {action: core.log, with: {message: a}}
+  - {id: note, action: core.log, with: {message: a}}
+  - {id: note, action: core.log, with: {message: b}}
+""", catalog)
+    assert only(report, "duplicate_step_id").message == "step id `note` is already used by steps[1]"
+    assert only(report, "duplicate_step_id").location == "steps[2].id"
+    assert only(report, "missing").location == "steps[0].id"
+
+
 def test_malformed_step_id_names_the_allowed_characters(catalog: Catalog) -> None:
     report = check("""
 name: t

@@ -436,13 +436,16 @@ class _Validator:
     catalog: Catalog
     problems: list[Problem] = field(default_factory=list)
     step_ids: list[str] = field(default_factory=list)
+    id_positions: list[tuple[int, str]] = field(default_factory=list)
+    """(index in `steps`, id) of every step whose id is a string, broken steps included."""
     outputs: dict[str, ActionSpec | None] = field(default_factory=dict)
     inputs_schema: dict[str, Any] | None = None
     dependencies: dict[str, set[str]] = field(default_factory=dict)
+    """Step id → the steps it needs or reads (the spec's dependency rule), for the cycle check."""
     conditions: dict[str, str] = field(default_factory=dict)
     """Step id → its `if` (whitespace normalized), for steps that have one."""
     _warned_reads: set[tuple[str, str]] = field(default_factory=set)
-    """Step id → the steps it needs or reads (the spec's dependency rule), for the cycle check."""
+    """(location, step id) pairs already warned about as skippable reads."""
 
     # -- reporting
 
@@ -459,6 +462,7 @@ class _Validator:
             workflow = document
             steps: list[tuple[int, Step]] = list(enumerate(document.steps))
             self.step_ids = document.step_ids
+            self.id_positions = list(enumerate(self.step_ids))
             self.inputs_schema = document.inputs
             triggers_data: Any = document.triggers.model_dump(by_alias=True) if document.triggers else None
         elif isinstance(document, Mapping):
@@ -489,7 +493,12 @@ class _Validator:
     def _parse(self, data: Mapping[str, Any]) -> tuple[Workflow | None, list[tuple[int, Step]]]:
         raw_steps = data.get("steps")
         raw_list = raw_steps if isinstance(raw_steps, list) else []
-        self.step_ids = [s["id"] for s in raw_list if isinstance(s, Mapping) and isinstance(s.get("id"), str)]
+        self.id_positions = [
+            (i, raw["id"])
+            for i, raw in enumerate(raw_list)
+            if isinstance(raw, Mapping) and isinstance(raw.get("id"), str)
+        ]
+        self.step_ids = [sid for _, sid in self.id_positions]
         raw_inputs = data.get("inputs")
         self.inputs_schema = raw_inputs if isinstance(raw_inputs, dict) else None
         try:
@@ -539,7 +548,7 @@ class _Validator:
 
     def _check_duplicate_ids(self) -> None:
         first: dict[str, int] = {}
-        for index, step_id in enumerate(self.step_ids):
+        for index, step_id in self.id_positions:
             if step_id in first:
                 self.add(f"steps[{index}].id",
                          f"step id `{step_id}` is already used by steps[{first[step_id]}]",
