@@ -23,6 +23,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
 from service.api import catalogs, plans, runs, system, workflows
+from service.api.limits import BodyLimitMiddleware
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.services import Services
 from service.auth import require_token
@@ -100,10 +101,10 @@ def create_app(
         docs_url=None,  # served by `system.mount_docs` from a package instead of a CDN
         redoc_url=None,
         responses=_ERROR_RESPONSES,
-        max_body_size=settings.max_body_bytes,
     )
     app.state.services = services
     install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     protected = [Depends(require_token)]

@@ -12,6 +12,7 @@ exception (a 500 that names no internals; the traceback goes to the server log o
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from http import HTTPStatus
 from typing import Any
@@ -171,11 +172,14 @@ def install_problem_handlers(app: FastAPI) -> None:
         detail = exc.detail if isinstance(exc.detail, str) else None
         if exc.status_code == 404 and detail in (None, "Not Found"):
             detail = f"nothing at {request.url.path}; GET /docs lists the API"
-        elif exc.status_code == 405:
-            allowed = (exc.headers or {}).get("Allow") or (exc.headers or {}).get("allow")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette's Allow names only the first route matching the path; list every method
+            allowed = allowed_methods(request) or headers.get("Allow", "")
+            headers["Allow"] = allowed
             detail = f"{request.method} is not allowed on {request.url.path}" + (
                 f"; allowed: {allowed}" if allowed else "")
-        return problem_response(request, exc.status_code, detail, headers=exc.headers)
+        return problem_response(request, exc.status_code, detail, headers=headers)
 
     @app.exception_handler(InvalidWorkflow)
     async def _invalid_workflow(request: Request, exc: InvalidWorkflow) -> JSONResponse:
@@ -204,6 +208,20 @@ def install_problem_handlers(app: FastAPI) -> None:
             request, 500, f"an unexpected {type(exc).__name__} occurred; the server log has the details",
             kind="internal",
         )
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method the API documents for the request's path, e.g. `GET, POST`."""
+    try:
+        paths = request.app.openapi().get("paths", {})
+    except Exception:  # documenting must never turn a 405 into a 500
+        return ""
+    methods: set[str] = set()
+    for template, item in paths.items():
+        pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"
+        if re.match(pattern, request.url.path):
+            methods.update(m.upper() for m in item)
+    return ", ".join(sorted(methods))
 
 
 def _status_of(exc: OvertureError) -> tuple[int, str]:

@@ -1,0 +1,97 @@
+"""One error format everywhere: RFC 9457 problem details for FastAPI's own validation errors,
+404/405, bad JSON, oversized bodies and our own errors, each problem with its location."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from api_support import api_client
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert {"type", "title", "status", "detail", "instance"} <= set(body)
+    assert body["instance"] == response.request.url.path
+    assert "Traceback" not in response.text
+    for item in body.get("problems", []):
+        assert set(item) <= {"location", "message", "hint", "code"} and item["location"] and item["message"]
+    return body
+
+
+async def test_unknown_paths_and_methods(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as api:
+        body = assert_problem(await api.client.get("/v1/nothing-here"), 404)
+        assert body["type"] == "about:blank" and body["title"] == "Not Found"
+        body = assert_problem(await api.client.delete("/v1/runs"), 405)
+        assert "DELETE" in body["detail"] and "GET" in body["detail"]
+        assert "GET" in (await api.client.delete("/v1/runs")).headers["allow"]
+
+
+async def test_request_validation_errors_name_each_location(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as api:
+        r = await api.client.post("/v1/catalogs", json={"name": 7, "actions": "nope", "colour": "red"})
+        body = assert_problem(r, 422)
+        assert body["type"] == "urn:overture:problem:invalid-request"
+        by_location = {p["location"]: p for p in body["problems"]}
+        assert {"body.name", "body.actions", "body.colour"} <= set(by_location)
+        assert by_location["body.colour"]["code"] == "extra_forbidden"
+        assert by_location["body.colour"]["message"] == "unknown field `colour`"
+
+        r = await api.client.post("/v1/plans", json={})
+        body = assert_problem(r, 422)
+        assert body["problems"][0] == {"location": "body.request", "code": "missing",
+                                       "message": "required field `request` is missing"}
+
+        r = await api.client.get("/v1/runs", params={"limit": "lots"})
+        assert assert_problem(r, 422)["problems"][0]["location"] == "query.limit"
+
+        r = await api.client.get("/v1/workflows/wf_x/versions/one")
+        assert assert_problem(r, 422)["problems"][0]["location"] == "path.version"
+
+
+async def test_broken_json_and_wrong_content(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as api:
+        as_json = {"Content-Type": "application/json"}
+        r = await api.client.post("/v1/catalogs", content=b'{"name": "x", ', headers=as_json)
+        body = assert_problem(r, 422)
+        assert body["problems"][0]["code"] == "json_invalid"
+        assert body["problems"][0]["location"] == "body"
+
+        r = await api.client.post("/v1/catalogs", content=b"[1, 2]", headers=as_json)
+        assert_problem(r, 422)
+
+
+async def test_an_oversized_body_is_a_413_problem(tmp_path: Path) -> None:
+    async with api_client(tmp_path, max_body_bytes=2_000) as api:
+        as_json = {"Content-Type": "application/json"}
+        r = await api.client.post("/v1/catalogs", json={"name": "big", "content": "x" * 5_000})
+        assert_problem(r, 413)
+
+        async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
+            yield b'{"name": "big", "content": "'
+            for _ in range(10):
+                yield b"x" * 500
+            yield b'"}'
+
+        r = await api.client.post("/v1/catalogs", content=chunks(), headers=as_json)
+        assert "content-length" not in r.request.headers
+        assert_problem(r, 413)
+        assert (await api.client.get("/v1/catalogs")).json() == []
+
+
+async def test_bad_last_event_id_is_a_located_400(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as api:
+        workflow_id = await api.create_workflow()
+        inputs = {"email": "a@b.example", "amount": 1}
+        run = (await api.client.post("/v1/runs", json={"workflow_id": workflow_id, "inputs": inputs})).json()
+        await api.wait_for_state(run["id"], "succeeded")
+        r = await api.client.get(f"/v1/runs/{run['id']}/events", headers={"Last-Event-ID": "yesterday"})
+        body = assert_problem(r, 400)
+        assert body["problems"][0]["location"] == "header.Last-Event-ID"
