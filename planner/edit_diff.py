@@ -91,6 +91,16 @@ class WorkflowDiff(BaseModel):
                 parts.append(f"{sign}{count} {noun}{'s' if count != 1 else ''}")
         return ", ".join(parts)
 
+    def sentences(self) -> list[str]:
+        """One short sentence per change, for change logs and version notes."""
+        out = [f"added step `{r.id}` ({r.action})" for r in self.steps_added]
+        out += [f"removed step `{r.id}` ({r.action})" for r in self.steps_removed]
+        out += [f"changed step `{c.id}`: {', '.join(f.field for f in c.changes)}" for c in self.steps_changed]
+        out += [f"`{v}` now waits for `{u}`" for u, v in self.edges_added]
+        out += [f"`{v}` no longer waits for `{u}`" for u, v in self.edges_removed]
+        out += [f"changed {c.field}" for c in self.document_changes]
+        return out
+
     def render(self) -> str:
         """A readable diff, one change a line."""
         if self.empty:

@@ -37,6 +37,11 @@ def _version(folder: str) -> str:
     return f"{base}+{digest.hexdigest()[:8]}"
 
 
+def _unfence(text: str) -> str:
+    # the person's text sits between <<< and >>> markers; it may not close them early
+    return text.replace("<<<", "‹‹‹").replace(">>>", "›››")
+
+
 class Prompts:
     """The templates of one folder (default `prompts/`, or `OVERTURE_PROMPTS_DIR`)."""
 
@@ -60,13 +65,13 @@ class Prompts:
         return self.render("system.j2", actions=list(actions), json_mode=schema is not None, schema=schema)
 
     def plan(self, request: str) -> str:
-        return self.render("plan.j2", request=request)
+        return self.render("plan.j2", request=_unfence(request))
 
     def repair(self, problems: Sequence[Problem]) -> str:
         return self.render("repair.j2", problems=list(problems))
 
     def edit(self, plan: dict[str, Any], instruction: str) -> str:
-        return self.render("edit.j2", plan=plan, instruction=instruction)
+        return self.render("edit.j2", plan=plan, instruction=_unfence(instruction))
 
     def explain(self, document: dict[str, Any], actions: Sequence[ActionSpec]) -> str:
         return self.render("explain.j2", document=json.dumps(document, indent=1, ensure_ascii=False),

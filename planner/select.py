@@ -132,5 +132,6 @@ def edit_plan(workflow: Workflow, instruction: str, catalog: Catalog, *, mode: P
         result = edit_offline(workflow, instruction, catalog)
         result.warnings.append(f"edited offline because the LLM failed: {str(exc).splitlines()[0]}")
         return result
-    return EditResult(workflow=planned.workflow, diff=diff_workflows(workflow, planned.workflow),
-                      planner="llm", warnings=planned.warnings)
+    diff = diff_workflows(workflow, planned.workflow)
+    return EditResult(workflow=planned.workflow, diff=diff, planner="llm", changes=diff.sentences(),
+                      warnings=planned.warnings)

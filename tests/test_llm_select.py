@@ -119,6 +119,7 @@ def test_llm_edit_returns_the_new_document_and_a_diff(server: FakeOpenAI, catalo
     assert [s.id for s in result.diff.steps_added] == ["text"]
     assert ("charge", "text") in result.diff.edges_added
     assert not result.diff.steps_changed  # the charge kept its retry tuning and alternatives
+    assert result.changes == ["added step `text` (sms.send_message)", "`text` now waits for `charge`"]
     charge = result.workflow.step("charge")
     assert charge.retry is not None and charge.retry.initial_interval_s == 5
     assert charge.alternatives == ["payments.charge_card"]
