@@ -384,6 +384,10 @@ def test_core_wait_needs_seconds_or_until(catalog: Catalog) -> None:
     problem = only(check("name: t\nsteps: [{id: w, action: core.wait}]", catalog), "missing_input")
     assert "`seconds` or `until`" in problem.message
     assert check("name: t\nsteps: [{id: w, action: core.wait, with: {seconds: 60}}]", catalog).ok
+    assert check("name: t\nsteps: [{id: w, action: core.wait, with: {until: '2030-01-01T09:00:00Z'}}]", catalog).ok
+    bad = only(check("name: t\nsteps: [{id: w, action: core.wait, with: {until: 'next monday'}}]", catalog),
+               "input_type")
+    assert bad.location == "steps[0].with.until" and "ISO-8601" in bad.message
 
 
 def test_unknown_input_suggests_the_property(catalog: Catalog) -> None:

@@ -20,6 +20,7 @@ import typing
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -667,9 +668,8 @@ class _Validator:
                         else f"add `{name}: ...` under `{location.rsplit('.', 1)[-1]}`")
                 self.add(location, f"`{spec.name}` requires input `{name}`, which is not given", hint,
                          "missing_input", step_id)
-        if spec.name == "core.wait" and "seconds" not in values and "until" not in values:
-            self.add(location, "`core.wait` needs `seconds` or `until`, neither is given",
-                     "add `seconds: 60` or `until: \"2030-01-01T09:00:00Z\"`", "missing_input", step_id)
+        if spec.name == "core.wait":
+            self._check_wait(values, location, step_id)
         closed = _closed_properties(spec.input)
         for key, value in values.items():
             here = f"{location}.{key}"
@@ -684,6 +684,19 @@ class _Validator:
                 self._check_fed_type(whole, schema, here, step_id, spec.name, key)
             elif not _has_expression(value):
                 self._check_literal(value, schema, here, step_id, spec.name, key)
+
+    def _check_wait(self, values: Mapping[str, Any], location: str, step_id: str) -> None:
+        if "seconds" not in values and "until" not in values:
+            self.add(location, "`core.wait` needs `seconds` or `until`, neither is given",
+                     "add `seconds: 60` or `until: \"2030-01-01T09:00:00Z\"`", "missing_input", step_id)
+        until = values.get("until")
+        if isinstance(until, str) and "${{" not in until:
+            try:
+                datetime.fromisoformat(until.strip().replace("Z", "+00:00"))
+            except ValueError:
+                self.add(f"{location}.until", f"`until` must be an ISO-8601 time, found {until!r}",
+                         "write e.g. `2030-01-01T09:00:00Z` (or `+02:00` for another offset)", "input_type",
+                         step_id)
 
     def _check_literal(self, value: Any, schema: Mapping[str, Any], location: str, step_id: str,
                        action: str, key: str) -> None:
