@@ -136,6 +136,7 @@ class Engine:
         worker_id: str | None = None,
         rng: random.Random | None = None,
         stats_window_s: float = 3600.0,
+        poll_interval_s: float | None = 2.0,
     ) -> None:
         self.catalog = catalog
         self.journal = journal
@@ -146,6 +147,8 @@ class Engine:
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.rng = rng or random.Random()
         self.stats_window_s = stats_window_s
+        self.poll_interval_s = poll_interval_s
+        """How often (real seconds) to look for approvals and cancels recorded by other processes."""
         if secrets is not None and hasattr(secrets, "redact"):
             journal.redact = secrets.redact
         self._slots = asyncio.Semaphore(concurrency)
@@ -372,20 +375,35 @@ class Engine:
             return
         exc = task.exception()
         if exc is not None:
-            log.error("driver of %s crashed: %r", task.get_name(), exc, exc_info=exc)
+            # a journal outage or an engine bug: the run stays unfinished in the journal (the next
+            # recover() resumes it), and whoever waits for it hears about the fault now
+            run_id = task.get_name().removeprefix("run-")
+            log.error("driver of run %s stopped: %r", run_id, exc, exc_info=exc)
+            for future in self._waiters.pop(run_id, []):
+                if not future.done():
+                    future.set_exception(exc)
 
     def _ensure_scheduler(self) -> None:
         if self._scheduler is None or self._scheduler.done():
             self._scheduler = asyncio.get_running_loop().create_task(self._schedule(), name="scheduler")
 
     async def _schedule(self) -> None:
-        """Wake runs whose timers (waits, deadlines) are due; sleep until the next one."""
+        """Wake runs whose timers (waits, deadlines) are due, and waiting runs another process has
+        moved on (an approval or cancel recorded by `overture approve`); sleep until the next."""
         dispatched: set[tuple[str, str, int, float]] = set()
         while True:
             self._timers_changed.clear()
             now = self.clock.now()
             upcoming: float | None = None
-            for timer in self.journal.pending_timers():
+            try:
+                pending = self.journal.pending_timers()
+                outside = self.journal.runs_to_wake()
+            except Exception:  # the database may be away for a moment; try again at the next poll
+                log.exception("the scheduler could not read the journal")
+                pending, outside = [], []
+            keys = {(t.run_id, t.step_id, t.iteration, t.wake_at) for t in pending}
+            dispatched &= keys  # forget fired timers, so the set stays small in a long-lived service
+            for timer in pending:
                 key = (timer.run_id, timer.step_id, timer.iteration, timer.wake_at)
                 if timer.wake_at <= now:
                     if key not in dispatched:
@@ -393,9 +411,16 @@ class Engine:
                         self._ensure_driving(timer.run_id)
                 elif upcoming is None or timer.wake_at < upcoming:
                     upcoming = timer.wake_at
+            for run_id in outside:
+                driver = self._drivers.get(run_id)
+                if driver is None or driver.done():
+                    self._ensure_driving(run_id)
             waits: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._timers_changed.wait())]
             if upcoming is not None:
                 waits.append(asyncio.ensure_future(self.clock.sleep(upcoming - now)))
+            if self.poll_interval_s:
+                # real time on purpose: this looks for other processes, which the test clock does not move
+                waits.append(asyncio.ensure_future(asyncio.sleep(self.poll_interval_s)))
             try:
                 await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             finally:

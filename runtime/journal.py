@@ -100,6 +100,11 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _dumps(value: Any) -> str:
+    # outputs may hold dates, decimals or UUIDs; store their text rather than fail the step
+    return json.dumps(value, default=str)
+
+
 def _json_size(value: Any) -> int:
     return len(json.dumps(value, default=str, separators=(",", ":")).encode())
 
@@ -152,10 +157,10 @@ class Journal:
         url = _to_url(target)
         options: dict[str, Any] = {}
         if url.startswith("sqlite"):
-            engine = sa.create_engine(url, connect_args={"timeout": 30})
+            engine = sa.create_engine(url, connect_args={"timeout": 30}, json_serializer=_dumps)
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = sa.create_engine(url, pool_pre_ping=True)
+            engine = sa.create_engine(url, pool_pre_ping=True, json_serializer=_dumps)
         if schema:
             if url.startswith("sqlite"):
                 raise ValueError("`schema` is for PostgreSQL; use a separate file for SQLite")
@@ -833,6 +838,30 @@ class Journal:
             query = query.where(timers.c.wake_at <= due_by)
         with self._engine.connect() as conn:
             return [self._timer(r) for r in conn.execute(query)]
+
+    def runs_to_wake(self) -> list[str]:
+        """Waiting runs that were moved on from outside: a cancel request, or a decided approval
+        whose step still waits."""
+        waiting = runs.c.state == RunState.WAITING.value
+        cancelled = sa.select(runs.c.id).where(waiting, runs.c.cancel_requested.is_(True))
+        decided = (
+            sa.select(approvals.c.run_id)
+            .join(runs, runs.c.id == approvals.c.run_id)
+            .join(
+                step_results,
+                sa.and_(
+                    step_results.c.run_id == approvals.c.run_id,
+                    step_results.c.step_id == approvals.c.step_id,
+                    step_results.c.iteration == approvals.c.iteration,
+                ),
+            )
+            .where(
+                waiting, approvals.c.decided_at.is_not(None), step_results.c.state == StepState.WAITING.value
+            )
+        )
+        with self._engine.connect() as conn:
+            found = [r[0] for r in conn.execute(cancelled)] + [r[0] for r in conn.execute(decided)]
+        return list(dict.fromkeys(found))
 
     # -- approvals -------------------------------------------------------------------------------
 

@@ -716,3 +716,40 @@ async def test_runs_in_flight_share_the_concurrency_limit(journal: Journal, cloc
         for run_id in runs:
             assert (await settle(engine, clock, run_id)).succeeded
     assert invoker.max_in_flight["work.do"] == 3
+
+
+async def test_an_approval_recorded_by_another_process_is_picked_up(
+    journal: Journal, clock: ManualClock
+) -> None:
+    invoker = ScriptedInvoker()
+    wf = workflow(
+        {
+            "steps": [
+                {"id": "gate", "action": "core.approval", "with": {"prompt": "go?"}},
+                {"id": "after", "action": "work.do", "needs": ["gate"]},
+            ]
+        }
+    )
+    async with make_engine(journal, clock, invoker, poll_interval_s=0.01) as service:
+        run_id = await service.start_run(wf)
+        assert (await pause(service, clock, run_id)).state == RunState.WAITING
+        # what `overture approve` without --catalog does: record only, from another engine
+        cli = make_engine(journal, clock, ScriptedInvoker())
+        await cli.approve(run_id, "gate", True, by="ann", drive=False)
+        await cli.close()
+        result = await asyncio.wait_for(service.wait(run_id), 5)
+    assert result.state == RunState.SUCCEEDED and invoker.count("after") == 1
+
+
+async def test_outputs_that_are_not_plain_json_are_stored_as_text(
+    journal: Journal, clock: ManualClock
+) -> None:
+    import datetime
+
+    invoker = ScriptedInvoker({"work.do": {"when": datetime.date(2030, 1, 2)}})
+    wf = workflow({"steps": [{"id": "a", "action": "work.do"}]})
+    async with make_engine(journal, clock, invoker) as engine:
+        run_id = await engine.start_run(wf)
+        result = await settle(engine, clock, run_id)
+    assert result.succeeded
+    assert journal.step_results(run_id)[("a", -1)].output == {"when": "2030-01-02"}
