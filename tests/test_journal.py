@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 from runtime_support import JOURNAL_KINDS, open_journal
 
-from runtime import Journal, RunState, StepState
+from runtime import Event, Journal, RunState, StepState
 from runtime.errors import RunNotFound
 from runtime.journal import OUTPUT_CAP_BYTES
 
@@ -49,7 +49,7 @@ def test_runs_are_found_by_id_and_prefix(journal: Journal) -> None:
 
 
 def test_events_have_one_increasing_sequence_and_are_read_per_run(journal: Journal) -> None:
-    seen = []
+    seen: list[Event] = []
     journal.add_listener(seen.append)
     new_run(journal, "r1")
     new_run(journal, "r2")
