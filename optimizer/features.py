@@ -9,7 +9,6 @@ model never sees a feature it was not trained on.
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections import deque
 from collections.abc import Sequence
@@ -107,25 +106,66 @@ class WindowStats:
         return Recent(w.calls, w.errors / w.calls, w.total / w.calls)
 
 
-def replay_features(records: Sequence[AttemptRecord], stats: WindowStats,
-                    priors: dict[str, Prior]) -> np.ndarray:
+def feature_matrix(
+    at: np.ndarray, load: np.ndarray, calls: np.ndarray, error_rate: np.ndarray, mean_latency: np.ndarray,
+    prior_error: np.ndarray, prior_latency: np.ndarray,
+) -> np.ndarray:
+    """`feature_vector` for many rows at once (NaN mean latency = nothing recent)."""
+    h = 2.0 * np.pi * ((at % 86_400.0) / 3600.0) / 24.0
+    n = np.maximum(calls, 0)
+    err = (error_rate * n + prior_error) / (n + 1.0)
+    mean = np.where(np.isnan(mean_latency), prior_latency, mean_latency)
+    lat = (mean * n + prior_latency) / (n + 1.0)
+    return np.column_stack([
+        np.sin(h), np.cos(h), np.sin(2 * h), np.cos(2 * h), np.log1p(np.maximum(load, 0.0)), err,
+        np.log1p(np.maximum(lat, 0.0)), np.log1p(n),
+    ])
+
+
+def replay_features(records: Sequence[AttemptRecord], priors: dict[str, Prior],
+                    window_s: float = DEFAULT_WINDOW_S) -> np.ndarray:
     """Features of each record as the router would have seen them when the attempt started.
 
-    Replays history in clock order, continuing `stats`: an attempt's own outcome, and those of
-    attempts still running when it started, are not visible to it. Afterwards `stats` has seen
-    every record.
+    Per action, the window stats at time t count finished attempts (ended ≤ t) that started at or
+    after t − window: with both start and end times sorted that is a difference of two cumulative
+    sums, exact whenever no attempt lasts longer than the window. An attempt's own outcome, and
+    those of attempts still running when it started, are not visible to it.
     """
-    order = sorted(range(len(records)), key=lambda i: records[i].started_at)
-    pending: list[tuple[float, int]] = []  # (ended_at, index) of attempts not yet finished
-    out = np.empty((len(records), N_FEATURES), dtype=np.float64)
+    n = len(records)
+    at = np.array([r.started_at for r in records], dtype=np.float64)
+    end = np.array([r.ended_at for r in records], dtype=np.float64)
+    failed = np.array([not r.ok for r in records], dtype=np.float64)
+    dur = np.maximum(end - at, 0.0)
+    actions = np.array([r.action for r in records], dtype=object)
+    calls = np.zeros(n)
+    errors = np.zeros(n)
+    latency = np.full(n, np.nan)
+    pe = np.zeros(n)
+    pl = np.zeros(n)
     default = (0.05, 1.0)
-    for i in order:
-        rec = records[i]
-        while pending and pending[0][0] <= rec.started_at:
-            stats.add(records[heapq.heappop(pending)[1]])
-        recent = stats.query(rec.action, rec.started_at)
-        out[i] = feature_vector(rec.started_at, rec.load, recent, priors.get(rec.action, default))
-        heapq.heappush(pending, (rec.ended_at, i))
-    for _, j in sorted(pending):
-        stats.add(records[j])
-    return out
+    for action in set(actions.tolist()):
+        idx = np.flatnonzero(actions == action)
+        s_order = idx[np.argsort(at[idx], kind="stable")]
+        e_order = idx[np.argsort(end[idx], kind="stable")]
+        s_sorted, e_sorted = at[s_order], end[e_order]
+        cum = {
+            "n_e": np.arange(len(idx) + 1, dtype=np.float64),
+            "f_e": np.concatenate([[0.0], np.cumsum(failed[e_order])]),
+            "d_e": np.concatenate([[0.0], np.cumsum(dur[e_order])]),
+            "f_s": np.concatenate([[0.0], np.cumsum(failed[s_order])]),
+            "d_s": np.concatenate([[0.0], np.cumsum(dur[s_order])]),
+        }
+        t = at[idx]
+        a = np.searchsorted(e_sorted, t, side="right")
+        b = np.searchsorted(s_sorted, t - window_s, side="left")
+        c = np.maximum(a - b, 0).astype(np.float64)
+        f = np.maximum(cum["f_e"][a] - cum["f_s"][b], 0.0)
+        d = np.maximum(cum["d_e"][a] - cum["d_s"][b], 0.0)
+        calls[idx] = c
+        with np.errstate(invalid="ignore", divide="ignore"):
+            errors[idx] = np.where(c > 0, f / np.maximum(c, 1.0), 0.0)
+            latency[idx] = np.where(c > 0, d / np.maximum(c, 1.0), np.nan)
+        prior = priors.get(action, default)
+        pe[idx], pl[idx] = prior
+    load = np.array([r.load for r in records], dtype=np.float64)
+    return feature_matrix(at, load, calls, errors, latency, pe, pl).reshape(n, N_FEATURES)
