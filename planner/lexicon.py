@@ -77,6 +77,7 @@ class Lexicon:
     failure: re.Pattern[str]
     approval: re.Pattern[str]
     numbers: dict[str, int]
+    people: frozenset[str]
     durations: dict[str, int]
 
     def concepts(self, text: str) -> list[str]:
@@ -173,6 +174,7 @@ def build_lexicon(data: dict[str, Any]) -> Lexicon:
         failure=_alternation([str(v) for v in data.get("failure_words", [])]),
         approval=_alternation([str(v) for v in data.get("approval_words", [])]),
         numbers={str(k): int(v) for k, v in data.get("numbers", {}).items()},
+        people=frozenset(str(v) for v in data.get("people", [])),
         durations={str(k): int(v) for k, v in data.get("durations", {}).items()},
     )
 

@@ -16,9 +16,9 @@ SEQ_WORDS = (r"after\s+that|afterwards?|after\s+this|subsequently|past\s+that\s+
              r"|when\s+(?:that's|that\s+is)\s+done|also|and|as\s+a\s+last\s+step|at\s+the\s+end")
 JOIN_WORDS = (r"either\s+way|regardless(?:\s+of\s+the\s+(?:result|outcome))?|in\s+any\s+case|in\s+either\s+case"
               r"|no\s+matter\s+what|whatever\s+the\s+(?:result|outcome)|whatever\s+happens|in\s+all\s+cases")
-ELSE_WORDS = (r"otherwise|else|if\s+not|or\s+else|if\s+(?:he|she|it|they|that|this|the\s+\w+)\s+"
-              r"(?:doesn't|don't|does\s+not|do\s+not|isn't|aren't|is\s+not|are\s+not|didn't|did\s+not|won't|can't)"
-              r"(?:\s+\w+)?")
+ELSE_WORDS = (r"otherwise|else|if\s+not|or\s+else|if\s+(?:he|she|it|they|that|this|so|the\s+\w+)\s+"
+              r"(?:doesn't|don't|does\s+not|do\s+not|isn't|aren't|is\s+not|are\s+not|didn't|did\s+not)"
+              r"(?:\s+\w+)?(?=\s*[,;:]|\s*$)")
 
 _LEAD = [
     ("join", re.compile(rf"^(?:{JOIN_WORDS})\b\s*,?\s*", re.IGNORECASE)),
@@ -57,9 +57,19 @@ TRAILING_NOISE = re.compile(
 )
 _BOUNDARY = re.compile(
     r"\s*,\s*(?:and\s+|or\s+)?(?:then\s+)?|\s+and\s*,\s*|\s+and\s+then\s+|\s+and\s+(?=\S)|\s+then\s+|\s+followed\s+by\s+"
-    r"|\s+(?=(?:once|when|after|as\s+soon\s+as)\s)",
+    r"|(?<!right)(?<!immediately)(?<!only)(?<!just)(?<!shortly)(?<!soon)(?<!straight)"
+    r"\s+(?=(?:once|when|after|as\s+soon\s+as)\s)",
     re.IGNORECASE,
 )
+
+
+_SUBORDINATE = re.compile(
+    r"^\s*(?:(?:and|but|then)\s+)?(?:only\s+after|only\s+when|only\s+once|once|when|after|as\s+soon\s+as|if|only\s+if|unless|while|in\s+case|right\s+after"
+    r"|immediately\s+after|before|for\s+each|for\s+every|at\s+the\s+same\s+time\s+as|in\s+parallel\s+with|upon"
+    r"|otherwise|whenever)\b",
+    re.IGNORECASE,
+)
+_SUBORDINATE_ONLY = _SUBORDINATE
 
 
 @dataclass
@@ -162,7 +172,13 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
             if kind == "space":
                 split = "after" in opened and starts_with_verb(rest, verbs)
             else:
-                split = bool(opened) or starts_with_verb(following, verbs)
+                split = bool(opened) or starts_with_verb(following, verbs) or (
+                    bool(lead.kinds) and starts_with_verb(rest, verbs))
+        pending = segment[start:m.start()]
+        if split and "," in sep and _SUBORDINATE.match(pending) and "," not in pending:
+            split = False  # "once it's booked, text them": the comma ends the subordinate clause
+            if _SUBORDINATE_ONLY.match(pending):
+                continue
         if split:
             items.append((connector, segment[start:m.start()].strip(" ,")))
             start, connector = m.end(), kind

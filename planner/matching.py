@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 _WORD_WEIGHT = 0.7
 _CHAR_WEIGHT = 0.3
-_VERB_BONUS = 0.25
+_VERB_BONUS = 0.2
+_NAMESPACE_BONUS = 0.25
 _STOP = frozenset(
     "a an the of to for in on at by with from and or is are be it its their them they his her he she this that"
     " these those our we us you your my me i as into onto up out so".split()
@@ -36,16 +37,16 @@ def split_name(name: str) -> list[str]:
 
 def action_verbs(action: ActionSpec) -> str:
     """The verbs that say what the action does: the head of its name (`create` in
-    `crm.create_account`), its namespace when that is a channel (`sms`, `email`), and the first
-    word of its description, which by convention is the verb ("Books a shipment ...")."""
-    parts = split_name(action.name)
+    `crm.create_account`) and the first word of its description, which by convention is the
+    verb ("Books a shipment ...")."""
     local = split_name(action.name.rsplit(".", 1)[-1])
     out = [local[0] if local else ""]
-    if "." in action.name:
-        out.append(parts[0])
-    first = action.description.split()[:1]
-    out.extend(first)
+    out.extend(action.description.split()[:1])
     return " ".join(out)
+
+
+def action_namespace(action: ActionSpec) -> str:
+    return split_name(action.name)[0] if "." in action.name else ""
 
 
 def _field_words(schema: dict[str, Any]) -> list[str]:
@@ -74,6 +75,7 @@ class _Index:
     word_matrix: Any
     char_matrix: Any
     verbs: list[set[str]]
+    namespaces: list[set[str]]
 
 
 _CACHE: dict[tuple[Any, ...], _Index] = {}
@@ -118,7 +120,8 @@ class ActionMatcher:
         chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, lowercase=True)
         char_matrix = chars.fit_transform([self._char_text(d) for d in docs])
         index = _Index(actions, words, chars, word_matrix, char_matrix,
-                       [self._verb_concepts(action_verbs(a)) for a in actions])
+                       [self._verb_concepts(action_verbs(a)) for a in actions],
+                       [self._verb_concepts(action_namespace(a)) for a in actions])
         _CACHE[key] = index
         return index
 
@@ -138,9 +141,12 @@ class ActionMatcher:
         out = [float(_WORD_WEIGHT * w + _CHAR_WEIGHT * c) for w, c in zip(sim_w, sim_c, strict=True)]
         if verb:
             concepts = self.lex.verb_concepts(verb)
-            for i, verbs in enumerate(index.verbs):
+            for i, (verbs, namespace) in enumerate(zip(index.verbs, index.namespaces, strict=True)):
                 if concepts & verbs:
                     out[i] += _VERB_BONUS
+                if concepts & namespace:
+                    # "email him", "text them": the verb names the channel the action belongs to
+                    out[i] += _NAMESPACE_BONUS
         return out
 
     def rank(self, text: str, k: int = 5, *, verb: str | None = None,

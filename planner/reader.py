@@ -146,6 +146,7 @@ class Reader:
         borrowed_verb = ""
         prev_unit_first: int | None = None
         unit_first: int | None = None
+        undo_open: int | None = None
         for i_index, (connector, item) in enumerate(items):
             lead, rest = mk.read_lead(item, self.lex, self.verbs)
             rest = mk.TRAILING_NOISE.sub("", rest).strip(" ,")
@@ -153,9 +154,16 @@ class Reader:
                 self._unit += 1
                 prev_unit_first, unit_first = unit_first, None
             kinds = lead.kinds
+            if undo_open is not None and not (set(kinds) - {"seq"}):
+                # "cancel the subscription and delete the customer": the undo list goes on
+                self._undo[undo_open] = (f"{self._undo[undo_open][0]}, {rest}", *self._undo[undo_open][1:])
+                continue
+            undo_open = None
             if i_index == 0 and "par" in kinds and len(items) > 1:
                 par_all = True
                 kinds = [k for k in kinds if k != "par"]
+            if {"after", "if", "else", "unless"} & set(kinds):
+                seg_drafts = []  # "A; once A is done, B and C in parallel": the group starts at B
             # conditions and their branches
             if "join" in kinds and frame is not None:
                 self._close(frame)
@@ -164,6 +172,8 @@ class Reader:
             cond_text = lead.refs.get("if") or lead.refs.get("unless")
             if cond_text is not None and self.lex.failure.search(cond_text):
                 if self._failure_clause(cond_text, rest, s_index, g_index):
+                    if self._undo and self._undo[-1][0] == rest:
+                        undo_open = len(self._undo) - 1
                     continue
             # compute where this item starts from
             deps = self._deps(kinds, lead.refs, s_index, first_in_sentence, prev_unit_first, inherit_deps,
@@ -249,7 +259,7 @@ class Reader:
         text = rest.strip(" ,")
         attempts = timeout = None
         for source in (text, *self.masked.pieces(text, "P")):
-            found = ph.find_retry(self.masked.unmask(source), self.lex)
+            found = ph.find_retry(source, self.lex)
             if found:
                 attempts = int(found.value)
                 if source is text:
@@ -365,10 +375,10 @@ class Reader:
         if not (starts or wanted or question):
             self.warnings.append(f"read \"{self._show(plain)}\" as background, not a step")
             return None
-        if starts and self._is_statement(tokens) and not _MODAL.search(plain):
+        if starts and self._is_statement(tokens) and not _MODAL.search(plain) and self._has_subject(plain):
             self.warnings.append(f"read \"{self._show(plain)}\" as background, not a step")
             return None
-        ranked = self.matcher.rank(query, 3, verb=query)
+        ranked = self.matcher.rank(self._weighted(query), 3, verb=query)
         if not ranked:
             return None
         spec, score = ranked[0]
@@ -381,19 +391,38 @@ class Reader:
             return None
         return spec, score
 
+    @staticmethod
+    def _has_subject(plain: str) -> bool:
+        """ "Invoice INV-33 went out": a capitalised opening followed by a name or id is a subject,
+        where "Email the admin ..." opens with a verb and a determiner."""
+        raw = plain.split()
+        return len(raw) > 1 and raw[0][:1].isupper() and (raw[1][:1].isupper() or any(c.isdigit() for c in raw[1]))
+
+    @staticmethod
+    def _weighted(query: str) -> str:
+        """The query with its direct object said twice: "raise the invoice against customer X" is
+        about the invoice, the thing right after the verb."""
+        head = re.split(r"\s+(?:for|to|from|against|with|in|on|at|by|under|into|as|so|that|via|using|about)\s+",
+                        query, maxsplit=1)[0]
+        obj = " ".join(head.split()[1:])
+        return f"{query} {obj}" if obj else query
+
     def _is_statement(self, tokens: list[str]) -> bool:
         return any(t in self.lex.statement_words for t in tokens[1:5])
 
     def _unknown_object(self, query: str) -> str | None:
-        """The object of the verb when neither the catalog nor the lexicon knows any of its words."""
-        tokens = [t for t in words(query)[1:] if t not in _GENERIC and t not in {"a", "an", "my", "our", "your"}]
+        """The object of the verb when neither the catalog nor the lexicon knows any of its words
+        (names, capitalised, are not objects: "email Dana")."""
+        raw = re.findall(r"[A-Za-z0-9][\w'-]*", query)[1:]
+        tokens = [t.lower() for t in raw if not t[0].isupper() and t.lower() not in _GENERIC
+                  and t.lower() not in {"a", "an", "my", "our", "your"}]
         content = tokens[:2]
         if not content:
             return None
         vocab = self.matcher._index.words.vocabulary_
         for token in content:
             s = stem(token)
-            if s in vocab or s in self.lex.single or token.isdigit():
+            if s in vocab or s in self.lex.single or token.isdigit() or token in self.lex.people:
                 return None
         return " ".join(content)
 
@@ -451,7 +480,8 @@ class Reader:
                         d.compensate = True
                     continue
                 names = sorted({d.action.compensation for d in candidates if d.action.compensation})
-                ranked = self.matcher.rank(part, 1, verb=part, among=names)
+                # every undo verb says "undo"; the object says which undo
+                ranked = self.matcher.rank(part, 1, among=names)
                 if not ranked or ranked[0][1] < 0.15 or not part_words:
                     self.warnings.append(f"could not tell what \"{self._show(part)}\" undoes; no compensation added")
                     continue
@@ -504,7 +534,7 @@ class Reader:
     def _drop_summary(self, all_sentences: list[str]) -> None:
         """A first sentence whose one step is done again later only announced the work."""
         first = [d for d in self.drafts if d.sentence == 0]
-        if len(all_sentences) < 2 or len(first) != 1 or first[0].action.is_core:
+        if len(all_sentences) < 2 or len(first) != 1 or first[0].action.is_core or re.search(r"\d|⟦", first[0].text):
             return
         later = [d for d in self.drafts if d.sentence > 0 and d.action.name == first[0].action.name]
         if not later:

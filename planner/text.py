@@ -55,7 +55,11 @@ class Masked:
 
     def plain(self, text: str) -> str:
         """Text for matching: quotes, parentheses and literals dropped, channels kept as a word."""
-        out = PLACEHOLDER_RE.sub(lambda m: " " if m.group(1) in "PQEUFN" else self.unmask(m.group(0)), text)
+        # an address says which channel is meant ("send a receipt to ap@x.example" is an email)
+        out = PLACEHOLDER_RE.sub(
+            lambda m: " email " if m.group(1) == "E" else " " if m.group(1) in "PQUFN" else self.unmask(m.group(0)),
+            text,
+        )
         out = re.sub(r"#[\w-]+", " channel ", out)
         return re.sub(r"\s+", " ", out).strip()
 
