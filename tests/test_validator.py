@@ -535,6 +535,9 @@ steps:
         ("${{ range(10) }}", "unsafe_expression", "calls are not allowed"),
         ("${{ inputs.x.upper() }}", "unsafe_expression", "calls are not allowed"),
         ("${{ inputs['__globals__'] }}", "unsafe_expression", "private key"),
+        ("${{ 'a' * 10**9 }}", "unsafe_expression", "longer than 100000"),
+        ("${{ 10 ** 10000 }}", "unsafe_expression", "exponent too large"),
+        ("${{ 1 / 0 }}", "expression_syntax", "always fails"),
     ],
 )
 def test_bad_expressions_are_located(catalog: Catalog, text: str, code: str, words: str) -> None:

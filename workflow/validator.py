@@ -791,8 +791,24 @@ class _Validator:
                 if expression is None:
                     continue
                 self._check_references(ctx, location, here, body)
+                if not _references(body):
+                    self._check_constant(expression, here, step.id)
                 if not location.startswith("compensate."):
                     reads.update(r.path[0] for r in _references(body) if r.root == "steps" and r.path)
+
+    def _check_constant(self, expression: Expression, location: str, step_id: str) -> None:
+        """An expression that reads no run data has the same value every run: compute it now, so
+        a refused (`'a' * 10**9`) or failing (`1 / 0`) one is found before the run."""
+        try:
+            expression.evaluate({})
+        except UnsafeExpression as exc:
+            reason = str(exc).removeprefix("refused: ")
+            self.add(location, f"refused expression: `{expression.source.strip()}`: {reason}",
+                     "keep constant values small; compute large data in an action", "unsafe_expression",
+                     step_id)
+        except ExpressionError as exc:
+            self.add(location, f"expression always fails: {exc}", "fix the constant expression",
+                     "expression_syntax", step_id)
 
     def _compile(self, body: str, location: str, step_id: str) -> Expression | None:
         try:
