@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from workflow.errors import DocumentError, InvalidWorkflow, OvertureError, Problem
@@ -35,6 +35,8 @@ log = logging.getLogger("overture.service")
 class ProblemItem(BaseModel):
     """One thing wrong with the request, and where."""
 
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
     location: str
     """Where the problem is: `body.request`, `query.limit`, `inputs.email`, `steps[2].with.x`."""
     message: str
@@ -47,6 +49,8 @@ class ProblemItem(BaseModel):
 
 class ProblemDetails(BaseModel):
     """An RFC 9457 problem details object (`application/problem+json`)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
 
     type: str = "about:blank"
     """A URI naming the kind of problem; `about:blank` means the HTTP status says it all."""

@@ -41,8 +41,13 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
-class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Model(BaseModel):
+    # the docstring under each field becomes its description in the OpenAPI document
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+
+class _Request(_Model):
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)
 
 
 # --------------------------------------------------------------------------- catalogs
@@ -99,7 +104,7 @@ class OpenAPIImport(_Request):
         return self
 
 
-class CatalogSummary(BaseModel):
+class CatalogSummary(_Model):
     """A catalog, without its actions."""
 
     id: str
@@ -144,7 +149,7 @@ class PlanCreate(_Request):
     """`offline` (no network), `llm` (needs an endpoint) or `auto` (the LLM when configured, else offline)."""
 
 
-class PlanOut(BaseModel):
+class PlanOut(_Model):
     """A draft plan: the document, why it looks the way it does, and what to double-check."""
 
     id: str
@@ -228,7 +233,7 @@ class WorkflowEdit(_Request):
     """The version to edit (default: the latest); saving refuses with 409 if it is no longer the latest."""
 
 
-class VersionOut(BaseModel):
+class VersionOut(_Model):
     """One stored version of a workflow."""
 
     workflow_id: str
@@ -245,7 +250,7 @@ class VersionOut(BaseModel):
     """The document (left out of lists)."""
 
 
-class WorkflowOut(BaseModel):
+class WorkflowOut(_Model):
     """A workflow and its latest version."""
 
     id: str
@@ -266,7 +271,7 @@ class WorkflowOut(BaseModel):
     """Validation warnings of the latest document."""
 
 
-class EditOut(BaseModel):
+class EditOut(_Model):
     """The result of an edit by instruction."""
 
     saved: bool
@@ -316,7 +321,7 @@ class Decision(_Request):
     """Who decided; default: the API token's name."""
 
 
-class RunSummary(BaseModel):
+class RunSummary(_Model):
     """A run, without its steps."""
 
     id: str
@@ -337,7 +342,7 @@ class RunSummary(BaseModel):
     """Why it failed, when it did."""
 
 
-class AttemptOut(BaseModel):
+class AttemptOut(_Model):
     """One attempt of a step (or of its compensation)."""
 
     attempt: int
@@ -362,7 +367,7 @@ class AttemptOut(BaseModel):
     """The failure's message (secrets masked)."""
 
 
-class StepOut(BaseModel):
+class StepOut(_Model):
     """One step of a run with every attempt."""
 
     id: str
@@ -387,7 +392,7 @@ class StepOut(BaseModel):
     """When it ended."""
 
 
-class ApprovalOut(BaseModel):
+class ApprovalOut(_Model):
     """An approval a run asked for."""
 
     step_id: str
@@ -425,7 +430,7 @@ class RunOut(RunSummary):
     """The newest event's sequence number; stream `/events` with `Last-Event-ID` from here."""
 
 
-class Health(BaseModel):
+class Health(_Model):
     """Whether the service can serve."""
 
     status: Literal["ok", "degraded"]
