@@ -78,6 +78,7 @@ class Lexicon:
     approval: re.Pattern[str]
     numbers: dict[str, int]
     people: frozenset[str]
+    light_verbs: frozenset[str]
     durations: dict[str, int]
 
     def concepts(self, text: str) -> list[str]:
@@ -105,6 +106,13 @@ class Lexicon:
             return set()
         first = stem(tokens[0])
         out = {first, *self.single.get(first, ())}
+        if tokens[0] in self.light_verbs:
+            # "make a transfer": the object names the action
+            nouns = [t for t in tokens[1:4] if t not in {"a", "an", "the", "my", "our", "their", "his", "her", "its",
+                                                          "some", "this", "that"}]
+            if nouns:
+                noun = stem(nouns[0])
+                out |= {noun, *self.single.get(noun, ())}
         if len(tokens) > 2 and tokens[1] in _OBJECT_PRONOUNS and tokens[2] in _PARTICLES:
             tokens = [tokens[0], tokens[2], *tokens[3:]]  # "set them up" reads as "set up"
         head = " ".join(tokens[:6])
@@ -175,6 +183,7 @@ def build_lexicon(data: dict[str, Any]) -> Lexicon:
         approval=_alternation([str(v) for v in data.get("approval_words", [])]),
         numbers={str(k): int(v) for k, v in data.get("numbers", {}).items()},
         people=frozenset(str(v) for v in data.get("people", [])),
+        light_verbs=frozenset(str(v) for v in data.get("light_verbs", [])),
         durations={str(k): int(v) for k, v in data.get("durations", {}).items()},
     )
 

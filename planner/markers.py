@@ -56,7 +56,7 @@ TRAILING_NOISE = re.compile(
     re.IGNORECASE,
 )
 _BOUNDARY = re.compile(
-    r"\s*,\s*(?:and\s+|or\s+)?(?:then\s+)?|\s+and\s*,\s*|\s+and\s+then\s+|\s+and\s+(?=\S)|\s+then\s+|\s+followed\s+by\s+"
+    r"\s*,?\s+but\s+|\s*,\s*(?:and\s+|or\s+)?(?:then\s+)?|\s+and\s*,\s*|\s+and\s+then\s+|\s+and\s+(?=\S)|\s+then\s+|\s+followed\s+by\s+"
     r"|(?<!right)(?<!immediately)(?<!only)(?<!just)(?<!shortly)(?<!soon)(?<!straight)"
     r"\s+(?=(?:once|when|after|as\s+soon\s+as)\s)",
     re.IGNORECASE,
@@ -69,7 +69,10 @@ _SUBORDINATE = re.compile(
     r"|otherwise|whenever)\b",
     re.IGNORECASE,
 )
-_SUBORDINATE_ONLY = _SUBORDINATE
+_WAIT_LEAD = re.compile(
+    r"^\s*(?:(?:and|then)\s+)?(?:\d+|[a-z]+)[\s-]+(?:days?|weeks?|hours?|minutes?|months?)\s+(?:later|after)\b[^,]*$",
+    re.IGNORECASE,
+)
 
 
 @dataclass
@@ -146,6 +149,28 @@ def _verb_split(text: str, verbs: frozenset[str]) -> tuple[str, str] | None:
     return None
 
 
+_PREP = r"(?:for|to|from|against|with|in|on|at|by|under|into|as|so|that|via|using|about|of)"
+
+
+def _head(phrase: str) -> str:
+    """Last word of the first noun phrase: "the monthly churn report for May" → "report"."""
+    first = re.split(rf"\s+{_PREP}\s+|,", phrase.strip(), maxsplit=1)[0]
+    tokens = re.findall(r"[A-Za-z][A-Za-z-]*", first)
+    return tokens[-1].lower() if tokens else ""
+
+
+def _same_head(before: str, following: str) -> bool:
+    """ "Pull the churn report and the revenue report": two things of one kind, one verb."""
+    if not re.match(r"(?:the|a|an|their|our|its|his|her|my)\s", following, re.IGNORECASE):
+        return False
+    words_before = re.findall(r"[A-Za-z][A-Za-z-]*", before)
+    if len(words_before) < 2:
+        return False
+    verb_less = " ".join(words_before[1:])
+    head_before = _head(verb_less)
+    return bool(head_before) and len(head_before) > 2 and head_before == _head(following)
+
+
 def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple[str, str]]:
     """Items of a segment with the connector before each: `start`, `and`, `then`, `followed`, `comma`."""
     items: list[tuple[str, str]] = []
@@ -159,6 +184,8 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
             kind = "then"
         elif "followed" in sep:
             kind = "followed"
+        elif "but" in sep:
+            kind = "and"
         elif "and" in sep:
             kind = "and"
         elif "," in sep:
@@ -172,13 +199,16 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
             if kind == "space":
                 split = "after" in opened and starts_with_verb(rest, verbs)
             else:
-                split = bool(opened) or starts_with_verb(following, verbs) or (
-                    bool(lead.kinds) and starts_with_verb(rest, verbs))
+                split = bool(opened) or starts_with_verb(following, verbs) or starts_with_verb(rest, verbs) or (
+                    "," in sep and bool(re.match(r"(?:i|we)(?:'d|\s+would)?\s+(?:want|need|like)\b", rest, re.I)))
         pending = segment[start:m.start()]
-        if split and "," in sep and _SUBORDINATE.match(pending) and "," not in pending:
-            split = False  # "once it's booked, text them": the comma ends the subordinate clause
-            if _SUBORDINATE_ONLY.match(pending):
+        if split and "," in sep and (_SUBORDINATE.match(pending) or _WAIT_LEAD.match(pending)):
+            # "once it's booked, text them": the comma ends a subordinate clause, not an item
+            if _WAIT_LEAD.match(pending) or read_lead(pending + ", x", lex, verbs)[1].strip() == "x":
                 continue
+        if not split and kind in {"and", "comma"} and _same_head(segment[start:m.start()], following):
+            split = True
+            kind = "and"
         if split:
             items.append((connector, segment[start:m.start()].strip(" ,")))
             start, connector = m.end(), kind

@@ -383,6 +383,10 @@ class Reader:
             return None
         spec, score = ranked[0]
         unknown = self._unknown_object(query)
+        if unknown:
+            # the verb alone matched ("send a fax"): honest only if the words around it fit too
+            base = self.matcher.rank(self._weighted(query), 1, among=[spec.name])
+            unknown = unknown if not base or base[0][1] < 0.45 else None
         if score < MATCH_THRESHOLD or unknown:
             what = f"\"{unknown}\"" if unknown else f"\"{self._show(plain)}\""
             self.warnings.append(
@@ -402,10 +406,10 @@ class Reader:
     def _weighted(query: str) -> str:
         """The query with its direct object said twice: "raise the invoice against customer X" is
         about the invoice, the thing right after the verb."""
-        head = re.split(r"\s+(?:for|to|from|against|with|in|on|at|by|under|into|as|so|that|via|using|about)\s+",
+        head = re.split(r"\s+(?:for|to|from|against|with|in|on|at|by|under|into|as|so|that|via|using|about|of)\s+",
                         query, maxsplit=1)[0]
-        obj = " ".join(head.split()[1:])
-        return f"{query} {obj}" if obj else query
+        obj = [w for w in re.findall(r"[A-Za-z][A-Za-z-]*", head)[1:]]
+        return f"{query} {obj[-1]}" if obj else query
 
     def _is_statement(self, tokens: list[str]) -> bool:
         return any(t in self.lex.statement_words for t in tokens[1:5])
@@ -422,7 +426,8 @@ class Reader:
         vocab = self.matcher._index.words.vocabulary_
         for token in content:
             s = stem(token)
-            if s in vocab or s in self.lex.single or token.isdigit() or token in self.lex.people:
+            if s in vocab or s in self.lex.single or any(c.isdigit() for c in token) or token in self.lex.people \
+                    or any(c.startswith("syn") for c in self.lex.concepts(token)):
                 return None
         return " ".join(content)
 
