@@ -7,8 +7,9 @@ async with Engine(catalog, journal, invoker) as engine:
     result = await engine.wait(run_id)
 """
 
+from runtime.active_run import RunResult, idempotency_key
 from runtime.clock import Clock, ManualClock, SystemClock
-from runtime.engine import Engine, RunResult, idempotency_key
+from runtime.engine import Engine
 from runtime.journal import Journal
 from runtime.records import AttemptRecord, Event, RunRecord, RunState, StepRecord, StepState, UndoState
 from runtime.routing import ActionStats, Conditions, DefaultRouter, RouteChoice, Router

@@ -1,0 +1,167 @@
+"""The `core.*` built-ins: `core.log`, `core.fail`, and the two that pause a run durably —
+`core.wait` (a timer row the scheduler wakes) and `core.approval` (a row `approve()` decides)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.active_run import ActiveRun, parse_time
+from runtime.clock import iso_time
+from runtime.journal import error_data
+from runtime.journal_schema import WHOLE_STEP
+from runtime.records import StepState
+from runtime.steps import StepRunner
+from workflow.document import Step
+
+
+class CoreActions(StepRunner):
+    # core.* built-ins ------------------------------------------------------------------------
+
+    async def _run_core(
+        self,
+        run: ActiveRun,
+        step: Step,
+        iteration: int,
+        inputs: Any,
+    ) -> tuple[StepState, Any, dict[str, Any] | None]:
+        now = self.clock.now()
+        args = inputs if isinstance(inputs, dict) else {}
+        item = None if iteration == WHOLE_STEP else iteration
+        if step.action == "core.log":
+            message = str(args.get("message", ""))
+            output = {"message": message}
+            self.journal.append_event(run.id, "log", now, step_id=step.id, iteration=item, data=output)
+            self.journal.put_step(
+                run.id,
+                step.id,
+                iteration,
+                now,
+                state=StepState.SUCCEEDED,
+                action=step.action,
+                inputs=args,
+                output=output,
+                started_at=now,
+                event="step.succeeded",
+                data={"action": step.action},
+            )
+            return StepState.SUCCEEDED, output, None
+        if step.action == "core.fail":
+            message = str(args.get("message") or "the workflow failed (core.fail)")
+            return self._fail_step(
+                run,
+                step.id,
+                iteration,
+                {"type": "fail", "class": "core.fail", "message": message, "transient": False},
+            )
+        if step.action == "core.wait":
+            return self._core_wait(run, step, iteration, args)
+        if step.action == "core.approval":
+            return self._core_approval(run, step, iteration, args)
+        return self._fail_step(
+            run,
+            step.id,
+            iteration,
+            {
+                "type": "unknown_action",
+                "class": "KeyError",
+                "transient": False,
+                "message": f"`{step.action}` is not a core action (wait, approval, log, fail)",
+            },
+        )
+
+    def _core_wait(
+        self,
+        run: ActiveRun,
+        step: Step,
+        iteration: int,
+        args: dict[str, Any],
+    ) -> tuple[StepState, Any, dict[str, Any] | None]:
+        now = self.clock.now()
+        timer = self.journal.timers(run.id).get((step.id, iteration))
+        if timer is None:
+            try:
+                if args.get("until"):
+                    wake_at = parse_time(str(args["until"]))
+                else:
+                    wake_at = now + float(args.get("seconds", 0))
+            except (TypeError, ValueError) as exc:
+                return self._fail_step(run, step.id, iteration, error_data(exc, type="validation"))
+            self.journal.set_timer(
+                run.id,
+                step.id,
+                iteration,
+                kind="wait",
+                wake_at=wake_at,
+                now=now,
+                event="step.waiting",
+                data={"until": iso_time(wake_at), "wake_at": wake_at},
+            )
+            self._timers_changed.set()
+            started = now
+        else:
+            wake_at = timer.wake_at
+            row = self.journal.step_results(run.id).get((step.id, iteration))
+            started = row.started_at if row and row.started_at else now
+        if wake_at > now:
+            return StepState.WAITING, None, None
+        output = {"waited_s": max(0.0, now - started), "until": iso_time(wake_at)}
+        self.journal.fire_timer(run.id, step.id, iteration, now, output=output, data={"action": step.action})
+        return StepState.SUCCEEDED, output, None
+
+    def _core_approval(
+        self,
+        run: ActiveRun,
+        step: Step,
+        iteration: int,
+        args: dict[str, Any],
+    ) -> tuple[StepState, Any, dict[str, Any] | None]:
+        now = self.clock.now()
+        found = [
+            a for a in self.journal.approvals(run.id) if a.step_id == step.id and a.iteration == iteration
+        ]
+        if not found:
+            approvers = args.get("approvers")
+            self.journal.request_approval(
+                run.id,
+                step.id,
+                iteration,
+                prompt=str(args.get("prompt") or step.title),
+                approvers=list(approvers) if isinstance(approvers, list) else None,
+                now=now,
+                inputs=args,
+            )
+            return StepState.WAITING, None, None
+        approval = found[0]
+        if approval.decided_at is None:
+            return StepState.WAITING, None, None
+        output = {
+            "approved": bool(approval.approved),
+            "by": approval.decided_by or "",
+            "comment": approval.comment or "",
+        }
+        if approval.approved:
+            self.journal.put_step(
+                run.id,
+                step.id,
+                iteration,
+                now,
+                state=StepState.SUCCEEDED,
+                output=output,
+                event="step.succeeded",
+                data={"action": step.action, **output},
+            )
+            return StepState.SUCCEEDED, output, None
+        reason = f": {approval.comment}" if approval.comment else ""
+        return self._fail_step(
+            run,
+            step.id,
+            iteration,
+            {
+                "type": "rejected",
+                "class": "core.approval",
+                "transient": False,
+                "message": f"rejected by {approval.decided_by or 'someone'}{reason}",
+                "by": approval.decided_by,
+                "comment": approval.comment,
+            },
+        )
