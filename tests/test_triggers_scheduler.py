@@ -118,7 +118,7 @@ async def test_a_restart_just_after_a_due_time_fires_it_late_but_once(tmp_path: 
 
 @pytest.mark.parametrize("policy", ["skip", "catch_up"])
 async def test_fires_missed_while_down_follow_the_trigger_policy(tmp_path: Path, policy: str) -> None:
-    trigger = ScheduleTrigger(cron="0 * * * *", missed=policy)  # type: ignore[arg-type]
+    trigger = ScheduleTrigger(cron="0 * * * *", missed=policy)
     target = TriggeredWorkflow("wf_1", workflow(trigger))
     db = tmp_path / "journal.db"
     clock = ManualClock(at(2030, 1, 7, 9, 30))
