@@ -108,8 +108,8 @@ class Lexicon:
         out = {first, *self.single.get(first, ())}
         if tokens[0] in self.light_verbs:
             # "make a transfer": the object names the action
-            nouns = [t for t in tokens[1:4] if t not in {"a", "an", "the", "my", "our", "their", "his", "her", "its",
-                                                          "some", "this", "that"}]
+            nouns = [t for t in tokens[1:5] if t not in {"a", "an", "the", "my", "our", "their", "his", "her", "its",
+                                                          "some", "this", "that", "with", "by", "off", "up"}]
             if nouns:
                 noun = stem(nouns[0])
                 out |= {noun, *self.single.get(noun, ())}

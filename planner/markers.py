@@ -69,6 +69,9 @@ _SUBORDINATE = re.compile(
     r"|otherwise|whenever)\b",
     re.IGNORECASE,
 )
+_WAIT_LEAD_START = re.compile(
+    r"^(?:\d+|[a-z]+)[\s-]+(?:days?|weeks?|hours?|minutes?|months?)\s+(?:later|after)\b", re.IGNORECASE
+)
 _WAIT_LEAD = re.compile(
     r"^\s*(?:(?:and|then)\s+)?(?:\d+|[a-z]+)[\s-]+(?:days?|weeks?|hours?|minutes?|months?)\s+(?:later|after)\b[^,]*$",
     re.IGNORECASE,
@@ -198,6 +201,8 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
             opened = [k for k in lead.kinds if k != "seq"]
             if kind == "space":
                 split = "after" in opened and starts_with_verb(rest, verbs)
+            elif _WAIT_LEAD_START.match(following):
+                split = True  # "close the ticket, and ten days after that send a survey"
             else:
                 split = bool(opened) or starts_with_verb(following, verbs) or starts_with_verb(rest, verbs) or (
                     "," in sep and bool(re.match(r"(?:i|we)(?:'d|\s+would)?\s+(?:want|need|like)\b", rest, re.I)))

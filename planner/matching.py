@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 _WORD_WEIGHT = 0.7
 _CHAR_WEIGHT = 0.3
 _VERB_BONUS = 0.2
-_NAMESPACE_BONUS = 0.25
+_NAMESPACE_BONUS = 0.35
 _STOP = frozenset(
     "a an the of to for in on at by with from and or is are be it its their them they his her he she this that"
     " these those our we us you your my me i as into onto up out so".split()

@@ -274,6 +274,20 @@ class Reader:
         if loop and not ph.LOG_RE.search(text):
             for_each = loop.group(1)
             text = (text[: loop.start()] + text[loop.end():]).strip(" ,")
+        wait_prefix = ph.WAIT_PREFIX_RE.match(text)
+        wait_text = ""
+        if wait_prefix is not None:
+            # "sixty days after that, delete it": a wait, then the action
+            wait_text = wait_prefix.group("dur")
+            remainder = text[len(wait_text):].strip()
+            after = re.match(r"^(?:later|after\s+(?:that|this|it|which))\s*,?\s*", remainder, re.IGNORECASE)
+            if after:
+                text = remainder[after.end():]
+            elif remainder.lower().startswith("after"):
+                split = mk._verb_split(remainder[5:], self.verbs)
+                text = split[1] if split else remainder
+            else:
+                text = remainder
         plain = self.masked.plain(text)
         if not words(plain):
             if attempts and self.drafts:
@@ -301,7 +315,6 @@ class Reader:
             for n in range(copies):
                 specs.append((spec, score, quoted[n] if len(quoted) >= 2 else None))
         created: list[int] = []
-        wait_prefix = ph.WAIT_PREFIX_RE.match(text)
         for spec, score, quoted_item in specs:
             draft = Draft(len(self.drafts), spec, text, list(deps), condition, attempts, timeout,
                           sentence=s_index, segment=g_index, unit=self._unit, score=score, quoted=quoted_item)
@@ -315,8 +328,8 @@ class Reader:
             self.drafts.append(draft)
             created.append(draft.index)
         if wait_prefix is not None and specs and specs[0][0].name != "core.wait":
-            seconds = ph.duration_seconds(wait_prefix.group("dur"), self.lex)
-            wait = Draft(len(self.drafts), self.catalog["core.wait"], wait_prefix.group(0), list(deps), condition,
+            seconds = ph.duration_seconds(wait_text, self.lex)
+            wait = Draft(len(self.drafts), self.catalog["core.wait"], wait_text, list(deps), condition,
                          sentence=s_index, segment=g_index, unit=self._unit)
             wait.wait_s = seconds.value if seconds else None
             self.drafts.append(wait)
@@ -385,8 +398,9 @@ class Reader:
         unknown = self._unknown_object(query)
         if unknown:
             # the verb alone matched ("send a fax"): honest only if the words around it fit too
-            base = self.matcher.rank(self._weighted(query), 1, among=[spec.name])
-            unknown = unknown if not base or base[0][1] < 0.45 else None
+            rest_of_query = " ".join(query.split()[1:])
+            base = self.matcher.rank(rest_of_query, 1, among=[spec.name])
+            unknown = unknown if not base or base[0][1] < 0.2 else None
         if score < MATCH_THRESHOLD or unknown:
             what = f"\"{unknown}\"" if unknown else f"\"{self._show(plain)}\""
             self.warnings.append(
