@@ -73,6 +73,7 @@ function focusMain() {
 
 window.addEventListener("hashchange", async () => { await render(); focusMain(); });
 window.addEventListener("overture:unauthorized", () => {
+  if (document.querySelector("form.signin")) return; // the sign-in form shows the refusal itself
   setToken("");
   toast("The API token was refused; sign in again.", "error");
   render();

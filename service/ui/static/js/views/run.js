@@ -120,6 +120,9 @@ export async function runView(main, runId) {
   try {
     history = await get(`/runs/${id}/events`);
   } catch { /* the live stream below fills the log as well */ }
+  const lastSeq = Array.isArray(history) && history.length ? history[history.length - 1].seq : 0;
+  // events that happened between the two reads: read the run again so nothing is missed
+  if (lastSeq > (run.last_event_seq || 0)) run = await get(`/runs/${id}`);
   const ui = { selected: null, events: [], live: "closed" };
   const controller = new AbortController();
   const graph = graphPanel("Steps", h("span", { class: "small muted", id: "live" }));
@@ -223,7 +226,6 @@ export async function runView(main, runId) {
     if (label) fill(label, h("span", { class: `live-dot ${state}` }), state === "live" ? "live" : state);
   };
   for (const event of Array.isArray(history) ? history : []) addEvent({ event: event.type, data: event });
-  const lastSeq = Array.isArray(history) && history.length ? history[history.length - 1].seq : 0;
   let finishedSeen = FINISHED.has(run.state);
   if (finishedSeen) setLive("finished");
   stream(`/runs/${id}/events?after=${lastSeq}`, {
