@@ -257,6 +257,8 @@ class Engine(Saga):
                     return
         finally:
             self._subscribers[run_id].remove(queue)
+            if not self._subscribers[run_id]:
+                del self._subscribers[run_id]
 
     @property
     def runs_in_flight(self) -> int:
@@ -298,13 +300,16 @@ class Engine(Saga):
         return task
 
     def _driver_done(self, task: asyncio.Task[None]) -> None:
+        run_id = task.get_name().removeprefix("run-")
+        if self._drivers.get(run_id) is task:  # keep the maps as small as the runs in flight
+            del self._drivers[run_id]
+            self._pokes.pop(run_id, None)
         if task.cancelled():
             return
         exc = task.exception()
         if exc is not None:
             # a journal outage or an engine bug: the run stays unfinished in the journal (the next
             # recover() resumes it), and whoever waits for it hears about the fault now
-            run_id = task.get_name().removeprefix("run-")
             log.error("driver of run %s stopped: %r", run_id, exc, exc_info=exc)
             for future in self._waiters.pop(run_id, []):
                 if not future.done():

@@ -11,6 +11,7 @@ import contextlib
 import inspect
 import logging
 import random
+from collections.abc import Mapping
 from typing import Any
 
 from runtime.active_run import ActiveRun, StepOutcome, as_action_error, idempotency_key
@@ -22,7 +23,7 @@ from runtime.errors import (
 from runtime.invocation import ActionCall, Invoker
 from runtime.journal import Journal, error_data
 from runtime.journal_schema import WHOLE_STEP
-from runtime.records import StepState
+from runtime.records import StepRecord, StepState
 from runtime.retry import NO_RETRY, retry_delay
 from runtime.routing import Conditions, RouteChoice, Router
 from workflow.catalog import Catalog
@@ -93,8 +94,8 @@ class StepRunner:
                 )
                 return StepState.SKIPPED, None, None
         if step.for_each is None:
-            return await self._run_unit(run, step, WHOLE_STEP, context)
-        return await self._run_for_each(run, step, context, whole.inputs if whole else None)
+            return await self._run_unit(run, step, WHOLE_STEP, context, rows)
+        return await self._run_for_each(run, step, context, whole.inputs if whole else None, rows)
 
     def _fail_step(
         self, run: ActiveRun, step_id: str, iteration: int, error: dict[str, Any], event: str = "step.failed"
@@ -117,6 +118,7 @@ class StepRunner:
         step: Step,
         context: dict[str, Any],
         stored: Any,
+        rows: Mapping[tuple[str, int], StepRecord],
     ) -> tuple[StepState, Any, dict[str, Any] | None]:
         if isinstance(stored, dict) and isinstance(stored.get("items"), list):
             items = stored["items"]  # the list as first expanded: a resumed run keeps its items
@@ -155,7 +157,7 @@ class StepRunner:
             async with bound:
                 if run.stop.is_set():
                     return StepState.CANCELLED, None, None
-                result = await self._run_unit(run, step, index, {**context, "item": item})
+                result = await self._run_unit(run, step, index, {**context, "item": item}, rows)
                 if result[0] == StepState.FAILED:
                     run.fail({"step": step.id, "iteration": index, **(result[2] or {})})
                 return result
@@ -212,9 +214,12 @@ class StepRunner:
         step: Step,
         iteration: int,
         context: dict[str, Any],
+        rows: Mapping[tuple[str, int], StepRecord],
     ) -> tuple[StepState, Any, dict[str, Any] | None]:
-        """One plain step, or one for-each item of a step: render, then call with retries."""
-        row = self.journal.step_results(run.id).get((step.id, iteration))
+        """One plain step, or one for-each item of a step: render, then call with retries.
+        `rows` are the run's step results as read when the step started (one read per step, not
+        per item: a for-each over thousands of items stays linear)."""
+        row = rows.get((step.id, iteration))
         if row is not None and row.state.done:
             return row.state, row.output, row.error
         try:

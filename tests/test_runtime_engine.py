@@ -753,3 +753,60 @@ async def test_outputs_that_are_not_plain_json_are_stored_as_text(
         result = await settle(engine, clock, run_id)
     assert result.succeeded
     assert journal.step_results(run_id)[("a", -1)].output == {"when": "2030-01-02"}
+
+
+async def test_cancel_lets_the_call_in_flight_finish_and_undoes_it(
+    journal: Journal, clock: ManualClock
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(call: ActionCall) -> dict[str, Any]:
+        started.set()
+        await release.wait()
+        return {"id": "w"}
+
+    invoker = ScriptedInvoker({"work.do": slow})
+    wf = workflow(
+        {
+            "steps": [
+                {"id": "work", "action": "work.do", "compensate": {"action": "work.undo"}},
+                {"id": "next", "action": "work.flaky", "needs": ["work"]},
+            ]
+        }
+    )
+    async with make_engine(journal, clock, invoker) as engine:
+        run_id = await engine.start_run(wf)
+        await asyncio.wait_for(started.wait(), 5)
+        await engine.cancel(run_id, by="ops")
+        await idle()
+        assert engine.result(run_id).state == RunState.RUNNING  # the call is still in flight
+        release.set()
+        result = await settle(engine, clock, run_id)
+    assert result.state == RunState.CANCELLED
+    assert result.steps["work"] == StepState.SUCCEEDED and "next" not in result.steps
+    assert result.compensation == {"status": "complete", "undone": ["work"], "left": []}
+    assert invoker.actions_called() == ["work.do", "work.undo"]
+
+
+async def test_a_large_for_each_stays_quick(journal: Journal, clock: ManualClock) -> None:
+    import time
+
+    invoker = ScriptedInvoker({"work.do": lambda call: {"n": call.inputs["n"]}})
+    wf = workflow(
+        {
+            "steps": [
+                {
+                    "id": "each",
+                    "action": "work.do",
+                    "for_each": "${{ inputs.items }}",
+                    "with": {"n": "${{ item }}"},
+                }
+            ]
+        }
+    )
+    began = time.monotonic()
+    async with make_engine(journal, clock, invoker) as engine:
+        run_id = await engine.start_run(wf, {"items": list(range(200))})
+        result = await asyncio.wait_for(engine.wait(run_id), 60)
+    assert result.succeeded and len(result.outputs["each"]) == 200
+    assert time.monotonic() - began < 60  # two commits per item; fsync dominates
