@@ -13,11 +13,14 @@ import importlib
 import json
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from workflow.catalog import Catalog
 
 app = typer.Typer(
     name="overture",
@@ -49,12 +52,12 @@ CatalogOption = Annotated[
 ]
 
 
-class DocFormat(str, Enum):
+class DocFormat(StrEnum):
     text = "text"
     json = "json"
 
 
-class GraphFormat(str, Enum):
+class GraphFormat(StrEnum):
     mermaid = "mermaid"
     json = "json"
 
@@ -65,7 +68,7 @@ def fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def load_catalog_option(paths: list[str]):  # type: ignore[no-untyped-def]
+def load_catalog_option(paths: list[str]) -> Catalog:
     from workflow.loader import load_catalog
 
     if not paths:
@@ -123,7 +126,7 @@ def graph(
         typer.echo(to_mermaid(workflow), nl=False)
 
 
-def _schema_fields(schema: dict) -> str:  # type: ignore[type-arg]
+def _schema_fields(schema: dict[str, Any]) -> str:
     props = schema.get("properties") or {}
     required = set(schema.get("required") or [])
     if not props:
@@ -218,7 +221,8 @@ def main() -> None:
             sys.exit(exit_code)
         if os.environ.get("OVERTURE_DEBUG"):
             raise
-        typer.echo(f"internal error: {type(exc).__name__}: {exc} (set OVERTURE_DEBUG=1 for details)", err=True)
+        detail = f"{type(exc).__name__}: {exc}"
+        typer.echo(f"internal error: {detail} (set OVERTURE_DEBUG=1 for details)", err=True)
         sys.exit(3)
 
 

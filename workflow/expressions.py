@@ -218,7 +218,8 @@ def compile_expression(source: str) -> Expression:
     try:
         tree = env.parse("{{ " + translate(source) + " }}")
     except TemplateSyntaxError as exc:
-        raise ExpressionError(f"`{source.strip()}` does not parse: {exc.message}", expression=source) from None
+        message = f"`{source.strip()}` does not parse: {exc.message}"
+        raise ExpressionError(message, expression=source) from None
     outputs = list(tree.find_all(nodes.Output))
     if len(outputs) != 1 or len(outputs[0].nodes) != 1 or not isinstance(outputs[0].nodes[0], nodes.Expr):
         raise ExpressionError(f"`{source.strip()}` is not a single expression", expression=source)

@@ -182,5 +182,7 @@ def to_json(workflow: Workflow) -> dict[str, Any]:
             "timeout_s": step.timeout_s,
             "compensate": step.compensate.action if step.compensate else None,
         })
-    edges = [{"from": u, "to": v, "data": bool(graph.edges[u, v].get("data"))} for u, v in sorted(reduced.edges())]
+    edges = [
+        {"from": u, "to": v, "data": bool(graph.edges[u, v].get("data"))} for u, v in sorted(reduced.edges())
+    ]
     return {"name": workflow.name, "nodes": nodes, "edges": edges, "groups": parallel_groups(workflow)}
