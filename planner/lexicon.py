@@ -90,7 +90,8 @@ class Lexicon:
                 out.extend(tokens)
         for pattern, added in self.phrases:
             if pattern.search(low):
-                out.extend(stem(w) for w in added.split())
+                # an idiom is deliberate evidence: it counts twice
+                out.extend(stem(w) for w in added.split() * 2)
         for w in words(low):
             s = stem(w)
             out.append(s)

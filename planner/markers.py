@@ -57,7 +57,8 @@ TRAILING_NOISE = re.compile(
 )
 _BOUNDARY = re.compile(
     r"\s*,?\s+but\s+|\s*,\s*(?:and\s+|or\s+)?(?:then\s+)?|\s+and\s*,\s*|\s+and\s+then\s+|\s+and\s+(?=\S)|\s+then\s+|\s+followed\s+by\s+"
-    r"|(?<!right)(?<!immediately)(?<!only)(?<!just)(?<!shortly)(?<!soon)(?<!straight)"
+    r"|(?<!right)(?<!immediately)(?<!only)(?<!just)(?<!shortly)(?<!soon)(?<!straight)(?<!day)(?<!days)(?<!week)"
+    r"(?<!weeks)(?<!hour)(?<!hours)(?<!month)(?<!months)(?<!minutes)(?<!year)(?<!years)"
     r"\s+(?=(?:once|when|after|as\s+soon\s+as)\s)",
     re.IGNORECASE,
 )
@@ -86,9 +87,11 @@ class Lead:
     refs: dict[str, str] = field(default_factory=dict)
 
 
-def starts_with_verb(text: str, verbs: frozenset[str]) -> bool:
+def starts_with_verb(text: str, verbs: frozenset[str], *, gerund: bool = True) -> bool:
     tokens = words(text)
-    return bool(tokens) and stem(tokens[0]) in verbs
+    if not tokens or (not gerund and tokens[0].endswith("ing")):
+        return False
+    return stem(tokens[0]) in verbs
 
 
 def read_lead(text: str, lex: Lexicon, verbs: frozenset[str]) -> tuple[Lead, str]:
@@ -204,7 +207,8 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
             elif _WAIT_LEAD_START.match(following):
                 split = True  # "close the ticket, and ten days after that send a survey"
             else:
-                split = bool(opened) or starts_with_verb(following, verbs) or starts_with_verb(rest, verbs) or (
+                split = bool(opened) or starts_with_verb(following, verbs, gerund=False) or (
+                    starts_with_verb(rest, verbs, gerund=False)) or (
                     "," in sep and bool(re.match(r"(?:i|we)(?:'d|\s+would)?\s+(?:want|need|like)\b", rest, re.I)))
         pending = segment[start:m.start()]
         if split and "," in sep and (_SUBORDINATE.match(pending) or _WAIT_LEAD.match(pending)):

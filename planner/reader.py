@@ -398,9 +398,9 @@ class Reader:
         unknown = self._unknown_object(query)
         if unknown:
             # the verb alone matched ("send a fax"): honest only if the words around it fit too
-            rest_of_query = " ".join(query.split()[1:])
-            base = self.matcher.rank(rest_of_query, 1, among=[spec.name])
-            unknown = unknown if not base or base[0][1] < 0.2 else None
+            # a weak, undecided match whose object nobody knows ("send a fax") is not a match
+            margin = score - ranked[1][1] if len(ranked) > 1 else score
+            unknown = unknown if score < 0.7 and margin < 0.1 else None
         if score < MATCH_THRESHOLD or unknown:
             what = f"\"{unknown}\"" if unknown else f"\"{self._show(plain)}\""
             self.warnings.append(
@@ -487,13 +487,18 @@ class Reader:
                 self.warnings.append(f"nothing before \"{self._show(rest)}\" can be undone in this catalog")
                 continue
             parts = [p for p in re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+|\s+by\s+", self.masked.plain(rest)) if p]
+            def is_generic(part: str) -> bool:
+                undo_only = self.lex.undo.sub("", part).strip()
+                return not [w for w in words(undo_only) if w not in _GENERIC
+                            and w not in {"one", "ones", "that", "succeeded", "other", "everything", "what", "was",
+                                          "made", "created", "steps", "step", "changes", "all", "by"}]
+
+            specific = [p for p in parts if not is_generic(p)]
+            # "roll back by cancelling X and deleting Y": the named undos are the whole of it
+            parts = specific or parts[:1]
             for part in parts:
                 part_words = [w for w in words(part) if w not in _GENERIC]
-                undo_only = self.lex.undo.sub("", part).strip()
-                generic = not [w for w in words(undo_only) if w not in _GENERIC
-                               and w not in {"one", "ones", "that", "succeeded", "other", "everything", "what", "was",
-                                             "made", "created", "steps", "step", "changes", "all"}]
-                if generic:
+                if is_generic(part):
                     pool = [self.drafts[i] for i in previous if self.drafts[i].action.compensation] or candidates
                     for d in pool:
                         d.compensate = True
