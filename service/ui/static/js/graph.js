@@ -11,7 +11,7 @@ const NODE_W = 208;
 const BASE_H = 84;
 const NODE_H_LIVE = 102; // one more row for the state and the timing
 const GAP_X = 28;
-const GAP_Y = 58;
+const GAP_Y = 46;
 const PAD = 20;
 
 const STEP_REF = /steps\.([A-Za-z0-9_-]+)/g;

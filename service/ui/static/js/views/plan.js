@@ -82,8 +82,8 @@ export async function planView(main, planId) {
       tabs([
         {
           id: "english", label: "Plain English", render: () => h("div", {},
-            plan.explanation && !ui.dirty ? h("p", { class: "explanation", id: "explanation" }, plan.explanation) : null,
-            plainSteps(ui.doc)),
+            // the planner's own words while the plan is as it wrote it; our reading of the edited one after
+            plan.explanation && !ui.dirty ? h("p", { class: "explanation", id: "explanation" }, plan.explanation) : plainSteps(ui.doc)),
         },
         { id: "edit", label: "Edit steps", render: () => stepsEditor(ui.doc, { actions, onChange: change }) },
         {

@@ -71,7 +71,7 @@ function stepDetail(run, doc, stepId) {
 }
 
 function approvalCard(run, approval, reload) {
-  const comment = h("textarea", { id: `comment-${approval.step_id}`, rows: 2, placeholder: "Why (optional)" });
+  const comment = h("input", { type: "text", id: `comment-${approval.step_id}`, placeholder: "Why (optional, kept in the run's history)" });
   const status = h("div", { "aria-live": "polite" });
   const decide = async (approved, button) => {
     button.disabled = true;
@@ -87,12 +87,15 @@ function approvalCard(run, approval, reload) {
   };
   const approve = h("button", { type: "button", class: "good", id: `approve-${approval.step_id}`, onclick: () => decide(true, approve) }, "Approve");
   const reject = h("button", { type: "button", class: "danger", id: `reject-${approval.step_id}`, onclick: () => decide(false, reject) }, "Reject");
+  // Enter in the comment approves: the common case should take one key
+  comment.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); approve.click(); } });
   return h("section", { class: "approval-card", "aria-labelledby": `approval-${approval.step_id}`, "data-approval": approval.step_id },
-    h("h2", { id: `approval-${approval.step_id}` }, "Waiting for your approval"),
-    h("p", {}, approval.prompt || `Step ${approval.step_id} needs a decision.`),
-    approval.approvers?.length ? h("p", { class: "muted small" }, `Approvers: ${approval.approvers.join(", ")}`) : null,
-    h("label", { for: `comment-${approval.step_id}` }, "Comment"), comment,
-    h("div", { class: "row", style: "margin-top:.5rem" }, approve, reject), status);
+    h("h2", { id: `approval-${approval.step_id}` }, `Waiting for your approval · ${approval.step_id}`),
+    h("p", {}, approval.prompt || `Step ${approval.step_id} needs a decision.`,
+      approval.approvers?.length ? h("span", { class: "muted small" }, ` (approvers: ${approval.approvers.join(", ")})`) : null),
+    h("div", { class: "approval-row" },
+      h("label", { for: `comment-${approval.step_id}`, class: "sr-only" }, "Comment"), comment, approve, reject),
+    status);
 }
 
 function compensationPanel(run) {
