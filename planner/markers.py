@@ -211,8 +211,9 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
                     starts_with_verb(rest, verbs, gerund=False)) or (
                     "," in sep and bool(re.match(r"(?:i|we)(?:'d|\s+would)?\s+(?:want|need|like)\b", rest, re.I)))
         pending = segment[start:m.start()]
-        if split and "," in sep and (_SUBORDINATE.match(pending) or _WAIT_LEAD.match(pending)):
-            # "once it's booked, text them": the comma ends a subordinate clause, not an item
+        if split and "," in sep:
+            # "once it's booked, text them", "then, at the same time, ...": the comma ends an
+            # opening (a subordinate clause or a marker), not an item
             if _WAIT_LEAD.match(pending) or read_lead(pending + ", x", lex, verbs)[1].strip() == "x":
                 continue
         if not split and kind in {"and", "comma"} and _same_head(segment[start:m.start()], following):
