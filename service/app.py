@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from service.api import catalogs, plans, runs, system, workflows
+from service.api import catalogs, plans, runs, system, triggers, webhooks, workflows
 from service.api.limits import BodyLimitMiddleware
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.services import Services
@@ -87,9 +87,11 @@ def create_app(
         services.hub.bind(asyncio.get_running_loop())
         if start_engine:
             await _start_engine(services, invoker_overrides, secrets, clock)
+        await triggers.start_triggers(app, clock=clock, secrets=secrets)
         try:
             yield
         finally:
+            await triggers.stop_triggers(app)
             await _stop_engine(services)
             store.close()
 
@@ -108,8 +110,9 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     protected = [Depends(require_token)]
-    for module in (catalogs, plans, workflows, runs):
+    for module in (catalogs, plans, workflows, runs, triggers):
         app.include_router(module.router, dependencies=protected)
+    app.include_router(webhooks.router)  # authenticated by each delivery's signature, not a token
     app.include_router(system.router)
     system.mount_docs(app)
     if (UI_DIR / "index.html").exists():
