@@ -904,10 +904,11 @@ def test_validating_fifty_steps_is_fast(bench_catalog: Catalog) -> None:
            "steps": steps}
     assert validate(doc, bench_catalog).problems == []
     runs = 20
-    start = time.perf_counter()
+    # CPU time, not wall time: the suite shares the machine with other work (about 5 ms when idle)
+    start = time.process_time()
     for _ in range(runs):
         validate(doc, bench_catalog)
-    per_run = (time.perf_counter() - start) / runs
+    per_run = (time.process_time() - start) / runs
     assert per_run < 0.025, f"{per_run * 1000:.1f} ms per validation"
 
 
