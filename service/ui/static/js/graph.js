@@ -90,11 +90,6 @@ function el(name, attrs = {}, ...kids) {
   return node;
 }
 
-function clip(text, max) {
-  if (!text) return "";
-  return text.length > max ? text.slice(0, max - 1) + "…" : text;
-}
-
 function badgesOf(step) {
   const out = [];
   if (step.if) out.push({ text: "if", kind: "cond", title: `runs only if ${step.if}` });
@@ -214,10 +209,10 @@ export function renderGraph(container, doc, { states = {}, onSelect, selected, l
     });
     g.append(el("rect", { width: NODE_W, height: NODE_H, rx: 10, class: "node-box" }));
     g.append(el("rect", { width: 6, height: NODE_H, rx: 3, class: "node-stripe" }));
-    const title = el("text", { x: 16, y: 24, class: "node-title" });
-    title.textContent = clip(step.name || id, 22);
-    const action = el("text", { x: 16, y: 42, class: "node-action" });
-    action.textContent = clip(step.action, 27);
+    const title = el("text", { x: 16, y: 24, class: "node-title", "data-fit": NODE_W - 26 });
+    title.textContent = step.name || id.replace(/[_-]+/g, " ");
+    const action = el("text", { x: 16, y: 42, class: "node-action", "data-fit": NODE_W - 26 });
+    action.textContent = step.action;
     g.append(title, action);
     if (info.state) {
       const chip = el("text", { x: 16, y: NODE_H - 10, class: "node-state" });
@@ -257,7 +252,25 @@ export function renderGraph(container, doc, { states = {}, onSelect, selected, l
     svg.append(g);
   }
   container.replaceChildren(svg);
+  fitTexts(svg);
   return { rows, edges };
+}
+
+/** Shorten texts marked `data-fit` to their width with an ellipsis (measured, so any font works). */
+function fitTexts(svg) {
+  for (const text of svg.querySelectorAll("text[data-fit]")) {
+    const max = Number(text.dataset.fit);
+    const full = text.textContent;
+    if (!text.getComputedTextLength || text.getComputedTextLength() <= max) continue;
+    let lo = 0;
+    let hi = full.length;
+    while (lo < hi) { // the longest prefix that fits, by bisection
+      const mid = Math.ceil((lo + hi) / 2);
+      text.textContent = full.slice(0, mid) + "…";
+      if (text.getComputedTextLength() <= max) lo = mid; else hi = mid - 1;
+    }
+    text.textContent = full.slice(0, lo) + "…";
+  }
 }
 
 export function formatMs(ms) {

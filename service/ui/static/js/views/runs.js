@@ -2,7 +2,7 @@
 
 import { get, items } from "../api.js";
 import { fill, h } from "../dom.js";
-import { runsTable } from "./workflow.js";
+import { runsSummary, runsTable } from "./workflow.js";
 
 const FINISHED = new Set(["succeeded", "failed", "cancelled"]);
 
@@ -20,7 +20,7 @@ export async function runsView(main) {
     const query = ui.state ? `?state=${encodeURIComponent(ui.state)}&limit=200` : "?limit=200";
     let runs = items(await get(`/runs${query}`), "runs");
     if (ui.state) runs = runs.filter((r) => r.state === ui.state);
-    fill(holder, runs.length ? runsTable(runs)
+    fill(holder, runs.length ? [runsSummary(runs), runsTable(runs)]
       : h("div", { class: "panel empty" }, ui.state ? `No ${ui.state} runs.` : "No runs yet. Start one from a workflow."));
     if (runs.some((r) => !FINISHED.has(r.state))) timer = setTimeout(() => load().catch(() => {}), 2000);
   }

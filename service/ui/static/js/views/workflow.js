@@ -32,6 +32,27 @@ function runDuration(run) {
   return start && end ? (end - start) * 1000 : null;
 }
 
+function outcome(run) {
+  if (!run.error) return run.state === "succeeded" ? "all steps done" : "";
+  const where = run.error.step ? h("strong", {}, run.error.step) : null;
+  const message = String(run.error.message || run.error.type || "failed");
+  // the service's own words, cut short: the run page has the whole message
+  const short = message.replace(/^`[^`]+` \([^)]*\) /, "").slice(0, 110);
+  return [where, where ? ": " : "", short, message.length > short.length ? "…" : ""];
+}
+
+/** "12 runs · 9 succeeded · 3 failed · median 1.2 s" */
+export function runsSummary(runs) {
+  const counts = {};
+  for (const r of runs) counts[r.state] = (counts[r.state] || 0) + 1;
+  const durations = runs.map(runDuration).filter((d) => d !== null).sort((a, b) => a - b);
+  const median = durations.length ? durations[Math.floor(durations.length / 2)] : null;
+  return h("p", { class: "muted", id: "runs-summary" },
+    [`${runs.length} run${runs.length === 1 ? "" : "s"}`,
+      ...Object.entries(counts).map(([state, n]) => `${n} ${state}`),
+      median !== null ? `median ${formatMs(median)}` : null].filter(Boolean).join(" · "));
+}
+
 export function runsTable(runs, { showWorkflow = true } = {}) {
   const longest = Math.max(1, ...runs.map((r) => runDuration(r) || 0));
   return h("div", { class: "table-wrap" }, h("table", { class: "list", id: "runs-table" },
@@ -41,7 +62,7 @@ export function runsTable(runs, { showWorkflow = true } = {}) {
     h("tbody", {}, runs.map((run) => {
       const ms = runDuration(run);
       return h("tr", { "data-run": run.id, "data-state": run.state },
-        h("td", {}, h("a", { href: `#/runs/${encodeURIComponent(run.id)}` }, run.id)),
+        h("td", {}, h("a", { href: `#/runs/${encodeURIComponent(run.id)}`, class: "mono", title: run.id, "aria-label": `Run ${run.id}` }, run.id.slice(0, 10))),
         showWorkflow ? h("td", {}, run.workflow_id
           ? h("a", { href: `#/workflows/${encodeURIComponent(run.workflow_id)}` }, run.workflow_name)
           : run.workflow_name, run.workflow_version ? h("span", { class: "muted" }, ` v${run.workflow_version}`) : null) : null,
@@ -49,7 +70,7 @@ export function runsTable(runs, { showWorkflow = true } = {}) {
         h("td", {}, formatTime(run.created_at)),
         h("td", { class: "num" }, ms !== null ? formatMs(ms) : h("span", { class: "muted" }, "running…"),
           ms !== null ? h("div", { class: "duration-bar", "aria-hidden": "true" }, h("span", { style: `width:${Math.max(2, (ms / longest) * 100)}%` })) : null),
-        h("td", { class: "small" }, run.error?.message ? run.error.message.slice(0, 140) : ""));
+        h("td", { class: "small" }, outcome(run)));
     }))));
 }
 
