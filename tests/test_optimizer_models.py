@@ -1,0 +1,196 @@
+"""Models, store, router and forecast on histories drawn from known distributions."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from optimizer_support import T0, attempts, hour, lognormal, serial_runs
+
+from optimizer.errors import NoModels
+from optimizer.features import Recent, feature_vector, replay_features
+from optimizer.models import train, update
+from optimizer.predict import predict_run_duration
+from optimizer.router import LearnedRouter
+from optimizer.store import ModelStore
+from optimizer.traces import dag_critical_path, trace_workflow
+from runtime.routing import ActionStats, Conditions
+from workflow.document import Step
+
+WFCOMMONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "wfcommons"
+if not WFCOMMONS.exists():
+    WFCOMMONS = Path("/work/shared/data/wfcommons")
+
+
+def peak_failure(t: float) -> float:
+    return 0.30 if 10 <= hour(t) < 18 else 0.03
+
+
+def test_failure_probability_follows_the_time_of_day_and_is_calibrated():
+    recs = attempts("svc.a", 6000, duration=lognormal(2.0), p_fail=peak_failure, spacing_s=97.0)
+    models = train(recs, window_s=300)
+    m = models.actions["svc.a"]
+    x = replay_features(recs, models.priors, 300)
+    p = np.array([m.failure_probability(row) for row in x])
+    hours = np.array([hour(r.started_at) for r in recs])
+    # the true rate is 30% from 10:00 to 18:00 and 3% otherwise; a smooth daily curve fits it closely
+    assert p[(hours >= 12) & (hours < 16)].mean() == pytest.approx(0.30, abs=0.06)
+    assert p[(hours >= 0) & (hours < 6)].mean() == pytest.approx(0.03, abs=0.03)
+    # calibration: in bins of predicted probability, the observed failure share matches
+    failed = np.array([not r.ok for r in recs])
+    for lo, hi in ((0.0, 0.12), (0.2, 0.5)):
+        sel = (p >= lo) & (p < hi)
+        assert sel.sum() > 300
+        assert failed[sel].mean() == pytest.approx(p[sel].mean(), abs=0.04)
+
+
+def test_duration_mean_and_quantiles_match_a_known_lognormal():
+    recs = attempts("svc.a", 4000, duration=lognormal(2.0, 0.3), p_fail=lambda t: 0.0)
+    m = train(recs).actions["svc.a"]
+    x = feature_vector(T0 + 3600, 0, Recent(), (0.0, 2.0 * np.exp(0.045)))
+    assert m.expected_duration(x) == pytest.approx(2.0 * np.exp(0.3**2 / 2), rel=0.06)
+    # lognormal 90th percentile: median × exp(1.2816 σ)
+    assert m.duration_quantile(0.9, x) == pytest.approx(2.0 * np.exp(1.2816 * 0.3), rel=0.08)
+    assert m.duration_quantile(0.5, x) == pytest.approx(2.0, rel=0.06)
+
+
+def test_boosted_quantiles_follow_a_daily_latency_peak():
+    def dur(t, rng):
+        return (6.0 if 12 <= hour(t) < 16 else 1.0) * float(np.exp(rng.gauss(0, 0.1)))
+
+    recs = attempts("svc.a", 3000, duration=dur, p_fail=lambda t: 0.0, spacing_s=173.0)
+    models = train(recs, boosted=True, window_s=600)
+    m = models.actions["svc.a"]
+    x = replay_features(recs, models.priors, 600)
+    hours = np.array([hour(r.started_at) for r in recs])
+    median = np.array([m.duration_quantile(0.5, row) for row in x])
+    assert np.median(median[(hours >= 13) & (hours < 15)]) == pytest.approx(6.0, rel=0.15)
+    assert np.median(median[(hours >= 2) & (hours < 6)]) == pytest.approx(1.0, rel=0.15)
+
+
+def test_recent_error_rate_in_the_window_raises_the_predicted_failure():
+    # an outage: for two hours a day most calls fail; the window stats are how the model sees it
+    def outage(t: float) -> float:
+        return 0.9 if 5 <= hour(t) < 7 else 0.02
+
+    recs = attempts("svc.a", 8000, duration=lognormal(1.0), p_fail=outage, spacing_s=30.0)
+    models = train(recs, window_s=600)
+    m = models.actions["svc.a"]
+    prior = models.priors["svc.a"]
+    quiet = m.failure_probability(feature_vector(T0 + 12 * 3600, 0, Recent(20, 0.0, 1.0), prior))
+    burst = m.failure_probability(feature_vector(T0 + 12 * 3600, 0, Recent(20, 0.9, 1.0), prior))
+    assert burst > 0.5 > 0.1 > quiet
+
+
+def test_incremental_update_refits_only_actions_with_new_attempts():
+    first = attempts("svc.a", 1000, duration=lognormal(1.0), p_fail=lambda t: 0.05) + attempts(
+        "svc.b", 1000, duration=lognormal(3.0), p_fail=lambda t: 0.05, step_id="t")
+    models = train(first)
+    later = [r for r in attempts("svc.a", 2000, duration=lognormal(4.0), p_fail=lambda t: 0.05, seed=3)
+             if r.started_at > models.last_started_at]
+    newer = update(models, later)
+    assert newer.version == models.version + 1
+    assert newer.actions["svc.b"] is models.actions["svc.b"]
+    assert newer.actions["svc.a"].n_attempts == 1000 + len(later)
+    # the action got slower: the model now sees a mix dominated by the new, slower calls
+    assert newer.actions["svc.a"].mean_duration > 2 * models.actions["svc.a"].mean_duration
+
+
+def test_model_store_versions_and_reloads(tmp_path: Path):
+    store = ModelStore(tmp_path / "models")
+    with pytest.raises(NoModels, match="overture optimize train"):
+        store.load()
+    history = attempts("svc.a", 300, duration=lognormal(1.0), p_fail=lambda t: 0.1)
+    models = train(history, version=store.next_version())
+    store.save(models)
+    models.version = store.next_version()
+    store.save(models)
+    assert store.versions() == [1, 2]
+    loaded = store.load(1)
+    x = feature_vector(T0, 0, Recent(), loaded.priors["svc.a"])
+    expected = models.actions["svc.a"].failure_probability(x)
+    assert loaded.actions["svc.a"].failure_probability(x) == pytest.approx(expected)
+    assert store.latest() is not None and store.latest().version == 2  # type: ignore[union-attr]
+
+
+# ---- router ------------------------------------------------------------------------------------
+
+def _router_models():
+    fast = attempts("geo.fast", 3000, duration=lognormal(1.0), p_fail=lambda t: 0.02, step_id="g")
+    slow = attempts("geo.slow", 3000, duration=lognormal(3.0), p_fail=lambda t: 0.02, step_id="g", seed=1)
+    # a history with outages of geo.fast, so the model learns what a high recent error rate means
+    flaky = attempts("geo.fast", 3000, duration=lognormal(1.0),
+                     p_fail=lambda t: 0.95 if 5 <= hour(t) < 8 else 0.02,
+                     step_id="g", seed=2, spacing_s=20.0, start=fast[-1].started_at + 60.0)
+    return train(fast + slow + flaky, window_s=600)
+
+
+STEP = Step(id="g", action="geo.fast", alternatives=["geo.slow"])
+
+
+def _conditions(fast_err: float = 0.0) -> Conditions:
+    return Conditions(now=T0 + 12 * 3600, runs_in_flight=3, worker_id="w", recent={
+        "geo.fast": ActionStats(calls=30, error_rate=fast_err, mean_latency_s=1.0),
+        "geo.slow": ActionStats(calls=30, error_rate=0.0, mean_latency_s=3.0),
+    })
+
+
+def test_router_prefers_the_faster_action_and_switches_during_its_outage():
+    router = LearnedRouter(_router_models(), epsilon=0.0, seed=1)
+    assert router.choose(STEP, ["geo.fast", "geo.slow"], _conditions()).action == "geo.fast"
+    during = router.choose(STEP, ["geo.fast", "geo.slow"], _conditions(fast_err=0.9))
+    assert during.action == "geo.slow"
+    assert during.propensity == 1.0
+
+
+def test_router_explores_with_logged_propensities():
+    router = LearnedRouter(_router_models(), epsilon=0.2, seed=7)
+    choices = [router.choose(STEP, ["geo.fast", "geo.slow"], _conditions()) for _ in range(4000)]
+    share_slow = sum(c.action == "geo.slow" for c in choices) / len(choices)
+    assert share_slow == pytest.approx(0.1, abs=0.02)
+    assert {round(c.propensity, 6) for c in choices} == {0.9, 0.1}
+    assert all(c.propensity == pytest.approx(0.9) for c in choices if c.action == "geo.fast")
+
+
+def test_router_decision_is_fast():
+    router = LearnedRouter(_router_models(), seed=3)
+    cond = _conditions()
+    timings = []
+    for _ in range(2000):
+        t = time.perf_counter()
+        router.choose(STEP, ["geo.fast", "geo.slow"], cond)
+        timings.append(time.perf_counter() - t)
+    # the median shows the cost; p90, not p99, because this machine is shared and stalls now and then
+    assert float(np.quantile(timings, 0.5)) < 0.0003
+    assert float(np.quantile(timings, 0.9)) < 0.001
+
+
+def test_router_with_one_candidate_or_unknown_actions_keeps_the_documents_choice():
+    router = LearnedRouter(_router_models(), epsilon=0.0)
+    assert router.choose(STEP, ["geo.fast"], _conditions()).action == "geo.fast"
+    unknown = Step(id="g", action="geo.new", alternatives=["geo.newer"])
+    assert router.choose(unknown, ["geo.new", "geo.newer"], _conditions()).action == "geo.new"
+
+
+# ---- forecast ----------------------------------------------------------------------------------
+
+def test_predicted_run_duration_of_a_real_trace_is_its_critical_path():
+    path = WFCOMMONS / "sarek-dirt02-001.json"
+    serial, runtimes = trace_workflow(path)
+    dag, _ = trace_workflow(path, serialize=False)
+    # every task its own action, so the forecast knows each task's duration
+    for wf in (serial, dag):
+        for step in wf.steps:
+            step.action = f"task.{step.id}"
+    history = serial_runs(dag, runtimes, runs=20, noise=0.05)
+    models = train(history)
+    forecast = predict_run_duration(dag, models, samples=500)
+    assert forecast.p50_s == pytest.approx(dag_critical_path(path), rel=0.08)
+    assert forecast.p90_s >= forecast.p50_s
+    serial_forecast = predict_run_duration(serial, models, samples=500)
+    assert serial_forecast.p50_s == pytest.approx(sum(runtimes.values()), rel=0.08)
+    # during a run: with the longest chain's first steps finished, less remains
+    done = [s.id for s in dag.steps[:5]]
+    assert predict_run_duration(dag, models, finished=done, samples=500).p50_s <= forecast.p50_s
