@@ -113,7 +113,9 @@ class Lexicon:
                                                           "some", "this", "that", "with", "by", "off", "up"}]
             if nouns:
                 noun = stem(nouns[0])
-                out |= {noun, *self.single.get(noun, ())}
+                # "make a transfer" is transferring; "run a check" still runs, so keep both
+                own = set() if tokens[0] in {"make", "do", "take", "have", "give", "perform", "get"} else out
+                out = {*own, noun, *self.single.get(noun, ())}
         if len(tokens) > 2 and tokens[1] in _OBJECT_PRONOUNS and tokens[2] in _PARTICLES:
             tokens = [tokens[0], tokens[2], *tokens[3:]]  # "set them up" reads as "set up"
         head = " ".join(tokens[:6])

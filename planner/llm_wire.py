@@ -231,17 +231,19 @@ def to_document(plan: WirePlan, catalog: Catalog, *, request: str | None = None)
         for key, value in (("name", wire.title), ("description", wire.description)):
             if value not in (None, ""):
                 data[key] = value
-        needs = [ids.get(n, n) for n in wire.needs]
+        # a step needing itself is a slip, not a cycle worth a repair round
+        needs = [n for n in dict.fromkeys(ids.get(n, n) for n in wire.needs) if n != step_id]
         if needs:
             data["needs"] = needs
         if inputs:
             data["with"] = inputs
+        timeout = wire.timeout_s if wire.timeout_s is not None and wire.timeout_s > 0 else None
         extras: tuple[tuple[str, Any], ...] = (("if", wire.if_), ("for_each", wire.for_each),
-                                               ("timeout_s", wire.timeout_s))
+                                               ("timeout_s", timeout))
         for key, extra in extras:
             if extra not in (None, ""):
                 data[key] = extra
-        if wire.max_attempts is not None and wire.max_attempts != 1:
+        if wire.max_attempts is not None and wire.max_attempts > 1:
             data["retry"] = {"max_attempts": wire.max_attempts}
         if wire.compensate:
             given = {arg.name: decode_value(arg.value) for arg in wire.compensate_with}

@@ -13,7 +13,7 @@ from planner.matching import ActionMatcher, action_verbs
 from planner.text import PLACEHOLDER_RE, Masked, mask, segments, sentences
 from workflow.catalog import ActionSpec, Catalog
 
-MATCH_THRESHOLD = 0.33
+MATCH_THRESHOLD = 0.2
 _GENERIC = frozenset(
     "it its they them that this those these both all three two four each either everything everyone he she him her"
     " done ready finished complete completed exist exists in is are be been has have was were the a an of and or"
@@ -194,9 +194,16 @@ class Reader:
                 frame = _Frame(condition, list(deps))
             elif frame is not None:
                 condition = frame.condition
+            first_marker = re.search(r"\s+(?:first|beforehand|before\s+that|before\s+anything\s+else)\s*$", item,
+                                     re.IGNORECASE)
+            pre = self._gerund_before(rest, deps, condition, s_index, g_index)
+            if pre is not None:
+                rest, deps = pre
             created = self._item(rest, deps, condition, s_index, g_index, borrowed_verb)
             if created is None:
                 continue
+            if created and first_marker and prev_unit_first is not None and i_index > 0:
+                self._move_before(created, prev_unit_first)
             if created:
                 verb = words(self.masked.plain(rest))
                 if verb and stem(verb[0]) in self.verbs:
@@ -242,6 +249,35 @@ class Reader:
             if found:
                 return found
         return list(self.frontier)
+
+    def _move_before(self, created: list[int], later: int) -> None:
+        """ "book the hotel, but install the app first": the new step goes before `later`."""
+        earlier = self.drafts[later]
+        for i in created:
+            self.drafts[i].needs = list(earlier.needs)
+        for d in self.drafts:
+            if d.index >= later and d.index not in created and later in d.needs or d.index == later:
+                if d.index == later:
+                    d.needs = list(created)
+        self.frontier = [f for f in self.frontier if f not in created]
+        if later not in self.frontier and not any(later in d.needs for d in self.drafts):
+            self.frontier.append(later)
+
+    def _gerund_before(self, rest: str, deps: list[int], condition: Condition | None, s_index: int,
+                       g_index: int) -> tuple[str, list[int]] | None:
+        """ "book a flight, after installing the app" / "after getting the weather, print it": the
+        gerund names a step of its own that comes first."""
+        m = re.search(r"(?:^|,?\s+)(?:after|once|when|upon)\s+([a-z]+ing)\b(.*)$", rest, re.IGNORECASE)
+        if not m or ph.WAIT_PREFIX_RE.match(rest) or stem(m.group(1).lower()) not in self.verbs:
+            return None
+        clause = m.group(1) + m.group(2)
+        main = rest[: m.start()].strip(" ,")
+        if not main:
+            return None
+        created = self._item(clause, deps, condition, s_index, g_index, "")
+        if not created:
+            return None
+        return main, [created[-1]]
 
     def _parallelise(self, group: list[Draft]) -> None:
         if len(group) < 2:
@@ -396,6 +432,8 @@ class Reader:
             return None
         spec, score = ranked[0]
         unknown = self._unknown_object(query)
+        if unknown and any(p.search(query.lower()) for p, _ in self.lex.phrases):
+            unknown = None  # an idiom ("send it by FedEx") says what is meant beyond the verb
         if unknown:
             # the verb alone matched ("send a fax"): honest only if the words around it fit too
             # a weak, undecided match whose object nobody knows ("send a fax") is not a match
