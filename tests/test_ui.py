@@ -215,6 +215,32 @@ def test_problems_are_listed_where_they_happen(stack: Stack, page: Any) -> None:
     assert "#/workflows/" in page.url
 
 
+def test_edit_an_accepted_workflow_by_instruction_and_save_a_version(stack: Stack, page: Any) -> None:
+    page.goto(f"{stack.url}/ui/#token={stack.token}")
+    page.wait_for_selector("#request:focus")
+    page.locator("#request").fill(APPROVAL_REQUEST)
+    page.locator("#plan-button").click()
+    page.locator("#accept-button").click()
+    page.wait_for_selector("#run-form")
+    assert page.locator("#version-badge").inner_text() == "version 1"
+
+    page.locator("#instruction").fill("remove the approval step")
+    page.locator("#instruction").press("Enter")
+    page.wait_for_selector("#save-version")
+    assert "removed step `approval`" in page.locator("[role=status].warn-box").inner_text()
+    assert page.locator("svg.graph g.node[data-step=approval]").count() == 0
+    # a draft cannot be run until it is saved
+    assert page.locator("#run-form").count() == 0
+    shot(page, "12-workflow-edit-preview")
+
+    page.locator("#save-version").click()
+    page.wait_for_selector("#version-badge:text('version 2')")
+    assert page.locator("svg.graph g.node").count() == 3
+    page.get_by_role("tab", name="Versions").click()
+    versions = page.locator("[role=tabpanel]").inner_text()
+    assert "v2 document" in versions and "v1 plan" in versions
+
+
 def test_sign_in_refuses_a_wrong_token_then_accepts_the_right_one(stack: Stack, page: Any) -> None:
     page.goto(f"{stack.url}/ui/")
     page.wait_for_selector("#token:focus")
