@@ -32,6 +32,9 @@ class PlanOutcome(Protocol):
     @property
     def warnings(self) -> list[str]: ...
 
+    @property
+    def explanation(self) -> str: ...
+
 
 class Planner(Protocol):
     """Anything that turns a request into a validated plan."""

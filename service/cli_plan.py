@@ -39,9 +39,13 @@ def register(app: typer.Typer) -> None:
         format: Annotated[PlanFormat, typer.Option("--format", "-f", help="yaml, json or mermaid")] = PlanFormat.yaml,
         explain: Annotated[bool, typer.Option("--explain", help="Also print the plan in plain English.")] = False,
         file: Annotated[Path | None, typer.Option("--file", help="Read the request from this file.")] = None,
+        planner: Annotated[str, typer.Option(
+            "--planner", "-p", envvar="OVERTURE_PLANNER",
+            help="offline, llm, or auto (the LLM when OPENAI_API_KEY/OPENAI_BASE_URL is set, else offline).",
+        )] = "auto",
     ) -> None:
-        """Plan a workflow from plain English with the offline planner (no LLM, no network)."""
-        from planner.offline import OfflinePlanner, PlanningError
+        """Plan a workflow from plain English (offline planner, or the LLM with --planner llm|auto)."""
+        from planner.offline import PlanningError
         from workflow.errors import OvertureError
         from workflow.graph import to_mermaid
         from workflow.loader import dumps_workflow, load_catalog
@@ -51,7 +55,11 @@ def register(app: typer.Typer) -> None:
             raise typer.Exit(2)
         text = _request_text(request, file)
         try:
-            result = OfflinePlanner(load_catalog(*catalog)).plan(text)
+            if planner not in ("offline", "llm", "auto"):
+                raise typer.BadParameter("use offline, llm or auto", param_hint="--planner")
+            from planner.select import make_planner
+
+            result = make_planner(planner, load_catalog(*catalog)).plan(text)  # type: ignore[arg-type]
         except PlanningError as exc:
             for warning in exc.warnings:
                 typer.echo(f"warning: {warning}", err=True)
