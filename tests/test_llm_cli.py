@@ -127,3 +127,17 @@ def test_bad_input_is_one_clear_line(files: tuple[Path, Path]) -> None:
     done = _cli("edit", str(document), "remove the charge", "-c", str(catalog), "-p", "llm")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: no LLM endpoint configured")
+
+
+def test_plan_command_with_the_llm_planner(files: tuple[Path, Path], server: FakeOpenAI) -> None:
+    catalog, _ = files
+    server.script(completion(wire_plan(
+        wire_step("invoice", "billing.create_invoice", with_={"customer_id": "c1", "amount": 100}),
+    )))
+    env = {"OPENAI_BASE_URL": server.base_url, "OVERTURE_MODEL": "m1"}
+    code, out, err = run("plan", "-c", str(catalog), "-f", "json", "--planner", "llm", "Invoice c1 for $1",
+                         env=env)
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["steps"][0]["action"] == "billing.create_invoice"
+    assert document["metadata"]["planner"] == "llm" and document["metadata"]["model"] == "m1"
