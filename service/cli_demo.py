@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import Annotated
@@ -59,6 +60,7 @@ def demo(
     typer.echo(f"  open: {result.app_url}/ui/#token={result.token}")
     typer.echo(f"  API token: {result.token}")
     typer.echo("Press Ctrl+C to stop.")
+    signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         while True:
             time.sleep(1)
@@ -66,6 +68,11 @@ def demo(
         typer.echo("\nstopping")
     finally:
         session.close()
+
+
+def _stop_on_sigterm(_signum: int, _frame: object) -> None:
+    # `kill` and service managers send SIGTERM: stop the servers as cleanly as on Ctrl+C
+    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:
