@@ -32,7 +32,7 @@ ActionRanker = Callable[[str, int], Sequence[tuple[ActionSpec, float]]]
 """(text, k) → the k best-matching actions with scores."""
 
 _NUMBERS = {"once": 1, "one": 1, "twice": 2, "two": 2, "three": 3, "thrice": 3, "four": 4, "five": 5,
-            "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+            "six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "twelve": 12}
 _IRREGULAR = {"paid": "pay", "sent": "send", "made": "make", "built": "build", "sold": "sell", "got": "get",
               "texted": "text", "emailed": "email", "shipped": "ship", "billed": "bill", "done": "do",
               "signed": "sign", "mail": "email", "sms": "text", "notify": "message", "ping": "message",
@@ -232,8 +232,8 @@ class OfflineEditor:
 
     def _retry(self, doc: Workflow, text: str) -> str | None:
         patterns = (
-            (r"^(?:add (?:a )?retr(?:y|ies) (?:to|for|on) |retry )(?P<ref>.+?)(?: up to (?P<n>\w+)(?: more)? "
-             r"times?)?$", 1),
+            (r"^(?:add (?:a )?retr(?:y|ies) (?:to|for|on) |retry )(?P<ref>.+?)(?:(?: up to| at most)? "
+             r"(?P<n>\w+)(?: more)? times?)?$", 1),
             (r"^(?:try|attempt) (?P<ref>.+?) up to (?P<n>\w+) times?$", 0),
             (r"^(?P<ref>.+?) should (?:be )?retr(?:y|ied) up to (?P<n>\w+) times?$", 1),
             (r"^(?:make|let) (?P<ref>.+?) retry(?: up to (?P<n>\w+) times?)?$", 1),
@@ -378,7 +378,7 @@ class OfflineEditor:
         else:
             step.needs = [anchor.id]
             placement = f"after `{anchor.id}`"
-        step.with_ = self._fill_inputs(doc, action, step)
+        step.with_ = {**_literal_inputs(action, what), **self._fill_inputs(doc, action, step, what)}
         position = doc.steps.index(anchor) + (0 if rel in ("before", "ahead of") else 1)
         doc.steps.insert(position, step)
         return f"added step `{step.id}` ({action.name}) {placement}"
@@ -392,11 +392,14 @@ class OfflineEditor:
             candidate, n = f"{base}_{n}", n + 1
         return candidate
 
-    def _fill_inputs(self, doc: Workflow, action: ActionSpec, step: Step) -> dict[str, Any]:
+    def _fill_inputs(self, doc: Workflow, action: ActionSpec, step: Step, what: str) -> dict[str, Any]:
         """Required inputs from an upstream step's output of the same name, else a new run input."""
         upstream = self._ancestors(doc, step)
         values: dict[str, Any] = {}
+        literal = _literal_inputs(action, what)
         for name in action.required_inputs:
+            if name in literal:
+                continue
             source = next((s for s in upstream if name in self._outputs(s)), None)
             if source is not None:
                 values[name] = f"${{{{ steps.{source.id}.output.{name} }}}}"
@@ -426,6 +429,33 @@ class OfflineEditor:
                 seen.append(by_id[sid])
                 todo.extend(by_id[sid].needs)
         return seen
+
+
+_UNIT_SECONDS = {"second": 1, "sec": 1, "minute": 60, "min": 60, "hour": 3600, "day": 86_400, "week": 604_800}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?|an?|one|two|three|four|five|six|seven|ten|twelve)\s*"
+                          r"(second|sec|minute|min|hour|day|week)s?\b")
+
+
+def duration_seconds(text: str) -> float | None:
+    """"wait 2 hours" → 7200; None when the text names no duration."""
+    m = _DURATION_RE.search(text)
+    if not m:
+        return None
+    raw = m.group(1)
+    count = float(raw) if raw[0].isdigit() else float(_NUMBERS.get(raw, 1) if raw not in ("a", "an") else 1)
+    return count * _UNIT_SECONDS[m.group(2)]
+
+
+def _literal_inputs(action: ActionSpec, phrase: str) -> dict[str, Any]:
+    """Inputs of the built-ins that the instruction itself gives: a wait's length, a prompt, a message."""
+    if action.name == "core.wait":
+        seconds = duration_seconds(phrase)
+        return {"seconds": seconds if seconds is not None else 60}
+    if action.name == "core.approval":
+        return {"prompt": phrase.strip().capitalize()}
+    if action.name in ("core.log", "core.fail"):
+        return {"message": phrase.strip().capitalize()}
+    return {}
 
 
 def _trim_anchor(ref: str) -> str:

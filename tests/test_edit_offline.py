@@ -216,3 +216,19 @@ def test_the_original_is_untouched(workflow: Workflow, catalog: Catalog) -> None
 def test_words_stem_and_drop_filler() -> None:
     assert words("once the invoice is paid") == {"invoice", "pay"}
     assert words("payments.charge_card") == {"pay", "charge", "card"}
+
+
+def test_retry_without_up_to(workflow: Workflow, catalog: Catalog) -> None:
+    retry = edit(workflow, catalog, "retry the charge 3 times").step("charge").retry
+    assert retry is not None and retry.max_attempts == 4
+
+
+def test_built_ins_take_their_inputs_from_the_instruction(workflow: Workflow, catalog: Catalog) -> None:
+    new = edit(workflow, catalog, "wait 2 hours before the receipt")
+    wait = next(s for s in new.steps if s.action == "core.wait")
+    assert wait.with_ == {"seconds": 7200.0} and new.step("receipt").needs == [wait.id]
+    new = edit(workflow, catalog, "get an approval from finance before the charge")
+    approval = next(s for s in new.steps if s.action == "core.approval")
+    assert approval.with_ == {"prompt": "Get an approval from finance"}
+    assert new.step("charge").needs == [approval.id] and approval.needs == ["invoice"]
+    assert new.inputs == workflow.inputs  # nothing new asked of the run
