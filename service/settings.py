@@ -23,7 +23,8 @@ class ServiceSettings(BaseSettings):
     """SQLAlchemy URL of the service's tables (and the journal, unless `journal_url` is set);
     default: `sqlite:///<data_dir>/overture.db`. `postgresql+psycopg://...` for PostgreSQL."""
     journal_url: str | None = None
-    """Where the runtime keeps its journal; default: the same database as `database_url`."""
+    """Where the runtime keeps its journal; default: `database_url` when one is given, else
+    `<data_dir>/journal.db`, the file `overture run`/`overture runs` use too."""
     catalogs: list[str] = Field(default_factory=list)
     """Catalog files or folders loaded at start as catalog `default` (`overture serve --catalog`)."""
     metrics_public: bool = False
@@ -50,7 +51,10 @@ class ServiceSettings(BaseSettings):
     def resolved_journal_url(self) -> str:
         if self.journal_url:
             return self.journal_url
-        return self.resolved_database_url()
+        if self.database_url:
+            return self.database_url
+        # its own file: the journal fsyncs every commit, the service's tables need not wait on that
+        return f"sqlite:///{(self.data_dir / 'journal.db').resolve()}"
 
     def ensure_data_dir(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)

@@ -12,6 +12,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -99,6 +100,17 @@ class RunLinkRow(Base):
     created_at: Mapped[float] = mapped_column(sa.Double)
 
 
+@dataclass(frozen=True)
+class TokenInfo:
+    """What authentication needs to know about a token."""
+
+    id: str
+    name: str
+    token_hash: str
+    last_used_at: float | None
+    revoked_at: float | None
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(8)}"
 
@@ -148,9 +160,16 @@ class Store:
             s.add(row)
         return row
 
-    def token_by_hash(self, token_hash: str) -> ApiTokenRow | None:
-        with self.session() as s:
-            return s.scalars(sa.select(ApiTokenRow).where(ApiTokenRow.token_hash == token_hash)).first()
+    def token_by_hash(self, token_hash: str) -> TokenInfo | None:
+        # Core, not the ORM: this runs on every request, and a plain row is all auth needs
+        table = ApiTokenRow.__table__
+        query = sa.select(table.c.id, table.c.name, table.c.token_hash, table.c.last_used_at,
+                          table.c.revoked_at).where(table.c.token_hash == token_hash)
+        with self.engine.connect() as conn:
+            row = conn.execute(query).first()
+        if row is None:
+            return None
+        return TokenInfo(row.id, row.name, row.token_hash, row.last_used_at, row.revoked_at)
 
     def touch_token(self, token_id: str, when: float) -> None:
         with self.session() as s:

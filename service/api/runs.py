@@ -61,10 +61,12 @@ def input_problems(schema: dict[str, Any] | None, inputs: dict[str, Any]) -> lis
     return items
 
 
-def summary(svc: Services, record: Any) -> RunSummary:
-    link = svc.store.run_link(record.id)
+def summary(svc: Services, record: Any, workflow_id: str | None = None) -> RunSummary:
+    if workflow_id is None:
+        link = svc.store.run_link(record.id)
+        workflow_id = link.workflow_id if link else None
     return RunSummary(
-        id=record.id, workflow_id=link.workflow_id if link else None, workflow_name=record.workflow_name,
+        id=record.id, workflow_id=workflow_id, workflow_name=record.workflow_name,
         workflow_version=record.workflow_version, state=str(record.state.value),
         created_at=iso(record.created_at), ended_at=iso(record.ended_at), error=record.error,
     )
@@ -92,7 +94,7 @@ async def start_run(body: RunCreate, response: Response, svc: Services = Depends
     run_id = await engine.start_run(workflow, body.inputs)
     svc.store.link_run(run_id, body.workflow_id, version.version)
     response.headers["Location"] = f"/v1/runs/{run_id}"
-    return summary(svc, svc.journal.get_run(run_id))
+    return summary(svc, svc.journal.get_run(run_id), body.workflow_id)
 
 
 @router.get("", response_model=list[RunSummary], summary="List runs, newest first")
@@ -109,7 +111,7 @@ def list_runs(
     wanted = RunState(state) if state else None
     if workflow_id is not None:
         svc.workflow_row(workflow_id)
-        records = []
+        records: list[Any] = []
         for run_id in svc.store.run_ids_of(workflow_id):
             record = journal.get_run(run_id)
             if wanted is None or record.state == wanted:
@@ -118,7 +120,7 @@ def list_runs(
         records = records[:limit]
     else:
         records = journal.list_runs(state=wanted, limit=limit)
-    return [summary(svc, r) for r in records]
+    return [summary(svc, r, workflow_id) for r in records]
 
 
 @router.get("/{run_id}", response_model=RunOut, summary="Show a run with every step and attempt")
