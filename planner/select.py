@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from planner.edit import EditResult, edit_offline
+from planner.edit import EditNotUnderstood, EditResult, edit_offline
 from planner.edit_diff import diff_workflows
 from planner.llm_errors import LLMError, LLMNotConfigured, PlanNotRepaired
 from planner.llm_settings import LLMSettings
@@ -132,9 +132,17 @@ def edit_plan(workflow: Workflow, instruction: str, catalog: Catalog, *, mode: P
     except (LLMError, PlanNotRepaired) as exc:
         if mode == "llm":
             raise
-        result = edit_offline(workflow, instruction, catalog)
-        result.warnings.append(f"edited offline because the LLM failed: {str(exc).splitlines()[0]}")
+        reason = str(exc).splitlines()[0]
+        try:
+            result = edit_offline(workflow, instruction, catalog)
+        except EditNotUnderstood as offline_exc:
+            detail = f"{offline_exc.reason} (the LLM failed first: {reason})"
+            raise EditNotUnderstood(instruction, detail) from None
+        result.warnings.append(f"edited offline because the LLM failed: {reason}")
         return result
     diff = diff_workflows(workflow, planned.workflow)
+    warnings = list(planned.warnings)
+    if diff.empty:
+        warnings.append("the model changed nothing; rephrase the instruction or try --planner offline")
     return EditResult(workflow=planned.workflow, diff=diff, planner="llm", changes=diff.sentences(),
-                      warnings=planned.warnings)
+                      warnings=warnings)

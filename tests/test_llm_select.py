@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from llm_support import TEST_CATALOG, FakeOpenAI, completion, error, invoice_then_email, wire_plan, wire_step
 
+from planner.edit import EditNotUnderstood
 from planner.llm_errors import LLMNotConfigured, LLMUnavailable
 from planner.llm_explain import basic_explanation, explain_plan
 from planner.llm_settings import LLMSettings
@@ -192,3 +193,22 @@ def test_basic_explanation_mentions_order_retries_and_parallel_steps(catalog: Ca
     assert "1. Creates an invoice" in text
     assert "2. — in parallel:" in text and "up to 4 attempts" in text
     assert "undone by billing.void_invoice" in text
+
+
+def test_llm_edit_that_changes_nothing_is_flagged(server: FakeOpenAI, catalog: Catalog,
+                                                  workflow: Workflow) -> None:
+    server.script(completion(wire_plan(
+        wire_step("invoice", "billing.create_invoice", title="Create the invoice",
+                  with_={"customer_id": "cus_1", "amount": 4500}),
+        wire_step("charge", "payments.charge_card", needs=["invoice"], with_={"amount": 4500},
+                  max_attempts=3),
+    )))
+    result = edit_plan(workflow, "make it better", catalog, mode="llm", settings=settings_for(server))
+    assert result.diff.empty and any("changed nothing" in w for w in result.warnings)
+
+
+def test_when_both_editors_fail_both_reasons_are_given(server: FakeOpenAI, catalog: Catalog,
+                                                        workflow: Workflow) -> None:
+    server.script(error(503, "down"))
+    with pytest.raises(EditNotUnderstood, match=r"no catalog action matches.*the LLM failed first.*503"):
+        edit_plan(workflow, "frobnicate", catalog, mode="auto", settings=settings_for(server))
