@@ -118,7 +118,8 @@ def serve(
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
     catalog: Annotated[list[str] | None, typer.Option(
-        "--catalog", "-c", help="Catalog file or folder served as catalog `default` (repeatable).")] = None,
+        "--catalog", "-c", envvar="OVERTURE_CATALOG",
+        help="Catalog file or folder served as catalog `default` (repeatable, or comma-separated).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
     """Serve the REST API (and the web UI) with uvicorn; runs resume on start and stop cleanly."""

@@ -319,6 +319,8 @@ class Decision(_Request):
     """Why, for the run's history."""
     by: str | None = Field(default=None, max_length=200)
     """Who decided; default: the API token's name."""
+    iteration: int | None = Field(default=None, ge=0)
+    """For an approval step with `for_each`: which item (default: every pending one)."""
 
 
 class RunSummary(_Model):

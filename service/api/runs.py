@@ -184,7 +184,8 @@ async def decide(run_id: str, step_id: str, body: Decision, svc: Services = Depe
     """Decide a waiting `core.approval` step; a rejection fails the step. 409 when the step is not
     waiting for a decision."""
     engine = svc.require_engine()
-    await engine.approve(run_id, step_id, body.approved, body.by or caller.name, body.comment)
+    await engine.approve(run_id, step_id, body.approved, body.by or caller.name, body.comment,
+                         iteration=body.iteration)
     return summary(svc, svc.journal.get_run(run_id))
 
 
