@@ -184,14 +184,21 @@ def parse_wire(text: str) -> WirePlan:
 # ----------------------------------------------------------------------------- mapping
 
 
-def decode_value(value: Any) -> Any:
-    """A wire value as data: JSON text is decoded, anything else is kept as it is."""
+def decode_value(value: Any, schema: Any = None) -> Any:
+    """A wire value as data: JSON text is decoded, anything else is kept as it is.
+
+    With the input's schema, a string input stays a string: models often send `3391` for the
+    id "3391", which JSON would turn into a number."""
     if not isinstance(value, str):
         return value
     try:
-        return json.loads(value)
+        decoded = json.loads(value)
     except json.JSONDecodeError:
         return value
+    wanted = schema.get("type") if isinstance(schema, dict) else None
+    if wanted == "string" and not isinstance(decoded, str):
+        return value
+    return decoded
 
 
 def safe_id(raw: str, index: int) -> str:
@@ -226,7 +233,9 @@ def to_document(plan: WirePlan, catalog: Catalog, *, request: str | None = None)
     for wire in plan.steps:
         step_id = ids[wire.id]
         action = wire.action.strip()
-        inputs = {arg.name: decode_value(arg.value) for arg in wire.with_}
+        spec = catalog.get(action)
+        props = spec.input_properties if spec is not None else {}
+        inputs = {arg.name: decode_value(arg.value, props.get(arg.name)) for arg in wire.with_}
         data: dict[str, Any] = {"id": step_id, "action": action}
         for key, value in (("name", wire.title), ("description", wire.description)):
             if value not in (None, ""):
@@ -246,7 +255,10 @@ def to_document(plan: WirePlan, catalog: Catalog, *, request: str | None = None)
         if wire.max_attempts is not None and wire.max_attempts > 1:
             data["retry"] = {"max_attempts": wire.max_attempts}
         if wire.compensate:
-            given = {arg.name: decode_value(arg.value) for arg in wire.compensate_with}
+            undo = catalog.get(wire.compensate)
+            undo_props = undo.input_properties if undo is not None else {}
+            given = {arg.name: decode_value(arg.value, undo_props.get(arg.name))
+                     for arg in wire.compensate_with}
             data["compensate"] = {
                 "action": wire.compensate,
                 "with": given or default_compensation_with(catalog, step_id, action, inputs, wire.compensate),

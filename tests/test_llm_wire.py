@@ -80,6 +80,9 @@ def test_values_are_json_text_or_plain_strings() -> None:
     assert decode_value('{"a": [1]}') == {"a": [1]}
     assert decode_value("${{ steps.a.output.id }}") == "${{ steps.a.output.id }}"
     assert decode_value(7) == 7
+    assert decode_value("3391", {"type": "string"}) == "3391"
+    assert decode_value("3391", {"type": "integer"}) == 3391
+    assert decode_value('"x"', {"type": "string"}) == "x"
 
 
 def test_ids_are_made_safe_and_references_follow() -> None:
