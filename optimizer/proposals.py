@@ -27,6 +27,14 @@ Status = Literal["open", "accepted", "rejected", "superseded"]
 # evidence a rewrite needs before it is applied without a person
 AUTO_MIN_RUNS = 30
 AUTO_MIN_CONFIDENCE = 0.95
+# kinds that may be applied without a person: none of them changes what a step does, only when it
+# runs and how patiently it is retried; adding alternatives (`route`) changes which services are
+# called, so a person says yes to that
+AUTO_KINDS: tuple[str, ...] = ("parallelize", "fail_fast", "retry_timeout")
+
+
+def auto_apply_kinds() -> tuple[str, ...]:
+    return AUTO_KINDS
 
 
 class Gain(BaseModel):
@@ -80,8 +88,8 @@ class Proposal(BaseModel):
 
     @property
     def strong(self) -> bool:
-        return (self.evidence.runs >= AUTO_MIN_RUNS and self.evidence.confidence >= AUTO_MIN_CONFIDENCE
-                and self.gain.value > 0)
+        return (self.kind in AUTO_KINDS and self.evidence.runs >= AUTO_MIN_RUNS
+                and self.evidence.confidence >= AUTO_MIN_CONFIDENCE and self.gain.value > 0)
 
 
 def document_diff(old: Workflow, new: Workflow) -> str:

@@ -89,8 +89,9 @@ def analyze_step(step_id: str, records: Sequence[AttemptRecord], policy: RetryPo
     n_all = len(all_attempts)
     hopeless_firsts = sum(1 for a in firsts if not a.ok and (a.error_type or "error") in hopeless)
     p_hopeless_first = hopeless_firsts / len(firsts)
-    retry_fail = (float(np.mean([not a.ok for a in retries if (a.error_type or "error") not in hopeless]))
-                  if retries else p1)
+    useful = [not a.ok for a in retries if (a.error_type or "error") not in hopeless]
+    # Jeffreys-smoothed: a handful of clean retries does not read as "retries never fail"
+    retry_fail = (sum(useful) + 0.5) / (len(useful) + 1.0) if useful else p1
     p_retryable_first = max(0.0, p1 - p_hopeless_first)
     q = min(max(retry_fail, 1e-6), 0.999)
 
