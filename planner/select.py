@@ -52,8 +52,13 @@ def offline_planner(catalog: Catalog) -> Planner:
     return planner
 
 
-def note_fallback(result: PlanOutcome, reason: str) -> PlanOutcome:
-    """Record on a fallback result why the LLM did not plan it."""
+def note_fallback(result: PlanOutcome, reason: str, catalog: Catalog | None = None) -> PlanOutcome:
+    """Record on a fallback result why the LLM did not plan it (and, given the catalog, check it:
+    whichever planner wrote it, an invalid plan is never returned)."""
+    if catalog is not None:
+        from workflow.validator import ensure_valid
+
+        ensure_valid(result.workflow, catalog)
     message = f"planned offline because {reason}"
     try:
         result.warnings.append(message)
@@ -85,14 +90,14 @@ class AutoPlanner:
     def plan(self, request: str) -> PlanOutcome:
         if self._client is None and not self.settings.configured:
             return note_fallback(self.offline.plan(request), "no LLM endpoint is configured "
-                                 "(set OPENAI_API_KEY or OPENAI_BASE_URL)")
+                                 "(set OPENAI_API_KEY or OPENAI_BASE_URL)", self.catalog)
         from planner.llm_planner import LLMPlanner
 
         try:
             return LLMPlanner(self.catalog, self.settings, client=self._client).plan(request)
         except (LLMError, PlanNotRepaired) as exc:
             reason = str(exc).splitlines()[0]
-            return note_fallback(self.offline.plan(request), f"the LLM planner failed: {reason}")
+            return note_fallback(self.offline.plan(request), f"the LLM planner failed: {reason}", self.catalog)
 
 
 def make_planner(mode: PlannerMode, catalog: Catalog, settings: LLMSettings | None = None, *,
