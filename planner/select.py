@@ -97,7 +97,8 @@ class AutoPlanner:
             return LLMPlanner(self.catalog, self.settings, client=self._client).plan(request)
         except (LLMError, PlanNotRepaired) as exc:
             reason = str(exc).splitlines()[0]
-            return note_fallback(self.offline.plan(request), f"the LLM planner failed: {reason}", self.catalog)
+            return note_fallback(self.offline.plan(request), f"the LLM planner failed: {reason}",
+                                 self.catalog)
 
 
 def make_planner(mode: PlannerMode, catalog: Catalog, settings: LLMSettings | None = None, *,
