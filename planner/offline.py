@@ -39,21 +39,27 @@ class OfflinePlanner:
         self.matcher = ActionMatcher(catalog, lex=self.lex)
 
     def plan(self, request: str) -> PlanResult:
+        from planner.triggers import attach_triggers, describe_triggers, extract_triggers
         from workflow.validator import validate
 
         if not request.strip():
             raise PlanningError("the request is empty; describe what the workflow should do", [])
-        reading = Reader(self.catalog, self.matcher, self.lex).read(request)
+        # "every Monday at 9 …" / "when a customer signs up, …" become triggers; the rest plans as before
+        triggers, rest = extract_triggers(request)
+        reading = Reader(self.catalog, self.matcher, self.lex).read(rest)
         if not reading.drafts:
             raise PlanningError(
                 "no step of this request matches an action in the catalog"
                 + (f" ({reading.warnings[-1]})" if reading.warnings else ""),
                 reading.warnings,
             )
-        workflow = Assembler(self.catalog, self.lex).build(reading, request)
+        workflow = Assembler(self.catalog, self.lex).build(reading, rest)
+        reading.warnings.extend(attach_triggers(workflow, triggers, self.catalog, request))
         report = validate(workflow, self.catalog)
         if not report.ok:
             # a plan that fails validation is a planner bug: say exactly what, never print it
             problems = "; ".join(str(p) for p in report.errors[:3])
             raise PlanningError(f"internal error: the offline plan is invalid ({problems})", reading.warnings)
-        return PlanResult(report.workflow or workflow, reading.warnings, explain(workflow, self.catalog))
+        explanation = explain(workflow, self.catalog) + (describe_triggers(workflow.triggers) + "\n"
+                                                         if workflow.triggers else "")
+        return PlanResult(report.workflow or workflow, reading.warnings, explanation)

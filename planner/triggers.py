@@ -24,7 +24,8 @@ import zoneinfo
 from dataclasses import dataclass
 from functools import cache
 
-from workflow.document import ScheduleTrigger, Triggers, WebhookTrigger
+from workflow.catalog import Catalog
+from workflow.document import ScheduleTrigger, Triggers, WebhookTrigger, Workflow
 
 # -- times and zones ---------------------------------------------------------------------------------
 
@@ -385,3 +386,31 @@ def describe_triggers(triggers: Triggers | None) -> str:
     if not parts:
         return ""
     return "Runs by itself " + "; and ".join(parts) + "."
+
+
+# -- attaching to a plan -------------------------------------------------------------------------------
+
+
+def attach_triggers(workflow: Workflow, triggers: Triggers | None, catalog: Catalog, request: str
+                    ) -> list[str]:
+    """Put the request's triggers on a planned workflow (keeping the whole request as its
+    description); returns warnings. A schedule fires with fixed inputs, so when the plan needs run
+    inputs the schedule gives none, the schedule is left off (the plan stays valid) and the warning
+    says exactly what to add."""
+    from workflow.validator import validate
+
+    workflow.description = request.strip()
+    if triggers is None:
+        return []
+    workflow.triggers = triggers
+    problems = [p for p in validate(workflow, catalog).errors if p.code == "trigger_inputs"]
+    if not problems:
+        return []
+    required = list((workflow.inputs or {}).get("required", []))
+    warnings = [f"{describe_schedule(s)} was read as a schedule, but a scheduled run needs values for "
+                f"its inputs ({', '.join(required) or 'see the inputs schema'}); add them as "
+                f"`triggers.schedule[{i}].inputs` (cron `{s.cron}`, timezone {s.timezone})"
+                for i, s in enumerate(triggers.schedule)]
+    kept = Triggers(webhook=triggers.webhook) if triggers.webhook is not None else None
+    workflow.triggers = kept
+    return warnings
