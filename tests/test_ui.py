@@ -102,8 +102,13 @@ def test_describe_plan_edit_accept_run_approve_history(stack: Stack, page: Any) 
     assert "crm.update_account" in plain and "approv" in plain.lower()
     shot(page, "02-plan")
 
+    # keyboard: a step of the graph takes the focus; Enter opens its form with the focus in it
+    page.locator("svg.graph g.node[data-step=provision_account]").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#step-provision_account-name:focus")
+    assert page.get_by_role("tab", name="Edit steps").get_attribute("aria-selected") == "true"
+
     # edit with the step form: three attempts for provisioning shows as a retry badge at once
-    page.get_by_role("tab", name="Edit steps").click()
     attempts = page.locator("#step-provision_account-retry")
     attempts.fill("3")
     attempts.press("Enter")
@@ -244,6 +249,10 @@ def test_edit_an_accepted_workflow_by_instruction_and_save_a_version(stack: Stac
 def test_sign_in_refuses_a_wrong_token_then_accepts_the_right_one(stack: Stack, page: Any) -> None:
     page.goto(f"{stack.url}/ui/")
     page.wait_for_selector("#token:focus")
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Shift+Tab")
+    assert page.evaluate("document.activeElement.textContent") == "Runs"  # the nav comes before the form
+    page.locator("#token").focus()
     page.keyboard.type("ovt_not-a-token")
     page.keyboard.press("Enter")
     page.wait_for_selector(".error-box")

@@ -44,7 +44,8 @@ export function stepEditor(doc, index, { actions = [], onChange }) {
   if (step.compensate && !undoOptions.includes(step.compensate.action)) undoOptions.push(step.compensate.action);
 
   return h("fieldset", { class: "step-editor", "data-step": step.id },
-    h("legend", {}, `${step.name || step.id}`, h("span", { class: "muted small" }, ` · ${step.action}`)),
+    h("legend", {}, `${step.name || step.id}`),
+    h("div", { class: "muted small mono" }, step.action),
     h("div", { class: "grid2" },
       field("name", "Title", h("input", {
         type: "text", id: `${base}-name`, value: step.name || "",
@@ -126,4 +127,14 @@ export function documentEditor(doc, { onChange, onError }) {
         },
       }, "Apply document"),
       h("span", { class: "muted small" }, "Checked by the server when you accept or save.")));
+}
+
+/** Move focus to a step's first form field (after a step was picked in the graph). */
+export function focusStep(stepId) {
+  const fieldset = document.querySelector(`fieldset.step-editor[data-step="${CSS.escape(stepId)}"]`);
+  const input = fieldset?.querySelector("input, select, textarea");
+  if (input) {
+    input.focus({ preventScroll: true });
+    fieldset.scrollIntoView({ block: "nearest" });
+  }
 }

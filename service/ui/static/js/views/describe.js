@@ -1,7 +1,7 @@
 // Step one: describe a process in plain English, pick the catalog and planner, get a draft plan.
 
 import { get, items, post } from "../api.js";
-import { errorBox, fill, h } from "../dom.js";
+import { errorBox, fill, h, stateBadge } from "../dom.js";
 import { rememberPlan } from "./plan.js";
 
 const EXAMPLES = [
@@ -11,7 +11,11 @@ const EXAMPLES = [
 ];
 
 export async function describeView(main) {
-  const catalogs = items(await get("/catalogs"), "catalogs");
+  const [catalogs, workflows, runs] = await Promise.all([
+    get("/catalogs").then((d) => items(d, "catalogs")),
+    get("/workflows").then((d) => items(d, "workflows")).catch(() => []),
+    get("/runs?limit=6").then((d) => items(d, "runs")).catch(() => []),
+  ]);
   const request = h("textarea", {
     id: "request", class: "request", required: true, minlength: 3, "aria-describedby": "request-help",
     placeholder: "When … happens, do …, then …; if … fails, undo …",
@@ -70,6 +74,21 @@ export async function describeView(main) {
     h("div", { class: "page-head" },
       h("div", {}, h("h1", { id: "describe-title" }, "Describe a process"),
         h("p", {}, "Plain English in; a validated workflow graph out. You can check and edit it before anything runs."))),
-    h("div", { style: "max-width: 900px" }, form));
+    h("div", { class: "split" }, form, recent(workflows, runs)));
   request.focus();
+}
+
+/** What happened lately: a way back to recent work without going through the lists. */
+function recent(workflows, runs) {
+  return h("aside", { class: "panel", "aria-labelledby": "recent-title" },
+    h("h2", { id: "recent-title" }, "Recently"),
+    runs.length ? [h("h3", {}, "Runs"), h("ul", { class: "recent" }, runs.map((r) => h("li", {},
+      stateBadge(r.state), " ",
+      h("a", { href: `#/runs/${encodeURIComponent(r.id)}` }, r.workflow_name),
+      h("span", { class: "muted small" }, ` · ${r.id.slice(0, 8)}`))))] : null,
+    workflows.length ? [h("h3", {}, "Workflows"), h("ul", { class: "recent" }, workflows.slice(0, 6).map((w) => h("li", {},
+      h("a", { href: `#/workflows/${encodeURIComponent(w.id)}` }, w.name),
+      h("span", { class: "muted small" }, ` · v${w.latest_version}`))))] : null,
+    !runs.length && !workflows.length ? h("p", { class: "muted" },
+      "Nothing yet. Describe a process, check the plan, accept it and run it; runs show up here.") : null);
 }

@@ -3,7 +3,7 @@
 
 import { get, post } from "../api.js";
 import { errorBox, fill, h, toast } from "../dom.js";
-import { documentEditor, stepsEditor } from "../editor.js";
+import { documentEditor, focusStep, stepsEditor } from "../editor.js";
 import { plainSteps } from "../plain.js";
 import { graphPanel, instructionBox, tabs } from "../widgets.js";
 
@@ -77,7 +77,7 @@ export async function planView(main, planId) {
   }
 
   function draw() {
-    graph.draw(ui.doc, { label: `Plan graph for ${ui.doc.name}` });
+    graph.draw(ui.doc, { label: `Plan graph for ${ui.doc.name}`, selected: ui.selected, onSelect: (stepId) => { ui.tab = "edit"; ui.selected = stepId; draw(); focusStep(stepId); } });
     fill(side, 
       tabs([
         {

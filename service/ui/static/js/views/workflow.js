@@ -3,7 +3,7 @@
 
 import { get, items, post, put } from "../api.js";
 import { errorBox, fill, formatTime, h, stateBadge, toSeconds, toast } from "../dom.js";
-import { documentEditor, stepsEditor } from "../editor.js";
+import { documentEditor, focusStep, stepsEditor } from "../editor.js";
 import { formatMs } from "../graph.js";
 import { plainSteps } from "../plain.js";
 import { graphPanel, instructionBox, tabs } from "../widgets.js";
@@ -167,7 +167,7 @@ export async function workflowView(main, workflowId) {
   }
 
   function draw() {
-    graph.draw(ui.doc, { label: `Graph of ${ui.doc.name}` });
+    graph.draw(ui.doc, { label: `Graph of ${ui.doc.name}`, selected: ui.selected, onSelect: (stepId) => { ui.tab = "edit"; ui.selected = stepId; draw(); focusStep(stepId); } });
     fill(side, tabs([
       {
         id: "run", label: "Run", render: () => ui.dirty
