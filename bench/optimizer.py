@@ -1,0 +1,403 @@
+"""Optimizer benchmark: learn from simulated history, then check every rewrite against its oracle.
+
+    .venv/bin/python -m bench.optimizer [--quick]
+
+Services with known latency and failure distributions (daily peaks, outage bursts, a slow
+degradation; see `bench/optimizer_sim.py`) are called by two kinds of workflow: a customer
+onboarding with alternatives for two of its steps, and the five real WfCommons traces,
+over-serialized as a planner might write them. History comes from the fast twin of the engine
+(and, for a check that both agree, from the real `runtime.Engine` on a `ManualClock`); the models
+train on it; fresh runs then measure:
+
+- makespan of the parallelized traces vs the as-planned ones and vs the oracle (the critical path
+  of each run's realized durations on the true DAG);
+- wasted cost of the fail-fast order (learned failure rates) vs the as-planned order and vs the
+  ratio-rule order computed with the true failure rates;
+- routing regret of the learned policy vs the oracle that knows the true distributions, per
+  amount of history (the learning curve), and the success rate;
+- training time on ~100k attempts and the router's decision latency.
+
+The last line of output is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.optimizer_sim import DAY, START, Decision, FastRun, Service, fast_simulate, simulate
+from optimizer.models import train
+from optimizer.predict import predict_run_duration
+from optimizer.rewrites.reorder import fail_fast
+from optimizer.router import DEFAULT_FAILURE_PENALTY_S, LearnedRouter
+from optimizer.suggest import step_failure_rates, suggest
+from optimizer.traces import trace_workflow
+from runtime.routing import Conditions, RouteChoice
+from workflow.catalog import Catalog
+from workflow.document import Step, Workflow
+from workflow.graph import critical_path
+
+WFCOMMONS = Path(__file__).resolve().parents[2] / "shared" / "data" / "wfcommons"
+if not WFCOMMONS.exists():
+    WFCOMMONS = Path("/work/shared/data/wfcommons")
+H = 3600.0
+WINDOW_S = 300.0
+Traces = dict[str, tuple[Workflow, dict[str, float]]]
+
+
+def services() -> dict[str, Service]:
+    svcs = [
+        Service("crm.create_account", 1.5, p_fail=0.02, cost=20.0),
+        Service("crm.delete_account", 0.5, p_fail=0.0, cost=1.0),
+        Service("tenant.create", 4.0, p_fail=0.03, peak_latency=0.5, cost=30.0),
+        Service("kyc.verify", 0.4, p_fail=0.12, transient=False, error_type="rejected", cost=1.0,
+                side_effects=False),
+        # geocoding: alpha is fast but suffers at the daily peak and has outage bursts;
+        # beta is slower, steady, and degrades slowly over the weeks
+        Service("geo.alpha", 1.0, sigma=0.3, p_fail=0.02, peak_latency=2.5, peak_fail=0.15,
+                capability="geo", cost=2.0, side_effects=False,
+                outages=[(3 * DAY + 10 * H, 3 * DAY + 12 * H, 0.9), (11 * DAY + 2 * H, 11 * DAY + 4 * H, 0.9),
+                         (19 * DAY + 9 * H, 19 * DAY + 12 * H, 0.9)]),
+        Service("geo.beta", 2.2, sigma=0.2, p_fail=0.02, degrade_per_day=0.02, capability="geo", cost=2.0,
+                side_effects=False),
+        # mail: primary is cheap and quick, with outages; backup is slower and steady
+        Service("mail.primary", 0.5, p_fail=0.02, capability="mail",
+                outages=[(5 * DAY + 14 * H, 5 * DAY + 16 * H, 0.8),
+                         (20 * DAY + 13 * H, 20 * DAY + 16 * H, 0.8)]),
+        Service("mail.backup", 1.2, p_fail=0.02, capability="mail"),
+        Service("trace.task", 1.0, p_fail=0.0, cost=1.0),
+    ]
+    return {s.name: s for s in svcs}
+
+
+def onboarding() -> Workflow:
+    """As planned: one chain, with the identity check last and no alternatives or retries tuned."""
+    return Workflow.model_validate({"name": "onboarding", "steps": [
+        {"id": "create_account", "action": "crm.create_account",
+         "compensate": {"action": "crm.delete_account",
+                        "with": {"id": "${{ steps.create_account.output }}"}}},
+        {"id": "geocode", "action": "geo.alpha", "alternatives": ["geo.beta"], "needs": ["create_account"],
+         "retry": {"max_attempts": 2, "initial_interval_s": 2}},
+        {"id": "provision", "action": "tenant.create", "needs": ["geocode"],
+         "with": {"account": "${{ steps.create_account.output }}", "region": "${{ steps.geocode.output }}"}},
+        {"id": "notify", "action": "mail.primary", "alternatives": ["mail.backup"], "needs": ["provision"],
+         "with": {"tenant": "${{ steps.provision.output }}"}},
+        {"id": "verify", "action": "kyc.verify", "needs": ["notify"]},
+    ]})
+
+
+class RandomRouter:
+    """History's logging policy: uniform over the candidates, propensity 1/k."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+
+    def choose(self, step: Step, candidates: Sequence[str], conditions: Conditions) -> RouteChoice:
+        pick = self.rng.choice(list(candidates))
+        return RouteChoice(pick, 1.0 / len(candidates))
+
+
+class DefaultPolicy:
+    def choose(self, step: Step, candidates: Sequence[str], conditions: Conditions) -> RouteChoice:
+        return RouteChoice(step.action, 1.0)
+
+
+class Timed:
+    """Wraps a router to time each decision."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.timings: list[float] = []
+
+    def choose(self, step: Step, candidates: Sequence[str], conditions: Conditions) -> RouteChoice:
+        t = time.perf_counter()
+        choice = self.inner.choose(step, candidates, conditions)
+        self.timings.append(time.perf_counter() - t)
+        return choice
+
+
+def true_cost(svc: Service, at: float, load: float) -> float:
+    return svc.expected_latency(at, load) + DEFAULT_FAILURE_PENALTY_S * svc.failure_probability(at, load)
+
+
+def regret(decisions: Sequence[Decision], svcs: Mapping[str, Service]) -> float:
+    chosen = best = 0.0
+    for d in decisions:
+        costs = {a: true_cost(svcs[a], d.at, d.load) for a in d.candidates}
+        chosen += costs[d.chosen]
+        best += min(costs.values())
+    return (chosen - best) / best if best else 0.0
+
+
+def arrivals(
+    wf: Workflow, n: int, *, start_s: float, spacing_s: float, seed: int
+) -> list[tuple[float, Workflow]]:
+    rng = random.Random(seed)
+    return [(start_s + i * spacing_s + rng.random() * spacing_s * 0.5, wf) for i in range(n)]
+
+
+def fmt(x: float) -> float:
+    return float(f"{x:.4g}")
+
+
+# ---- sections ----------------------------------------------------------------------------------
+
+def history(svcs: dict[str, Service], n_onboarding: int, trace_rounds: int, seed: int) -> tuple[
+        list[Any], Traces, float]:
+    traces = {p.stem: trace_workflow(p) for p in sorted(WFCOMMONS.glob("*.json"))}
+    arr = arrivals(onboarding(), n_onboarding, start_s=0.0, spacing_s=150.0, seed=seed)
+    span = n_onboarding * 150.0
+    for k in range(trace_rounds):
+        for j, (wf, _) in enumerate(traces.values()):
+            arr.append((k * span / max(trace_rounds, 1) + j * 60.0, wf))
+    runtimes = {wf.name: rt for wf, rt in traces.values()}
+
+    def step_duration(workflow: str, step_id: str, rng: random.Random) -> float | None:
+        rt = runtimes.get(workflow)
+        return None if rt is None else rt[step_id] * math.exp(rng.gauss(0.0, 0.1))
+
+    t = time.perf_counter()
+    records, _ = fast_simulate(svcs, arr, router=RandomRouter(seed), seed=seed, window_s=WINDOW_S,
+                               step_duration=step_duration)
+    return records, traces, time.perf_counter() - t
+
+
+def makespan_section(svcs: dict[str, Service], records: list[Any], traces: Traces, runs: int,
+                     seed: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for stem, (planned, runtimes) in traces.items():
+        mine = [r for r in records if r.workflow == planned.name]
+        proposals = [p for p in suggest(planned, mine) if p.kind == "parallelize"]
+        if not proposals:
+            out[stem] = {"error": "no parallelize proposal"}
+            continue
+        optimized = proposals[0].rewritten()
+        dag, _ = trace_workflow(WFCOMMONS / f"{stem}.json", serialize=False)
+
+        def step_duration(workflow: str, step_id: str, rng: random.Random,
+                          rt: dict[str, float] = runtimes) -> float:
+            return rt[step_id] * math.exp(rng.gauss(0.0, 0.1))
+
+        spans = {}
+        oracle: list[float] = []
+        for label, wf in (("planned", planned), ("optimized", optimized)):
+            arr = [(30 * DAY + i * 10_000.0, wf) for i in range(runs)]
+            _, fruns = fast_simulate(svcs, arr, seed=seed + 1, step_duration=step_duration)
+            spans[label] = statistics.fmean(r.ended_at - r.started_at for r in fruns)
+            if label == "optimized":
+                oracle = [critical_path(dag, r.step_durations)[1] for r in fruns]
+        oracle_mean = statistics.fmean(oracle)
+        out[stem] = {
+            "planned_s": fmt(spans["planned"]), "optimized_s": fmt(spans["optimized"]),
+            "oracle_s": fmt(oracle_mean), "vs_oracle": fmt(spans["optimized"] / oracle_mean),
+            "speedup": fmt(spans["planned"] / spans["optimized"]),
+            "predicted_gain_s": fmt(proposals[0].gain.value),
+        }
+    return out
+
+
+def onboarding_eval(svcs: dict[str, Service], wf: Workflow, router: Any, *, runs: int, seed: int,
+                    start_s: float) -> tuple[list[FastRun], list[Decision]]:
+    decisions: list[Decision] = []
+    arr = arrivals(wf, runs, start_s=start_s, spacing_s=150.0, seed=seed)
+    _, fruns = fast_simulate(svcs, arr, router=router, seed=seed, window_s=WINDOW_S, decisions=decisions)
+    return fruns, decisions
+
+
+def routing_section(svcs: dict[str, Service], records: list[Any], sizes: Sequence[int], eval_runs: int,
+                    seed: int) -> tuple[dict[str, Any], float, float]:
+    wf = onboarding()
+    onb = [r for r in records if r.workflow == "onboarding"]
+    order: list[str] = []
+    seen: set[str] = set()
+    for r in sorted(onb, key=lambda r: r.started_at):
+        if r.run_id not in seen:
+            seen.add(r.run_id)
+            order.append(r.run_id)
+    # after the history; includes outages of geo.alpha (day 19) and mail.primary (day 20)
+    eval_start = 18 * DAY
+    curve = {}
+    baseline_runs, baseline_dec = onboarding_eval(svcs, wf, DefaultPolicy(), runs=eval_runs, seed=seed + 7,
+                                                  start_s=eval_start)
+    random_runs, random_dec = onboarding_eval(svcs, wf, RandomRouter(seed), runs=eval_runs, seed=seed + 7,
+                                              start_s=eval_start)
+    timings: list[float] = []
+    last_success = 0.0
+    for n in sizes:
+        keep = set(order[:n])
+        models = train([r for r in onb if r.run_id in keep], window_s=WINDOW_S)
+        router = Timed(LearnedRouter(models, epsilon=0.05, seed=seed))
+        fruns, dec = onboarding_eval(svcs, wf, router, runs=eval_runs, seed=seed + 7, start_s=eval_start)
+        timings.extend(router.timings)
+        last_success = statistics.fmean(r.succeeded for r in fruns)
+        curve[str(n)] = {"regret": fmt(regret(dec, svcs)), "success_rate": fmt(last_success)}
+    p99 = float(np.quantile(timings, 0.99)) * 1000 if timings else 0.0
+    p50 = float(np.quantile(timings, 0.5)) * 1000 if timings else 0.0
+    return {
+        "learning_curve": curve,
+        "default_policy": {"regret": fmt(regret(baseline_dec, svcs)),
+                           "success_rate": fmt(statistics.fmean(r.succeeded for r in baseline_runs))},
+        "random_policy": {"regret": fmt(regret(random_dec, svcs)),
+                          "success_rate": fmt(statistics.fmean(r.succeeded for r in random_runs))},
+        "decision_ms_p50": fmt(p50),
+    }, p99, last_success
+
+
+def failfast_section(svcs: dict[str, Service], records: list[Any], catalog: Catalog, runs: int,
+                     seed: int) -> dict[str, Any]:
+    planned = onboarding()
+    onb = [r for r in records if r.workflow == "onboarding"]
+    learned_p, _ = step_failure_rates(planned, onb)
+    learned = fail_fast(planned, learned_p, catalog)
+    # the oracle: the same rule with the true per-step failure probabilities (averaged over the day)
+    true_p = {}
+    for step in planned.steps:
+        svc = svcs[step.action]
+        p = statistics.fmean(svc.failure_probability(START + 25 * DAY + h * H, 0.0) for h in range(24))
+        attempts = step.retry.max_attempts if step.retry and svc.transient else 1
+        true_p[step.id] = p**attempts
+    oracle = fail_fast(planned, true_p, catalog)
+    out: dict[str, Any] = {}
+    for label, wf in (("planned", planned), ("learned", learned.workflow if learned else planned),
+                      ("oracle", oracle.workflow if oracle else planned)):
+        fruns, _ = onboarding_eval(svcs, wf, None, runs=runs, seed=seed + 11, start_s=25 * DAY)
+        out[label] = {
+            "wasted_cost": fmt(statistics.fmean(r.wasted_cost for r in fruns)),
+            "compensations": fmt(statistics.fmean(r.compensations for r in fruns)),
+            "makespan_s": fmt(statistics.fmean(r.ended_at - r.started_at for r in fruns if r.succeeded)),
+        }
+    out["learned_moves"] = [list(m) for m in (learned.moved if learned else [])]
+    return out
+
+
+def tuning_section(svcs: dict[str, Service], records: list[Any], catalog: Catalog, runs: int,
+                   seed: int) -> dict[str, Any]:
+    planned = onboarding()
+    onb = [r for r in records if r.workflow == "onboarding"]
+    models = train(onb, window_s=WINDOW_S)
+    proposals = {p.kind: p for p in suggest(planned, onb, catalog=catalog, models=models)}
+    tuned = proposals["retry_timeout"].rewritten() if "retry_timeout" in proposals else planned
+    out: dict[str, Any] = {"kinds_proposed": sorted(proposals)}
+    for label, wf, router in (("planned", planned, None), ("tuned", tuned, None),
+                              ("tuned_routed", tuned, LearnedRouter(models, seed=seed))):
+        fruns, _ = onboarding_eval(svcs, wf, router, runs=runs, seed=seed + 13, start_s=18 * DAY)
+        # success of the steps the tuning touches: runs not ended by the identity check's rejection
+        out[label] = {"success_rate": fmt(statistics.fmean(r.succeeded for r in fruns))}
+    # forecast vs realized, on the parallelized onboarding
+    par = proposals.get("parallelize")
+    wf = par.rewritten() if par else planned
+    forecast = predict_run_duration(wf, models, samples=3000)
+    fruns, _ = onboarding_eval(svcs, wf, None, runs=runs, seed=seed + 17, start_s=18 * DAY)
+    actual = float(np.median([r.ended_at - r.started_at for r in fruns if r.succeeded]))
+    out["forecast"] = {"p50_s": fmt(forecast.p50_s), "p90_s": fmt(forecast.p90_s),
+                       "actual_median_s": fmt(actual),
+                       "rel_error": fmt(abs(forecast.p50_s - actual) / actual)}
+    return out
+
+
+def real_runtime_section(svcs: dict[str, Service], traces: Traces, records: list[Any],
+                         runs: int) -> dict[str, Any]:
+    """The same parallelize check on the real engine (ManualClock, SQLite journal)."""
+    stem = "sarek-dirt02-001"
+    planned, runtimes = traces[stem]
+    mine = [r for r in records if r.workflow == planned.name]
+    optimized = next(p for p in suggest(planned, mine) if p.kind == "parallelize").rewritten()
+
+    def step_duration(call: Any, rng: random.Random) -> float:
+        return runtimes[call.step_id]
+
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(dir="/dev/shm" if Path("/dev/shm").is_dir() else None) as tmp:
+        for label, wf in (("planned", planned), ("optimized", optimized)):
+            arr = [(i * 20_000.0, wf) for i in range(runs)]
+            t = time.perf_counter()
+            recs, rruns = asyncio.run(simulate(list(svcs.values()), arr, Path(tmp) / f"{label}.db",
+                                               step_duration=step_duration, stats_window_s=WINDOW_S))
+            wall = time.perf_counter() - t
+            out[label] = {"makespan_s": fmt(statistics.fmean(r.ended_at - r.started_at for r in rruns)),
+                          "attempts": len(recs), "wall_s": fmt(wall),
+                          "attempts_per_s": fmt(len(recs) / wall if wall else 0.0)}
+    dag, _ = trace_workflow(WFCOMMONS / f"{stem}.json", serialize=False)
+    out["oracle_s"] = fmt(critical_path(dag, runtimes)[1])
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a smaller history, for a smoke run")
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    seed = args.seed
+    svcs = services()
+    catalog = Catalog([s.spec() for s in svcs.values()])
+    n_onb, rounds = (2000, 40) if args.quick else (11_000, 200)
+    eval_runs = 400 if args.quick else 1500
+    sizes = [50, 200, 500] if args.quick else [50, 100, 200, 500, 1000, 2000]
+
+    records, traces, sim_s = history(svcs, n_onb, rounds, seed)
+    print(f"history: {len(records)} attempts, {len({r.run_id for r in records})} runs, "
+          f"simulated in {sim_s:.1f}s", file=sys.stderr)
+    t = time.perf_counter()
+    train(records, window_s=WINDOW_S)
+    train_s = time.perf_counter() - t
+    t = time.perf_counter()
+    train(records, window_s=WINDOW_S, boosted=True)
+    train_boosted_s = time.perf_counter() - t
+    print(f"training: {train_s:.2f}s (boosted quantiles: {train_boosted_s:.2f}s)", file=sys.stderr)
+
+    makespan = makespan_section(svcs, records, traces, runs=20, seed=seed)
+    for stem, row in makespan.items():
+        print(f"makespan {stem}: {row}", file=sys.stderr)
+    routing, p99_ms, success = routing_section(svcs, records, sizes, eval_runs, seed)
+    print(f"routing: {routing}", file=sys.stderr)
+    failfast = failfast_section(svcs, records, catalog, eval_runs, seed)
+    print(f"fail-fast: {failfast}", file=sys.stderr)
+    tuning = tuning_section(svcs, records, catalog, eval_runs, seed)
+    print(f"tuning: {tuning}", file=sys.stderr)
+    real = real_runtime_section(svcs, traces, records, runs=2 if args.quick else 4)
+    print(f"real runtime: {real}", file=sys.stderr)
+
+    ratios = [row["vs_oracle"] for row in makespan.values() if "vs_oracle" in row]
+    curve = routing["learning_curve"]
+    at_500 = curve.get("500", {}).get("regret")
+    figures = {
+        "attempts": len(records),
+        "history_sim_s": fmt(sim_s),
+        "train_s": fmt(train_s),
+        "train_boosted_s": fmt(train_boosted_s),
+        "makespan_vs_oracle_max": fmt(max(ratios)) if ratios else None,
+        "makespan_speedup_mean": fmt(statistics.fmean(row["speedup"] for row in makespan.values()
+                                                      if "speedup" in row)),
+        "makespan": makespan,
+        "regret_at_500_runs": at_500,
+        "routing": routing,
+        "route_decision_ms_p99": fmt(p99_ms),
+        "success_rate_learned": fmt(success),
+        "fail_fast": failfast,
+        "tuning": tuning,
+        "real_runtime": real,
+        "targets_met": {
+            "makespan_within_10pct_of_oracle": bool(ratios) and max(ratios) <= 1.10,
+            "regret_le_5pct_after_500_runs": at_500 is not None and at_500 <= 0.05,
+            "train_100k_le_10s": train_s <= 10.0,
+            "decision_p99_le_1ms": p99_ms <= 1.0,
+        },
+    }
+    print(json.dumps(figures))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
