@@ -112,14 +112,21 @@ class LLMPlanner:
         request = request.strip()
         if not request:
             raise LLMError("the request is empty; describe the workflow in a sentence or two")
-        actions = self.shortlist(request)
-        conversation = [{"role": "user", "content": self.prompts.plan(request)}]
-        workflow, warnings = self._converse(conversation, actions, request=request)
+        from planner.triggers import attach_triggers, describe_triggers, extract_triggers
+
+        # the wire format has no triggers: they are read from the English here, the rest is planned
+        triggers, rest = extract_triggers(request)
+        actions = self.shortlist(rest)
+        conversation = [{"role": "user", "content": self.prompts.plan(rest)}]
+        workflow, warnings = self._converse(conversation, actions, request=rest)
+        warnings += attach_triggers(workflow, triggers, self.catalog, request)
         from planner.llm_explain import template_explanation
 
         # the template costs no tokens; `explain()` asks the model when prose is wanted
-        return PlanResult(workflow=workflow, planner=self.name, warnings=warnings,
-                          explanation=template_explanation(workflow, self.catalog))
+        explanation = template_explanation(workflow, self.catalog)
+        if workflow.triggers is not None:
+            explanation = explanation.rstrip("\n") + "\n" + describe_triggers(workflow.triggers) + "\n"
+        return PlanResult(workflow=workflow, planner=self.name, warnings=warnings, explanation=explanation)
 
     def edit(self, workflow: Workflow, instruction: str) -> PlanResult:
         """`workflow` changed as `instruction` says; fields the wire format lacks are kept."""

@@ -27,10 +27,12 @@ _LEAD = [
                            r"|while)\s+(?P<ref>[^,]+?)\s*,\s*", re.IGNORECASE)),
     ("block", re.compile(rf"^(?:{BLOCK_WORDS})\b\s*[,:]?\s*", re.IGNORECASE)),
     ("par", re.compile(rf"^(?:(?:and|but)\s+)?(?:{PAR_WORDS})\b\s*[,:]?\s*", re.IGNORECASE)),
+    ("par", re.compile(r"^both\s+(?=[a-z]+\s)(?!(?:are|is|have|were|of)\b)", re.IGNORECASE)),
     ("after", re.compile(r"^(?:once|when|after|as\s+soon\s+as|right\s+after|immediately\s+after|upon|the\s+moment"
                          r"|following|only\s+after|until\s+after)\s+(?P<ref>[^,]+?)\s*,\s*(?:then\s+)?", re.IGNORECASE)),
-    ("if", re.compile(r"^(?:only\s+if|if|in\s+case|provided\s+(?:that\s+)?|assuming|whenever|only\s+when)\s+"
+    ("if", re.compile(r"^(?:only\s+if|if|in\s+case|provided\s+(?:that\s+)?|assuming|whenever|only\s+when|only\s+for)\s+"
                       r"(?P<ref>[^,]+?)\s*,\s*(?:then\s+)?", re.IGNORECASE)),
+    ("before", re.compile(r"^before\s+(?P<ref>[^,]+?)\s*,\s*", re.IGNORECASE)),
     ("unless", re.compile(r"^unless\s+(?P<ref>[^,]+?)\s*,\s*", re.IGNORECASE)),
     ("seq", re.compile(rf"^(?:{SEQ_WORDS})\b\s*,?\s*", re.IGNORECASE)),
 ]

@@ -116,5 +116,9 @@ FAIL_RE = re.compile(
     r"|^(?:fail|abort)\b",
     re.IGNORECASE,
 )
-FOR_EACH_RE = re.compile(r"\b(?:for|to)\s+(?:each|every|all(?:\s+the)?)\s+([^,;]+)", re.IGNORECASE)
+FOR_EACH_RE = re.compile(
+    r"(?:\b(?:for|to)\s+)?\b(?:each|every)\s+((?:one\s+of\s+(?:the|our|their)\s+)?[\w-]+"
+    r"(?:\s+(?:on|in|from)\s+(?:the|our|their|a|this)\s+[\w-]+(?:\s+[\w-]+)?\s+list)?)",
+    re.IGNORECASE,
+)
 MESSAGE_RE = re.compile(r"\b(?:with\s+the\s+(?:message|reason|note)|saying|that)\s+(.+)$", re.IGNORECASE)

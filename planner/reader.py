@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from planner import markers as mk
 from planner import phrases as ph
 from planner.lexicon import Lexicon, stem, words
-from planner.matching import ActionMatcher, action_verbs
+from planner.matching import _STOP, ActionMatcher, action_verbs
 from planner.text import PLACEHOLDER_RE, Masked, mask, segments, sentences
 from workflow.catalog import ActionSpec, Catalog
 
@@ -204,6 +204,11 @@ class Reader:
                 continue
             if created and first_marker and prev_unit_first is not None and i_index > 0:
                 self._move_before(created, prev_unit_first)
+            if created and "before" in kinds:
+                # "before X, do Y": Y first, then X
+                later = self._item(lead.refs["before"], list(created), condition, s_index, g_index, "")
+                if later:
+                    created = [*created, *later]
             if created:
                 verb = words(self.masked.plain(rest))
                 if verb and stem(verb[0]) in self.verbs:
@@ -438,7 +443,7 @@ class Reader:
             # the verb alone matched ("send a fax"): honest only if the words around it fit too
             # a weak, undecided match whose object nobody knows ("send a fax") is not a match
             margin = score - ranked[1][1] if len(ranked) > 1 else score
-            unknown = unknown if score < 0.7 and margin < 0.1 else None
+            unknown = unknown if margin < 0.1 or score < 0.5 else None
         if score < MATCH_THRESHOLD or unknown:
             what = f"\"{unknown}\"" if unknown else f"\"{self._show(plain)}\""
             self.warnings.append(
@@ -471,7 +476,7 @@ class Reader:
         (names, capitalised, are not objects: "email Dana")."""
         raw = re.findall(r"[A-Za-z0-9][\w'-]*", query)[1:]
         tokens = [t.lower() for t in raw if not t[0].isupper() and t.lower() not in _GENERIC
-                  and t.lower() not in {"a", "an", "my", "our", "your"}]
+                  and t.lower() not in _STOP]
         content = tokens[:2]
         if not content:
             return None

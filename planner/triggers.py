@@ -399,9 +399,9 @@ def attach_triggers(workflow: Workflow, triggers: Triggers | None, catalog: Cata
     says exactly what to add."""
     from workflow.validator import validate
 
-    workflow.description = request.strip()
     if triggers is None:
         return []
+    workflow.description = request.strip()
     workflow.triggers = triggers
     problems = [p for p in validate(workflow, catalog).errors if p.code == "trigger_inputs"]
     if not problems:
