@@ -39,6 +39,7 @@ def create_catalog(body: CatalogCreate, response: Response, svc: Services = Depe
         data = {"actions": body.actions}
     catalog = catalog_from_data(data, source="upload")  # DocumentError → 422 with every problem
     row = svc.store.add_catalog(body.name, "upload", catalog.to_data())
+    svc.catalogs_changed()
     response.headers["Location"] = f"/v1/catalogs/{row.id}"
     return full(row)
 
@@ -63,6 +64,7 @@ async def import_catalog(body: OpenAPIImport, response: Response, svc: Services 
                                              for a in result.actions]}, source=source)
     title = body.name or str((document.get("info") or {}).get("title") or result.namespace)
     row = svc.store.add_catalog(title, source, catalog.to_data())
+    svc.catalogs_changed()
     response.headers["Location"] = f"/v1/catalogs/{row.id}"
     return full(row, warnings=[to_item(p) for p in result.warnings], secret_name=result.secret_name)
 

@@ -35,7 +35,9 @@ class Services:
     invoker: Any = None
     """The engine's invoker (`runtime.invokers.InvokerDispatcher`)."""
     hub: EventHub = field(default_factory=lambda: EventHub())
-    _engine_catalogs: tuple[str, ...] = ()
+    catalog_generation: int = 0
+    """Bumped whenever this process adds or deletes a catalog, so the engine's view is refreshed."""
+    _engine_generation: int = -1
     _catalogs: dict[str, Catalog] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -61,6 +63,11 @@ class Services:
     def forget_catalog(self, catalog_id: str) -> None:
         with self._lock:
             self._catalogs.pop(catalog_id, None)
+            self.catalog_generation += 1
+
+    def catalogs_changed(self) -> None:
+        with self._lock:
+            self.catalog_generation += 1
 
     def workflow_row(self, workflow_id: str) -> WorkflowRow:
         row = self.store.get_workflow(workflow_id)
@@ -95,14 +102,14 @@ class Services:
 
     def sync_engine_catalog(self) -> None:
         """Give the engine (and its invoker) every catalog's actions, when catalogs changed."""
-        ids = tuple(row.id for row in self.store.list_catalogs())
-        if self.engine is None or ids == self._engine_catalogs:
+        generation = self.catalog_generation
+        if self.engine is None or generation == self._engine_generation:
             return
         catalog = self.merged_catalog()
         self.engine.catalog = catalog
         if self.invoker is not None and hasattr(self.invoker, "catalog"):
             self.invoker.catalog = catalog
-        self._engine_catalogs = ids
+        self._engine_generation = generation
 
     def require_engine(self) -> Any:
         if self.engine is None:
