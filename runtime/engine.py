@@ -24,6 +24,7 @@ import logging
 import os
 import random
 import socket
+import time
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
@@ -64,6 +65,7 @@ class Engine(Saga):
         rng: random.Random | None = None,
         stats_window_s: float = 3600.0,
         poll_interval_s: float | None = 2.0,
+        lease_ttl_s: float = 30.0,
     ) -> None:
         self.catalog = catalog
         self.journal = journal
@@ -76,6 +78,9 @@ class Engine(Saga):
         self.stats_window_s = stats_window_s
         self.poll_interval_s = poll_interval_s
         """How often (real seconds) to look for approvals and cancels recorded by other processes."""
+        self.lease_ttl_s = lease_ttl_s
+        """A driver holds its run for this long (real seconds) and renews at a third of it; a run
+        whose worker died is picked up by another engine's scheduler once the lease runs out."""
         if secrets is not None and hasattr(secrets, "redact"):
             journal.redact = secrets.redact
         self._slots = asyncio.Semaphore(concurrency)
@@ -144,9 +149,15 @@ class Engine(Saga):
             task = self._ensure_driving(run_id)
             await asyncio.shield(task)
             record = self.journal.get_run(run_id)
-            if record.state.finished or record.state != RunState.WAITING:
-                if record.state.finished:
-                    return self.result(run_id)
+            if record.state.finished:
+                return self.result(run_id)
+            if record.state != RunState.WAITING:
+                held = record.owner not in (None, self.worker_id) and (record.lease_until or 0) > time.time()
+                if held:
+                    raise InvalidRunState(
+                        f"run `{run_id}` is being run by {record.owner}; it continues there", run_id=run_id
+                    )
+                await asyncio.sleep(0)
                 continue
             if self.journal.approvals(run_id, pending_only=True):
                 return self.result(run_id)
@@ -343,7 +354,11 @@ class Engine(Saga):
                         self._ensure_driving(timer.run_id)
                 elif upcoming is None or timer.wake_at < upcoming:
                     upcoming = timer.wake_at
-            for run_id in outside:
+            try:
+                orphans = self.journal.orphaned_runs(now=time.time())
+            except Exception:
+                orphans = []
+            for run_id in [*outside, *orphans]:
                 driver = self._drivers.get(run_id)
                 if driver is None or driver.done():
                     self._ensure_driving(run_id)
@@ -376,6 +391,29 @@ class Engine(Saga):
         return run
 
     async def _drive(self, run_id: str) -> None:
+        if not self.journal.claim(run_id, self.worker_id, now=time.time(), ttl=self.lease_ttl_s):
+            log.info("run %s is driven by another worker; leaving it alone", run_id)
+            return
+        keeper = asyncio.ensure_future(self._keep_lease(run_id))
+        try:
+            await self._drive_claimed(run_id)
+        finally:
+            keeper.cancel()
+            try:
+                self.journal.release(run_id, self.worker_id)
+            except Exception:  # the lease runs out by itself; another worker takes over then
+                log.exception("could not release run %s", run_id)
+
+    async def _keep_lease(self, run_id: str) -> None:
+        while True:
+            await asyncio.sleep(self.lease_ttl_s / 3)
+            try:
+                if not self.journal.claim(run_id, self.worker_id, now=time.time(), ttl=self.lease_ttl_s):
+                    log.error("lost the lease on run %s to another worker", run_id)
+            except Exception:
+                log.exception("could not renew the lease on run %s", run_id)
+
+    async def _drive_claimed(self, run_id: str) -> None:
         run = self._load(run_id)
         if run.record.state.finished:
             return

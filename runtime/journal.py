@@ -100,6 +100,21 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _add_missing_columns(engine: sa.Engine, schema: str | None) -> None:
+    """Journals made by an earlier version lack newer (nullable) columns; add them in place."""
+    inspector = sa.inspect(engine)
+    for table in metadata.sorted_tables:
+        present = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
+        missing = [c for c in table.columns if c.name not in present]
+        if not missing:
+            continue
+        with engine.begin() as conn:
+            for column in missing:
+                kind = column.type.compile(dialect=engine.dialect)
+                name = f'"{schema}".{table.name}' if schema else table.name
+                conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {kind}'))
+
+
 def _dumps(value: Any) -> str:
     # outputs may hold dates, decimals or UUIDs; store their text rather than fail the step
     return json.dumps(value, default=str)
@@ -170,6 +185,7 @@ class Journal:
             engine = engine.execution_options(**options)
         if create:
             metadata.create_all(engine)
+            _add_missing_columns(engine, schema)
         return cls(engine, redact=redact, schema=schema)
 
     def close(self) -> None:
@@ -335,6 +351,8 @@ class Journal:
             compensation=row.compensation,
             cancel_requested=bool(row.cancel_requested),
             worker_id=row.worker_id,
+            owner=row.owner,
+            lease_until=row.lease_until,
         )
 
     def get_run(self, run_id: str) -> RunRecord:
@@ -390,6 +408,34 @@ class Journal:
                 conn.execute(timers.update().where(timers.c.run_id == run_id).values(fired=True))
             if event:
                 self._event(conn, pending, run_id, event, now, data={"state": state.value, **(data or {})})
+
+    # -- leases: one driver per run across processes ------------------------------------------------
+
+    def claim(self, run_id: str, owner: str, *, now: float, ttl: float) -> bool:
+        """Take (or renew) the right to drive a run; False while another worker's lease holds."""
+        free = sa.or_(runs.c.owner.is_(None), runs.c.owner == owner, runs.c.lease_until < now)
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                runs.update().where(runs.c.id == run_id, free).values(owner=owner, lease_until=now + ttl)
+            )
+        return result.rowcount == 1
+
+    def release(self, run_id: str, owner: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                runs.update()
+                .where(runs.c.id == run_id, runs.c.owner == owner)
+                .values(owner=None, lease_until=None)
+            )
+
+    def orphaned_runs(self, *, now: float) -> list[str]:
+        """Running or compensating runs nobody drives (their worker stopped or died)."""
+        query = sa.select(runs.c.id).where(
+            runs.c.state.in_([RunState.RUNNING.value, RunState.COMPENSATING.value]),
+            sa.or_(runs.c.owner.is_(None), runs.c.lease_until < now),
+        )
+        with self._engine.connect() as conn:
+            return [r[0] for r in conn.execute(query)]
 
     def request_cancel(self, run_id: str, now: float, *, by: str | None = None) -> None:
         with self._tx() as (conn, pending):

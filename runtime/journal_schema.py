@@ -31,6 +31,10 @@ runs = sa.Table(
     sa.Column("compensation", sa.JSON, nullable=True),
     sa.Column("cancel_requested", sa.Boolean, nullable=False, default=False),
     sa.Column("worker_id", sa.String(200), nullable=True),
+    # which worker drives the run right now, until when (real time): two processes on one journal
+    # (the service and `overture resume`) never drive the same run at once
+    sa.Column("owner", sa.String(200), nullable=True),
+    sa.Column("lease_until", sa.Double, nullable=True),
     sa.Index("ix_overture_runs_state", "state"),
 )
 

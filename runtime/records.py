@@ -60,6 +60,9 @@ class RunRecord:
     """`{status: complete|incomplete, undone: [...], left: [{step, iteration, reason}]}`."""
     cancel_requested: bool
     worker_id: str | None
+    owner: str | None = None
+    """The worker driving the run now (see `Journal.claim`)."""
+    lease_until: float | None = None
 
 
 @dataclass(frozen=True)

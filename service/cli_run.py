@@ -339,6 +339,8 @@ def register(app: typer.Typer) -> None:
         follow_timers: FollowOption = 60.0,
     ) -> None:
         """Resume the unfinished runs in the journal; run each to its end or next pause."""
+        from runtime.errors import InvalidRunState
+
         cat = _catalog(catalog)
         journal = _open_journal(data_dir, database_url)
 
@@ -351,7 +353,11 @@ def register(app: typer.Typer) -> None:
                     typer.echo("no unfinished runs")
                 for run_id in ids:
                     # each run on its own: a document the catalog no longer fits fails that run only
-                    result = await engine.run_until_settled(run_id, follow_timers_s=follow_timers)
+                    try:
+                        result = await engine.run_until_settled(run_id, follow_timers_s=follow_timers)
+                    except InvalidRunState as exc:  # another process (the service) drives it
+                        typer.echo(f"skipped: {exc}")
+                        continue
                     code = max(code, _print_outcome(result, journal))
             finally:
                 await engine.close()

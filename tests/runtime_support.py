@@ -204,8 +204,14 @@ async def _worker(args: Any) -> int:
                 time.sleep(3600)
 
         journal.add_listener(stop_after)
+    # a short lease: the restarted worker takes over the killed one's runs within a second
     engine = Engine(
-        CATALOG, journal, CountingInvoker(folder, args.hang_in), worker_id=f"worker-{os.getpid()}"
+        CATALOG,
+        journal,
+        CountingInvoker(folder, args.hang_in),
+        worker_id=f"worker-{os.getpid()}",
+        lease_ttl_s=1.0,
+        poll_interval_s=0.1,
     )
     try:
         if args.start:

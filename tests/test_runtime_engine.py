@@ -810,3 +810,59 @@ async def test_a_large_for_each_stays_quick(journal: Journal, clock: ManualClock
         result = await asyncio.wait_for(engine.wait(run_id), 60)
     assert result.succeeded and len(result.outputs["each"]) == 200
     assert time.monotonic() - began < 60  # two commits per item; fsync dominates
+
+
+async def test_two_engines_on_one_journal_never_drive_the_same_run(
+    journal: Journal, clock: ManualClock
+) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(call: ActionCall) -> dict[str, Any]:
+        started.set()
+        await release.wait()
+        return {}
+
+    invoker = ScriptedInvoker({"work.do": slow})
+    wf = workflow({"steps": [{"id": "a", "action": "work.do"}]})
+    first = Engine(CATALOG, journal, invoker, clock=clock, worker_id="first")
+    second = Engine(CATALOG, journal, invoker, clock=clock, worker_id="second")
+    run_id = await first.start_run(wf)
+    await asyncio.wait_for(started.wait(), 5)
+    assert journal.get_run(run_id).owner == "first"
+    assert await second.recover() == [run_id]
+    with pytest.raises(InvalidRunState, match="is being run by first"):
+        await second.run_until_settled(run_id)
+    release.set()
+    result = await asyncio.wait_for(first.wait(run_id), 5)
+    assert result.succeeded and invoker.count("a") == 1
+    assert journal.get_run(run_id).owner is None  # released when the driver finished
+    await first.close()
+    await second.close()
+
+
+async def test_a_run_whose_worker_died_is_taken_over_when_its_lease_runs_out(
+    journal: Journal,
+    clock: ManualClock,
+) -> None:
+    import time
+
+    invoker = ScriptedInvoker()
+    wf = workflow(
+        {"steps": [{"id": "a", "action": "work.do"}, {"id": "b", "action": "work.do", "needs": ["a"]}]}
+    )
+    # a worker that died while holding the run: its lease is already over
+    journal.create_run(
+        "orphan",
+        workflow_name=wf.name,
+        workflow_version=None,
+        document=wf.to_data(),
+        inputs={},
+        now=clock.now(),
+        deadline_at=None,
+        worker_id="dead",
+    )
+    assert journal.claim("orphan", "dead", now=time.time() - 100, ttl=1)
+    assert not journal.claim("orphan", "other", now=time.time() - 100, ttl=1)  # still held back then
+    async with make_engine(journal, clock, invoker, poll_interval_s=0.01) as engine:
+        result = await asyncio.wait_for(engine.wait("orphan"), 5)
+    assert result.succeeded and invoker.count("a") == 1 and invoker.count("b") == 1
