@@ -264,8 +264,9 @@ def webhook_name(event: str) -> str | None:
             subject, rest = words[:index], words[index + 1:]
             if rest[0] in {"been", "being"} and len(rest) > 1:
                 rest = rest[1:]
+            # after "is"/"gets" the verb is already a participle ("is paid", "gets cancelled")
             verb, tail = rest[0], rest[1:2] if rest[1:2] and rest[1] in _PARTICLES else []
-            return _slug([*subject, _participle(verb), *tail])
+            return _slug([*subject, verb, *tail])
         if word in _VERBS and index > 0:
             following = words[index + 1:index + 2]
             tail = following if following and following[0] in _PARTICLES else []
@@ -299,7 +300,8 @@ def _cut(text: str, start: int, end: int) -> str:
     rest = (text[:start] + " " + text[end:]).strip()
     rest = re.sub(r"\s+([,.;:!?])", r"\1", rest)
     rest = re.sub(r"\s{2,}", " ", rest)
-    rest = re.sub(r"^[,;:\s]+|^(?:then|and)\s+", "", rest, flags=re.I)
+    rest = re.sub(r",\s*and\s*,", ",", rest, flags=re.I)
+    rest = re.sub(r"^(?:[,;:\s]+|(?:then|and)\b[\s,;:]*)+", "", rest, flags=re.I)
     rest = re.sub(r"[,;:]\s*([.!?]|$)", r"\1", rest)
     rest = re.sub(r"\(\s*\)", "", rest).strip()
     return rest[:1].upper() + rest[1:] if rest else rest
