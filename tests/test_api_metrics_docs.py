@@ -63,4 +63,7 @@ async def test_docs_are_served_without_a_cdn(tmp_path: Path) -> None:
         assert js.status_code == 200 and len(js.content) > 100_000
         css = await anonymous.get("/docs/assets/swagger-ui.css")
         assert css.status_code == 200 and "swagger-ui" in css.text
-        assert (await anonymous.get("/redoc")).status_code == 404
+        redoc = await anonymous.get("/redoc")
+        assert redoc.status_code == 200 and "/docs/assets/redoc.standalone.js" in redoc.text
+        assert "fonts.googleapis" not in redoc.text and "cdn" not in redoc.text.lower()
+        assert (await anonymous.get("/docs/assets/redoc.standalone.js")).status_code == 200

@@ -1,13 +1,14 @@
 """`/health` (no token), `/metrics` (token unless `OVERTURE_METRICS_PUBLIC=1`) and the interactive
-docs, whose Swagger UI assets come from the `swagger-ui-bundle` package (no CDN)."""
+docs (Swagger UI at `/docs`, ReDoc at `/redoc`), whose assets come from the `fastapi-offline`
+package instead of a CDN (its Swagger UI 5 renders the OpenAPI 3.1 document FastAPI writes)."""
 
 from __future__ import annotations
 
-from importlib import metadata
+from importlib import metadata, resources
 
 import sqlalchemy as sa
 from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
@@ -54,18 +55,26 @@ def metrics(request: Request) -> Response:
 
 
 def mount_docs(app: FastAPI) -> None:
-    """Swagger UI at `/docs`, served from the installed `swagger-ui-bundle` package."""
-    from swagger_ui_bundle import swagger_ui_path
-
-    app.mount(DOCS_ASSETS, StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+    """Swagger UI at `/docs` and ReDoc at `/redoc`, served from the installed `fastapi-offline`."""
+    assets = resources.files("fastapi_offline") / "static"
+    app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
+    openapi_url = app.openapi_url or "/openapi.json"
 
     @app.get("/docs", include_in_schema=False)
     def docs() -> HTMLResponse:
         return get_swagger_ui_html(
-            openapi_url=app.openapi_url or "/openapi.json",
+            openapi_url=openapi_url,
             title=f"{app.title} — API docs",
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
             swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
-            swagger_favicon_url=f"{DOCS_ASSETS}/favicon-32x32.png",
+            swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
             swagger_ui_parameters={"persistAuthorization": True},
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url, title=f"{app.title} — API reference",
+            redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js", redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+            with_google_fonts=False,
         )
