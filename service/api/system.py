@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from service.api.models import Health
 from service.api.services import Services
 from service.auth import authenticate
+from service.problems import ApiProblem
 
 router = APIRouter(tags=["system"])
 DOCS_ASSETS = "/docs/assets"
@@ -56,7 +57,11 @@ def metrics(request: Request) -> Response:
 
 def mount_docs(app: FastAPI) -> None:
     """Swagger UI at `/docs` and ReDoc at `/redoc`, served from the installed `fastapi-offline`."""
-    assets = resources.files("fastapi_offline") / "static"
+    try:
+        assets = resources.files("fastapi_offline") / "static"
+    except ModuleNotFoundError:
+        _docs_missing(app)
+        return
     app.mount(DOCS_ASSETS, StaticFiles(directory=str(assets)), name="docs-assets")
     openapi_url = app.openapi_url or "/openapi.json"
 
@@ -78,3 +83,12 @@ def mount_docs(app: FastAPI) -> None:
             redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js", redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
             with_google_fonts=False,
         )
+
+
+def _docs_missing(app: FastAPI) -> None:
+    # the API works without its interactive docs; say how to get them back rather than fail to start
+    @app.get("/docs", include_in_schema=False)
+    @app.get("/redoc", include_in_schema=False)
+    def no_docs() -> None:
+        raise ApiProblem(503, "the interactive docs need the `fastapi-offline` package "
+                         "(pip install fastapi-offline); /openapi.json is available", kind="docs-unavailable")
