@@ -95,7 +95,8 @@ def test_describe_plan_edit_accept_run_approve_history(stack: Stack, page: Any) 
     nodes = page.locator("svg.graph g.node")
     assert nodes.count() == 4
     assert page.locator("svg.graph g.node[data-step=approval] .badge-approval").count() == 1
-    assert page.locator("svg.graph g.node[data-step=update_account] .badge-undo").count() == 1
+    undo = page.locator("svg.graph g.node[data-step=update_account] .badge-undo text")
+    assert undo.text_content() == "↶ delete_account"
     assert "Check the plan" in page.locator("h1").inner_text()
     assert page.locator("#plan-request").inner_text().startswith("“Update the CRM")
     plain = page.locator("[role=tabpanel]").inner_text()

@@ -90,15 +90,26 @@ function el(name, attrs = {}, ...kids) {
   return node;
 }
 
+function shortText(text, max) {
+  return text.length > max ? text.slice(0, max - 1) + "…" : text;
+}
+
+/** Badges in order of importance; the ones that do not fit are summed up as "+n". */
 function badgesOf(step) {
   const out = [];
-  if (step.if) out.push({ text: "if", kind: "cond", title: `runs only if ${step.if}` });
-  if (step.for_each !== undefined && step.for_each !== null) out.push({ text: "for each", kind: "loop", title: "runs once per item" });
+  if (step.if) {
+    const cond = step.if.replace(/^\s*\$\{\{\s*|\s*\}\}\s*$/g, "");
+    out.push({ text: shortText(`if ${cond}`, 26), kind: "cond", title: `runs only if ${cond}` });
+  }
+  if (step.action === "core.approval") out.push({ text: "approval", kind: "approval", title: "waits for a person" });
   const attempts = step.retry?.max_attempts ?? 1;
   if (attempts > 1) out.push({ text: `retry ×${attempts}`, kind: "retry", title: `up to ${attempts} attempts` });
-  if (step.timeout_s) out.push({ text: `${step.timeout_s}s`, kind: "timeout", title: `time limit ${step.timeout_s}s per attempt` });
-  if (step.compensate) out.push({ text: "undo", kind: "undo", title: `undone by ${step.compensate.action} if the run fails` });
-  if (step.action === "core.approval") out.push({ text: "approval", kind: "approval", title: "waits for a person" });
+  if (step.compensate) {
+    const verb = step.compensate.action.split(".").pop();
+    out.push({ text: shortText(`↶ ${verb}`, 20), kind: "undo", title: `undone by ${step.compensate.action} if the run fails later` });
+  }
+  if (step.timeout_s) out.push({ text: `limit ${step.timeout_s}s`, kind: "timeout", title: `time limit ${step.timeout_s}s per attempt` });
+  if (step.for_each !== undefined && step.for_each !== null) out.push({ text: "for each", kind: "loop", title: "runs once per item" });
   return out;
 }
 
@@ -107,6 +118,29 @@ const STATE_LABEL = {
   succeeded: "done", failed: "failed", skipped: "skipped", cancelled: "cancelled",
   undone: "undone", compensating: "undoing",
 };
+
+const BADGE_ROW_H = 22;
+const MAX_BADGE_ROWS = 2;
+
+/** Where each badge goes inside a node: left to right, wrapping to a second row; the rest as "+n". */
+function badgeLayout(badges) {
+  const room = NODE_W - 12;
+  const placed = [];
+  let x = 16;
+  let row = 0;
+  for (let i = 0; i < badges.length; i++) {
+    const w = 12 + badges[i].text.length * 6.9;
+    const last = row === MAX_BADGE_ROWS - 1;
+    const reserve = last && i < badges.length - 1 ? 30 : 0;
+    if (x + w > room - reserve) {
+      if (!last && x > 16) { row += 1; x = 16; i -= 1; continue; }
+      return { placed, rows: row + 1, more: badges.slice(i), moreX: x };
+    }
+    placed.push({ badge: badges[i], x, row, w });
+    x += w + 6;
+  }
+  return { placed, rows: placed.length ? row + 1 : 0, more: [], moreX: x };
+}
 
 /** Order the steps of each row by the mean position of their parents (two sweeps). */
 function orderRows(groups, edges) {
@@ -138,7 +172,9 @@ function orderRows(groups, edges) {
  */
 export function renderGraph(container, doc, { states = {}, onSelect, selected, label } = {}) {
   const { nodes, edges, groups } = graphOf(doc);
-  const NODE_H = Object.keys(states).length ? NODE_H_LIVE : BASE_H;
+  const layouts = new Map(nodes.map((n) => [n.id, badgeLayout(badgesOf(n))]));
+  const badgeRows = Math.max(1, ...[...layouts.values()].map((l) => l.rows));
+  const NODE_H = (Object.keys(states).length ? NODE_H_LIVE : BASE_H) + (badgeRows - 1) * BADGE_ROW_H;
   const byId = new Map(nodes.map((n) => [n.id, n]));
   const rows = orderRows(groups, edges);
   const widest = Math.max(1, ...rows.map((r) => r.length));
@@ -227,18 +263,21 @@ export function renderGraph(container, doc, { states = {}, onSelect, selected, l
         g.append(m);
       }
     }
-    let bx = 16;
-    for (const badge of badges) {
-      const w = 10 + badge.text.length * 6.6;
-      const b = el("g", { transform: `translate(${bx},56)`, class: `badge badge-${badge.kind}` },
+    const layout = layouts.get(id);
+    for (const { badge, x, row, w } of layout.placed) {
+      const b = el("g", { transform: `translate(${x},${56 + row * BADGE_ROW_H})`, class: `badge badge-${badge.kind}` },
         el("title", {}, document.createTextNode(badge.title)),
         el("rect", { width: w, height: 18, rx: 9 }));
       const t = el("text", { x: w / 2, y: 13, "text-anchor": "middle" });
       t.textContent = badge.text;
       b.append(t);
       g.append(b);
-      bx += w + 6;
-      if (bx > NODE_W - 30) break;
+    }
+    if (layout.more.length) {
+      const more = el("text", { x: layout.moreX + 2, y: 69 + (layout.rows - 1) * BADGE_ROW_H, class: "badge-more" });
+      more.textContent = `+${layout.more.length}`;
+      more.append(el("title", {}, document.createTextNode(layout.more.map((b) => b.title).join("\n"))));
+      g.append(more);
     }
     g.append(el("title", {}, document.createTextNode(
       [step.description, step.if ? `if: ${step.if}` : null, step.compensate ? `undo: ${step.compensate.action}` : null]

@@ -50,7 +50,7 @@ export function legend() {
     h("span", {}, h("i", { class: "l-par" }), "runs in parallel"),
     h("span", {}, h("i", { class: "l-cond" }), "conditional (if)"),
     h("span", {}, h("i", { class: "l-retry" }), "retried"),
-    h("span", {}, h("i", { class: "l-undo" }), "undone on failure"));
+    h("span", {}, h("i", { class: "l-undo" }), "↶ undone if the run fails later"));
 }
 
 /** The graph in a scrolling panel. Returns {node, draw(doc, options)}. */

@@ -8,6 +8,7 @@ import { formatMs } from "../graph.js";
 import { plainSteps } from "../plain.js";
 import { graphPanel, instructionBox, tabs } from "../widgets.js";
 import { catalogActions, problemList } from "./plan.js";
+import { triggersPanel } from "./triggers.js";
 
 export async function workflowsView(main) {
   const workflows = items(await get("/workflows"), "workflows");
@@ -178,6 +179,7 @@ export async function workflowView(main, workflowId) {
           }),
       },
       { id: "english", label: "Plain English", render: () => plainSteps(ui.doc) },
+      { id: "triggers", label: "Triggers", render: () => triggersPanel(workflow.id) },
       { id: "edit", label: "Edit steps", render: () => stepsEditor(ui.doc, { actions, onChange: change }) },
       { id: "document", label: "Document", render: () => documentEditor(ui.doc, { onChange: change, onError: (m) => toast(m, "error") }) },
       {
