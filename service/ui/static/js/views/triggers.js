@@ -60,7 +60,7 @@ function render(node, workflowId, triggers, fires) {
       hook.paused ? h("span", { class: "state state-waiting" }, "paused") : null,
       h("div", { class: "muted" }, hook.secret_configured
         ? "Deliveries are signed (Overture-Signature) and named (Overture-Delivery)."
-        : `No secret configured yet: set ${hook.secret_env || "OVERTURE_SECRET_WEBHOOK_<NAME>"}.`),
+        : `No secret configured yet: set ${hook.secret_env || `OVERTURE_SECRET_WEBHOOK_${hook.name.toUpperCase().replace(/-/g, "_")}`}.`),
       toggle(node, workflowId, hook)));
   }
   if (!rows.length) {
