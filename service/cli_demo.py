@@ -49,10 +49,19 @@ def demo(
         raise
     first, second = result.runs
     compensated = (second.compensation or {}).get("status") == "complete"
-    ok = first.state == "succeeded" and second.state == "failed" and compensated
+    # with --fail the first run is meant to fail too; the point then is that it was undone
+    first_ok = first.state == "succeeded" if not fail else (first.compensation or {}).get("status") in (
+        "complete", None)
+    ok = first_ok and second.state == "failed" and compensated
     typer.echo("")
-    typer.echo("The demo went as planned: the first run succeeded; the second failed and was fully "
-               "compensated." if ok else "The demo did not go as planned; see the runs above.")
+    if ok and not fail:
+        typer.echo("The demo went as planned: the first run succeeded; the second failed and was fully "
+                   "compensated.")
+    elif ok:
+        failing = ", ".join(sorted(fail))
+        typer.echo(f"The demo went as planned with {failing} failing: what had been done was undone.")
+    else:
+        typer.echo("The demo did not go as planned; see the runs above.")
     if no_serve:
         raise typer.Exit(0 if ok else 1)
     typer.echo("")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -279,9 +280,10 @@ def run_demo(options: DemoOptions, echo: Echo = print, *,
         runs.append(session.run(workflow_id, inputs_for(schema, second)))
         session.state.set_failing(options.fail)
         _echo_outcome(echo, runs[-1])
-        undo_calls = [f"{c.service}.{c.operation}" for c in session.state.calls if c.is_undo]
+        undo_calls = Counter(f"{c.service}.{c.operation}" for c in session.state.calls if c.is_undo)
         if undo_calls:
-            echo(f"  the services received the undo calls: {', '.join(undo_calls)}")
+            listed = ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in undo_calls.items())
+            echo(f"  undo calls the demo services received: {listed}")
         echo(f"  emails received by the SMTP server so far: {len(session.mail.inbox)}")
         result = DemoResult(app_url=session.app_url, token=session.token, catalog_path=session.catalog_path,
                             workflow_id=workflow_id, plan=plan, runs=runs, state=session.state,
