@@ -61,13 +61,17 @@ class Assembler:
         for d in drafts:
             ancestors = self._nearest_first(graph, d.index)
             with_ = self._with(d, [(ids[a], by_index[a].action) for a in ancestors], ids[d.index])
-            step = Step(id=ids[d.index], action=d.action.name,
-                        description=reading.masked.unmask(d.text).strip() or None,
-                        needs=[ids[n] for n in sorted(reduced.predecessors(d.index))])
+            step = Step(
+                id=ids[d.index],
+                action=d.action.name,
+                description=reading.masked.unmask(d.text).strip() or None,
+                needs=[ids[n] for n in sorted(reduced.predecessors(d.index))],
+            )
             step.with_ = with_
             if d.condition is not None:
-                step.if_ = self._condition(d.condition, [(ids[a], by_index[a].action) for a in ancestors],
-                                           reading)
+                step.if_ = self._condition(
+                    d.condition, [(ids[a], by_index[a].action) for a in ancestors], reading
+                )
             if d.for_each:
                 name = self._list_name(d.for_each)
                 self._declare(name, {"type": "array", "items": {"type": "string"}}, owner=d.action.name)
@@ -81,8 +85,9 @@ class Assembler:
                 step.compensate = self._compensation(step, d.action)
             steps.append(step)
         name = snake(request, 6).replace("_", "-")[:60] or "plan"
-        workflow = Workflow(name=name, description=request.strip(), steps=steps,
-                            metadata={"planner": "offline"})
+        workflow = Workflow(
+            name=name, description=request.strip(), steps=steps, metadata={"planner": "offline"}
+        )
         if self.inputs:
             workflow.inputs = {"type": "object", "properties": self.inputs}
             if self.required_inputs:
@@ -107,8 +112,15 @@ class Assembler:
     def _with(self, draft: Draft, upstream: list[tuple[str, ActionSpec]], step_id: str) -> dict[str, Any]:
         action = draft.action
         if action.name == "core.wait":
-            return {"seconds": int(draft.wait_s)} if draft.wait_s else {"until": self._input_ref(
-                "resume_at", {"type": "string", "format": "date-time"}, action.name)}
+            return (
+                {"seconds": int(draft.wait_s)}
+                if draft.wait_s
+                else {
+                    "until": self._input_ref(
+                        "resume_at", {"type": "string", "format": "date-time"}, action.name
+                    )
+                }
+            )
         if action.name == "core.approval":
             return {"prompt": draft.message or "Approve this step?"}
         if action.name in {"core.log", "core.fail"}:
@@ -139,8 +151,15 @@ class Assembler:
         name = key
         if name in self.inputs and (self._input_owner.get(name) != owner and not key.endswith("_id")):
             name = f"{step_id}_{key}" if step_id else f"{key}_2"
-        self._declare(name, {k: v for k, v in schema.items() if k in {"type", "format", "description", "enum",
-                                                                       "items", "minimum", "maximum"}}, owner)
+        self._declare(
+            name,
+            {
+                k: v
+                for k, v in schema.items()
+                if k in {"type", "format", "description", "enum", "items", "minimum", "maximum"}
+            },
+            owner,
+        )
         return f"${{{{ inputs.{name} }}}}"
 
     def _declare(self, name: str, schema: dict[str, Any], owner: str) -> None:
@@ -183,8 +202,11 @@ class Assembler:
         if expression is None:
             name = snake(reading.masked.plain(cond.text), 6)
             name = name if re.match(r"^[a-z_]", name) else f"when_{name}"
-            self._declare(name, {"type": "boolean", "description": f"whether {reading.masked.unmask(cond.text)}"},
-                          "condition")
+            self._declare(
+                name,
+                {"type": "boolean", "description": f"whether {reading.masked.unmask(cond.text)}"},
+                "condition",
+            )
             expression = f"inputs.{name}"
         return f"${{{{ not ({expression}) }}}}" if cond.negate else f"${{{{ {expression} }}}}"
 
@@ -193,7 +215,11 @@ class Assembler:
         tokens = words(plain)
         for source_id, action in upstream:
             for field, schema in action.output_properties.items():
-                if not isinstance(schema, dict) or field not in tokens and field.replace("_", " ") not in plain:
+                if (
+                    not isinstance(schema, dict)
+                    or (field not in tokens
+                    and field.replace("_", " ") not in plain)
+                ):
                     continue
                 kind = schema.get("type")
                 op = next((o for pattern, o in _COMPARE if re.search(pattern, plain)), "==")
@@ -215,8 +241,10 @@ class Assembler:
 
     @staticmethod
     def _after_verb(plain: str, field: str) -> str | None:
-        m = re.search(rf"{field}\b.*?\b(?:is|as|comes back|equals|says|was)\s+(?:a\s+|an\s+)?(?:clean\s+)?([a-z_]+)",
-                      plain)
+        m = re.search(
+            rf"{field}\b.*?\b(?:is|as|comes back|equals|says|was)\s+(?:a\s+|an\s+)?(?:clean\s+)?([a-z_]+)",
+            plain,
+        )
         return m.group(1) if m else None
 
     _masked: Any = None

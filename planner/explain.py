@@ -12,13 +12,17 @@ def _what(step: Step, catalog: Catalog) -> str:
     action = catalog.get(step.action)
     if step.action == "core.wait":
         seconds = step.with_.get("seconds")
-        return f"wait {_duration(float(seconds))}" if isinstance(seconds, int | float) else "wait until the given time"
+        return (
+            f"wait {_duration(float(seconds))}"
+            if isinstance(seconds, int | float)
+            else "wait until the given time"
+        )
     if step.action == "core.approval":
         return f"ask for approval: {step.with_.get('prompt', '')}".rstrip(": ")
     if step.action in {"core.log", "core.fail"}:
         verb = "record in the run log" if step.action == "core.log" else "stop the run as failed"
         return f"{verb}: {step.with_.get('message', '')}"
-    summary = (action.description.rstrip(".") if action and action.description else step.action)
+    summary = action.description.rstrip(".") if action and action.description else step.action
     return f"{summary} ({step.action})"
 
 
@@ -36,7 +40,7 @@ def explain(workflow: Workflow, catalog: Catalog) -> str:
     number = {sid: i + 1 for i, sid in enumerate(order)}
     reduced = transitive_reduction(workflow)
     graph = dependency_graph(workflow)
-    lines = [f"Plan \"{workflow.name}\": {len(order)} step{'s' if len(order) != 1 else ''}."]
+    lines = [f'Plan "{workflow.name}": {len(order)} step{"s" if len(order) != 1 else ""}.']
     for sid in order:
         step = workflow.step(sid)
         text = f"{number[sid]}. {_what(step, catalog)}"

@@ -19,14 +19,53 @@ _OBJECT_PRONOUNS = frozenset("them him her it this that these those everything u
 _PARTICLES = frozenset("up off on back down out in over".split())
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _IRREGULAR = {
-    "went": "go", "sent": "send", "paid": "pay", "made": "make", "got": "get", "gave": "give",
-    "taken": "take", "took": "take", "done": "do", "did": "do", "ran": "run", "set": "set", "put": "put",
-    "shut": "shut", "cut": "cut", "built": "build", "bought": "buy", "sold": "sell", "held": "hold",
-    "written": "write", "wrote": "write", "stood": "stand", "spun": "spin", "told": "tell", "led": "lead",
-    "gone": "go", "drove": "drive", "driven": "drive", "flew": "fly", "flown": "fly", "won": "win",
-    "data": "data", "status": "status", "address": "address", "business": "business", "access": "access",
-    "analytics": "analytics", "this": "this", "its": "its", "his": "his", "process": "process",
-    "news": "news", "series": "series", "sms": "sms", "kyc": "kyc", "plus": "plus", "bus": "bus",
+    "went": "go",
+    "sent": "send",
+    "paid": "pay",
+    "made": "make",
+    "got": "get",
+    "gave": "give",
+    "taken": "take",
+    "took": "take",
+    "done": "do",
+    "did": "do",
+    "ran": "run",
+    "set": "set",
+    "put": "put",
+    "shut": "shut",
+    "cut": "cut",
+    "built": "build",
+    "bought": "buy",
+    "sold": "sell",
+    "held": "hold",
+    "written": "write",
+    "wrote": "write",
+    "stood": "stand",
+    "spun": "spin",
+    "told": "tell",
+    "led": "lead",
+    "gone": "go",
+    "drove": "drive",
+    "driven": "drive",
+    "flew": "fly",
+    "flown": "fly",
+    "won": "win",
+    "data": "data",
+    "status": "status",
+    "address": "address",
+    "business": "business",
+    "access": "access",
+    "analytics": "analytics",
+    "this": "this",
+    "its": "its",
+    "his": "his",
+    "process": "process",
+    "news": "news",
+    "series": "series",
+    "sms": "sms",
+    "kyc": "kyc",
+    "plus": "plus",
+    "bus": "bus",
 }
 
 
@@ -109,8 +148,29 @@ class Lexicon:
         out = {first, *self.single.get(first, ())}
         if tokens[0] in self.light_verbs:
             # "make a transfer": the object names the action
-            nouns = [t for t in tokens[1:5] if t not in {"a", "an", "the", "my", "our", "their", "his", "her", "its",
-                                                          "some", "this", "that", "with", "by", "off", "up"}]
+            nouns = [
+                t
+                for t in tokens[1:5]
+                if t
+                not in {
+                    "a",
+                    "an",
+                    "the",
+                    "my",
+                    "our",
+                    "their",
+                    "his",
+                    "her",
+                    "its",
+                    "some",
+                    "this",
+                    "that",
+                    "with",
+                    "by",
+                    "off",
+                    "up",
+                }
+            ]
             if nouns:
                 noun = stem(nouns[0])
                 # "make a transfer" is transferring; "run a check" still runs, so keep both

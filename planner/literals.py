@@ -11,7 +11,9 @@ from planner.text import Masked
 from workflow.catalog import ActionSpec
 
 _EMAIL_RE = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
-_PHONE_RE = re.compile(r"(?<![\w-])(?:\+\d[\d\s().-]{7,16}\d|\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}|\d{10})(?![\w-])")
+_PHONE_RE = re.compile(
+    r"(?<![\w-])(?:\+\d[\d\s().-]{7,16}\d|\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}|\d{10})(?![\w-])"
+)
 _MONEY_RE = re.compile(r"(?<!\w)[$€£]\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?(?:\s?(k|m)\b)?")
 _CHANNEL_RE = re.compile(r"(?<![\w&])#[\w-]+")
 _ID_RE = re.compile(r"\b(?=[A-Za-z0-9_-]*\d)[A-Za-z]+[_-][A-Za-z0-9_-]+\b|\b[a-z]{1,4}_[A-Za-z0-9_]+\b")
@@ -38,7 +40,7 @@ def typed(value: Any, schema: dict[str, Any]) -> Any:
             number = float(value)
         except (TypeError, ValueError):
             return None
-        return int(round(number))
+        return round(number)
     if "number" in kinds:
         try:
             number = float(value)
@@ -65,8 +67,9 @@ def _field_matches(field: str, noun: str, lex: Lexicon) -> bool:
     return any(concepts & set(lex.single.get(stem(p), ())) for p in parts)
 
 
-def fill_literals(action: ActionSpec, text: str, masked: Masked, lex: Lexicon,
-                  quoted_item: str | None = None) -> dict[str, Any]:
+def fill_literals(
+    action: ActionSpec, text: str, masked: Masked, lex: Lexicon, quoted_item: str | None = None
+) -> dict[str, Any]:
     """Inputs of `action` whose values the item's text gives."""
     raw = masked.unmask(text)
     props = action.input_properties
@@ -88,8 +91,12 @@ def fill_literals(action: ActionSpec, text: str, masked: Masked, lex: Lexicon,
     for match in _MONEY_RE.finditer(raw):
         amount = float(match.group(1).replace(",", "")) + (float(match.group(2) or 0) / 100)
         amount *= {"k": 1000, "m": 1_000_000}.get((match.group(3) or "").lower(), 1)
-        for key in free(lambda k, s: any(w in k for w in ("amount", "price", "total", "fee", "limit"))
-                        and _types(s) & {"integer", "number"}):
+        for key in free(
+            lambda k, s: (
+                any(w in k for w in ("amount", "price", "total", "fee", "limit"))
+                and _types(s) & {"integer", "number"}
+            )
+        ):
             schema = props[key]
             value = amount * 100 if _MINOR_UNITS.search(str(schema.get("description", ""))) else amount
             out[key] = typed(value, schema)
@@ -123,7 +130,7 @@ def _ids(raw: str, props: dict[str, Any], out: dict[str, Any], lex: Lexicon) -> 
         is_id = bool(_ID_RE.fullmatch(value)) or value.isdigit()
         if not is_id or "@" in value:
             continue
-        before = [t.group(0).lower() for t in tokens[max(0, i - 2):i]]
+        before = [t.group(0).lower() for t in tokens[max(0, i - 2) : i]]
         nouns = [b for b in reversed(before) if b.isalpha() and b not in _ID_WORDS]
         for noun in nouns[:1]:
             for key, schema in props.items():
@@ -135,24 +142,37 @@ def _ids(raw: str, props: dict[str, Any], out: dict[str, Any], lex: Lexicon) -> 
                     break
 
 
-def _quoted(action: ActionSpec, text: str, masked: Masked, props: dict[str, Any], out: dict[str, Any],
-            lex: Lexicon, quoted_item: str | None) -> None:
+def _quoted(
+    action: ActionSpec,
+    text: str,
+    masked: Masked,
+    props: dict[str, Any],
+    out: dict[str, Any],
+    lex: Lexicon,
+    quoted_item: str | None,
+) -> None:
     quotes = re.finditer(r"⟦Q\d+⟧", text)
     for match in quotes:
         value = masked.table[match.group(0)].strip("'\"“”‘’")
         if quoted_item is not None and match.group(0) in text and value != quoted_item:
             # one step of "turn on 'a' and 'b'": it carries only its own name
             continue
-        near = words(masked.plain(text[max(0, match.start() - 40):match.start()]))[-2:]
-        near += words(masked.plain(text[match.end():match.end() + 30]))[:2]
-        strings = [k for k, s in props.items() if k not in out and isinstance(s, dict)
-                   and "string" in _types(s) and s.get("format") not in {"email", "uri", "date-time"}]
+        near = words(masked.plain(text[max(0, match.start() - 40) : match.start()]))[-2:]
+        near += words(masked.plain(text[match.end() : match.end() + 30]))[:2]
+        strings = [
+            k
+            for k, s in props.items()
+            if k not in out
+            and isinstance(s, dict)
+            and "string" in _types(s)
+            and s.get("format") not in {"email", "uri", "date-time"}
+        ]
         chosen = next((k for k in strings for n in near if _field_matches(k, n, lex)), None)
         if chosen is None and any(n in {"named", "called", "name"} for n in near):
             chosen = next((k for k in strings if k in {"name", "title"}), None)
         if chosen is None:
             plain_strings = [k for k in strings if not k.endswith("_id")]
             required = [k for k in action.required_inputs if k in plain_strings]
-            chosen = (required or plain_strings or [None])[0]
+            chosen = next(iter(required or plain_strings), None)
         if chosen is not None:
             out[chosen] = typed(value, props[chosen])

@@ -8,30 +8,58 @@ from dataclasses import dataclass, field
 
 from planner.lexicon import Lexicon, stem, words
 
-PAR_WORDS = (r"at\s+the\s+same\s+time|simultaneously|in\s+parallel|concurrently|alongside(?:\s+(?:it|that|this|them))?"
-             r"|at\s+once|together|side\s+by\s+side")
-BLOCK_WORDS = r"meanwhile|in\s+the\s+meantime|while\s+(?:that|this|it)(?:'s|\s+is)\s+(?:happening|running|going\s+on)"
-SEQ_WORDS = (r"after\s+that|afterwards?|after\s+this|subsequently|past\s+that\s+point|from\s+there|next|then|finally"
-             r"|lastly|last|first(?:\s+of\s+all)?|to\s+start|to\s+begin|once\s+(?:that's|that\s+is)\s+done"
-             r"|when\s+(?:that's|that\s+is)\s+done|also|and|as\s+a\s+last\s+step|at\s+the\s+end")
-JOIN_WORDS = (r"either\s+way|regardless(?:\s+of\s+the\s+(?:result|outcome))?|in\s+any\s+case|in\s+either\s+case"
-              r"|no\s+matter\s+what|whatever\s+the\s+(?:result|outcome)|whatever\s+happens|in\s+all\s+cases")
-ELSE_WORDS = (r"otherwise|else|if\s+not|or\s+else|if\s+(?:he|she|it|they|that|this|so|the\s+\w+)\s+"
-              r"(?:doesn't|don't|does\s+not|do\s+not|isn't|aren't|is\s+not|are\s+not|didn't|did\s+not)"
-              r"(?:\s+\w+)?(?=\s*[,;:]|\s*$)")
+PAR_WORDS = (
+    r"at\s+the\s+same\s+time|simultaneously|in\s+parallel|concurrently|alongside(?:\s+(?:it|that|this|them))?"
+    r"|at\s+once|together|side\s+by\s+side"
+)
+BLOCK_WORDS = (
+    r"meanwhile|in\s+the\s+meantime|while\s+(?:that|this|it)(?:'s|\s+is)\s+(?:happening|running|going\s+on)"
+)
+SEQ_WORDS = (
+    r"after\s+that|afterwards?|after\s+this|subsequently|past\s+that\s+point|from\s+there|next|then|finally"
+    r"|lastly|last|first(?:\s+of\s+all)?|to\s+start|to\s+begin|once\s+(?:that's|that\s+is)\s+done"
+    r"|when\s+(?:that's|that\s+is)\s+done|also|and|as\s+a\s+last\s+step|at\s+the\s+end"
+)
+JOIN_WORDS = (
+    r"either\s+way|regardless(?:\s+of\s+the\s+(?:result|outcome))?|in\s+any\s+case|in\s+either\s+case"
+    r"|no\s+matter\s+what|whatever\s+the\s+(?:result|outcome)|whatever\s+happens|in\s+all\s+cases"
+)
+ELSE_WORDS = (
+    r"otherwise|else|if\s+not|or\s+else|if\s+(?:he|she|it|they|that|this|so|the\s+\w+)\s+"
+    r"(?:doesn't|don't|does\s+not|do\s+not|isn't|aren't|is\s+not|are\s+not|didn't|did\s+not)"
+    r"(?:\s+\w+)?(?=\s*[,;:]|\s*$)"
+)
 
 _LEAD = [
     ("join", re.compile(rf"^(?:{JOIN_WORDS})\b\s*,?\s*", re.IGNORECASE)),
     ("else", re.compile(rf"^(?:{ELSE_WORDS})\b\s*[,:]?\s*(?:then\s+)?", re.IGNORECASE)),
-    ("par_ref", re.compile(r"^(?:at\s+the\s+same\s+time\s+as|in\s+parallel\s+with|alongside|concurrently\s+with"
-                           r"|while)\s+(?P<ref>[^,]+?)\s*,\s*", re.IGNORECASE)),
+    (
+        "par_ref",
+        re.compile(
+            r"^(?:at\s+the\s+same\s+time\s+as|in\s+parallel\s+with|alongside|concurrently\s+with"
+            r"|while)\s+(?P<ref>[^,]+?)\s*,\s*",
+            re.IGNORECASE,
+        ),
+    ),
     ("block", re.compile(rf"^(?:{BLOCK_WORDS})\b\s*[,:]?\s*", re.IGNORECASE)),
     ("par", re.compile(rf"^(?:(?:and|but)\s+)?(?:{PAR_WORDS})\b\s*[,:]?\s*", re.IGNORECASE)),
     ("par", re.compile(r"^both\s+(?=[a-z]+\s)(?!(?:are|is|have|were|of)\b)", re.IGNORECASE)),
-    ("after", re.compile(r"^(?:once|when|after|as\s+soon\s+as|right\s+after|immediately\s+after|upon|the\s+moment"
-                         r"|following|only\s+after|until\s+after)\s+(?P<ref>[^,]+?)\s*,\s*(?:then\s+)?", re.IGNORECASE)),
-    ("if", re.compile(r"^(?:only\s+if|if|in\s+case|provided\s+(?:that\s+)?|assuming|whenever|only\s+when|only\s+for)\s+"
-                      r"(?P<ref>[^,]+?)\s*,\s*(?:then\s+)?", re.IGNORECASE)),
+    (
+        "after",
+        re.compile(
+            r"^(?:once|when|after|as\s+soon\s+as|right\s+after|immediately\s+after|upon|the\s+moment"
+            r"|following|only\s+after|until\s+after)\s+(?P<ref>[^,]+?)\s*,\s*(?:then\s+)?",
+            re.IGNORECASE,
+        ),
+    ),
+    (
+        "if",
+        re.compile(
+            r"^(?:only\s+if|if|in\s+case|provided\s+(?:that\s+)?|assuming|whenever|only\s+when|only\s+for)\s+"
+            r"(?P<ref>[^,]+?)\s*,\s*(?:then\s+)?",
+            re.IGNORECASE,
+        ),
+    ),
     ("before", re.compile(r"^before\s+(?P<ref>[^,]+?)\s*,\s*", re.IGNORECASE)),
     ("unless", re.compile(r"^unless\s+(?P<ref>[^,]+?)\s*,\s*", re.IGNORECASE)),
     ("seq", re.compile(rf"^(?:{SEQ_WORDS})\b\s*,?\s*", re.IGNORECASE)),
@@ -104,7 +132,7 @@ def read_lead(text: str, lex: Lexicon, verbs: frozenset[str]) -> tuple[Lead, str
         matched = False
         filler = lex.fillers.match(rest)
         if filler and filler.end() > 0:
-            rest = rest[filler.end():].lstrip(" ,")
+            rest = rest[filler.end() :].lstrip(" ,")
             matched = True
         for kind, pattern in _LEAD:
             m = pattern.match(rest)
@@ -113,12 +141,12 @@ def read_lead(text: str, lex: Lexicon, verbs: frozenset[str]) -> tuple[Lead, str
             ref = m.groupdict().get("ref")
             if kind in {"after", "if", "unless", "par_ref"} and ref is not None:
                 # a comma far away belongs to a later clause: "if it fails retry twice, then ..."
-                if not _plausible_ref(ref, verbs) and _verb_split(rest[m.start("ref"):], verbs) is not None:
+                if not _plausible_ref(ref, verbs) and _verb_split(rest[m.start("ref") :], verbs) is not None:
                     continue
             lead.kinds.append(kind)
             if ref is not None:
                 lead.refs[kind] = ref.strip()
-            rest = rest[m.end():].lstrip(" ,")
+            rest = rest[m.end() :].lstrip(" ,")
             matched = True
             break
         if not matched:
@@ -126,7 +154,7 @@ def read_lead(text: str, lex: Lexicon, verbs: frozenset[str]) -> tuple[Lead, str
                 m = pattern.match(rest)
                 if not m:
                     continue
-                split = _verb_split(rest[m.end():], verbs)
+                split = _verb_split(rest[m.end() :], verbs)
                 if split is None:
                     continue
                 ref, after = split
@@ -151,9 +179,21 @@ def _verb_split(text: str, verbs: frozenset[str]) -> tuple[str, str] | None:
         word = tok.group(0).lower()
         if word.endswith(("ing", "ed", "s")) and stem(word) != word.rstrip("s"):
             continue
-        if stem(word) in verbs and tokens[i - 1].group(0).lower() not in {"to", "the", "a", "an", "be", "is", "was",
-                                                                          "has", "have", "been", "will", "can"}:
-            return text[: tok.start()].strip(" ,"), text[tok.start():]
+        if stem(word) in verbs and tokens[i - 1].group(0).lower() not in {
+            "to",
+            "the",
+            "a",
+            "an",
+            "be",
+            "is",
+            "was",
+            "has",
+            "have",
+            "been",
+            "will",
+            "can",
+        }:
+            return text[: tok.start()].strip(" ,"), text[tok.start() :]
     return None
 
 
@@ -186,7 +226,7 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
     for m in _BOUNDARY.finditer(segment):
         if m.start() <= start:
             continue
-        following = segment[m.end():]
+        following = segment[m.end() :]
         sep = m.group(0).lower()
         if "then" in sep:
             kind = "then"
@@ -209,20 +249,26 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
             elif _WAIT_LEAD_START.match(following):
                 split = True  # "close the ticket, and ten days after that send a survey"
             else:
-                split = bool(opened) or starts_with_verb(following, verbs, gerund=False) or (
-                    starts_with_verb(rest, verbs, gerund=False)) or (
-                    "," in sep and bool(re.match(r"(?:i|we)(?:'d|\s+would)?\s+(?:want|need|like)\b", rest, re.I)))
-        pending = segment[start:m.start()]
+                split = (
+                    bool(opened)
+                    or starts_with_verb(following, verbs, gerund=False)
+                    or (starts_with_verb(rest, verbs, gerund=False))
+                    or (
+                        "," in sep
+                        and bool(re.match(r"(?:i|we)(?:'d|\s+would)?\s+(?:want|need|like)\b", rest, re.I))
+                    )
+                )
+        pending = segment[start : m.start()]
         if split and "," in sep:
             # "once it's booked, text them", "then, at the same time, ...": the comma ends an
             # opening (a subordinate clause or a marker), not an item
             if _WAIT_LEAD.match(pending) or read_lead(pending + ", x", lex, verbs)[1].strip() == "x":
                 continue
-        if not split and kind in {"and", "comma"} and _same_head(segment[start:m.start()], following):
+        if not split and kind in {"and", "comma"} and _same_head(segment[start : m.start()], following):
             split = True
             kind = "and"
         if split:
-            items.append((connector, segment[start:m.start()].strip(" ,")))
+            items.append((connector, segment[start : m.start()].strip(" ,")))
             start, connector = m.end(), kind
     items.append((connector, segment[start:].strip(" ,")))
     return [(c, t) for c, t in items if t]

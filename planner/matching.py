@@ -25,8 +25,8 @@ _CHAR_WEIGHT = 0.3
 _VERB_BONUS = 0.2
 _NAMESPACE_BONUS = 0.35
 _STOP = frozenset(
-    "a an the of to for in on at by with from and or is are be it its their them they his her he she this that"
-    " these those our we us you your my me i as into onto up out so".split()
+    "a an the of to for in on at by with from and or is are be it its their them they his her he she this"
+    " that these those our we us you your my me i as into onto up out so".split()
 )
 
 
@@ -82,14 +82,21 @@ _CACHE: dict[tuple[Any, ...], _Index] = {}
 
 
 def _fingerprint(actions: Sequence[ActionSpec]) -> tuple[Any, ...]:
-    return tuple((a.name, a.description, tuple(a.input_properties), tuple(a.output_properties)) for a in actions)
+    return tuple(
+        (a.name, a.description, tuple(a.input_properties), tuple(a.output_properties)) for a in actions
+    )
 
 
 class ActionMatcher:
     """Ranks catalog actions against English text. Build once per catalog; cheap to call."""
 
-    def __init__(self, catalog: Catalog | Iterable[ActionSpec], *, lex: Lexicon | None = None,
-                 include_core: bool = False) -> None:
+    def __init__(
+        self,
+        catalog: Catalog | Iterable[ActionSpec],
+        *,
+        lex: Lexicon | None = None,
+        include_core: bool = False,
+    ) -> None:
         self.lex = lex or lexicon()
         actions = list(catalog)
         if not include_core:
@@ -119,9 +126,15 @@ class ActionMatcher:
         word_matrix = words.fit_transform([self._concepts(d) for d in docs])
         chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, lowercase=True)
         char_matrix = chars.fit_transform([self._char_text(d) for d in docs])
-        index = _Index(actions, words, chars, word_matrix, char_matrix,
-                       [self._verb_concepts(action_verbs(a)) for a in actions],
-                       [self._verb_concepts(action_namespace(a)) for a in actions])
+        index = _Index(
+            actions,
+            words,
+            chars,
+            word_matrix,
+            char_matrix,
+            [self._verb_concepts(action_verbs(a)) for a in actions],
+            [self._verb_concepts(action_namespace(a)) for a in actions],
+        )
         _CACHE[key] = index
         return index
 
@@ -149,12 +162,14 @@ class ActionMatcher:
                     out[i] += _NAMESPACE_BONUS
         return out
 
-    def rank(self, text: str, k: int = 5, *, verb: str | None = None,
-             among: Iterable[str] | None = None) -> list[tuple[ActionSpec, float]]:
+    def rank(
+        self, text: str, k: int = 5, *, verb: str | None = None, among: Iterable[str] | None = None
+    ) -> list[tuple[ActionSpec, float]]:
         """The `k` best actions for `text`, best first, with their scores; `among` limits the names."""
         allowed = set(among) if among is not None else None
         pairs = [
-            (a, s) for a, s in zip(self.actions, self.scores(text, verb=verb), strict=True)
+            (a, s)
+            for a, s in zip(self.actions, self.scores(text, verb=verb), strict=True)
             if allowed is None or a.name in allowed
         ]
         pairs.sort(key=lambda p: p[1], reverse=True)

@@ -60,6 +60,7 @@ class OfflinePlanner:
             # a plan that fails validation is a planner bug: say exactly what, never print it
             problems = "; ".join(str(p) for p in report.errors[:3])
             raise PlanningError(f"internal error: the offline plan is invalid ({problems})", reading.warnings)
-        explanation = explain(workflow, self.catalog) + (describe_triggers(workflow.triggers) + "\n"
-                                                         if workflow.triggers else "")
+        explanation = explain(workflow, self.catalog) + (
+            describe_triggers(workflow.triggers) + "\n" if workflow.triggers else ""
+        )
         return PlanResult(report.workflow or workflow, reading.warnings, explanation)

@@ -9,18 +9,37 @@ from dataclasses import dataclass
 from planner.lexicon import Lexicon
 
 _NUM = r"(?:\d+|[a-z]+)"
-_UNIT = (r"(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|nights?|weeks?|wks?|fortnights?|months?"
-         r"|quarters?|years?)")
+_UNIT = (
+    r"(?:seconds?|secs?|minutes?|mins?|hours?|hrs?|days?|nights?|weeks?|wks?|fortnights?|months?"
+    r"|quarters?|years?)"
+)
 DURATION_RE = re.compile(rf"\b(?:(\d+(?:\.\d+)?|[a-z]+)[\s-]+)?({_UNIT})\b", re.IGNORECASE)
 
 # "retry up to 3 times" = 4 attempts; "try up to 5 times" / "5 attempts" = 5
 _RETRY_PATTERNS: tuple[tuple[re.Pattern[str], int], ...] = (
-    (re.compile(rf"\bretr(?:y|ying|ies|ied)\b(?:\s+(?:it|this|that|them|the\s+\w+))?\s+"
-                rf"(?:up\s+to\s+|at\s+most\s+|a\s+maximum\s+of\s+|another\s+)?({_NUM})\s*(?:more\s+|additional\s+|extra\s+)?"
-                rf"(?:times?|retries|attempts)?(?:\s+more)?", re.IGNORECASE), 1),
-    (re.compile(rf"\b(?:up\s+to|at\s+most|a\s+maximum\s+of|max(?:imum)?(?:\s+of)?)\s+({_NUM})\s+(?:tries|attempts)\b",
-                re.IGNORECASE), 0),
-    (re.compile(rf"\btry(?:\s+it|\s+this|\s+that)?\s+(?:up\s+to\s+|at\s+most\s+)?({_NUM})\s+times\b", re.IGNORECASE), 0),
+    (
+        re.compile(
+            rf"\bretr(?:y|ying|ies|ied)\b(?:\s+(?:it|this|that|them|the\s+\w+))?\s+"
+            rf"(?:up\s+to\s+|at\s+most\s+|a\s+maximum\s+of\s+|another\s+)?({_NUM})\s*(?:more\s+|additional\s+|extra\s+)?"
+            rf"(?:times?|retries|attempts)?(?:\s+more)?",
+            re.IGNORECASE,
+        ),
+        1,
+    ),
+    (
+        re.compile(
+            rf"\b(?:up\s+to|at\s+most|a\s+maximum\s+of|max(?:imum)?(?:\s+of)?)\s+({_NUM})\s+(?:tries|attempts)\b",
+            re.IGNORECASE,
+        ),
+        0,
+    ),
+    (
+        re.compile(
+            rf"\btry(?:\s+it|\s+this|\s+that)?\s+(?:up\s+to\s+|at\s+most\s+)?({_NUM})\s+times\b",
+            re.IGNORECASE,
+        ),
+        0,
+    ),
     (re.compile(rf"\b({_NUM})\s+(?:more\s+)?retries\b", re.IGNORECASE), 1),
     (re.compile(rf"\b({_NUM})\s+(?:tries|attempts)\b", re.IGNORECASE), 0),
 )
@@ -60,7 +79,16 @@ def duration_seconds(text: str, lex: Lexicon) -> Found | None:
                 number = lex.number(count_text)
                 count = float(number) if number is not None else None
         if count is None:
-            if count_text and count_text.lower() in {"the", "those", "these", "that", "this", "per", "each", "every"}:
+            if count_text and count_text.lower() in {
+                "the",
+                "those",
+                "these",
+                "that",
+                "this",
+                "per",
+                "each",
+                "every",
+            }:
                 continue
             count = 1.0
         return Found(count * lex.durations[unit], match.span())

@@ -15,9 +15,9 @@ from workflow.catalog import ActionSpec, Catalog
 
 MATCH_THRESHOLD = 0.2
 _GENERIC = frozenset(
-    "it its they them that this those these both all three two four each either everything everyone he she him her"
-    " done ready finished complete completed exist exists in is are be been has have was were the a an of and or"
-    " there went through back gone live up out on off".split()
+    "it its they them that this those these both all three two four each either everything everyone he she"
+    " him her done ready finished complete completed exist exists in is are be been has have was were the"
+    " a an of and or there went through back gone live up out on off".split()
 )
 _QUESTION = re.compile(r"^(?:what|how|where|when|which|who|is|are|will|does|do)\b", re.IGNORECASE)
 _WANT = re.compile(r"^\s*(?:i|we)(?:'d| would)?\s+(?:want|need|like|wish)\b", re.IGNORECASE)
@@ -103,9 +103,11 @@ class Reader:
             if not head_rest.strip():
                 head_par = any(k in {"par", "block"} for k in head_lead.kinds)
                 sentence = body
-            elif any(mk.starts_with_verb(mk.read_lead(t, self.lex, self.verbs)[1], self.verbs)
-                     for _, t in mk.split_items(body.strip(), self.lex, self.verbs)):
-                self.warnings.append(f"read \"{self._show(head)}\" as a heading for what follows it")
+            elif any(
+                mk.starts_with_verb(mk.read_lead(t, self.lex, self.verbs)[1], self.verbs)
+                for _, t in mk.split_items(body.strip(), self.lex, self.verbs)
+            ):
+                self.warnings.append(f'read "{self._show(head)}" as a heading for what follows it')
                 sentence = body
             else:
                 sentence = f"{head} {body}"
@@ -113,12 +115,16 @@ class Reader:
             lead, rest = mk.read_lead(sentence, self.lex, self.verbs)
             umbrella = self.lex.umbrella.match(rest.strip())
             if umbrella and not lead.kinds and len(mk.split_items(rest, self.lex, self.verbs)) == 1:
-                self.warnings.append(f"read \"{self._show(sentence)}\" as an introduction to the steps that follow")
+                self.warnings.append(
+                    f'read "{self._show(sentence)}" as an introduction to the steps that follow'
+                )
                 return
         frame: _Frame | None = None
         first_in_sentence: int | None = None
         for g_index, seg in enumerate(segments(sentence)):
-            frame, first_in_sentence = self._segment(s_index, g_index, seg, frame, first_in_sentence, head_par)
+            frame, first_in_sentence = self._segment(
+                s_index, g_index, seg, frame, first_in_sentence, head_par
+            )
         if frame is not None:
             self._close(frame)
 
@@ -129,8 +135,15 @@ class Reader:
                 merged += [i for i in branch if i not in merged]
             self.frontier = merged
 
-    def _segment(self, s_index: int, g_index: int, seg: str, frame: _Frame | None,
-                 first_in_sentence: int | None, head_par: bool) -> tuple[_Frame | None, int | None]:
+    def _segment(
+        self,
+        s_index: int,
+        g_index: int,
+        seg: str,
+        frame: _Frame | None,
+        first_in_sentence: int | None,
+        head_par: bool,
+    ) -> tuple[_Frame | None, int | None]:
         seg = mk.TRAILING_NOISE.sub("", seg).strip()
         if mk.PURE_PAR.match(seg.strip()):
             self._parallelise([d for d in self.drafts if d.sentence == s_index and d.segment == g_index - 1])
@@ -176,8 +189,16 @@ class Reader:
                         undo_open = len(self._undo) - 1
                     continue
             # compute where this item starts from
-            deps = self._deps(kinds, lead.refs, s_index, first_in_sentence, prev_unit_first, inherit_deps,
-                              seg_drafts if par_all else None, frame)
+            deps = self._deps(
+                kinds,
+                lead.refs,
+                s_index,
+                first_in_sentence,
+                prev_unit_first,
+                inherit_deps,
+                seg_drafts if par_all else None,
+                frame,
+            )
             if "par" in kinds or "block" in kinds or "par_ref" in kinds:
                 inherit_deps = list(deps)
             if "else" in kinds and frame is not None:
@@ -194,8 +215,9 @@ class Reader:
                 frame = _Frame(condition, list(deps))
             elif frame is not None:
                 condition = frame.condition
-            first_marker = re.search(r"\s+(?:first|beforehand|before\s+that|before\s+anything\s+else)\s*$", item,
-                                     re.IGNORECASE)
+            first_marker = re.search(
+                r"\s+(?:first|beforehand|before\s+that|before\s+anything\s+else)\s*$", item, re.IGNORECASE
+            )
             pre = self._gerund_before(rest, deps, condition, s_index, g_index)
             if pre is not None:
                 rest, deps = pre
@@ -220,9 +242,17 @@ class Reader:
                 seg_drafts.extend(created)
         return frame, first_in_sentence
 
-    def _deps(self, kinds: list[str], refs: dict[str, str], s_index: int, first_in_sentence: int | None,
-              prev_unit_first: int | None, inherit: list[int] | None, seg_drafts: list[int] | None,
-              frame: _Frame | None) -> list[int]:
+    def _deps(
+        self,
+        kinds: list[str],
+        refs: dict[str, str],
+        s_index: int,
+        first_in_sentence: int | None,
+        prev_unit_first: int | None,
+        inherit: list[int] | None,
+        seg_drafts: list[int] | None,
+        frame: _Frame | None,
+    ) -> list[int]:
         if seg_drafts:  # "A, B and C, all at the same time": they share where A started
             return list(self.drafts[seg_drafts[0]].needs)
         if "par_ref" in kinds:
@@ -261,15 +291,16 @@ class Reader:
         for i in created:
             self.drafts[i].needs = list(earlier.needs)
         for d in self.drafts:
-            if d.index >= later and d.index not in created and later in d.needs or d.index == later:
+            if (d.index >= later and d.index not in created and later in d.needs) or d.index == later:
                 if d.index == later:
                     d.needs = list(created)
         self.frontier = [f for f in self.frontier if f not in created]
         if later not in self.frontier and not any(later in d.needs for d in self.drafts):
             self.frontier.append(later)
 
-    def _gerund_before(self, rest: str, deps: list[int], condition: Condition | None, s_index: int,
-                       g_index: int) -> tuple[str, list[int]] | None:
+    def _gerund_before(
+        self, rest: str, deps: list[int], condition: Condition | None, s_index: int, g_index: int
+    ) -> tuple[str, list[int]] | None:
         """ "book a flight, after installing the app" / "after getting the weather, print it": the
         gerund names a step of its own that comes first."""
         m = re.search(r"(?:^|,?\s+)(?:after|once|when|upon)\s+([a-z]+ing)\b(.*)$", rest, re.IGNORECASE)
@@ -295,8 +326,15 @@ class Reader:
 
     # -- one item → drafts
 
-    def _item(self, rest: str, deps: list[int], condition: Condition | None, s_index: int, g_index: int,
-              borrowed_verb: str) -> list[int] | None:
+    def _item(
+        self,
+        rest: str,
+        deps: list[int],
+        condition: Condition | None,
+        s_index: int,
+        g_index: int,
+        borrowed_verb: str,
+    ) -> list[int] | None:
         text = rest.strip(" ,")
         attempts = timeout = None
         for source in (text, *self.masked.pieces(text, "P")):
@@ -304,26 +342,26 @@ class Reader:
             if found:
                 attempts = int(found.value)
                 if source is text:
-                    text = (text[: found.span[0]] + text[found.span[1]:]).strip(" ,")
+                    text = (text[: found.span[0]] + text[found.span[1] :]).strip(" ,")
                 break
         found_t = ph.find_timeout(text, self.lex)
         if found_t:
             timeout = found_t.value
-            text = (text[: found_t.span[0]] + text[found_t.span[1]:]).strip(" ,")
+            text = (text[: found_t.span[0]] + text[found_t.span[1] :]).strip(" ,")
         for_each = None
         loop = ph.FOR_EACH_RE.search(text)
         if loop and not ph.LOG_RE.search(text):
             for_each = loop.group(1)
-            text = (text[: loop.start()] + text[loop.end():]).strip(" ,")
+            text = (text[: loop.start()] + text[loop.end() :]).strip(" ,")
         wait_prefix = ph.WAIT_PREFIX_RE.match(text)
         wait_text = ""
         if wait_prefix is not None:
             # "sixty days after that, delete it": a wait, then the action
             wait_text = wait_prefix.group("dur")
-            remainder = text[len(wait_text):].strip()
+            remainder = text[len(wait_text) :].strip()
             after = re.match(r"^(?:later|after\s+(?:that|this|it|which))\s*,?\s*", remainder, re.IGNORECASE)
             if after:
-                text = remainder[after.end():]
+                text = remainder[after.end() :]
             elif remainder.lower().startswith("after"):
                 split = mk._verb_split(remainder[5:], self.verbs)
                 text = split[1] if split else remainder
@@ -336,8 +374,9 @@ class Reader:
             return None
         trailing_if = re.search(r"\s+(?:only\s+)?(?:if|unless)\s+(.+)$", text, re.IGNORECASE)
         if trailing_if and condition is None and not self.lex.failure.search(trailing_if.group(1)):
-            condition = Condition(trailing_if.group(1), text[trailing_if.start():].strip().startswith("unless"),
-                                  list(deps))
+            condition = Condition(
+                trailing_if.group(1), text[trailing_if.start() :].strip().startswith("unless"), list(deps)
+            )
             text = text[: trailing_if.start()]
             plain = self.masked.plain(text)
         kind, extra = self._core_kind(text, plain)
@@ -357,8 +396,20 @@ class Reader:
                 specs.append((spec, score, quoted[n] if len(quoted) >= 2 else None))
         created: list[int] = []
         for spec, score, quoted_item in specs:
-            draft = Draft(len(self.drafts), spec, text, list(deps), condition, attempts, timeout,
-                          sentence=s_index, segment=g_index, unit=self._unit, score=score, quoted=quoted_item)
+            draft = Draft(
+                len(self.drafts),
+                spec,
+                text,
+                list(deps),
+                condition,
+                attempts,
+                timeout,
+                sentence=s_index,
+                segment=g_index,
+                unit=self._unit,
+                score=score,
+                quoted=quoted_item,
+            )
             if spec.name == "core.wait":
                 draft.wait_s = extra if isinstance(extra, float) else None
                 draft.message = extra if isinstance(extra, str) else None
@@ -370,8 +421,16 @@ class Reader:
             created.append(draft.index)
         if wait_prefix is not None and specs and specs[0][0].name != "core.wait":
             seconds = ph.duration_seconds(wait_text, self.lex)
-            wait = Draft(len(self.drafts), self.catalog["core.wait"], wait_text, list(deps), condition,
-                         sentence=s_index, segment=g_index, unit=self._unit)
+            wait = Draft(
+                len(self.drafts),
+                self.catalog["core.wait"],
+                wait_text,
+                list(deps),
+                condition,
+                sentence=s_index,
+                segment=g_index,
+                unit=self._unit,
+            )
             wait.wait_s = seconds.value if seconds else None
             self.drafts.append(wait)
             for i in created:
@@ -380,8 +439,9 @@ class Reader:
             created = [wait.index, *created]
             deps = [wait.index]
         self.frontier = [f for f in self.frontier if f not in deps and f not in created]
-        self.frontier += [i for i in created if not (wait_prefix is not None and i == created[0]
-                                                      and len(created) > 1)]
+        self.frontier += [
+            i for i in created if not (wait_prefix is not None and i == created[0] and len(created) > 1)
+        ]
         return created
 
     def _core_kind(self, text: str, plain: str) -> tuple[str | None, float | str | None]:
@@ -411,7 +471,9 @@ class Reader:
         if found:
             return self.masked.unmask(found.group(1)).strip(" .")
         if log:
-            body = re.sub(r"^(?:note|write|record|log|add|put|recording|noting|writing)\s+", "", text, flags=re.I)
+            body = re.sub(
+                r"^(?:note|write|record|log|add|put|recording|noting|writing)\s+", "", text, flags=re.I
+            )
             body = ph.LOG_RE.sub("", body)
             body = re.sub(r"\s+(?:in|to|into)\s*$", "", body.strip())
             return self.masked.unmask(body).strip(" .") or None
@@ -427,10 +489,10 @@ class Reader:
             query = f"{borrowed_verb} {plain}"
             starts = True
         if not (starts or wanted or question):
-            self.warnings.append(f"read \"{self._show(plain)}\" as background, not a step")
+            self.warnings.append(f'read "{self._show(plain)}" as background, not a step')
             return None
         if starts and self._is_statement(tokens) and not _MODAL.search(plain) and self._has_subject(plain):
-            self.warnings.append(f"read \"{self._show(plain)}\" as background, not a step")
+            self.warnings.append(f'read "{self._show(plain)}" as background, not a step')
             return None
         ranked = self.matcher.rank(self._weighted(query), 3, verb=query)
         if not ranked:
@@ -445,9 +507,10 @@ class Reader:
             margin = score - ranked[1][1] if len(ranked) > 1 else score
             unknown = unknown if margin < 0.1 or score < 0.5 else None
         if score < MATCH_THRESHOLD or unknown:
-            what = f"\"{unknown}\"" if unknown else f"\"{self._show(plain)}\""
+            what = f'"{unknown}"' if unknown else f'"{self._show(plain)}"'
             self.warnings.append(
-                f"no action in this catalog does {what}; closest: {spec.name} ({score:.2f}); left out of the plan"
+                f"no action in this catalog does {what}; closest: {spec.name} ({score:.2f}); "
+                "left out of the plan"
             )
             return None
         return spec, score
@@ -457,14 +520,21 @@ class Reader:
         """ "Invoice INV-33 went out": a capitalised opening followed by a name or id is a subject,
         where "Email the admin ..." opens with a verb and a determiner."""
         raw = plain.split()
-        return len(raw) > 1 and raw[0][:1].isupper() and (raw[1][:1].isupper() or any(c.isdigit() for c in raw[1]))
+        return (
+            len(raw) > 1
+            and raw[0][:1].isupper()
+            and (raw[1][:1].isupper() or any(c.isdigit() for c in raw[1]))
+        )
 
     @staticmethod
     def _weighted(query: str) -> str:
         """The query with its direct object said twice: "raise the invoice against customer X" is
         about the invoice, the thing right after the verb."""
-        head = re.split(r"\s+(?:for|to|from|against|with|in|on|at|by|under|into|as|so|that|via|using|about|of)\s+",
-                        query, maxsplit=1)[0]
+        head = re.split(
+            r"\s+(?:for|to|from|against|with|in|on|at|by|under|into|as|so|that|via|using|about|of)\s+",
+            query,
+            maxsplit=1,
+        )[0]
         obj = [w for w in re.findall(r"[A-Za-z][A-Za-z-]*", head)[1:]]
         return f"{query} {obj[-1]}" if obj else query
 
@@ -475,16 +545,24 @@ class Reader:
         """The object of the verb when neither the catalog nor the lexicon knows any of its words
         (names, capitalised, are not objects: "email Dana")."""
         raw = re.findall(r"[A-Za-z0-9][\w'-]*", query)[1:]
-        tokens = [t.lower() for t in raw if not t[0].isupper() and t.lower() not in _GENERIC
-                  and t.lower() not in _STOP]
+        tokens = [
+            t.lower()
+            for t in raw
+            if not t[0].isupper() and t.lower() not in _GENERIC and t.lower() not in _STOP
+        ]
         content = tokens[:2]
         if not content:
             return None
         vocab = self.matcher._index.words.vocabulary_
         for token in content:
             s = stem(token)
-            if s in vocab or s in self.lex.single or any(c.isdigit() for c in token) or token in self.lex.people \
-                    or any(c.startswith("syn") for c in self.lex.concepts(token)):
+            if (
+                s in vocab
+                or s in self.lex.single
+                or any(c.isdigit() for c in token)
+                or token in self.lex.people
+                or any(c.startswith("syn") for c in self.lex.concepts(token))
+            ):
                 return None
         return " ".join(content)
 
@@ -497,9 +575,11 @@ class Reader:
     @staticmethod
     def _repeated_object(plain: str) -> bool:
         """ "the churn report and the revenue report": one verb, two things of the same kind."""
-        m = re.search(r"\b([a-z]+)\s+and\s+(?:the|a|an|their|our|its|his|her)\s+(?:[\w-]+\s+){0,3}?([a-z]+)\b",
-                      plain.lower())
-        return bool(m) and m.group(1) == m.group(2) and len(m.group(1)) > 2
+        m = re.search(
+            r"\b([a-z]+)\s+and\s+(?:the|a|an|their|our|its|his|her)\s+(?:[\w-]+\s+){0,3}?([a-z]+)\b",
+            plain.lower(),
+        )
+        return m is not None and m.group(1) == m.group(2) and len(m.group(1)) > 2
 
     # -- failure clauses: retries and undo
 
@@ -527,14 +607,37 @@ class Reader:
         for rest, previous, count in self._undo:
             candidates = [d for d in self.drafts[:count] if d.action.compensation]
             if not candidates:
-                self.warnings.append(f"nothing before \"{self._show(rest)}\" can be undone in this catalog")
+                self.warnings.append(f'nothing before "{self._show(rest)}" can be undone in this catalog')
                 continue
-            parts = [p for p in re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+|\s+by\s+", self.masked.plain(rest)) if p]
+            parts = [
+                p for p in re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+|\s+by\s+", self.masked.plain(rest)) if p
+            ]
+
             def is_generic(part: str) -> bool:
                 undo_only = self.lex.undo.sub("", part).strip()
-                return not [w for w in words(undo_only) if w not in _GENERIC
-                            and w not in {"one", "ones", "that", "succeeded", "other", "everything", "what", "was",
-                                          "made", "created", "steps", "step", "changes", "all", "by"}]
+                return not [
+                    w
+                    for w in words(undo_only)
+                    if w not in _GENERIC
+                    and w
+                    not in {
+                        "one",
+                        "ones",
+                        "that",
+                        "succeeded",
+                        "other",
+                        "everything",
+                        "what",
+                        "was",
+                        "made",
+                        "created",
+                        "steps",
+                        "step",
+                        "changes",
+                        "all",
+                        "by",
+                    }
+                ]
 
             specific = [p for p in parts if not is_generic(p)]
             # "roll back by cancelling X and deleting Y": the named undos are the whole of it
@@ -542,7 +645,9 @@ class Reader:
             for part in parts:
                 part_words = [w for w in words(part) if w not in _GENERIC]
                 if is_generic(part):
-                    pool = [self.drafts[i] for i in previous if self.drafts[i].action.compensation] or candidates
+                    pool = [
+                        self.drafts[i] for i in previous if self.drafts[i].action.compensation
+                    ] or candidates
                     for d in pool:
                         d.compensate = True
                     continue
@@ -550,7 +655,9 @@ class Reader:
                 # every undo verb says "undo"; the object says which undo
                 ranked = self.matcher.rank(part, 1, among=names)
                 if not ranked or ranked[0][1] < 0.15 or not part_words:
-                    self.warnings.append(f"could not tell what \"{self._show(part)}\" undoes; no compensation added")
+                    self.warnings.append(
+                        f'could not tell what "{self._show(part)}" undoes; no compensation added'
+                    )
                     continue
                 undo = ranked[0][0].name
                 holders = [d for d in candidates if d.action.compensation == undo]
@@ -574,7 +681,9 @@ class Reader:
         mine = self._concept_set(text)
         if not mine:
             return 0.0
-        theirs = self._concept_set(self.masked.plain(draft.text) + " " + " ".join(draft.action.name.split(".")[-1:]))
+        theirs = self._concept_set(
+            self.masked.plain(draft.text) + " " + " ".join(draft.action.name.split(".")[-1:])
+        )
         return len(mine & theirs) / len(mine)
 
     def resolve(self, ref: str) -> list[int]:
@@ -601,13 +710,18 @@ class Reader:
     def _drop_summary(self, all_sentences: list[str]) -> None:
         """A first sentence whose one step is done again later only announced the work."""
         first = [d for d in self.drafts if d.sentence == 0]
-        if len(all_sentences) < 2 or len(first) != 1 or first[0].action.is_core or re.search(r"\d|⟦", first[0].text):
+        if (
+            len(all_sentences) < 2
+            or len(first) != 1
+            or first[0].action.is_core
+            or re.search(r"\d|⟦", first[0].text)
+        ):
             return
         later = [d for d in self.drafts if d.sentence > 0 and d.action.name == first[0].action.name]
         if not later:
             return
         gone = first[0].index
-        self.warnings.append(f"read \"{self._show(first[0].text)}\" as a summary of the later steps")
+        self.warnings.append(f'read "{self._show(first[0].text)}" as a summary of the later steps')
         for d in self.drafts:
             if gone in d.needs:
                 d.needs = [n for n in d.needs if n != gone] + [n for n in first[0].needs if n not in d.needs]

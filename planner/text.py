@@ -57,7 +57,9 @@ class Masked:
         """Text for matching: quotes, parentheses and literals dropped, channels kept as a word."""
         # an address says which channel is meant ("send a receipt to ap@x.example" is an email)
         out = PLACEHOLDER_RE.sub(
-            lambda m: " email " if m.group(1) == "E" else " " if m.group(1) in "PQUFN" else self.unmask(m.group(0)),
+            lambda m: (
+                " email " if m.group(1) == "E" else " " if m.group(1) in "PQUFN" else self.unmask(m.group(0))
+            ),
             text,
         )
         out = re.sub(r"#[\w-]+", " channel ", out)
@@ -97,7 +99,28 @@ def segments(sentence: str) -> list[str]:
 
 def snake(text: str, limit: int = 5) -> str:
     """`the invite list` → `invite_list`: a name for inputs and step ids."""
-    stop = {"the", "a", "an", "their", "our", "its", "his", "her", "my", "your", "of", "to", "for", "is", "are",
-            "be", "that", "this", "it", "on", "in"}
+    stop = {
+        "the",
+        "a",
+        "an",
+        "their",
+        "our",
+        "its",
+        "his",
+        "her",
+        "my",
+        "your",
+        "of",
+        "to",
+        "for",
+        "is",
+        "are",
+        "be",
+        "that",
+        "this",
+        "it",
+        "on",
+        "in",
+    }
     tokens = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in stop]
     return "_".join(tokens[:limit]) or "value"

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 
-class PlanFormat(str, Enum):
+class PlanFormat(str, Enum):  # noqa: UP042 - typer reads str-valued enums
     yaml = "yaml"
     json = "json"
     mermaid = "mermaid"
@@ -24,8 +24,9 @@ def _request_text(request: str | None, file: Path | None) -> str:
             raise typer.BadParameter(f"cannot read {file}: {exc.strerror}", param_hint="--file") from None
     if request is None or request == "-":
         if sys.stdin.isatty():
-            raise typer.BadParameter("give the request as an argument, with --file, or on stdin",
-                                     param_hint="REQUEST")
+            raise typer.BadParameter(
+                "give the request as an argument, with --file, or on stdin", param_hint="REQUEST"
+            )
         return sys.stdin.read()
     return request
 
@@ -33,16 +34,32 @@ def _request_text(request: str | None, file: Path | None) -> str:
 def register(app: typer.Typer) -> None:
     @app.command()
     def plan(
-        request: Annotated[str | None, typer.Argument(help="What the workflow should do ('-' or none: stdin).")] = None,
-        catalog: Annotated[list[str], typer.Option("--catalog", "-c", envvar="OVERTURE_CATALOG",
-                                                   help="Catalog file or folder (repeatable).")] = [],  # noqa: B006
-        format: Annotated[PlanFormat, typer.Option("--format", "-f", help="yaml, json or mermaid")] = PlanFormat.yaml,
-        explain: Annotated[bool, typer.Option("--explain", help="Also print the plan in plain English.")] = False,
+        request: Annotated[
+            str | None, typer.Argument(help="What the workflow should do ('-' or none: stdin).")
+        ] = None,
+        catalog: Annotated[
+            list[str],
+            typer.Option(
+                "--catalog", "-c", envvar="OVERTURE_CATALOG", help="Catalog file or folder (repeatable)."
+            ),
+        ] = [],  # noqa: B006
+        format: Annotated[
+            PlanFormat, typer.Option("--format", "-f", help="yaml, json or mermaid")
+        ] = PlanFormat.yaml,
+        explain: Annotated[
+            bool, typer.Option("--explain", help="Also print the plan in plain English.")
+        ] = False,
         file: Annotated[Path | None, typer.Option("--file", help="Read the request from this file.")] = None,
-        planner: Annotated[str, typer.Option(
-            "--planner", "-p", envvar="OVERTURE_PLANNER",
-            help="offline, llm, or auto (the LLM when OPENAI_API_KEY/OPENAI_BASE_URL is set, else offline).",
-        )] = "auto",
+        planner: Annotated[
+            str,
+            typer.Option(
+                "--planner",
+                "-p",
+                envvar="OVERTURE_PLANNER",
+                help="offline, llm, or auto (the LLM when OPENAI_API_KEY/OPENAI_BASE_URL is set, "
+                "else offline).",
+            ),
+        ] = "auto",
     ) -> None:
         """Plan a workflow from plain English (offline planner, or the LLM with --planner llm|auto)."""
         from planner.offline import PlanningError

@@ -62,16 +62,26 @@ def test_yaml_is_the_default(app: typer.Typer, catalog_file: Path) -> None:
 
 
 def test_mermaid(app: typer.Typer, catalog_file: Path) -> None:
-    result = run(app, "plan", "-c", str(catalog_file), "-f", "mermaid", "Export report rep_9, then post it in #data.")
+    result = run(
+        app, "plan", "-c", str(catalog_file), "-f", "mermaid", "Export report rep_9, then post it in #data."
+    )
     assert result.exit_code == 0
     assert result.stdout.startswith("flowchart TD")
     assert "s_export_report --> s_post_message" in result.stdout
 
 
 def test_explain_keeps_json_parseable(app: typer.Typer, catalog_file: Path) -> None:
-    result = run(app, "plan", "-c", str(catalog_file), "-f", "json", "--explain",
-                 "Charge customer cus_1 $30, retry twice, and in parallel export report rep_2. "
-                 "If the export fails, refund the charge.")
+    result = run(
+        app,
+        "plan",
+        "-c",
+        str(catalog_file),
+        "-f",
+        "json",
+        "--explain",
+        "Charge customer cus_1 $30, retry twice, and in parallel export report rep_2. "
+        "If the export fails, refund the charge.",
+    )
     assert result.exit_code == 0
     json.loads(result.stdout)
     assert "1. " in result.stderr and "can run in parallel" in result.stderr
@@ -103,9 +113,21 @@ def test_missing_catalog_file(app: typer.Typer, tmp_path: Path) -> None:
 
 def test_module_runner_in_a_subprocess(catalog_file: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "planner", "plan", "--catalog", str(catalog_file), "--format", "json",
-         "Export report rep_3 and post it in #bi."],
-        capture_output=True, text=True, cwd=REPO, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "planner",
+            "plan",
+            "--catalog",
+            str(catalog_file),
+            "--format",
+            "json",
+            "Export report rep_3 and post it in #bi.",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert len(json.loads(done.stdout)["steps"]) == 2

@@ -33,13 +33,16 @@ def plan(planner: OfflinePlanner, text: str) -> PlanResult:
 # -- sequence
 
 
-@pytest.mark.parametrize("text", [
-    "Create a CRM account for Brightwater, then post a note in #accounts.",
-    "Create a CRM account for Brightwater. After that, post a note in #accounts.",
-    "Create a CRM account for Brightwater, followed by a note in #accounts.",
-    "Create a CRM account for Brightwater. Once that's done, post a note in #accounts.",
-    "Create a CRM account for Brightwater and finally post a note in #accounts.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Create a CRM account for Brightwater, then post a note in #accounts.",
+        "Create a CRM account for Brightwater. After that, post a note in #accounts.",
+        "Create a CRM account for Brightwater, followed by a note in #accounts.",
+        "Create a CRM account for Brightwater. Once that's done, post a note in #accounts.",
+        "Create a CRM account for Brightwater and finally post a note in #accounts.",
+    ],
+)
 def test_sequence_markers_chain_steps(small: OfflinePlanner, text: str) -> None:
     wf = plan(small, text).workflow
     assert actions(wf) == ["chat.post_message", "crm.create_account"]
@@ -52,21 +55,28 @@ def test_before_x_do_y_puts_y_first(small: OfflinePlanner) -> None:
 
 
 def test_plain_list_is_a_sequence(small: OfflinePlanner) -> None:
-    wf = plan(small, "Export the pipeline report, post it in #revenue and email it to cfo@example.org.").workflow
-    assert edges(wf) == {("reports.export_report", "chat.post_message"),
-                         ("chat.post_message", "email.send_message")}
+    wf = plan(
+        small, "Export the pipeline report, post it in #revenue and email it to cfo@example.org."
+    ).workflow
+    assert edges(wf) == {
+        ("reports.export_report", "chat.post_message"),
+        ("chat.post_message", "email.send_message"),
+    }
 
 
 # -- parallel branches and joins
 
 
-@pytest.mark.parametrize("text", [
-    "Export the weekly report. At the same time, suspend the old workspace.",
-    "Export the weekly report and, in parallel, suspend the old workspace.",
-    "Export the weekly report; meanwhile, suspend the old workspace.",
-    "Export the weekly report and concurrently suspend the old workspace.",
-    "Both export the weekly report and suspend the old workspace.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Export the weekly report. At the same time, suspend the old workspace.",
+        "Export the weekly report and, in parallel, suspend the old workspace.",
+        "Export the weekly report; meanwhile, suspend the old workspace.",
+        "Export the weekly report and concurrently suspend the old workspace.",
+        "Both export the weekly report and suspend the old workspace.",
+    ],
+)
 def test_parallel_markers_give_independent_steps(small: OfflinePlanner, text: str) -> None:
     wf = plan(small, text).workflow
     assert actions(wf) == ["reports.export_report", "workspace.suspend_workspace"]
@@ -74,22 +84,33 @@ def test_parallel_markers_give_independent_steps(small: OfflinePlanner, text: st
 
 
 def test_while_x_runs_y_is_parallel(small: OfflinePlanner) -> None:
-    wf = plan(small, "Create a CRM account for Dunmore. Export the usage report next, "
-                     "and while the export runs, text the rep at +15550001234.").workflow
+    wf = plan(
+        small,
+        "Create a CRM account for Dunmore. Export the usage report next, "
+        "and while the export runs, text the rep at +15550001234.",
+    ).workflow
     export, text = step_of(wf, "reports.export_report"), step_of(wf, "sms.send_message")
     assert not depends(wf, text, export) and not depends(wf, export, text)
 
 
 def test_join_waits_for_every_branch(small: OfflinePlanner) -> None:
-    wf = plan(small, "Export the churn report and suspend workspace ws_17 at the same time. "
-                     "When both are done, post a summary in #ops.").workflow
-    assert edges(wf) == {("reports.export_report", "chat.post_message"),
-                         ("workspace.suspend_workspace", "chat.post_message")}
+    wf = plan(
+        small,
+        "Export the churn report and suspend workspace ws_17 at the same time. "
+        "When both are done, post a summary in #ops.",
+    ).workflow
+    assert edges(wf) == {
+        ("reports.export_report", "chat.post_message"),
+        ("workspace.suspend_workspace", "chat.post_message"),
+    }
 
 
 def test_branch_after_a_named_step(small: OfflinePlanner) -> None:
-    wf = plan(small, "Create an account for Lumen and provision a workspace for them in parallel. "
-                     "Once the workspace exists, invite ana@lumen.example to it.").workflow
+    wf = plan(
+        small,
+        "Create an account for Lumen and provision a workspace for them in parallel. "
+        "Once the workspace exists, invite ana@lumen.example to it.",
+    ).workflow
     invite = step_of(wf, "workspace.invite_user")
     assert invite.needs == [step_of(wf, "workspace.create_workspace").id]
     assert invite.with_["workspace_id"] == f"${{{{ steps.{invite.needs[0]}.output.workspace_id }}}}"
@@ -99,8 +120,11 @@ def test_branch_after_a_named_step(small: OfflinePlanner) -> None:
 
 
 def test_if_otherwise_gives_every_branch_step_its_own_if(small: OfflinePlanner) -> None:
-    wf = plan(small, "Score customer cus_88 for fraud risk. If the score is above 700, suspend workspace ws_88 "
-                     "and text the fraud desk at +15550009999; otherwise post an all-clear in #risk.").workflow
+    wf = plan(
+        small,
+        "Score customer cus_88 for fraud risk. If the score is above 700, suspend workspace ws_88 "
+        "and text the fraud desk at +15550009999; otherwise post an all-clear in #risk.",
+    ).workflow
     suspend, text = step_of(wf, "workspace.suspend_workspace"), step_of(wf, "sms.send_message")
     post = step_of(wf, "chat.post_message")
     assert suspend.if_ and text.if_ and post.if_
@@ -111,8 +135,10 @@ def test_if_otherwise_gives_every_branch_step_its_own_if(small: OfflinePlanner) 
 
 
 def test_skip_does_not_spread_to_the_next_sentence(small: OfflinePlanner) -> None:
-    wf = plan(small, "If the deal is unusually large, a finance lead has to approve it. "
-                     "Then charge customer cus_9 $250.").workflow
+    wf = plan(
+        small,
+        "If the deal is unusually large, a finance lead has to approve it. Then charge customer cus_9 $250.",
+    ).workflow
     approval, charge = step_of(wf, "core.approval"), step_of(wf, "payments.charge_card")
     assert approval.if_ is not None and charge.if_ is None
     assert charge.needs == [approval.id]
@@ -128,8 +154,11 @@ def test_only_for_is_a_condition(small: OfflinePlanner) -> None:
 
 
 def test_if_x_fails_undo_y_sets_compensate(small: OfflinePlanner) -> None:
-    wf = plan(small, "Create a CRM account for Orchid Labs, then charge customer cus_41 $1,200. "
-                     "If the charge fails, roll back the account.").workflow
+    wf = plan(
+        small,
+        "Create a CRM account for Orchid Labs, then charge customer cus_41 $1,200. "
+        "If the charge fails, roll back the account.",
+    ).workflow
     account = step_of(wf, "crm.create_account")
     assert account.compensate is not None and account.compensate.action == "crm.delete_account"
     assert account.compensate.with_ == {"account_id": f"${{{{ steps.{account.id}.output.account_id }}}}"}
@@ -139,8 +168,11 @@ def test_if_x_fails_undo_y_sets_compensate(small: OfflinePlanner) -> None:
 
 @pytest.mark.parametrize("undo", ["refund the charge", "reverse the payment", "undo the charge"])
 def test_undo_verbs_pick_the_right_compensation(small: OfflinePlanner, undo: str) -> None:
-    wf = plan(small, f"Charge customer cus_7 $90, then provision a workspace called 'north'. "
-                     f"If the workspace can't be created, {undo}.").workflow
+    wf = plan(
+        small,
+        f"Charge customer cus_7 $90, then provision a workspace called 'north'. "
+        f"If the workspace can't be created, {undo}.",
+    ).workflow
     charge = step_of(wf, "payments.charge_card")
     assert charge.compensate is not None and charge.compensate.action == "payments.refund_charge"
     assert step_of(wf, "workspace.create_workspace").compensate is None
@@ -149,10 +181,16 @@ def test_undo_verbs_pick_the_right_compensation(small: OfflinePlanner, undo: str
 # -- retries, timeouts, waits
 
 
-@pytest.mark.parametrize(("phrase", "attempts"), [
-    ("retry up to 3 times", 4), ("try 5 times", 5), ("retry twice", 3), ("give it up to 6 attempts", 6),
-    ("retrying up to two more times if it errors", 3),
-])
+@pytest.mark.parametrize(
+    ("phrase", "attempts"),
+    [
+        ("retry up to 3 times", 4),
+        ("try 5 times", 5),
+        ("retry twice", 3),
+        ("give it up to 6 attempts", 6),
+        ("retrying up to two more times if it errors", 3),
+    ],
+)
 def test_retry_counts_all_attempts(small: OfflinePlanner, phrase: str, attempts: int) -> None:
     wf = plan(small, f"Charge customer cus_3 $20, {phrase}, then post a receipt in #billing.").workflow
     charge = step_of(wf, "payments.charge_card")
@@ -165,12 +203,19 @@ def test_timeout(small: OfflinePlanner) -> None:
     assert step_of(wf, "reports.export_report").timeout_s == 90
 
 
-@pytest.mark.parametrize(("phrase", "seconds"), [
-    ("wait two days", 172800), ("hold off for 6 hours", 21600), ("give them a week", 604800),
-    ("wait until the next morning", 86400),
-])
+@pytest.mark.parametrize(
+    ("phrase", "seconds"),
+    [
+        ("wait two days", 172800),
+        ("hold off for 6 hours", 21600),
+        ("give them a week", 604800),
+        ("wait until the next morning", 86400),
+    ],
+)
 def test_waits_become_core_wait(small: OfflinePlanner, phrase: str, seconds: int) -> None:
-    wf = plan(small, f"Email the trial notice to ops@kelp.example, {phrase}, then suspend workspace ws_5.").workflow
+    wf = plan(
+        small, f"Email the trial notice to ops@kelp.example, {phrase}, then suspend workspace ws_5."
+    ).workflow
     wait = step_of(wf, "core.wait")
     assert wait.with_ == {"seconds": seconds}
     assert edges(wf) == {("email.send_message", "core.wait"), ("core.wait", "workspace.suspend_workspace")}
@@ -179,16 +224,22 @@ def test_waits_become_core_wait(small: OfflinePlanner, phrase: str, seconds: int
 def test_duration_after_that_is_a_wait(small: OfflinePlanner) -> None:
     wf = plan(small, "Suspend workspace ws_2. Thirty days after that, delete the workspace.").workflow
     assert step_of(wf, "core.wait").with_ == {"seconds": 30 * 86400}
-    assert edges(wf) == {("workspace.suspend_workspace", "core.wait"), ("core.wait", "workspace.delete_workspace")}
+    assert edges(wf) == {
+        ("workspace.suspend_workspace", "core.wait"),
+        ("core.wait", "workspace.delete_workspace"),
+    }
 
 
 # -- approvals, loops, logs, failing the run
 
 
-@pytest.mark.parametrize("text", [
-    "The head of sales must sign off first; then charge customer cus_5 $400.",
-    "Get approval from finance, then charge customer cus_5 $400.",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The head of sales must sign off first; then charge customer cus_5 $400.",
+        "Get approval from finance, then charge customer cus_5 $400.",
+    ],
+)
 def test_approvals(small: OfflinePlanner, text: str) -> None:
     wf = plan(small, text).workflow
     approval = step_of(wf, "core.approval")
@@ -205,8 +256,11 @@ def test_for_each(small: OfflinePlanner) -> None:
 
 
 def test_log_and_fail(small: OfflinePlanner) -> None:
-    wf = plan(small, "Score customer cus_1 for risk; if the decision is 'block', fail the run with the message "
-                     "'blocked by risk'. Then record in the run log that the check passed.").workflow
+    wf = plan(
+        small,
+        "Score customer cus_1 for risk; if the decision is 'block', fail the run with the message "
+        "'blocked by risk'. Then record in the run log that the check passed.",
+    ).workflow
     fail, log = step_of(wf, "core.fail"), step_of(wf, "core.log")
     assert fail.with_ == {"message": "blocked by risk"} and fail.if_ is not None
     assert "decision == 'block'" in fail.if_
@@ -246,13 +300,16 @@ def test_plain_number_amount_and_counts(small: OfflinePlanner) -> None:
 
 
 def test_emails_channels_and_missing_inputs(small: OfflinePlanner) -> None:
-    wf = plan(small, "Create a workspace in eu-west for Teal, then invite kim@teal.example and "
-                     "post in #onboarding.").workflow
+    wf = plan(
+        small, "Create a workspace in eu-west for Teal, then invite kim@teal.example and post in #onboarding."
+    ).workflow
     workspace, invite = step_of(wf, "workspace.create_workspace"), step_of(wf, "workspace.invite_user")
     assert workspace.with_["region"] == "eu-west"
     assert workspace.with_["name"] == "${{ inputs.name }}"
-    assert invite.with_ == {"email": "kim@teal.example",
-                            "workspace_id": f"${{{{ steps.{workspace.id}.output.workspace_id }}}}"}
+    assert invite.with_ == {
+        "email": "kim@teal.example",
+        "workspace_id": f"${{{{ steps.{workspace.id}.output.workspace_id }}}}",
+    }
     post = step_of(wf, "chat.post_message")
     assert post.with_["channel"] == "#onboarding"
     assert wf.inputs is not None and {"name", "text"} <= set(wf.inputs["properties"])
@@ -262,12 +319,19 @@ def test_emails_channels_and_missing_inputs(small: OfflinePlanner) -> None:
 
 
 def test_bench_catalog_onboarding(bench: OfflinePlanner) -> None:
-    result = plan(bench, "Open a billing customer for Harbor Tea (billing@harbortea.example) and put them on the "
-                         "Growth plan. Then spin up a workspace in us-east and, at the same time, tell #cs in chat "
-                         "that Harbor Tea is coming. If the workspace fails, cancel the subscription.")
+    result = plan(
+        bench,
+        "Open a billing customer for Harbor Tea (billing@harbortea.example) and put them on the "
+        "Growth plan. Then spin up a workspace in us-east and, at the same time, tell #cs in chat "
+        "that Harbor Tea is coming. If the workspace fails, cancel the subscription.",
+    )
     wf = result.workflow
-    assert actions(wf) == ["billing.create_customer", "billing.create_subscription", "chat.post_message",
-                           "provisioning.create_tenant"]
+    assert actions(wf) == [
+        "billing.create_customer",
+        "billing.create_subscription",
+        "chat.post_message",
+        "provisioning.create_tenant",
+    ]
     sub = step_of(wf, "billing.create_subscription")
     assert sub.compensate is not None and sub.compensate.action == "billing.cancel_subscription"
     assert ("billing.create_customer", "billing.create_subscription") in edges(wf)

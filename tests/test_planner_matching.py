@@ -16,16 +16,19 @@ def matcher() -> ActionMatcher:
     return ActionMatcher(small_catalog())
 
 
-@pytest.mark.parametrize(("text", "action"), [
-    ("let the team know in chat", "chat.post_message"),
-    ("cut off access to their workspace", "workspace.suspend_workspace"),
-    ("lock the workspace", "workspace.suspend_workspace"),
-    ("give them their money back", "payments.refund_charge"),
-    ("text the owner", "sms.send_message"),
-    ("email the owner", "email.send_message"),
-    ("spin up a new workspace", "workspace.create_workspace"),
-    ("tear down the workspace", "workspace.delete_workspace"),
-])
+@pytest.mark.parametrize(
+    ("text", "action"),
+    [
+        ("let the team know in chat", "chat.post_message"),
+        ("cut off access to their workspace", "workspace.suspend_workspace"),
+        ("lock the workspace", "workspace.suspend_workspace"),
+        ("give them their money back", "payments.refund_charge"),
+        ("text the owner", "sms.send_message"),
+        ("email the owner", "email.send_message"),
+        ("spin up a new workspace", "workspace.create_workspace"),
+        ("tear down the workspace", "workspace.delete_workspace"),
+    ],
+)
 def test_rank_understands_business_english(matcher: ActionMatcher, text: str, action: str) -> None:
     ranked = matcher.rank(text, 3, verb=text)
     assert ranked[0][0].name == action, ranked
@@ -57,9 +60,11 @@ def test_stem_meets_word_forms() -> None:
 
 def test_explain_tells_order_parallelism_conditions_undo_and_retries() -> None:
     planner = OfflinePlanner(small_catalog())
-    wf = planner.plan("Create a CRM account for Fern, retry up to 2 times. Then export report rep_5 and, at the "
-                      "same time, text the rep at +15550003333. If the export fails, delete the account. "
-                      "If the account is flagged, post in #risk.").workflow
+    wf = planner.plan(
+        "Create a CRM account for Fern, retry up to 2 times. Then export report rep_5 and, at the "
+        "same time, text the rep at +15550003333. If the export fails, delete the account. "
+        "If the account is flagged, post in #risk."
+    ).workflow
     text = explain(wf, planner.catalog)
     lines = text.splitlines()
     assert lines[1].startswith("1. ") and "crm.create_account" in lines[1] and "up to 3 attempts" in lines[1]
