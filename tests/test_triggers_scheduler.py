@@ -5,7 +5,8 @@ two workers, and crashes between claiming a fire and starting its run."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from runtime_support import PG_URL, postgres_available
 
 from runtime import Engine, Journal, ManualClock
 from runtime.testing import ScriptedInvoker
@@ -53,12 +55,36 @@ class Worker:
         return {r.id for r in self.journal.list_runs(limit=500)}
 
 
+@dataclass(frozen=True)
+class Database:
+    """Where the workers keep journal and fires: a SQLite file, or a PostgreSQL schema of its own."""
+
+    target: Path | str
+    schema: str | None = None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Database]:
+    if request.param == "sqlite":
+        yield Database(tmp_path / "journal.db")
+        return
+    reason = postgres_available()
+    if reason:
+        pytest.skip(reason)
+    found = Database(PG_URL, f"overture_test_{uuid.uuid4().hex[:12]}")
+    yield found
+    journal = Journal.open(PG_URL, schema=found.schema)
+    journal.drop_schema()
+    journal.close()
+
+
 @asynccontextmanager
-async def worker(db: Path, clock: ManualClock, targets: list[TriggeredWorkflow],
+async def worker(db: Path | Database, clock: ManualClock, targets: list[TriggeredWorkflow],
                  target_factory: Callable[[Engine], Any] = EngineTarget) -> AsyncIterator[Worker]:
-    journal = Journal.open(db)
+    where = db if isinstance(db, Database) else Database(db)
+    journal = Journal.open(where.target, schema=where.schema)
     engine = Engine(Catalog([]), journal, ScriptedInvoker(), clock=clock)
-    store = FireStore.open(db)
+    store = FireStore.open(where.target, schema=where.schema)
     scheduler = Scheduler(store, lambda: targets, target_factory(engine), clock=clock, grace_s=60)
     try:
         yield Worker(journal, engine, store, scheduler)
@@ -76,8 +102,8 @@ def fire_id(target: TriggeredWorkflow, trigger: ScheduleTrigger, when: float) ->
 HOURLY = ScheduleTrigger(cron="0 * * * *", inputs={"team": "ops"})
 
 
-async def test_fires_across_a_restart_neither_miss_nor_double(tmp_path: Path) -> None:
-    db = tmp_path / "journal.db"
+async def test_fires_across_a_restart_neither_miss_nor_double(database: Database) -> None:
+    db = database
     target = TriggeredWorkflow("wf_1", workflow(HOURLY))
     clock = ManualClock(at(2030, 1, 7, 8, 30))
     async with worker(db, clock, [target]) as w:
@@ -226,8 +252,8 @@ async def test_a_paused_trigger_does_not_fire_and_resuming_does_not_catch_up(tmp
         assert len(w.run_ids()) == 1
 
 
-async def test_two_workers_on_one_database_start_each_fire_once(tmp_path: Path) -> None:
-    db = tmp_path / "journal.db"
+async def test_two_workers_on_one_database_start_each_fire_once(database: Database) -> None:
+    db = database
     target = TriggeredWorkflow("wf_1", workflow(HOURLY))
     clock = ManualClock(at(2030, 1, 7, 8, 30))
     async with worker(db, clock, [target]) as a, worker(db, clock, [target]) as b:
@@ -254,8 +280,9 @@ class CrashAfterStart(EngineTarget):
 
 
 @pytest.mark.parametrize("crash", [CrashBeforeStart, CrashAfterStart])
-async def test_a_crash_between_claim_and_start_neither_loses_nor_doubles(tmp_path: Path, crash: Any) -> None:
-    db = tmp_path / "journal.db"
+async def test_a_crash_between_claim_and_start_neither_loses_nor_doubles(database: Database, crash: Any
+                                                                        ) -> None:
+    db = database
     target = TriggeredWorkflow("wf_1", workflow(HOURLY))
     clock = ManualClock(at(2030, 1, 7, 8, 30))
     async with worker(db, clock, [target], crash) as w:
