@@ -153,6 +153,19 @@ export async function runView(main, runId) {
       metric("Version", run.workflow_version ? `v${run.workflow_version}` : "—"));
   }
 
+  // screen readers hear what changed (a step finished, the run ended), not the whole page again
+  const announcer = h("div", { class: "sr-only", "aria-live": "polite", id: "run-announcer" });
+  let previous = null;
+  function announce(states) {
+    if (previous) {
+      const changes = Object.entries(states).filter(([sid, info]) => previous.steps[sid] !== info.state)
+        .map(([sid, info]) => `${sid} ${info.state}`);
+      if (previous.run !== run.state) changes.push(`run ${run.state}`);
+      if (changes.length) announcer.textContent = changes.join(", ");
+    }
+    previous = { run: run.state, steps: Object.fromEntries(Object.entries(states).map(([sid, info]) => [sid, info.state])) };
+  }
+
   function draw() {
     const finished = FINISHED.has(run.state);
     fill(head, h("div", { class: "page-head" },
@@ -174,8 +187,10 @@ export async function runView(main, runId) {
       document.getElementById("run-summary")?.focus?.();
     }
     drawSummary();
+    const states = stepStates(run);
+    announce(states);
     graph.draw(doc, {
-      states: stepStates(run), selected: ui.selected, label: `Run ${run.id}: ${run.state}`,
+      states, selected: ui.selected, label: `Run ${run.id}: ${run.state}`,
       onSelect: (stepId) => { ui.selected = stepId; draw(); document.getElementById("step-detail")?.scrollIntoView({ block: "nearest" }); },
     });
     fill(detail, stepDetail(run, doc, ui.selected));
@@ -213,7 +228,7 @@ export async function runView(main, runId) {
     eventList.scrollTop = eventList.scrollHeight;
   }
 
-  fill(main, head, approvals, summary,
+  fill(main, head, announcer, approvals, summary,
     h("div", { class: "split split-wide" },
       graph.node,
       h("aside", {},
