@@ -18,9 +18,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
+from typing import Any
 from zoneinfo import ZoneInfo
-
-from croniter import croniter
 
 from runtime.errors import RuntimeFault
 from workflow.document import ScheduleTrigger
@@ -36,6 +35,16 @@ class ScheduleError(RuntimeFault):
         super().__init__(message)
         self.cron = cron
         self.timezone = timezone
+
+
+def _croniter() -> Any:
+    # imported on first use: a deployment without croniter still serves everything but schedules
+    try:
+        from croniter import croniter
+    except ImportError as exc:
+        raise ScheduleError("schedules need the `croniter` package (pip install croniter)",
+                            cron="", timezone="") from exc
+    return croniter
 
 
 def first_business_day(year: int, month: int) -> date:
@@ -78,7 +87,7 @@ class CronRule:
     def check(self) -> None:
         """Raise `ScheduleError` when the cron or the zone cannot be used."""
         _ = self.zone
-        if not croniter.is_valid(self.cron):
+        if not _croniter().is_valid(self.cron):
             raise ScheduleError(f"cron `{self.cron}` is not valid", cron=self.cron, timezone=self.timezone)
 
     def _wall(self, ts: float) -> datetime:
@@ -98,7 +107,7 @@ class CronRule:
         # Start one hour back (or ahead) on the wall clock: a fire shifted by a DST gap can land
         # after `start` while its wall time lies before it.
         margin = timedelta(hours=-2 if forward else 2)
-        it = croniter(self.cron, self._wall(start) + margin)
+        it = _croniter()(self.cron, self._wall(start) + margin)
         last: float | None = None
         for _ in range(MAX_SCAN):
             wall = it.get_next(datetime) if forward else it.get_prev(datetime)
