@@ -332,3 +332,22 @@ async def test_a_fire_that_cannot_start_is_recorded_as_failed_and_not_retried(tm
         [fire] = w.store.fires()
         assert fire.state == "failed" and fire.error == "RuntimeError: the engine is shutting down"
         assert w.run_ids() == set()
+
+
+async def test_a_fire_between_acceptance_and_the_first_pass_is_not_lost(tmp_path: Path) -> None:
+    accepted = at(2030, 1, 7, 8, 59, 50)
+    target = TriggeredWorkflow("wf_1", workflow(HOURLY), live_since=accepted)
+    clock = ManualClock(at(2030, 1, 7, 9, 0, 20))       # the first pass comes 30 s after acceptance
+    async with worker(tmp_path / "j.db", clock, [target]) as w:
+        fired = await w.scheduler.tick()
+        assert [(f.scheduled_at, f.catch_up) for f in fired] == [(at(2030, 1, 7, 9, 0), False)]
+
+
+async def test_an_old_workflow_seen_for_the_first_time_does_not_catch_up_its_past(tmp_path: Path) -> None:
+    trigger = ScheduleTrigger(cron="0 * * * *", missed="catch_up")
+    target = TriggeredWorkflow("wf_1", workflow(trigger), live_since=at(2029, 6, 1))
+    clock = ManualClock(at(2030, 1, 7, 9, 30))
+    async with worker(tmp_path / "j.db", clock, [target]) as w:
+        assert await w.scheduler.tick() == []
+        clock.set_time(at(2030, 1, 7, 10, 0))
+        assert [f.scheduled_at for f in await w.scheduler.tick()] == [at(2030, 1, 7, 10, 0)]

@@ -11,9 +11,10 @@ Each tick, for every schedule of every workflow the source lists:
 3. each claimed fire starts a run whose id is the fire id. After a crash between claim and start,
    `recover()` starts the claimed fires; a run that already exists is not started again.
 
-A trigger seen for the first time starts its cursor at `now`: accepting a workflow never fires
-its past. A paused trigger's cursor stays put; resuming moves it to the resume time, so the
-fires a pause suppressed are not caught up.
+A trigger seen for the first time starts its cursor when its workflow version went live (at most
+one poll interval back), else at `now`: accepting a workflow never fires its past. A paused
+trigger's cursor stays put; resuming moves it to the resume time, so the fires a pause
+suppressed are not caught up.
 """
 
 from __future__ import annotations
@@ -39,6 +40,9 @@ class TriggeredWorkflow:
 
     key: str
     workflow: Workflow
+    live_since: float | None = None
+    """When these triggers went live (the version's acceptance): a trigger first seen by a pass
+    shortly after starts from then, so a fire between acceptance and that pass is not lost."""
 
     def schedules(self) -> list[tuple[str, ScheduleTrigger]]:
         triggers = self.workflow.triggers
@@ -116,7 +120,7 @@ class Scheduler:
     ) -> list[FireRecord]:
         rule = CronRule.of(trigger)
         state = self.store.state(target.key, trigger_id) or self.store.ensure_state(
-            target.key, trigger_id, cursor=now, now=now
+            target.key, trigger_id, cursor=self._first_cursor(target, now), now=now
         )
         if state.paused or state.cursor is None or state.cursor >= now:
             return []
@@ -141,6 +145,13 @@ class Scheduler:
         if not new and not missed:
             return []  # nothing was due since the cursor: no write, so an idle pass costs one read
         return self.store.claim(target.key, target.workflow.name, trigger_id, new, now=now, cursor=now)
+
+    def _first_cursor(self, target: TriggeredWorkflow, now: float) -> float:
+        # look back at most one poll interval (plus grace): far enough to cover the gap between
+        # acceptance and the first pass, never so far that an old workflow catches up on its past
+        if target.live_since is None:
+            return now
+        return min(now, max(target.live_since, now - self.poll_s - self.grace_s))
 
     async def _launch(self, target: TriggeredWorkflow, fire: FireRecord) -> None:
         now = self.clock.now()

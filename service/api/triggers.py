@@ -62,17 +62,20 @@ class ServiceWorkflows:
     Parsed documents are cached per (workflow, version), since versions never change."""
 
     services: Services
-    _cache: dict[tuple[str, int], Workflow | None] = field(default_factory=dict)
+    _cache: dict[tuple[str, int], tuple[Workflow | None, float | None]] = field(default_factory=dict)
 
     def __call__(self) -> list[TriggeredWorkflow]:
         found = []
         for row in self.services.store.list_workflows():
-            workflow = self.document(row.id, row.latest_version)
+            workflow, since = self._load(row.id, row.latest_version)
             if workflow is not None and workflow.triggers is not None:
-                found.append(TriggeredWorkflow(row.id, workflow))
+                found.append(TriggeredWorkflow(row.id, workflow, live_since=since))
         return found
 
     def document(self, workflow_id: str, version: int) -> Workflow | None:
+        return self._load(workflow_id, version)[0]
+
+    def _load(self, workflow_id: str, version: int) -> tuple[Workflow | None, float | None]:
         key = (workflow_id, version)
         if key not in self._cache:
             row = self.services.store.get_version(workflow_id, version)
@@ -83,7 +86,7 @@ class ServiceWorkflows:
                     workflow.version = version
                 except OvertureError as exc:  # a stored document the contract no longer accepts
                     log.warning("workflow %s v%d has no live triggers: %s", workflow_id, version, exc)
-            self._cache[key] = workflow
+            self._cache[key] = (workflow, row.created_at if row is not None else None)
         return self._cache[key]
 
     def find(self, workflow_id: str) -> TriggeredWorkflow | None:
