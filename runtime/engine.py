@@ -139,7 +139,20 @@ class Engine(Saga):
         self._ensure_scheduler()
         if record.state != RunState.WAITING:
             self._ensure_driving(run_id)
-        await asyncio.wait_for(future, timeout)
+        loop = asyncio.get_running_loop()
+        end = None if timeout is None else loop.time() + timeout
+        while not future.done():
+            # the finish event arrives only from this process; another worker's run is polled
+            step = self.poll_interval_s or 2.0
+            if end is not None:
+                step = min(step, end - loop.time())
+                if step <= 0:
+                    future.cancel()
+                    raise TimeoutError(f"run `{run_id}` did not finish within {timeout:g}s")
+            await asyncio.wait({future}, timeout=step)
+            if not future.done() and self.journal.get_run(run_id).state.finished:
+                future.set_result(None)
+        future.result()
         return self.result(run_id)
 
     async def run_until_settled(self, run_id: str, *, follow_timers_s: float = 0.0) -> RunResult:
@@ -423,7 +436,8 @@ class Engine(Saga):
         if run.record.state == RunState.COMPENSATING:
             run.fail(
                 run.record.error or {"type": "unknown", "message": "the run failed"},
-                cancelled=run.record.cancel_requested,
+                # what stopped the run decides its end state, not a cancel asked for during the undo
+                cancelled=(run.record.error or {}).get("type") == "cancelled",
             )
             await self._wind_down(run)
             return
