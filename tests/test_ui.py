@@ -107,7 +107,7 @@ def test_describe_plan_edit_accept_run_approve_history(stack: Stack, page: Any) 
     page.locator("svg.graph g.node[data-step=provision_account]").focus()
     page.keyboard.press("Enter")
     page.wait_for_selector("#step-provision_account-name:focus")
-    assert page.get_by_role("tab", name="Edit steps").get_attribute("aria-selected") == "true"
+    assert page.get_by_role("tab", name="Edit").get_attribute("aria-selected") == "true"
 
     # edit with the step form: three attempts for provisioning shows as a retry badge at once
     attempts = page.locator("#step-provision_account-retry")
@@ -200,7 +200,7 @@ def test_problems_are_listed_where_they_happen(stack: Stack, page: Any) -> None:
     page.locator("#plan-button").click()
     page.wait_for_selector("#accept-button")
     # a typo in the document: accepting it lists the problem with its location
-    page.get_by_role("tab", name="Document").click()
+    page.get_by_role("tab", name="JSON").click()
     document = page.locator("#document-json")
     document.fill(document.input_value().replace('"chat.notify_team"', '"chat.notify_teams"'))
     page.get_by_role("button", name="Apply document").click()
@@ -211,7 +211,7 @@ def test_problems_are_listed_where_they_happen(stack: Stack, page: Any) -> None:
     shot(page, "11-accept-refused")
 
     # the run form asks the browser to check required inputs before anything is sent
-    page.get_by_role("tab", name="Document").click()
+    page.get_by_role("tab", name="JSON").click()
     document.fill(document.input_value().replace('"chat.notify_teams"', '"chat.notify_team"'))
     page.get_by_role("button", name="Apply document").click()
     page.locator("#accept-button").click()

@@ -81,13 +81,13 @@ export async function planView(main, planId) {
     fill(side, 
       tabs([
         {
-          id: "english", label: "Plain English", render: () => h("div", {},
+          id: "english", label: "English", render: () => h("div", {},
             // the planner's own words while the plan is as it wrote it; our reading of the edited one after
             plan.explanation && !ui.dirty ? h("p", { class: "explanation", id: "explanation" }, plan.explanation) : plainSteps(ui.doc)),
         },
-        { id: "edit", label: "Edit steps", render: () => stepsEditor(ui.doc, { actions, onChange: change }) },
+        { id: "edit", label: "Edit", render: () => stepsEditor(ui.doc, { actions, onChange: change }) },
         {
-          id: "document", label: "Document",
+          id: "document", label: "JSON",
           render: () => documentEditor(ui.doc, { onChange: change, onError: (m) => toast(m, "error") }),
         },
       ], ui, "Plan views"),

@@ -178,10 +178,10 @@ export async function workflowView(main, workflowId) {
             location.hash = `#/runs/${encodeURIComponent(run.id)}`;
           }),
       },
-      { id: "english", label: "Plain English", render: () => plainSteps(ui.doc) },
+      { id: "english", label: "English", render: () => plainSteps(ui.doc) },
       { id: "triggers", label: "Triggers", render: () => triggersPanel(workflow.id) },
-      { id: "edit", label: "Edit steps", render: () => stepsEditor(ui.doc, { actions, onChange: change }) },
-      { id: "document", label: "Document", render: () => documentEditor(ui.doc, { onChange: change, onError: (m) => toast(m, "error") }) },
+      { id: "edit", label: "Edit", render: () => stepsEditor(ui.doc, { actions, onChange: change }) },
+      { id: "document", label: "JSON", render: () => documentEditor(ui.doc, { onChange: change, onError: (m) => toast(m, "error") }) },
       {
         id: "versions", label: "Versions", render: () => h("ol", { reversed: true, class: "plain-steps" },
           [...versions].reverse().map((v) => h("li", {}, h("strong", {}, `v${v.version}`), " ",
