@@ -69,6 +69,7 @@ _IRREGULAR = {
 }
 
 
+@lru_cache(maxsize=65536)
 def stem(word: str) -> str:
     """A small suffix stripper. It need not give real roots, only the same key for the forms of a
     word (`book`, `booked`, `booking`; `cancel`, `cancelling`), on both sides of a match."""
@@ -99,13 +100,15 @@ def words(text: str) -> list[str]:
     return _WORD_RE.findall(text.lower().replace("’", "'"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Lexicon:
     """The loaded lexicon, with its phrase and synonym indexes built once."""
 
     single: dict[str, tuple[str, ...]]
     """Stem of a one-word synonym → the concept tokens it carries."""
     multi: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...]
+    multi_first: tuple[str, ...]
+    """The first word of each multi-word synonym, to skip its regex when that word is absent."""
     """Multi-word synonyms as patterns over lower-cased text → concept tokens."""
     phrases: tuple[tuple[re.Pattern[str], str], ...]
     verbs: frozenset[str]
@@ -122,9 +125,16 @@ class Lexicon:
 
     def concepts(self, text: str) -> list[str]:
         """Stemmed words plus the concept tokens of every synonym and phrase found in `text`."""
+        return list(_concepts(self, text))
+
+    def _concepts_uncached(self, text: str) -> tuple[str, ...]:
         low = text.lower().replace("’", "'")
         out: list[str] = []
-        for pattern, tokens in self.multi:
+        present = set(words(low))
+        for (pattern, tokens), first in zip(self.multi, self.multi_first, strict=True):
+            # a phrase can only match when its first word is there: skip most regexes cheaply
+            if first not in present:
+                continue
             if pattern.search(low):
                 out.extend(tokens)
         for pattern, added in self.phrases:
@@ -135,7 +145,7 @@ class Lexicon:
             s = stem(w)
             out.append(s)
             out.extend(self.single.get(s, ()))
-        return out
+        return tuple(out)
 
     def verb_concepts(self, text: str) -> set[str]:
         """Concepts of the verb that opens `text`: its first word, plus a phrasal verb starting
@@ -236,6 +246,7 @@ def build_lexicon(data: dict[str, Any]) -> Lexicon:
     return Lexicon(
         single={k: tuple(dict.fromkeys(v)) for k, v in single.items()},
         multi=tuple((_phrase_pattern(k), tuple(v)) for k, v in multi.items()),
+        multi_first=tuple(words(k)[0] if words(k) else "" for k in multi),
         phrases=tuple((re.compile(p["pattern"]), str(p["add"])) for p in data.get("phrases", [])),
         verbs=frozenset(str(v) for v in data.get("verbs", [])),
         statement_words=frozenset(str(v) for v in data.get("statement_words", [])),
@@ -249,6 +260,11 @@ def build_lexicon(data: dict[str, Any]) -> Lexicon:
         light_verbs=frozenset(str(v) for v in data.get("light_verbs", [])),
         durations={str(k): int(v) for k, v in data.get("durations", {}).items()},
     )
+
+
+@lru_cache(maxsize=8192)
+def _concepts(lex: Lexicon, text: str) -> tuple[str, ...]:
+    return lex._concepts_uncached(text)
 
 
 @lru_cache(maxsize=1)

@@ -10,9 +10,11 @@ concept tokens, one over character n-grams of the raw words, which catches `book
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from planner.lexicon import Lexicon, lexicon, stem
 from workflow.catalog import ActionSpec, Catalog
@@ -74,11 +76,30 @@ class _Index:
     chars: TfidfVectorizer
     word_matrix: Any
     char_matrix: Any
+    word_analyzer: Callable[[str], list[str]]
+    char_analyzer: Callable[[str], list[str]]
     verbs: list[set[str]]
     namespaces: list[set[str]]
 
 
 _CACHE: dict[tuple[Any, ...], _Index] = {}
+
+
+def _query_vector(vectorizer: TfidfVectorizer, analyzer: Callable[[str], list[str]], text: str) -> Any:
+    """The fitted vectorizer's TF-IDF vector of one short query, as a dense array.
+
+    Same arithmetic as `vectorizer.transform` (sublinear tf, idf, l2 norm), without the input
+    validation sklearn runs on every call, which costs more than the math for one clause."""
+    vocabulary = vectorizer.vocabulary_
+    vector = np.zeros(len(vocabulary))
+    for token in analyzer(text):
+        column = vocabulary.get(token)
+        if column is not None:
+            vector[column] += 1.0
+    present = vector > 0
+    vector[present] = (1.0 + np.log(vector[present])) * vectorizer.idf_[present]
+    norm = float(np.linalg.norm(vector))
+    return vector / norm if norm else vector
 
 
 def _fingerprint(actions: Sequence[ActionSpec]) -> tuple[Any, ...]:
@@ -130,8 +151,10 @@ class ActionMatcher:
             actions,
             words,
             chars,
-            word_matrix,
-            char_matrix,
+            word_matrix.tocsr(),
+            char_matrix.tocsr(),
+            words.build_analyzer(),
+            chars.build_analyzer(),
             [self._verb_concepts(action_verbs(a)) for a in actions],
             [self._verb_concepts(action_namespace(a)) for a in actions],
         )
@@ -147,10 +170,8 @@ class ActionMatcher:
         index = self._index
         if not self.actions:
             return []
-        qw = index.words.transform([self._concepts(text)])
-        qc = index.chars.transform([self._char_text(text)])
-        sim_w = (index.word_matrix @ qw.T).toarray().ravel()
-        sim_c = (index.char_matrix @ qc.T).toarray().ravel()
+        sim_w = index.word_matrix @ _query_vector(index.words, index.word_analyzer, self._concepts(text))
+        sim_c = index.char_matrix @ _query_vector(index.chars, index.char_analyzer, self._char_text(text))
         out = [float(_WORD_WEIGHT * w + _CHAR_WEIGHT * c) for w, c in zip(sim_w, sim_c, strict=True)]
         if verb:
             concepts = self.lex.verb_concepts(verb)
