@@ -146,6 +146,18 @@ CRASH_WORKFLOWS: dict[str, dict[str, Any]] = {
             {"id": "c", "action": "work.flaky", "needs": ["b"]},
         ]
     },
+    "fan": {
+        "steps": [
+            {
+                "id": "each",
+                "action": "work.do",
+                "for_each": [0, 1, 2, 3, 4, 5],
+                "concurrency": 2,
+                "with": {"n": "${{ item }}"},
+            },
+            {"id": "c", "action": "work.do", "needs": ["each"]},
+        ]
+    },
     "nap": {
         "steps": [
             {"id": "a", "action": "work.do"},
@@ -170,7 +182,7 @@ class CountingInvoker:
             log.write(f"{label}|{call.iteration}|{call.idempotency_key}\n")
             log.flush()
             os.fsync(log.fileno())
-        if self.hang_in == label:
+        if self.hang_in == label and not (self.folder / "marker").exists():
             (self.folder / "marker").write_text(label)
             await asyncio.Event().wait()  # hang here until the test kills the process
         if call.action.name == "work.flaky":

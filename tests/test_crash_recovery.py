@@ -152,3 +152,22 @@ def test_killed_while_waiting_the_wait_resumes(target: tuple[str, str | None], t
     nap = journal.step_results(CRASH_RUN_ID)[("nap", -1)]
     assert nap.output["waited_s"] >= 1
     journal.close()
+
+
+def test_killed_mid_for_each_only_items_in_flight_run_again(
+    target: tuple[str, str | None], tmp_path: Path
+) -> None:
+    crash_and_resume(target, tmp_path, "fan", "--hang-in", "each:work.do")
+    per_item = Counter(
+        int(iteration) for label, iteration, _ in read_calls(tmp_path) if label == "each:work.do"
+    )
+    assert set(per_item) == set(range(6))
+    assert all(1 <= n <= 2 for n in per_item.values()) and 2 in per_item.values()  # the hung item ran again
+    assert sum(per_item.values()) <= 6 + 2  # at most the concurrency bound (2) were in flight at the kill
+    for item in range(6):
+        assert keys(tmp_path, "each:work.do") >= {f"{CRASH_RUN_ID}:each:{item}"}
+    assert counts(tmp_path)["c:work.do"] == 1
+    journal = open_target(target)
+    assert journal.get_run(CRASH_RUN_ID).state == RunState.SUCCEEDED
+    assert journal.step_results(CRASH_RUN_ID)[("each", -1)].output == [{"step": "each"}] * 6
+    journal.close()
