@@ -181,7 +181,13 @@ def test_reject_fails_the_run_and_undoes(stack: Stack, page: Any) -> None:
     for field, value in {"company": "Hooli", "email": "it@hooli.example",
                          "provision_account_company": "Hooli", "channel": "#cs", "text": "Hooli"}.items():
         page.locator(f"#input-{field}").fill(value)
+    # a slow CRM (about a second): the step is seen running live, then done, without a reload
+    stack.state.latency_scale = 25.0
     page.locator("#run-form").evaluate("form => form.requestSubmit()")
+    page.wait_for_selector("svg.graph g.node.state-running[data-step=update_account]")
+    shot(page, "08a-run-step-running")
+    stack.state.latency_scale = 0.5
+    page.wait_for_selector("svg.graph g.node.state-succeeded[data-step=update_account]")
     page.wait_for_selector("#reject-approval")
     page.locator("#reject-approval").click()
     page.wait_for_selector("#run-state[data-state=failed]")

@@ -193,7 +193,10 @@ export async function runView(main, runId) {
       states, selected: ui.selected, label: `Run ${run.id}: ${run.state}`,
       onSelect: (stepId) => { ui.selected = stepId; draw(); document.getElementById("step-detail")?.scrollIntoView({ block: "nearest" }); },
     });
-    fill(detail, stepDetail(run, doc, ui.selected));
+    // until the user picks a step, show the one that matters: the failed one, else a running one
+    const focusStep = ui.selected || run.error?.step
+      || (run.steps || []).find((st) => ["running", "retrying", "waiting"].includes(st.state))?.id || null;
+    fill(detail, stepDetail(run, doc, focusStep));
     fill(comp, compensationPanel(run) || "");
     if (run.error && finished) {
       comp.prepend(h("div", { class: "error-box", role: "alert", id: "run-error" },
