@@ -1,4 +1,15 @@
-"""What the journal hands back: runs, step results, attempts, events, approvals (frozen data)."""
+"""What the journal hands back: runs, step results, attempts, events, approvals (frozen data).
+
+Event types (`Event.type`; `step_id`/`iteration` say which step or for-each item):
+
+    run.started  run.waiting  run.resumed  run.cancel_requested  run.finished (data: state, error,
+    compensation)  ·  step.started (attempt, action, idempotency_key)  step.retrying (error,
+    delay_s)  step.succeeded  step.failed (error)  step.skipped  step.waiting (timers)
+    step.cancelled  step.interrupted (in flight at a crash)  ·  approval.requested (prompt,
+    approvers)  approval.given (approved, by, comment)  ·  log (message)  ·  compensation.started
+    compensation.step_started  compensation.step_retrying  compensation.step_undone
+    compensation.step_failed  compensation.step_left (reason)  compensation.step_interrupted
+"""
 
 from __future__ import annotations
 

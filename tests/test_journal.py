@@ -135,3 +135,24 @@ def test_default_location_follows_the_environment(tmp_path: Path, monkeypatch: p
     journal = Journal.open()
     assert journal.url.endswith(str(tmp_path / "d" / "journal.db"))
     journal.close()
+
+
+def test_a_journal_from_an_earlier_version_gets_the_new_columns(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:  # the runs table as it was before leases existed
+        conn.execute(
+            sa.text(
+                "CREATE TABLE overture_runs (id VARCHAR(64) PRIMARY KEY, "
+                "workflow_name VARCHAR(200) NOT NULL, workflow_version INTEGER, document JSON NOT NULL, "
+                "inputs JSON NOT NULL, state VARCHAR(20) NOT NULL, "
+                "created_at FLOAT NOT NULL, updated_at FLOAT NOT NULL, ended_at FLOAT, deadline_at FLOAT, "
+                "error JSON, compensation JSON, cancel_requested BOOLEAN NOT NULL, worker_id VARCHAR(200))"
+            )
+        )
+    engine.dispose()
+    journal = Journal.open(path)
+    new_run(journal, "r")
+    assert journal.claim("r", "me", now=1.0, ttl=10)
+    assert journal.get_run("r").owner == "me"
+    journal.close()
