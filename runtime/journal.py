@@ -17,6 +17,7 @@ thread keeps the engine's order of writes the order of commits (no thread-pool r
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -50,6 +51,8 @@ from runtime.records import (
     UndoState,
 )
 from runtime.routing import ActionStats
+
+log = logging.getLogger("overture.runtime")
 
 OUTPUT_CAP_BYTES = 64 * 1024
 """Attempt outputs larger than this are stored as a truncated preview (step results keep all)."""
@@ -214,7 +217,10 @@ class Journal:
             yield conn, pending
         for event in pending:
             for listener in list(self._listeners):
-                listener(event)
+                try:
+                    listener(event)
+                except Exception:  # the write is committed; a faulty subscriber must not undo the run
+                    log.exception("event listener %r failed on %s", listener, event.type)
 
     def _event(
         self,
