@@ -117,3 +117,17 @@ def test_the_request_becomes_the_description_and_the_name_a_slug() -> None:
     doc = to_document(parse_wire(wire_plan(wire_step("a", "core.log", with_={"message": "m"}),
                                            name="Refund Flow")), CATALOG, request="refund it")
     assert doc["name"] == "refund-flow" and doc["description"] == "refund it"
+
+
+def test_catalog_renders_compactly_with_required_marks() -> None:
+    from planner.llm_prompts import Prompts, schema_fields
+
+    assert schema_fields({"type": "object", "properties": {
+        "email": {"type": "string", "description": "Where to write."},
+        "tags": {"type": "array", "items": {"type": "string"}},
+        "plan": {"enum": ["free", "pro"]},
+    }, "required": ["email"]}) == 'email*: string (Where to write.), tags: [string], plan: "free"|"pro"'
+    text = Prompts().system(list(CATALOG))
+    assert "- billing.create_invoice: Creates an invoice for a customer.\n" in text
+    assert "  with: customer_id*: string, amount*: integer\n" in text
+    assert "  undone by: billing.void_invoice\n" in text
