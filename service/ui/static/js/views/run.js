@@ -58,14 +58,15 @@ function stepDetail(run, doc, stepId) {
       record.started_at ? [h("dt", {}, "Started"), h("dd", {}, formatTime(record.started_at))] : null,
       record.ended_at ? [h("dt", {}, "Took"), h("dd", {}, formatMs(durationMs(record.started_at, record.ended_at)))] : null,
       spec?.compensate ? [h("dt", {}, "Undo"), h("dd", { class: "mono" }, spec.compensate.action)] : null),
-    attempts.length ? h("table", { class: "list", "aria-label": "Attempts" },
-      h("thead", {}, h("tr", {}, ["#", "Kind", "Outcome", "Took", "Error"].map((t) => h("th", { scope: "col" }, t)))),
+    attempts.length ? h("table", { class: "list attempts", "aria-label": "Attempts" },
+      h("thead", {}, h("tr", {}, ["#", "Outcome", "Took", "Error"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, attempts.map((a) => h("tr", {},
-        h("td", { class: "num" }, a.attempt), h("td", {}, a.kind === "compensation" ? "undo" : "call"),
+        h("td", { class: "num" }, a.kind === "compensation" ? `undo ${a.attempt}` : a.attempt),
         h("td", {}, stateBadge(a.outcome)),
         h("td", { class: "num" }, a.duration_s !== null && a.duration_s !== undefined ? formatMs(a.duration_s * 1000) : ""),
-        h("td", { class: "small" }, a.error_type ? `${a.error_type}: ${a.error_message || ""}` : ""))))) : null,
-    record.error ? [h("h3", {}, "Error"), h("p", { class: "error-box" }, record.error.message || JSON.stringify(record.error))] : null,
+        h("td", { class: "small", title: a.error_message || "" }, a.error_type || ""))))) : null,
+    // the run's own failure is shown above the step, once
+    record.error && run.error?.step !== stepId ? [h("h3", {}, "Error"), h("p", { class: "error-box" }, record.error.message || JSON.stringify(record.error))] : null,
     record.inputs !== undefined && record.inputs !== null ? [h("h3", {}, "Inputs"), json(record.inputs)] : null,
     record.output !== undefined && record.output !== null ? [h("h3", {}, "Output"), json(record.output)] : null);
 }
@@ -235,8 +236,8 @@ export async function runView(main, runId) {
     h("div", { class: "split split-wide" },
       graph.node,
       h("aside", {},
-        h("section", { class: "panel", "aria-label": "Selected step" }, detail),
         comp,
+        h("section", { class: "panel", "aria-label": "Selected step" }, detail),
         h("section", { class: "panel", "aria-labelledby": "events-title" },
           h("h2", { id: "events-title" }, "Events"), eventList))));
   draw();
