@@ -95,8 +95,8 @@ def edit(
         }, indent=2, ensure_ascii=False))
     target = file if in_place else output
     if target is not None:
-        save_workflow(result.workflow, target, fmt="json" if format is None and target.suffix == ".json"
-                      else fmt)  # type: ignore[arg-type]
+        out_fmt = format.value if format else ("json" if target.suffix == ".json" else "yaml")
+        save_workflow(result.workflow, target, fmt=out_fmt)  # type: ignore[arg-type]
     elif not as_json:
         typer.echo(dumps_workflow(result.workflow, fmt), nl=False)  # type: ignore[arg-type]
     if not as_json:
