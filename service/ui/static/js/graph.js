@@ -116,7 +116,7 @@ function badgesOf(step) {
 const STATE_LABEL = {
   pending: "pending", running: "running", retrying: "retrying", waiting: "waiting",
   succeeded: "done", failed: "failed", skipped: "skipped", cancelled: "cancelled",
-  undone: "undone", compensating: "undoing",
+  undone: "undone", compensating: "undoing", not_run: "not run",
 };
 
 const BADGE_ROW_H = 22;

@@ -37,6 +37,9 @@ function stepStates(run) {
     states[step.id] = info;
   }
   for (const id of undone) if (states[id]) states[id] = { ...states[id], state: "undone" };
+  if (FINISHED.has(run.state)) {
+    for (const info of Object.values(states)) if (info.state === "pending") info.state = "not_run";
+  }
   return states;
 }
 
@@ -57,7 +60,8 @@ function stepDetail(run, doc, stepId) {
       spec?.if ? [h("dt", {}, "Only if"), h("dd", { class: "mono" }, spec.if)] : null,
       record.started_at ? [h("dt", {}, "Started"), h("dd", {}, formatTime(record.started_at))] : null,
       record.ended_at ? [h("dt", {}, "Took"), h("dd", {}, formatMs(durationMs(record.started_at, record.ended_at)))] : null,
-      spec?.compensate ? [h("dt", {}, "Undo"), h("dd", { class: "mono" }, spec.compensate.action)] : null),
+      spec?.compensate ? [h("dt", {}, "Undo"), h("dd", { class: "mono" }, spec.compensate.action)] : null,
+      decision(run, stepId)),
     attempts.length ? h("table", { class: "list attempts", "aria-label": "Attempts" },
       h("thead", {}, h("tr", {}, ["#", "Outcome", "Took", "Error"].map((t) => h("th", { scope: "col" }, t)))),
       h("tbody", {}, attempts.map((a) => h("tr", {},
@@ -69,6 +73,13 @@ function stepDetail(run, doc, stepId) {
     record.error && run.error?.step !== stepId ? [h("h3", {}, "Error"), h("p", { class: "error-box" }, record.error.message || JSON.stringify(record.error))] : null,
     record.inputs !== undefined && record.inputs !== null ? [h("h3", {}, "Inputs"), json(record.inputs)] : null,
     record.output !== undefined && record.output !== null ? [h("h3", {}, "Output"), json(record.output)] : null);
+}
+
+function decision(run, stepId) {
+  const a = (run.approvals || []).find((x) => x.step_id === stepId && x.approved !== null && x.approved !== undefined);
+  if (!a) return null;
+  return [h("dt", {}, "Decision"), h("dd", {}, `${a.approved ? "approved" : "rejected"}${a.decided_by ? ` by ${a.decided_by}` : ""}`,
+    a.comment ? ` — “${a.comment}”` : "")];
 }
 
 function approvalCard(run, approval, reload) {
