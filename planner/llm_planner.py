@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from planner.llm_client import LLMClient
+from planner.llm_client import LLMClient, Usage
 from planner.llm_errors import LLMError, PlanNotRepaired
 from planner.llm_prompts import Prompts
 from planner.llm_settings import LLMSettings
@@ -147,6 +147,7 @@ class LLMPlanner:
             {"role": "system", "content": "You explain workflow plans to people in plain English."},
             {"role": "user", "content": self.prompts.explain(document, used)},
         ]
+        self.llm.usage = Usage()
         answer = self.llm.text(messages)
         text = answer.text.strip()
         if not text:
@@ -171,6 +172,7 @@ class LLMPlanner:
     # -- the loop ------------------------------------------------------------------------------
     def _converse(self, conversation: list[dict[str, Any]], actions: Sequence[ActionSpec], *,
                   request: str | None = None, base: Workflow | None = None) -> tuple[Workflow, list[str]]:
+        self.llm.usage = Usage()  # per plan: a planner object may serve many requests
         names = [a.name for a in actions]
         undo = [a.compensation for a in actions if a.compensation]
         undo += [a.name for a in actions if not a.is_core]

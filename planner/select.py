@@ -17,6 +17,8 @@ from workflow.errors import OvertureError
 if TYPE_CHECKING:
     from openai import OpenAI
 
+    from planner.llm_planner import LLMPlanner
+
 PlannerMode = Literal["llm", "offline", "auto"]
 
 
@@ -80,6 +82,7 @@ class AutoPlanner:
         self.settings = settings or LLMSettings()
         self._client = client
         self._offline: Planner | None = None
+        self._llm: LLMPlanner | None = None  # kept: it remembers which output mode the server takes
 
     @property
     def offline(self) -> Planner:
@@ -94,7 +97,9 @@ class AutoPlanner:
         from planner.llm_planner import LLMPlanner
 
         try:
-            return LLMPlanner(self.catalog, self.settings, client=self._client).plan(request)
+            if self._llm is None:
+                self._llm = LLMPlanner(self.catalog, self.settings, client=self._client)
+            return self._llm.plan(request)
         except (LLMError, PlanNotRepaired) as exc:
             reason = str(exc).splitlines()[0]
             return note_fallback(self.offline.plan(request), f"the LLM planner failed: {reason}",

@@ -110,8 +110,9 @@ def test_auto_mode_falls_back_when_the_server_rejects_structured_output(server: 
     kinds = [("response_format" in r.body, "tools" in r.body) for r in server.chat_requests]
     assert kinds == [(True, False), (False, True), (False, False)]
     # the mode is remembered: the next plan goes straight to JSON mode
-    planner.plan("again")
+    again = planner.plan("again")
     assert "response_format" not in server.chat_requests[-1].body
+    assert again.workflow.metadata["usage"]["calls"] == 1  # usage is counted per plan
 
 
 def test_json_mode_accepts_with_as_an_object(server: FakeOpenAI, catalog: Catalog) -> None:
