@@ -247,7 +247,10 @@ def to_document(plan: WirePlan, catalog: Catalog, *, request: str | None = None)
         if inputs:
             data["with"] = inputs
         timeout = wire.timeout_s if wire.timeout_s is not None and wire.timeout_s > 0 else None
-        extras: tuple[tuple[str, Any], ...] = (("if", wire.if_), ("for_each", wire.for_each),
+        for_each: Any = wire.for_each
+        if isinstance(for_each, str) and for_each.strip().startswith("["):
+            for_each = decode_value(for_each)  # a literal list, sent as JSON text
+        extras: tuple[tuple[str, Any], ...] = (("if", wire.if_), ("for_each", for_each),
                                                ("timeout_s", timeout))
         for key, extra in extras:
             if extra not in (None, ""):
@@ -300,6 +303,10 @@ def declared_inputs(steps: list[dict[str, Any]], catalog: Catalog) -> dict[str, 
             if whole and isinstance(props.get(key), dict):
                 schema = {k: v for k, v in props[key].items() if k in ("type", "items", "enum")}
                 found.setdefault(whole.group(1), schema)
+        loop = step.get("for_each")
+        whole_loop = _WHOLE_INPUT_RE.match(loop) if isinstance(loop, str) else None
+        if whole_loop:
+            found.setdefault(whole_loop.group(1), {"type": "array"})
         for text in _strings([step.get("with"), step.get("if"), step.get("for_each"),
                               (step.get("compensate") or {}).get("with")]):
             for name in _INPUT_REF_RE.findall(text):

@@ -131,3 +131,13 @@ def test_catalog_renders_compactly_with_required_marks() -> None:
     assert "- billing.create_invoice: Creates an invoice for a customer.\n" in text
     assert "  with: customer_id*: string, amount*: integer\n" in text
     assert "  undone by: billing.void_invoice\n" in text
+
+
+def test_for_each_accepts_an_expression_or_a_literal_list() -> None:
+    doc = to_document(parse_wire(wire_plan(
+        wire_step("a", "core.log", with_={"message": "${{ item }}"}, for_each='["x", "y"]'),
+        wire_step("b", "core.log", with_={"message": "${{ item }}"}, for_each="${{ inputs.names }}"),
+    )), CATALOG)
+    assert doc["steps"][0]["for_each"] == ["x", "y"]
+    assert doc["steps"][1]["for_each"] == "${{ inputs.names }}"
+    assert doc["inputs"]["properties"] == {"names": {"type": "array"}}
