@@ -20,8 +20,12 @@ from optimizer.records import AttemptRecord
 
 # the engine's default `stats_window_s`; train with the window the engine uses
 DEFAULT_WINDOW_S = 3600.0
+# time of day as bumps every three hours (circular): a linear model over them follows daily peaks of
+# any shape, and an hour never seen in training reads as "average" rather than as an extrapolation
+HOUR_CENTERS = tuple(float(h) for h in range(0, 24, 3))
+HOUR_WIDTH = 1.5
 FEATURE_NAMES = (
-    "hour_sin", "hour_cos", "hour2_sin", "hour2_cos", "log_load", "recent_error_rate", "recent_log_latency",
+    *(f"hour_{int(h):02d}" for h in HOUR_CENTERS), "log_load", "recent_error_rate", "recent_log_latency",
     "log_recent_calls",
 )
 N_FEATURES = len(FEATURE_NAMES)
@@ -46,14 +50,18 @@ def hour_of_day(at: float) -> float:
 def feature_vector(at: float, load: float, recent: Recent, prior: Prior) -> np.ndarray:
     """One attempt's features. The window stats are shrunk towards the action's prior by one
     pseudo-call, so a single failure in a quiet window does not read as a 100% error rate."""
-    h = 2.0 * math.pi * hour_of_day(at) / 24.0
+    hour = hour_of_day(at)
     n = max(0, recent.calls)
     err = (recent.error_rate * n + prior[0]) / (n + 1.0)
     mean = recent.mean_latency_s if recent.mean_latency_s is not None else prior[1]
     lat = (mean * n + prior[1]) / (n + 1.0)
+    bumps = []
+    for c in HOUR_CENTERS:
+        d = abs(hour - c)
+        d = min(d, 24.0 - d)
+        bumps.append(math.exp(-0.5 * (d / HOUR_WIDTH) ** 2))
     return np.array(
-        [math.sin(h), math.cos(h), math.sin(2 * h), math.cos(2 * h), math.log1p(max(load, 0.0)), err,
-         math.log1p(max(lat, 0.0)), math.log1p(n)],
+        [*bumps, math.log1p(max(load, 0.0)), err, math.log1p(max(lat, 0.0)), math.log1p(n)],
         dtype=np.float64,
     )
 
@@ -111,14 +119,18 @@ def feature_matrix(
     prior_error: np.ndarray, prior_latency: np.ndarray,
 ) -> np.ndarray:
     """`feature_vector` for many rows at once (NaN mean latency = nothing recent)."""
-    h = 2.0 * np.pi * ((at % 86_400.0) / 3600.0) / 24.0
+    hour = (at % 86_400.0) / 3600.0
     n = np.maximum(calls, 0)
     err = (error_rate * n + prior_error) / (n + 1.0)
     mean = np.where(np.isnan(mean_latency), prior_latency, mean_latency)
     lat = (mean * n + prior_latency) / (n + 1.0)
+    bumps = []
+    for c in HOUR_CENTERS:
+        d = np.abs(hour - c)
+        d = np.minimum(d, 24.0 - d)
+        bumps.append(np.exp(-0.5 * (d / HOUR_WIDTH) ** 2))
     return np.column_stack([
-        np.sin(h), np.cos(h), np.sin(2 * h), np.cos(2 * h), np.log1p(np.maximum(load, 0.0)), err,
-        np.log1p(np.maximum(lat, 0.0)), np.log1p(n),
+        *bumps, np.log1p(np.maximum(load, 0.0)), err, np.log1p(np.maximum(lat, 0.0)), np.log1p(n),
     ])
 
 

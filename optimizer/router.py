@@ -4,9 +4,19 @@ A contextual bandit. For each candidate it predicts, from the trained per-action
 conditions the runtime hands over (time of day, runs in flight, each action's recent error rate
 and latency), the attempt's expected duration and failure probability, and scores
 
-    cost = E[duration] + failure_penalty_s × P(failure)
+    cost = E[duration] / (1 − P(failure)) + failure_penalty_s × P(failure)
 
-in seconds. It calls the cheapest with probability 1 − ε + ε/k and each other candidate with ε/k
+in seconds: the expected time until a successful attempt if failures are retried, plus a charge
+for the failures themselves (a step without retries fails its run).
+
+The model's failure probability is a prior worth `prior_calls` observations; the recent window's
+own error rate is evidence on top of it, so an outage the models never saw still moves traffic
+within a few failed calls. Once traffic has moved, the window of the avoided action
+empties; the router then remembers the last evidence it saw, fading with `memory_half_life_s`,
+so it does not return to a failing service the moment its window is empty (exploration probes
+it meanwhile, and fresh calls replace the memory).
+
+It calls the cheapest with probability 1 − ε + ε/k and each other candidate with ε/k
 (ε-greedy), and returns that probability as the propensity the journal records, so outcomes can
 later be reweighed off-policy. Evaluation is plain numpy on the model coefficients: a decision
 takes microseconds.
@@ -24,7 +34,9 @@ from runtime.routing import Conditions, RouteChoice
 from workflow.document import Step
 
 DEFAULT_EPSILON = 0.05
-DEFAULT_FAILURE_PENALTY_S = 60.0
+DEFAULT_FAILURE_PENALTY_S = 10.0
+DEFAULT_PRIOR_CALLS = 10.0
+DEFAULT_MEMORY_HALF_LIFE_S = 1800.0
 
 
 @dataclass(frozen=True)
@@ -33,6 +45,13 @@ class Score:
     expected_duration_s: float
     failure_probability: float
     cost: float
+
+
+def route_cost(expected_duration_s: float, failure_probability: float,
+               failure_penalty_s: float = DEFAULT_FAILURE_PENALTY_S) -> float:
+    """What the router minimizes (and the benchmark's oracle too), in seconds."""
+    p = min(max(failure_probability, 0.0), 0.999)
+    return expected_duration_s / (1.0 - p) + failure_penalty_s * p
 
 
 class LearnedRouter:
@@ -44,6 +63,8 @@ class LearnedRouter:
         *,
         epsilon: float = DEFAULT_EPSILON,
         failure_penalty_s: float = DEFAULT_FAILURE_PENALTY_S,
+        prior_calls: float = DEFAULT_PRIOR_CALLS,
+        memory_half_life_s: float = DEFAULT_MEMORY_HALF_LIFE_S,
         seed: int | None = None,
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
@@ -51,6 +72,9 @@ class LearnedRouter:
         self.models = models
         self.epsilon = epsilon
         self.failure_penalty_s = failure_penalty_s
+        self.prior_calls = prior_calls
+        self.memory_half_life_s = memory_half_life_s
+        self._memory: dict[str, tuple[float, float, float]] = {}  # action → (time, calls, error rate)
         self._rng = random.Random(seed)
 
     def replace_models(self, models: ModelSet) -> None:
@@ -66,8 +90,16 @@ class LearnedRouter:
         prior = self.models.priors.get(action, (model.failure_rate, model.mean_duration))
         x = feature_vector(conditions.now, conditions.runs_in_flight, recent, prior)
         p = model.failure_probability(x)
+        calls, err = float(recent.calls), recent.error_rate
+        if calls > 0:
+            self._memory[action] = (conditions.now, calls, err)
+        elif self.memory_half_life_s > 0 and (seen := self._memory.get(action)) is not None:
+            at, seen_calls, err = seen
+            calls = seen_calls * 0.5 ** (max(0.0, conditions.now - at) / self.memory_half_life_s)
+        if calls > 0:
+            p = (p * self.prior_calls + err * calls) / (self.prior_calls + calls)
         d = model.expected_duration(x)
-        return Score(action, d, p, d + self.failure_penalty_s * p)
+        return Score(action, d, p, route_cost(d, p, self.failure_penalty_s))
 
     def choose(self, step: Step, candidates: Sequence[str], conditions: Conditions) -> RouteChoice:
         options = list(dict.fromkeys(candidates)) or [step.action]

@@ -71,9 +71,10 @@ def test_boosted_quantiles_follow_a_daily_latency_peak():
 
 
 def test_recent_error_rate_in_the_window_raises_the_predicted_failure():
-    # an outage: for two hours a day most calls fail; the window stats are how the model sees it
+    # outages: two hours in every twenty most calls fail, at a different time of day each time, so
+    # only the window stats can tell the model that one is on
     def outage(t: float) -> float:
-        return 0.9 if 5 <= hour(t) < 7 else 0.02
+        return 0.9 if (t - T0) % (20 * 3600) < 2 * 3600 else 0.02
 
     recs = attempts("svc.a", 8000, duration=lognormal(1.0), p_fail=outage, spacing_s=30.0)
     models = train(recs, window_s=600)
