@@ -345,10 +345,12 @@ def decision_latency(models: Any, n: int = 20_000) -> tuple[float, float]:
     rng = random.Random(0)
     from runtime.routing import ActionStats
 
+    def recent() -> dict[str, ActionStats]:
+        return {"geo.alpha": ActionStats(rng.randrange(30), rng.random() * 0.3, 1.2),
+                "geo.beta": ActionStats(rng.randrange(30), rng.random() * 0.1, 2.5)}
+
     conditions = [Conditions(now=START + rng.random() * 20 * DAY, runs_in_flight=rng.randrange(50),
-                             worker_id="w", recent={"geo.alpha": ActionStats(rng.randrange(30), rng.random() * 0.3, 1.2),
-                                     "geo.beta": ActionStats(rng.randrange(30), rng.random() * 0.1, 2.5)})
-                  for _ in range(n)]
+                             worker_id="w", recent=recent()) for _ in range(n)]
     timings = []
     gc.collect()
     gc.disable()
