@@ -253,6 +253,44 @@ def test_edit_an_accepted_workflow_by_instruction_and_save_a_version(stack: Stac
     assert "v2 document" in versions and "v1 plan" in versions
 
 
+def test_graph_layers_put_parallel_branches_side_by_side(stack: Stack, page: Any) -> None:
+    import httpx
+
+    fan_out = [{"id": f"notify_{n}", "action": "chat.notify_team", "needs": ["crm"],
+                "with": {"channel": f"#team-{n}", "text": "${{ steps.crm.output.account_id }}"}}
+               for n in range(6)]
+    document = {"name": "wide-fan-out", "steps": [
+        {"id": "crm", "action": "crm.update_account", "with": {"company": "Acme", "email": "a@acme.example"},
+         "retry": {"max_attempts": 3}},
+        *fan_out,
+        {"id": "bill", "action": "billing.setup_billing", "needs": [f"notify_{n}" for n in range(6)],
+         "if": "${{ steps.crm.output.stage == 'customer' }}", "timeout_s": 20,
+         "with": {"account_id": "${{ steps.crm.output.account_id }}", "tenant_id": "t",
+                  "email": "a@acme.example"},
+         "compensate": {"action": "billing.cancel_billing",
+                        "with": {"customer_id": "${{ steps.bill.output.customer_id }}"}}},
+    ]}
+    created = httpx.post(f"{stack.url}/v1/workflows", json={"document": document, "catalog_id": "default"},
+                         headers={"Authorization": f"Bearer {stack.token}"})
+    assert created.status_code == 201, created.text
+    page.goto(f"{stack.url}/ui/#token={stack.token}")
+    page.wait_for_selector("#request:focus")
+    page.goto(f"{stack.url}/ui/#/workflows/{created.json()['id']}")
+    page.wait_for_selector("svg.graph g.node")
+    rows: dict[str, list[str]] = {}
+    for node in page.locator("svg.graph g.node").all():
+        y = re.search(r"translate\(([\d.]+),([\d.]+)\)", node.get_attribute("transform") or "")
+        assert y is not None
+        rows.setdefault(y.group(2), []).append(node.get_attribute("data-step") or "")
+    assert sorted(map(len, rows.values())) == [1, 1, 6]  # three layers; the six branches in one row
+    assert page.locator(".band-label").text_content() == "in parallel · 6"
+    assert page.locator("svg.graph path.edge-cond").count() == 6  # the condition's incoming edges are dashed
+    bill = page.locator("svg.graph g.node[data-step=bill]")
+    assert "node-cond" in (bill.get_attribute("class") or "")
+    assert bill.locator(".badge-cond text").text_content().startswith("if steps.crm.output")
+    shot(page, "13-wide-fan-out")
+
+
 def test_sign_in_refuses_a_wrong_token_then_accepts_the_right_one(stack: Stack, page: Any) -> None:
     page.goto(f"{stack.url}/ui/")
     page.wait_for_selector("#token:focus")

@@ -129,9 +129,14 @@ function badgeLayout(badges) {
   let x = 16;
   let row = 0;
   for (let i = 0; i < badges.length; i++) {
-    const w = 12 + badges[i].text.length * 6.9;
     const last = row === MAX_BADGE_ROWS - 1;
     const reserve = last && i < badges.length - 1 ? 30 : 0;
+    if (x === 16) {
+      // a badge wider than a whole row is shortened rather than dropped
+      const fit = Math.floor((room - reserve - x - 12) / 6.9);
+      if (badges[i].text.length > fit) badges[i] = { ...badges[i], text: shortText(badges[i].text, fit) };
+    }
+    const w = 12 + badges[i].text.length * 6.9;
     if (x + w > room - reserve) {
       if (!last && x > 16) { row += 1; x = 16; i -= 1; continue; }
       return { placed, rows: row + 1, more: badges.slice(i), moreX: x };
@@ -189,7 +194,9 @@ export function renderGraph(container, doc, { states = {}, onSelect, selected, l
 
   const svg = el("svg", {
     // scales down to the panel's width when a wide row would not fit, never up
-    viewBox: `0 0 ${width} ${height}`, class: "graph", role: "group", style: `max-width:${width}px`,
+    // below 70 % the text gets too small to read: wider graphs scroll sideways instead
+    viewBox: `0 0 ${width} ${height}`, class: "graph", role: "group",
+    style: `max-width:${width}px;min-width:${Math.round(width * 0.7)}px`,
     "aria-label": label || `Workflow graph: ${nodes.length} steps in ${rows.length} stages`,
   });
   svg.append(el("defs", {},
