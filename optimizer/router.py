@@ -116,3 +116,14 @@ class LearnedRouter:
         share = self.epsilon / k
         propensity = (1.0 - self.epsilon + share) if pick == greedy else share
         return RouteChoice(action=options[pick], propensity=propensity)
+
+
+def load_router(models_dir: str | None = None, **options: float) -> LearnedRouter | None:
+    """The learned router over the latest stored models, or None before the first training: what
+    an embedder passes as `Engine(..., router=load_router())`."""
+    from optimizer.store import ModelStore
+
+    models = ModelStore(models_dir).latest()
+    if models is None:
+        return None
+    return LearnedRouter(models, **options)  # type: ignore[arg-type]

@@ -70,10 +70,10 @@ def register(app: typer.Typer) -> None:
         """Propose rewrites for a workflow from its history, with predicted gains and diffs."""
         from optimizer.history import load_history, open_journal, require
         from optimizer.predict import predict_run_duration
-        from optimizer.proposals import ProposalStore
+        from optimizer.proposals import ProposalStore, accept
         from optimizer.store import ModelStore
-        from optimizer.suggest import suggest
-        from workflow.loader import load_catalog, load_workflow
+        from optimizer.suggest import auto_apply, suggest
+        from workflow.loader import load_catalog, load_workflow, save_workflow
 
         workflow = load_workflow(workflow_file)
         cat = load_catalog(*catalog) if catalog else None
@@ -84,7 +84,14 @@ def register(app: typer.Typer) -> None:
         finally:
             j.close()
         proposals = suggest(workflow, records, catalog=cat, models=models)
-        ProposalStore().replace_open(workflow.name, proposals)
+        store = ProposalStore()
+        store.replace_open(workflow.name, proposals)
+        automatic = auto_apply(workflow, proposals)
+        if automatic is not None:
+            # the workflow opted in (`optimize: {auto: true}`) and the evidence is strong
+            save_workflow(accept(automatic, workflow), workflow_file)
+            store.set_status(automatic.id, "accepted")
+            typer.echo(f"{workflow_file}: applied {automatic.id} ({automatic.kind}) automatically", err=True)
         forecast = predict_run_duration(workflow, models) if models is not None else None
         if format == "json":
             typer.echo(json.dumps({

@@ -117,3 +117,16 @@ def test_suggest_without_history_says_what_to_do(tmp_path: Path, monkeypatch: py
     result = CliRunner().invoke(app, ["optimize", "suggest", str(doc_path), "--journal", empty])
     assert result.exit_code != 0
     assert "run the workflow first" in str(result.exception) + result.output
+
+
+def test_auto_apply_waits_for_strong_evidence(history_journal: Path, tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("OVERTURE_DATA_DIR", str(tmp_path / "data"))
+    doc_path = tmp_path / "nightly.yaml"
+    save_workflow(Workflow.model_validate({**DOC, "optimize": {"auto": True}}), doc_path)
+    args = ["optimize", "suggest", str(doc_path), "--journal", str(history_journal)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    # six runs are below the 30 that automatic application asks for: the document stays as it is
+    assert load_workflow(doc_path).version == 1
+    assert "applied" not in result.output
