@@ -21,8 +21,13 @@ SEQ_WORDS = (
     r"|when\s+(?:that's|that\s+is)\s+done|also|and|as\s+a\s+last\s+step|at\s+the\s+end"
 )
 JOIN_WORDS = (
-    r"either\s+way|regardless(?:\s+of\s+the\s+(?:result|outcome))?|in\s+any\s+case|in\s+either\s+case"
-    r"|no\s+matter\s+what|whatever\s+the\s+(?:result|outcome)|whatever\s+happens|in\s+all\s+cases"
+    r"either\s+way|regardless|in\s+any\s+case|in\s+either\s+case|no\s+matter\s+what|whatever\s+happens"
+    r"|in\s+all\s+cases"
+)
+# "right after the check, whatever the result, log it": a side step nothing later waits for
+SIDE_WORDS = (
+    r"whatever\s+the\s+(?:result|outcome)|regardless\s+of\s+the\s+(?:result|outcome)"
+    r"|no\s+matter\s+the\s+(?:result|outcome)|pass\s+or\s+fail"
 )
 ELSE_WORDS = (
     r"otherwise|else|if\s+not|or\s+else|if\s+(?:he|she|it|they|that|this|so|the\s+\w+)\s+"
@@ -31,6 +36,7 @@ ELSE_WORDS = (
 )
 
 _LEAD = [
+    ("side", re.compile(rf"^(?:{SIDE_WORDS})\b\s*,?\s*", re.IGNORECASE)),
     ("join", re.compile(rf"^(?:{JOIN_WORDS})\b\s*,?\s*", re.IGNORECASE)),
     ("else", re.compile(rf"^(?:{ELSE_WORDS})\b\s*[,:]?\s*(?:then\s+)?", re.IGNORECASE)),
     (

@@ -160,10 +160,12 @@ class Reader:
         prev_unit_first: int | None = None
         unit_first: int | None = None
         undo_open: int | None = None
+        chain: list[int] = []
         for i_index, (connector, item) in enumerate(items):
             lead, rest = mk.read_lead(item, self.lex, self.verbs)
             rest = mk.TRAILING_NOISE.sub("", rest).strip(" ,")
-            if connector != "followed":
+            if connector not in {"followed", "and", "comma"}:
+                # "A and B" / "A followed by B" make one unit; "then" starts the next
                 self._unit += 1
                 prev_unit_first, unit_first = unit_first, None
             kinds = lead.kinds
@@ -198,6 +200,8 @@ class Reader:
                 inherit_deps,
                 seg_drafts if par_all else None,
                 frame,
+                unit_first,
+                chain,
             )
             if "par" in kinds or "block" in kinds or "par_ref" in kinds:
                 inherit_deps = list(deps)
@@ -226,6 +230,10 @@ class Reader:
                 continue
             if created and first_marker and prev_unit_first is not None and i_index > 0:
                 self._move_before(created, prev_unit_first)
+            if created and "side" in kinds:
+                # a side step: what comes next still follows the step it hangs off
+                self.frontier = [f for f in self.frontier if f not in created]
+                self.frontier += [d for d in deps if d not in self.frontier]
             if created and "before" in kinds:
                 # "before X, do Y": Y first, then X
                 later = self._item(lead.refs["before"], list(created), condition, s_index, g_index, "")
@@ -240,6 +248,9 @@ class Reader:
                 if first_in_sentence is None:
                     first_in_sentence = created[0]
                 seg_drafts.extend(created)
+                sinks = [i for i in created if not any(i in self.drafts[j].needs for j in created)]
+                # after "A and, at the same time, B", what follows waits for both
+                chain = [*chain, *sinks] if {"par", "par_ref", "block"} & set(kinds) or par_all else sinks
         return frame, first_in_sentence
 
     def _deps(
@@ -252,6 +263,8 @@ class Reader:
         inherit: list[int] | None,
         seg_drafts: list[int] | None,
         frame: _Frame | None,
+        unit_first: int | None = None,
+        chain: list[int] | None = None,
     ) -> list[int]:
         if seg_drafts:  # "A, B and C, all at the same time": they share where A started
             return list(self.drafts[seg_drafts[0]].needs)
@@ -270,8 +283,9 @@ class Reader:
                 anchor = earlier[0].index if earlier else None
             return list(self.drafts[anchor].needs) if anchor is not None else []
         if "par" in kinds:
-            if prev_unit_first is not None:
-                return list(self.drafts[prev_unit_first].needs)
+            partner = unit_first if unit_first is not None else prev_unit_first
+            if partner is not None:
+                return list(self.drafts[partner].needs)
             if self.drafts:
                 last = self.drafts[-1]
                 unit = [d for d in self.drafts if d.unit == last.unit]
@@ -282,8 +296,22 @@ class Reader:
         if "after" in kinds:
             found = self.resolve(refs["after"])
             if found:
-                return found
+                return [self._unit_tail(i) for i in found]
+        if chain and not ({"after", "if", "unless", "else", "join"} & set(kinds)):
+            # "upload it, then email the link": the next step of this clause's chain, not of
+            # every branch still open elsewhere
+            return list(chain)
         return list(self.frontier)
+
+    def _unit_tail(self, index: int) -> int:
+        """ "set up billing" names the customer, but "create the customer and subscribe them" is
+        one piece of work: wait for its last step."""
+        unit = self.drafts[index].unit
+        tail = index
+        for d in self.drafts:
+            if d.unit == unit and d.index > tail and tail in d.needs:
+                tail = d.index
+        return tail
 
     def _move_before(self, created: list[int], later: int) -> None:
         """ "book the hotel, but install the app first": the new step goes before `later`."""
