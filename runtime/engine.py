@@ -300,6 +300,23 @@ class Engine(Saga):
                 await task
         self.journal.remove_listener(self._on_event)
 
+    async def drain(self, timeout_s: float | None = None) -> int:
+        """Graceful stop: take up no more runs (timers, orphans, other processes' decisions), let
+        the runs being driven finish or pause for at most `timeout_s`, then `close()`. Returns how
+        many were still being driven; their leases run out and another engine takes them over."""
+        if self._scheduler is not None:
+            self._scheduler.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._scheduler
+        # a scheduler started again (by wait() or recover()) would take up runs while draining
+        self._ensure_scheduler = lambda: None  # type: ignore[method-assign]
+        drivers = [t for t in self._drivers.values() if not t.done()]
+        if drivers:
+            await asyncio.wait(drivers, timeout=timeout_s)
+        left = self.runs_in_flight
+        await self.close()
+        return left
+
     # -- plumbing --------------------------------------------------------------------------------
 
     def _on_event(self, event: Event) -> None:
