@@ -7,8 +7,9 @@ import time
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.models import PlanCreate, PlanOut, iso
+from service.api.models import PlanCreate, PlannerName, PlanOut, iso
 from service.api.services import Services, services
 from service.problems import ApiProblem, to_item
 from service.store import PlanRow, new_id
@@ -82,3 +83,57 @@ def get_plan(plan_id: str, svc: Services = Depends(services)) -> PlanOut:
     if row is None:
         raise ApiProblem(404, f"no plan `{plan_id}`", kind="plan-not-found")
     return plan_out(row, svc.catalog(row.catalog_id))
+
+
+# --------------------------------------------------------------------------- edit a draft (for the UI)
+
+
+class PlanEdit(BaseModel):
+    """Change a draft plan by an instruction in plain English, before it is accepted."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"instruction": "retry the provisioning up to 3 times"},
+    ]})
+
+    instruction: str = Field(min_length=3, max_length=10_000)
+    """What to change, e.g. "remove the approval step"."""
+    document: dict[str, Any] | None = None
+    """The draft as edited so far (e.g. in the UI's forms); default: the plan's own document."""
+    planner: PlannerName = "auto"
+    """Which planner interprets the instruction."""
+
+
+class PlanEditOut(PlanOut):
+    """The edited draft, stored as a new plan, with what changed."""
+
+    summary: str | None = None
+    """The change in plain English."""
+    diff: dict[str, Any] = Field(default_factory=dict)
+    """What changed, step by step (as the workflow diff)."""
+
+
+@router.post("/{plan_id}/edits", status_code=201, response_model=PlanEditOut,
+             summary="Edit a draft plan by instruction")
+def edit_plan(plan_id: str, body: PlanEdit, response: Response, svc: Services = Depends(services)
+              ) -> PlanEditOut:
+    """Apply an instruction to a draft (or to `document`, the draft as edited so far) and store the
+    result as a new plan to check and accept; the original plan is left as it was."""
+    from service.api.workflows import _diff, _run_editor
+    from workflow.loader import workflow_from_data
+
+    row = svc.store.get_plan(plan_id)
+    if row is None:
+        raise ApiProblem(404, f"no plan `{plan_id}`", kind="plan-not-found")
+    catalog = svc.catalog(row.catalog_id)
+    before = workflow_from_data(body.document if body.document is not None else row.document,
+                                source="document")
+    edited, summary, warnings = _run_editor(before, body.instruction, catalog, body.planner)
+    edited_row = PlanRow(
+        id=new_id("plan"), request=row.request, catalog_id=row.catalog_id, planner=row.planner,
+        document=edited.to_data(), explanation=explain(edited, catalog), warnings=warnings,
+        valid=validate(edited, catalog).ok, created_at=time.time(),
+    )
+    svc.store.add_plan(edited_row)
+    response.headers["Location"] = f"/v1/plans/{edited_row.id}"
+    return PlanEditOut(**plan_out(edited_row, catalog).model_dump(), summary=summary,
+                       diff=_diff(before, edited))
