@@ -119,6 +119,16 @@ def test_describe_plan_edit_accept_run_approve_history(stack: Stack, page: Any) 
     assert badge.text_content() == "retry ×3"
     shot(page, "03-plan-edited")
 
+    # and by instruction: the server edits the draft as it stands (the form edit is kept)
+    page.locator("#instruction").fill("retry the CRM update up to 2 times")
+    page.locator("#instruction").press("Enter")
+    page.wait_for_selector("#change-note")
+    page.wait_for_selector("svg.graph g.node[data-step=update_account] .badge-retry")
+    crm_retry = page.locator("svg.graph g.node[data-step=update_account] .badge-retry text")
+    assert crm_retry.text_content() == "retry ×3"
+    assert page.locator("svg.graph g.node[data-step=provision_account] .badge-retry").count() == 1
+    shot(page, "03b-plan-changed-by-instruction")
+
     page.locator("#workflow-name").fill("onboarding-with-approval")
     page.locator("#accept-button").click()
     page.wait_for_url(re.compile(r"#/workflows/wf_"))

@@ -94,13 +94,15 @@ export async function planView(main, planId) {
       ui.dirty ? h("p", { class: "muted small" }, "Edited here; the edited document is what gets accepted.") : null);
   }
 
-  const refine = instructionBox({
-    label: "Refine the request",
-    button: "Plan again",
+  const instruct = instructionBox({
+    label: "Change it in plain English",
+    button: "Apply instruction",
     onSubmit: async (instruction) => {
-      const joiner = /[.;!?]$/.test(plan.request.trim()) ? " " : "; ";
-      const next = await post("/plans", { request: `${plan.request.trim()}${joiner}${instruction}`, catalog_id: plan.catalog_id, planner: plan.planner === "llm" ? "llm" : "auto" });
-      rememberPlan(next);
+      // the server edits the draft as it is now (form edits included) and keeps it as a new plan
+      const next = await post(`/plans/${encodeURIComponent(plan.id)}/edits`, {
+        instruction, document: ui.dirty ? ui.doc : undefined, planner: plan.planner === "llm" ? "llm" : "auto",
+      });
+      rememberPlan({ ...next, changeNote: next.summary || `Applied: ${instruction}` });
       location.hash = `#/plans/${encodeURIComponent(next.id)}`;
       return null;
     },
@@ -113,6 +115,7 @@ export async function planView(main, planId) {
       h("div", { class: "row" },
         h("span", { class: "state" }, `planner: ${plan.planner}`),
         plan.valid ? h("span", { class: "state state-succeeded" }, "valid") : h("span", { class: "state state-failed" }, "not valid yet"))),
+    plan.changeNote ? h("div", { class: "warn-box", role: "status", id: "change-note" }, h("strong", {}, "Changed: "), plan.changeNote) : null,
     plan.workflow_id ? h("div", { class: "warn-box" }, "This plan was accepted already: ",
       h("a", { href: `#/workflows/${encodeURIComponent(plan.workflow_id)}` }, "open the workflow"), ".") : null,
     h("div", { class: "split" },
@@ -123,7 +126,7 @@ export async function planView(main, planId) {
         problemList(plan.problems || []),
         side,
         h("hr", { style: "border:0;border-top:1px solid var(--line);margin:1rem 0 .2rem" }),
-        refine,
+        instruct,
         acceptForm)));
   draw();
 }
