@@ -95,3 +95,19 @@ async def test_bad_last_event_id_is_a_located_400(tmp_path: Path) -> None:
         r = await api.client.get(f"/v1/runs/{run['id']}/events", headers={"Last-Event-ID": "yesterday"})
         body = assert_problem(r, 400)
         assert body["problems"][0]["location"] == "header.Last-Event-ID"
+
+
+async def test_an_unexpected_failure_is_a_500_problem_without_internals(tmp_path: Path) -> None:
+    import httpx
+    import sqlalchemy as sa
+
+    async with api_client(tmp_path) as api:
+        with api.app.state.services.store.engine.begin() as conn:  # the database breaks under the app
+            conn.execute(sa.text("DROP TABLE overture_svc_catalogs"))
+        transport = httpx.ASGITransport(app=api.app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://api.test",
+                                     headers={"Authorization": f"Bearer {api.token}"}) as client:
+            r = await client.get("/v1/catalogs")
+        body = assert_problem(r, 500)
+        assert body["type"] == "urn:overture:problem:internal"
+        assert "overture_svc_catalogs" not in r.text and "SELECT" not in r.text  # no SQL, no traceback
