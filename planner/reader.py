@@ -144,6 +144,7 @@ class Reader:
         first_in_sentence: int | None,
         head_par: bool,
     ) -> tuple[_Frame | None, int | None]:
+        ends_first = re.search(r"\s+(?:first|beforehand)\s*$", seg, re.IGNORECASE) is not None
         seg = mk.TRAILING_NOISE.sub("", seg).strip()
         if mk.PURE_PAR.match(seg.strip()):
             self._parallelise([d for d in self.drafts if d.sentence == s_index and d.segment == g_index - 1])
@@ -219,17 +220,23 @@ class Reader:
                 frame = _Frame(condition, list(deps))
             elif frame is not None:
                 condition = frame.condition
-            first_marker = re.search(
-                r"\s+(?:first|beforehand|before\s+that|before\s+anything\s+else)\s*$", item, re.IGNORECASE
+            first_marker = (
+                re.search(r"\s+(?:first|beforehand|before\s+that|before\s+anything\s+else)\s*$", item, re.I)
+                is not None
             )
+            earlier_unit = unit_first if unit_first is not None else prev_unit_first
             pre = self._gerund_before(rest, deps, condition, s_index, g_index)
             if pre is not None:
                 rest, deps = pre
+            gerund_ref = self._gerund_ref(lead.refs.get("after"), deps, s_index, g_index)
+            if gerund_ref is not None:
+                deps = gerund_ref
             created = self._item(rest, deps, condition, s_index, g_index, borrowed_verb)
             if created is None:
                 continue
-            if created and first_marker and prev_unit_first is not None and i_index > 0:
-                self._move_before(created, prev_unit_first)
+            first_marker = first_marker or (ends_first and i_index == len(items) - 1)
+            if created and first_marker and earlier_unit is not None and i_index > 0:
+                self._move_before(created, earlier_unit)
             if created and "side" in kinds:
                 # a side step: what comes next still follows the step it hangs off
                 self.frontier = [f for f in self.frontier if f not in created]
@@ -342,6 +349,23 @@ class Reader:
         if not created:
             return None
         return main, [created[-1]]
+
+    def _gerund_ref(self, ref: str | None, deps: list[int], s_index: int, g_index: int) -> list[int] | None:
+        """ "after getting the weather, print it": when the gerund names no earlier step, it is a
+        step of its own that comes first."""
+        if not ref or not re.match(r"[a-z]+ing\b", ref, re.IGNORECASE):
+            return None
+        if stem(ref.split()[0].lower()) not in self.verbs:
+            return None
+        plain = self.masked.plain(ref)
+        best = self.matcher.rank(self._weighted(plain), 1, verb=plain)
+        if not best or best[0][1] < MATCH_THRESHOLD:
+            return None
+        if any(self.drafts[i].action.name == best[0][0].name for i in self.resolve(ref)):
+            return None
+        basis = [d for d in deps if not any(d == self._unit_tail(f) for f in self.resolve(ref))] or deps
+        created = self._item(ref, basis, None, s_index, g_index, "")
+        return [created[-1]] if created else None
 
     def _parallelise(self, group: list[Draft]) -> None:
         if len(group) < 2:

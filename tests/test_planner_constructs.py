@@ -351,15 +351,36 @@ def test_bench_catalog_vocabulary(bench: OfflinePlanner) -> None:
 
 
 def test_side_step_whatever_the_result(small: OfflinePlanner) -> None:
-    wf = plan(small, "Score customer cus_4 for risk. Right after that, whatever the result, post the score in "
-                     "#risk. If the decision is 'review', text the analyst at +15550004444.").workflow
-    score, post, text = (step_of(wf, a) for a in ("risk.score_customer", "chat.post_message", "sms.send_message"))
+    wf = plan(
+        small,
+        "Score customer cus_4 for risk. Right after that, whatever the result, post the score in "
+        "#risk. If the decision is 'review', text the analyst at +15550004444.",
+    ).workflow
+    score, post, text = (
+        step_of(wf, a) for a in ("risk.score_customer", "chat.post_message", "sms.send_message")
+    )
     assert post.needs == [score.id] and text.needs == [score.id]
 
 
 def test_listed_names_become_parallel_steps_that_later_steps_wait_for(bench: OfflinePlanner) -> None:
-    wf = plan(bench, "Turn on 'beta_ui', 'sso' and 'audit_log' for tenant t_5, then email ops@t5.example.").workflow
+    wf = plan(
+        bench, "Turn on 'beta_ui', 'sso' and 'audit_log' for tenant t_5, then email ops@t5.example."
+    ).workflow
     features = [s for s in wf.steps if s.action == "provisioning.enable_feature"]
     assert sorted(s.with_["feature"] for s in features) == ["audit_log", "beta_ui", "sso"]
     assert all(s.with_["tenant_id"] == "t_5" for s in features)
     assert sorted(step_of(wf, "email.send_message").needs) == sorted(s.id for s in features)
+
+
+def test_but_do_x_first_reorders(small: OfflinePlanner) -> None:
+    wf = plan(
+        small, "Invite lee@fjord.example to workspace ws_9, but suspend workspace ws_old first."
+    ).workflow
+    assert edges(wf) == {("workspace.suspend_workspace", "workspace.invite_user")}
+
+
+def test_after_a_gerund_is_a_step_of_its_own(small: OfflinePlanner) -> None:
+    wf = plan(small, "Post the launch note in #news after exporting report rep_launch.").workflow
+    assert edges(wf) == {("reports.export_report", "chat.post_message")}
+    wf = plan(small, "Create an account for Vale. After exporting report rep_vale, post it in #bi.").workflow
+    assert ("reports.export_report", "chat.post_message") in edges(wf)
