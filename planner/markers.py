@@ -252,7 +252,7 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
             opened = [k for k in lead.kinds if k != "seq"]
             if kind == "space":
                 # "post it after exporting the report" keeps its gerund: one item, read later
-                gerund = re.match(r"(?:once|when|after|as\s+soon\s+as)\s+[a-z]+ing\b", following, re.IGNORECASE)
+                gerund = re.match(r"(?:once|when|after|as\s+soon\s+as)\s+[a-z]+ing\b", following, re.I)
                 split = "after" in opened and starts_with_verb(rest, verbs) and gerund is None
             elif _WAIT_LEAD_START.match(following):
                 split = True  # "close the ticket, and ten days after that send a survey"
