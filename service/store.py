@@ -247,7 +247,21 @@ class Store:
 
     def add_version(self, workflow_id: str, document: dict[str, Any], *, source: str, note: str | None,
                     expected_latest: int | None = None) -> WorkflowVersionRow | None:
-        """Append a version; None when `expected_latest` no longer matches (someone else edited)."""
+        """Append a version; None when `expected_latest` no longer matches (someone else edited).
+
+        Two writers racing for the same number cannot both win: the (workflow, version) key is
+        unique, and the loser either retries with the next number (no `expected_latest`) or is told
+        it lost (None), never silently overwritten."""
+        for _ in range(5):
+            try:
+                return self._append_version(workflow_id, document, source, note, expected_latest)
+            except (sa.exc.IntegrityError, sa.exc.OperationalError):
+                if expected_latest is not None:
+                    return None  # someone saved the version this edit was based on first
+        raise RuntimeError(f"could not save a new version of {workflow_id} after 5 tries")
+
+    def _append_version(self, workflow_id: str, document: dict[str, Any], source: str, note: str | None,
+                        expected_latest: int | None) -> WorkflowVersionRow | None:
         now = time.time()
         with self.session() as s:
             workflow = s.get(WorkflowRow, workflow_id, with_for_update=True)

@@ -3,6 +3,7 @@ versions, diffs, and the problems each can answer with."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import importlib.util
 from pathlib import Path
@@ -173,3 +174,30 @@ async def test_plan_offline_then_accept_as_a_workflow(tmp_path: Path) -> None:
         versions = (await api.client.get(f"/v1/workflows/{workflow['id']}/versions")).json()
         assert versions[0]["source"] == "plan" and versions[0]["note"] == plan["id"]
         assert (await api.client.get(f"/v1/plans/{plan['id']}")).json()["workflow_id"] == workflow["id"]
+
+
+async def test_concurrent_saves_on_one_base_version_keep_exactly_one(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as api:
+        workflow_id = await api.create_workflow()
+
+        async def save(n: int) -> int:
+            document = copy.deepcopy(WORKFLOW)
+            document["description"] = f"edit {n}"
+            r = await api.client.put(f"/v1/workflows/{workflow_id}",
+                                     json={"document": document, "base_version": 1})
+            return r.status_code
+
+        statuses = await asyncio.gather(*(save(n) for n in range(8)))
+        assert sorted(statuses) == [200] + [409] * 7, statuses
+        versions = (await api.client.get(f"/v1/workflows/{workflow_id}/versions")).json()
+        assert [v["version"] for v in versions] == [1, 2]
+
+        async def append(n: int) -> int:  # no base version: every save lands, each with its own number
+            document = copy.deepcopy(WORKFLOW)
+            document["description"] = f"append {n}"
+            r = await api.client.put(f"/v1/workflows/{workflow_id}", json={"document": document})
+            return r.status_code
+
+        assert await asyncio.gather(*(append(n) for n in range(6))) == [200] * 6
+        versions = (await api.client.get(f"/v1/workflows/{workflow_id}/versions")).json()
+        assert [v["version"] for v in versions] == list(range(1, 9))
