@@ -425,10 +425,20 @@ class Engine(Saga):
             log.info("run %s is driven by another worker; leaving it alone", run_id)
             return
         keeper = asyncio.ensure_future(self._keep_lease(run_id))
+        driving = asyncio.ensure_future(self._drive_claimed(run_id))
         try:
-            await self._drive_claimed(run_id)
+            await asyncio.wait({driving, keeper}, return_when=asyncio.FIRST_COMPLETED)
+            if not driving.done():
+                # the lease was lost (this loop stalled past it and another worker took the run
+                # over): stop at once, so two drivers overlap as briefly as possible
+                driving.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await driving
+            else:
+                driving.result()
         finally:
             keeper.cancel()
+            driving.cancel()
             try:
                 self.journal.release(run_id, self.worker_id)
             except Exception:  # the lease runs out by itself; another worker takes over then
@@ -439,7 +449,8 @@ class Engine(Saga):
             await asyncio.sleep(self.lease_ttl_s / 3)
             try:
                 if not self.journal.claim(run_id, self.worker_id, now=time.time(), ttl=self.lease_ttl_s):
-                    log.error("lost the lease on run %s to another worker", run_id)
+                    log.error("lost the lease on run %s to another worker; stopping here", run_id)
+                    return
             except Exception:
                 log.exception("could not renew the lease on run %s", run_id)
 
