@@ -14,28 +14,26 @@ from service.api.models import (
     WorkflowEdit,
     WorkflowOut,
     WorkflowUpdate,
+    iso,
 )
 from service.api.services import Services, services
 from service.problems import ApiProblem, to_item
 from service.store import WorkflowRow, WorkflowVersionRow
 from workflow.catalog import Catalog
 from workflow.document import Workflow
+from workflow.errors import InvalidWorkflow
 from workflow.validator import ensure_valid, validate
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
 
 
 def version_out(row: WorkflowVersionRow, *, with_document: bool = True) -> VersionOut:
-    from service.api.models import iso
-
     return VersionOut(workflow_id=row.workflow_id, version=row.version, source=row.source, note=row.note,
                       created_at=iso(row.created_at), document=row.document if with_document else None)
 
 
 def workflow_out(row: WorkflowRow, version: WorkflowVersionRow | None = None,
                  catalog: Catalog | None = None) -> WorkflowOut:
-    from service.api.models import iso
-
     problems = []
     if version is not None and catalog is not None:
         problems = [to_item(p) for p in validate(version.document, catalog).problems]
@@ -74,8 +72,6 @@ def create_workflow(body: WorkflowCreate, response: Response, svc: Services = De
 
 
 def _validated(document: dict[str, Any], catalog: Catalog, prefix: str) -> Workflow:
-    from workflow.errors import InvalidWorkflow
-
     try:
         return ensure_valid(document, catalog)
     except InvalidWorkflow as exc:
