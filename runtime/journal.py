@@ -118,6 +118,76 @@ def _add_missing_columns(engine: sa.Engine, schema: str | None) -> None:
                 conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {kind}'))
 
 
+_STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def _statement(kind: str, table: sa.Table, keys: Sequence[str], names: Sequence[str]) -> Any:
+    """A prepared UPDATE (WHERE keys, SET names) or INSERT (keys + names) on `table`, built once
+    per column set. SQLAlchemy memoizes the cache key of a statement object, not of a freshly
+    built one: building `.values(...)` per call spent more time than SQLite's commit."""
+    cache_key = (kind, table.name, tuple(keys), tuple(names))
+    stmt = _STATEMENTS.get(cache_key)
+    if stmt is None:
+        params = {n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in names}
+        if kind == "update":
+            where = [table.c[k] == sa.bindparam(f"k_{k}", type_=table.c[k].type) for k in keys]
+            stmt = table.update().where(*where).values(params)
+        else:
+            params.update({k: sa.bindparam(f"v_{k}", type_=table.c[k].type) for k in keys})
+            stmt = table.insert().values(params)
+        _STATEMENTS[cache_key] = stmt
+    return stmt
+
+
+_ATTEMPT_START = (
+    "run_id",
+    "workflow_name",
+    "step_id",
+    "iteration",
+    "attempt",
+    "kind",
+    "action",
+    "idempotency_key",
+    "started_at",
+    "outcome",
+    "worker_id",
+    "runs_in_flight",
+    "propensity",
+    "candidates",
+    "output_truncated",
+)
+_ATTEMPT_END = (
+    "ended_at",
+    "duration_s",
+    "outcome",
+    "error_type",
+    "error_class",
+    "error_message",
+    "transient",
+    "retry_after",
+    "output",
+    "output_size",
+    "output_truncated",
+)
+_STEP_START = ("state", "action", "inputs", "attempts", "not_before", "updated_at", "started_at")
+_STEP_START_UPDATE = (
+    step_results.update()
+    .where(
+        step_results.c.run_id == sa.bindparam("k_run_id"),
+        step_results.c.step_id == sa.bindparam("k_step_id"),
+        step_results.c.iteration == sa.bindparam("k_iteration"),
+    )
+    .values(
+        {
+            **{n: sa.bindparam(f"v_{n}", type_=step_results.c[n].type) for n in _STEP_START[:-1]},
+            "started_at": sa.func.coalesce(
+                step_results.c.started_at, sa.bindparam("v_started_at", type_=sa.Double)
+            ),
+        }
+    )
+)
+
+
 def _dumps(value: Any) -> str:
     # outputs may hold dates, decimals or UUIDs; store their text rather than fail the step
     return json.dumps(value, default=str)
@@ -150,7 +220,11 @@ class Journal:
 
     def __init__(self, engine: sa.Engine, *, redact: Redactor | None = None, schema: str | None = None):
         self._engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
         self._listeners: list[EventListener] = []
+        # attempts started by this process and not finished yet: finish_attempt needs their key
+        # and start time, and reading them back would be one more query per step
+        self._open_attempts: dict[int, tuple[str, str, int, float]] = {}
         self.redact: Redactor = redact or (lambda value: value)
         self.schema = schema
         self.url = engine.url.render_as_string(hide_password=True)
@@ -211,16 +285,35 @@ class Journal:
             self._listeners.remove(listener)
 
     @contextmanager
-    def _tx(self) -> Iterator[tuple[sa.Connection, list[Event]]]:
+    def _tx(self, *, durable: bool = True) -> Iterator[tuple[sa.Connection, list[Event]]]:
+        """One transaction; its events go to the listeners after the commit.
+
+        `durable=False` (SQLite only) commits without an fsync: the write survives a crash of the
+        process, and reaches the disk with the next durable commit, which syncs the whole WAL up to
+        itself. Used for records whose loss on power failure the engine tolerates: an attempt's
+        start (the step then runs once more with the same idempotency key, which it would anyway)
+        and run leases (they expire)."""
         pending: list[Event] = []
-        with self._engine.begin() as conn:
-            yield conn, pending
+        with self._engine.connect() as conn:
+            if self._sqlite:
+                self._synchronous(conn, "FULL" if durable else "NORMAL")
+            with conn.begin():
+                yield conn, pending
         for event in pending:
             for listener in list(self._listeners):
                 try:
                     listener(event)
                 except Exception:  # the write is committed; a faulty subscriber must not undo the run
                     log.exception("event listener %r failed on %s", listener, event.type)
+
+    @staticmethod
+    def _synchronous(conn: sa.Connection, level: str) -> None:
+        # a per-connection setting that SQLite refuses to change inside a transaction
+        info = conn.connection.info
+        if info.get("synchronous") != level:
+            conn.exec_driver_sql(f"PRAGMA synchronous={level}")
+            conn.commit()
+            info["synchronous"] = level
 
     def _event(
         self,
@@ -237,14 +330,15 @@ class Journal:
         if iteration == WHOLE_STEP:
             iteration = None  # events name an item only for for-each items
         result = conn.execute(
-            events.insert().values(
-                run_id=run_id,
-                time=now,
-                type=type_,
-                step_id=step_id,
-                iteration=iteration,
-                data=clean,
-            )
+            _statement("insert", events, (), ("run_id", "time", "type", "step_id", "iteration", "data")),
+            {
+                "v_run_id": run_id,
+                "v_time": now,
+                "v_type": type_,
+                "v_step_id": step_id,
+                "v_iteration": iteration,
+                "v_data": clean,
+            },
         )
         seq = int(result.inserted_primary_key[0])  # type: ignore[index]
         event = Event(
@@ -420,14 +514,15 @@ class Journal:
     def claim(self, run_id: str, owner: str, *, now: float, ttl: float) -> bool:
         """Take (or renew) the right to drive a run; False while another worker's lease holds."""
         free = sa.or_(runs.c.owner.is_(None), runs.c.owner == owner, runs.c.lease_until < now)
-        with self._engine.begin() as conn:
+        # not fsynced: a lease lost to a power cut is no loss, every worker went with it
+        with self._tx(durable=False) as (conn, _):
             result = conn.execute(
                 runs.update().where(runs.c.id == run_id, free).values(owner=owner, lease_until=now + ttl)
             )
         return result.rowcount == 1
 
     def release(self, run_id: str, owner: str) -> None:
-        with self._engine.begin() as conn:
+        with self._tx(durable=False) as (conn, _):
             conn.execute(
                 runs.update()
                 .where(runs.c.id == run_id, runs.c.owner == owner)
@@ -456,9 +551,11 @@ class Journal:
     def _upsert(
         conn: sa.Connection, table: sa.Table, key: Mapping[str, Any], values: Mapping[str, Any]
     ) -> None:
-        cond = [table.c[k] == v for k, v in key.items()]
-        if conn.execute(table.update().where(*cond).values(**values)).rowcount == 0:
-            conn.execute(table.insert().values(**key, **values))
+        params = {f"k_{k}": v for k, v in key.items()}
+        params.update({f"v_{n}": v for n, v in values.items()})
+        if conn.execute(_statement("update", table, tuple(key), tuple(values)), params).rowcount == 0:
+            params.update({f"v_{k}": v for k, v in key.items()})
+            conn.execute(_statement("insert", table, tuple(key), tuple(values)), params)
 
     @staticmethod
     def _step(row: Any) -> StepRecord:
@@ -535,54 +632,49 @@ class Journal:
         candidates: Sequence[str] | None,
         inputs: Any,
     ) -> int:
-        """Record durably that an attempt is about to call its action (before the call is made)."""
-        with self._tx() as (conn, pending):
+        """Record that an attempt is about to call its action (before the call is made).
+
+        Not fsynced on SQLite (see `_tx`): the completion that follows is, and syncs this with it."""
+        with self._tx(durable=False) as (conn, pending):
             result = conn.execute(
-                attempts.insert().values(
-                    run_id=run_id,
-                    workflow_name=workflow_name,
-                    step_id=step_id,
-                    iteration=iteration,
-                    attempt=attempt,
-                    kind=kind,
-                    action=action,
-                    idempotency_key=idempotency_key,
-                    started_at=now,
-                    outcome="started",
-                    worker_id=worker_id,
-                    runs_in_flight=runs_in_flight,
-                    propensity=propensity,
-                    candidates=list(candidates) if candidates else None,
-                    output_truncated=False,
-                )
+                _statement("insert", attempts, (), _ATTEMPT_START),
+                {
+                    "v_run_id": run_id,
+                    "v_workflow_name": workflow_name,
+                    "v_step_id": step_id,
+                    "v_iteration": iteration,
+                    "v_attempt": attempt,
+                    "v_kind": kind,
+                    "v_action": action,
+                    "v_idempotency_key": idempotency_key,
+                    "v_started_at": now,
+                    "v_outcome": "started",
+                    "v_worker_id": worker_id,
+                    "v_runs_in_flight": runs_in_flight,
+                    "v_propensity": propensity,
+                    "v_candidates": list(candidates) if candidates else None,
+                    "v_output_truncated": False,
+                },
             )
             attempt_id = int(result.inserted_primary_key[0])  # type: ignore[index]
             key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
             if kind == "action":
-                self._upsert(
-                    conn,
-                    step_results,
-                    key,
-                    self._step_values(
-                        now,
-                        StepState.RUNNING,
-                        {
-                            "action": action,
-                            "inputs": inputs,
-                            "attempts": attempt,
-                            "not_before": None,
-                        },
-                    ),
-                )
-                if attempt == 1:
-                    conn.execute(
-                        step_results.update()
-                        .where(
-                            *[step_results.c[k] == v for k, v in key.items()],
-                            step_results.c.started_at.is_(None),
-                        )
-                        .values(started_at=now)
-                    )
+                params = {
+                    "k_run_id": run_id,
+                    "k_step_id": step_id,
+                    "k_iteration": iteration,
+                    "v_state": StepState.RUNNING.value,
+                    "v_action": action,
+                    "v_inputs": self.redact(inputs),
+                    "v_attempts": attempt,
+                    "v_not_before": None,
+                    "v_updated_at": now,
+                    # only the first attempt sets when the step started (coalesce keeps an earlier one)
+                    "v_started_at": now if attempt == 1 else None,
+                }
+                if conn.execute(_STEP_START_UPDATE, params).rowcount == 0:
+                    params.update({"v_run_id": run_id, "v_step_id": step_id, "v_iteration": iteration})
+                    conn.execute(_statement("insert", step_results, tuple(key), _STEP_START), params)
             else:
                 self._upsert(
                     conn,
@@ -606,6 +698,7 @@ class Journal:
                 None if iteration == WHOLE_STEP else iteration,
                 {"attempt": attempt, "action": action, "idempotency_key": idempotency_key},
             )
+        self._open_attempts[attempt_id] = (run_id, step_id, iteration, now)
         return attempt_id
 
     def finish_attempt(
@@ -624,30 +717,34 @@ class Journal:
         """End an attempt; with `step`/`undo` also update its step/compensation row and append the
         event — all in ONE transaction, so a crash leaves either all of it or none."""
         with self._tx() as (conn, pending):
-            row = conn.execute(sa.select(attempts).where(attempts.c.id == attempt_id)).one()
+            opened = self._open_attempts.pop(attempt_id, None)
+            if opened is None:  # started by another process (or before a restart)
+                row = conn.execute(sa.select(attempts).where(attempts.c.id == attempt_id)).one()
+                opened = (row.run_id, row.step_id, row.iteration, row.started_at)
+            run_id, step_id, iteration, started_at = opened
             clean_output = self.redact(output) if output is not None else None
             size = _json_size(clean_output) if clean_output is not None else None
             truncated = size is not None and size > OUTPUT_CAP_BYTES
             stored = {"preview": json.dumps(clean_output, default=str)[:4096]} if truncated else clean_output
             err = self.redact(error) if error else None
             conn.execute(
-                attempts.update()
-                .where(attempts.c.id == attempt_id)
-                .values(
-                    ended_at=now,
-                    duration_s=max(0.0, now - row.started_at),
-                    outcome=outcome,
-                    error_type=err.get("type") if err else None,
-                    error_class=err.get("class") if err else None,
-                    error_message=err.get("message") if err else None,
-                    transient=err.get("transient") if err else None,
-                    retry_after=err.get("retry_after") if err else None,
-                    output=stored,
-                    output_size=size,
-                    output_truncated=truncated,
-                )
+                _statement("update", attempts, ("id",), _ATTEMPT_END),
+                {
+                    "k_id": attempt_id,
+                    "v_ended_at": now,
+                    "v_duration_s": max(0.0, now - started_at),
+                    "v_outcome": outcome,
+                    "v_error_type": err.get("type") if err else None,
+                    "v_error_class": err.get("class") if err else None,
+                    "v_error_message": err.get("message") if err else None,
+                    "v_transient": err.get("transient") if err else None,
+                    "v_retry_after": err.get("retry_after") if err else None,
+                    "v_output": stored,
+                    "v_output_size": size,
+                    "v_output_truncated": truncated,
+                },
             )
-            key = {"run_id": row.run_id, "step_id": row.step_id, "iteration": row.iteration}
+            key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
             if step is not None:
                 fields = dict(step)
                 state = fields.pop("state", None)
@@ -665,11 +762,11 @@ class Journal:
                 self._event(
                     conn,
                     pending,
-                    row.run_id,
+                    run_id,
                     event,
                     now,
-                    row.step_id,
-                    None if row.iteration == WHOLE_STEP else row.iteration,
+                    step_id,
+                    None if iteration == WHOLE_STEP else iteration,
                     data,
                 )
 
@@ -680,6 +777,7 @@ class Journal:
                 sa.select(attempts).where(attempts.c.run_id == run_id, attempts.c.outcome == "started")
             ).all()
             for row in rows:
+                self._open_attempts.pop(row.id, None)
                 conn.execute(
                     attempts.update()
                     .where(attempts.c.id == row.id)
