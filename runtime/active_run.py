@@ -13,7 +13,7 @@ from runtime.errors import (
     PermanentActionError,
 )
 from runtime.journal_schema import WHOLE_STEP
-from runtime.records import RunRecord, RunState, StepState
+from runtime.records import RunRecord, RunState, StepRecord, StepState
 from workflow.document import Workflow
 
 RESUMABLE = (StepState.RUNNING, StepState.RETRYING)
@@ -59,6 +59,19 @@ def as_action_error(exc: BaseException) -> ActionError:
     return PermanentActionError(f"{type(exc).__name__}: {exc}", type=type(exc).__name__)
 
 
+class _Noted(dict[str, Any]):
+    """A dict that notes the keys set since the last look, so `ActiveRun.context()` rebuilds only
+    those: rebuilding every step's entry per step made a long chain quadratic."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed: set[str] = set()
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.changed.add(key)
+
+
 @dataclass
 class ActiveRun:
     """A run's in-memory state while a driver holds it."""
@@ -66,22 +79,37 @@ class ActiveRun:
     record: RunRecord
     workflow: Workflow
     deps: dict[str, set[str]]
-    status: dict[str, StepState | None] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
+    status: dict[str, StepState | None] = field(default_factory=_Noted)
+    outputs: dict[str, Any] = field(default_factory=_Noted)
     failure: dict[str, Any] | None = None
     cancelled: bool = False
     stop: asyncio.Event = field(default_factory=asyncio.Event)
+    replay: dict[tuple[str, int], StepRecord] | None = None
+    """The run's step rows as this driver first read them (see `StepRunner._replay_rows`)."""
+    replayed: set[str] = field(default_factory=set)
+    """Steps this driver has started: for these the journal has moved on from `replay`."""
+    _steps_context: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
         return self.record.id
 
     def context(self) -> dict[str, Any]:
-        steps = {
-            sid: {"output": self.outputs.get(sid), "status": (st.value if st else "pending")}
-            for sid, st in self.status.items()
-        }
-        return {"inputs": self.record.inputs, "steps": steps}
+        steps = self._steps_context
+        changed: set[str] = set()
+        for noted in (self.status, self.outputs):
+            if isinstance(noted, _Noted):
+                changed |= noted.changed
+                noted.changed = set()
+            else:  # replaced by a plain dict: no notes, rebuild all
+                changed |= set(self.status)
+        for sid in changed:
+            if sid in self.status:
+                st = self.status[sid]
+                steps[sid] = {"output": self.outputs.get(sid), "status": (st.value if st else "pending")}
+        # a copy per call: a step's context is a snapshot, as steps finishing meanwhile must not
+        # change what its (for-each) items render
+        return {"inputs": self.record.inputs, "steps": dict(steps)}
 
     def fail(self, error: dict[str, Any], *, cancelled: bool = False) -> None:
         if self.failure is None:

@@ -70,8 +70,22 @@ class StepRunner:
 
     # -- steps -----------------------------------------------------------------------------------
 
+    def _replay_rows(self, run: ActiveRun, step_id: str) -> Mapping[tuple[str, int], StepRecord]:
+        """The run's step rows for a step about to run, from memory when they can be.
+
+        The driver holds the run's lease, so only it writes step rows: what it read when it first
+        needed them is still true for every step it has not started since. Reading the whole run's
+        rows again per step made a chain of n steps read n²/2 rows. A step started before by this
+        driver (a wait or approval checked again) reads the journal."""
+        if run.replay is None:
+            run.replay = self.journal.step_results(run.id)
+        if step_id in run.replayed:
+            return self.journal.step_results(run.id)
+        run.replayed.add(step_id)
+        return run.replay
+
     async def _run_step(self, run: ActiveRun, step: Step) -> tuple[StepState, Any, dict[str, Any] | None]:
-        rows = self.journal.step_results(run.id)
+        rows = self._replay_rows(run, step.id)
         whole = rows.get((step.id, WHOLE_STEP))
         if whole is not None and whole.state.done:
             return whole.state, whole.output, whole.error
