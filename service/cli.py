@@ -40,6 +40,7 @@ _PLUGIN_MODULES = (
     "service.cli_service",
     "service.cli_triggers",
     "service.cli_demo",
+    "service.cli_worker",
 )
 
 CatalogOption = Annotated[

@@ -1,0 +1,29 @@
+"""Scale out: `overture worker` processes on any number of machines share one PostgreSQL journal.
+
+The unit of dispatch is a run. Whoever starts a run (the API, `overture worker submit`, a
+trigger) journals it and defers one Procrastinate job naming it; a worker picks the job up
+(LISTEN/NOTIFY wake-up, `FOR UPDATE SKIP LOCKED` claim) and drives the run with the ordinary
+`Engine`, holding the run's lease in the journal. The journal, not the queue, is the truth: a
+worker that dies stops renewing its leases and any other worker's engine takes the runs over and
+recovers them (completed steps are not called again; an in-flight one at most once more, with
+the same idempotency key).
+
+    queue.RunQueue      the Procrastinate app: schema, enqueue a run
+    worker.Worker       one worker process: engine + queue consumer + stalled-job sweeper
+    dispatch.QueueingEngine   an Engine that journals runs and leaves the driving to workers (API)
+"""
+
+from runtime.workers.dispatch import QueueingEngine
+from runtime.workers.queue import QUEUE_NAME, TASK_NAME, RunQueue, conninfo, ensure_schema
+from runtime.workers.worker import Worker, WorkerOptions
+
+__all__ = [
+    "QUEUE_NAME",
+    "TASK_NAME",
+    "QueueingEngine",
+    "RunQueue",
+    "Worker",
+    "WorkerOptions",
+    "conninfo",
+    "ensure_schema",
+]

@@ -1,0 +1,191 @@
+"""One `overture worker` process: an Engine on the shared journal, fed by the run queue.
+
+Three things keep runs moving when workers come and go:
+- the queue job ("drive run X") gives a fast start: a worker is woken by NOTIFY and claims the
+  job with SKIP LOCKED, then drives the run until it finishes or pauses (approval, far timer);
+- the run's lease in the journal (renewed by the engine at a third of `lease_ttl_s`) says who
+  drives it; every worker's engine scheduler takes over runs whose lease ran out, wakes due
+  timers and runs another process approved or cancelled;
+- a sweeper gives jobs of workers that stopped heartbeating back to the queue, so the queue's
+  own bookkeeping does not keep them `doing` forever (the run is already safe by its lease).
+
+Shutdown (SIGTERM/SIGINT) drains: no new jobs, running ones finish (up to `drain_timeout_s`),
+then the engine drains what its scheduler took up; whatever is left is taken over elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from procrastinate import App, PsycopgConnector
+from procrastinate import worker as procrastinate_worker
+
+from runtime.engine import Engine
+from runtime.errors import InvalidRunState, RunNotFound
+from runtime.invokers import build_invoker
+from runtime.journal import Journal
+from runtime.secrets import SecretStore
+from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER, TASK_NAME, conninfo, ensure_schema
+from workflow.catalog import Catalog
+from workflow.loader import load_catalog
+
+log = logging.getLogger("overture.workers")
+
+
+@dataclass
+class WorkerOptions:
+    """How a worker runs; `overture worker start` maps its options onto these."""
+
+    database_url: str
+    catalogs: list[str] = field(default_factory=list)
+    worker_id: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}")
+    jobs: int = 16
+    """Runs this worker drives at once from the queue."""
+    concurrency: int = 64
+    """Action calls in flight at once across those runs (the engine's limit)."""
+    lease_ttl_s: float = 30.0
+    """A run whose worker stopped renewing is taken over this long after the last renewal."""
+    poll_interval_s: float = 2.0
+    """How often the engine looks for orphaned runs, due timers and other processes' decisions,
+    and (as a fallback for a lost NOTIFY) the queue for jobs."""
+    drain_timeout_s: float = 60.0
+    """On SIGTERM, how long running runs may take to finish before the worker leaves them."""
+
+
+@dataclass
+class WorkerStats:
+    jobs: int = 0
+    settled: int = 0
+    skipped: int = 0
+    started_at: float = field(default_factory=time.time)
+
+
+class Worker:
+    """`await Worker(options).run()` until `stop()` (or SIGTERM/SIGINT with `install_signals`)."""
+
+    def __init__(self, options: WorkerOptions, *, catalog: Catalog | None = None,
+                 invoker_overrides: dict[str, object] | None = None) -> None:
+        self.options = options
+        self.catalog = catalog if catalog is not None else load_catalog(*options.catalogs)
+        self._overrides = invoker_overrides
+        self.stats = WorkerStats()
+        self.engine: Engine | None = None
+        self._consumer: procrastinate_worker.Worker | None = None
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Begin a graceful shutdown (safe to call from a signal handler)."""
+        self._stop.set()
+        if self._consumer is not None:
+            self._consumer.stop()
+
+    async def run(self, *, install_signals: bool = False, ready: Callable[[], None] | None = None) -> int:
+        """Serve until stopped; returns how many runs were still driven when the drain ended."""
+        opts = self.options
+        ensure_schema(opts.database_url)
+        secrets = SecretStore.from_env()
+        journal = Journal.open(opts.database_url, redact=secrets.redact)
+        invoker = build_invoker(self.catalog, secrets, overrides=self._overrides)  # type: ignore[arg-type]
+        engine = Engine(self.catalog, journal, invoker, concurrency=opts.concurrency, secrets=secrets,
+                        worker_id=opts.worker_id, poll_interval_s=opts.poll_interval_s,
+                        lease_ttl_s=opts.lease_ttl_s)
+        self.engine = engine
+        app = App(connector=PsycopgConnector(conninfo=conninfo(opts.database_url), min_size=1,
+                                             max_size=max(4, opts.jobs // 2 + 2)))
+
+        @app.task(name=TASK_NAME, queue=QUEUE_NAME)
+        async def drive_run(run_id: str) -> None:
+            await self._drive(engine, run_id)
+
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self.stop)
+        left = 0
+        drained = False
+        await app.open_async()
+        try:
+            await engine.__aenter__()  # the scheduler: orphans, due timers, outside decisions
+            self._consumer = procrastinate_worker.Worker(
+                app,
+                queues=[QUEUE_NAME],
+                name=opts.worker_id,
+                concurrency=opts.jobs,
+                fetch_job_polling_interval=opts.poll_interval_s,
+                listen_notify=True,
+                install_signal_handlers=False,
+                update_heartbeat_interval=max(0.5, opts.lease_ttl_s / 3),
+                stalled_worker_timeout=opts.lease_ttl_s,
+                shutdown_graceful_timeout=opts.drain_timeout_s,
+                delete_jobs="successful",
+            )
+            if self._stop.is_set():
+                self._consumer.stop()
+            sweeper = asyncio.ensure_future(self._sweep(app))
+            log.info("worker %s started (jobs=%d, lease=%gs)", opts.worker_id, opts.jobs, opts.lease_ttl_s)
+            if ready is not None:
+                ready()
+            try:
+                await self._consumer.run()
+            finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+            drained = True
+            left = await engine.drain(opts.drain_timeout_s)
+        finally:
+            if not drained:
+                await engine.close()
+            await app.close_async()
+            if hasattr(invoker, "aclose"):
+                await invoker.aclose()
+            journal.close()
+            if install_signals:
+                for sig in (signal.SIGTERM, signal.SIGINT):
+                    loop.remove_signal_handler(sig)
+        log.info("worker %s stopped: %d job(s), %d run(s) left to others", opts.worker_id,
+                 self.stats.jobs, left)
+        return left
+
+    async def _drive(self, engine: Engine, run_id: str) -> None:
+        self.stats.jobs += 1
+        try:
+            engine.journal.release(run_id, QUEUED_OWNER)  # the hand-off lease; the engine claims next
+            result = await engine.run_until_settled(run_id)
+        except RunNotFound:
+            log.warning("job for run %s, which is not in the journal; dropped", run_id)
+            self.stats.skipped += 1
+            return
+        except InvalidRunState as exc:  # another worker holds the run's lease and drives it
+            log.info("%s", exc)
+            self.stats.skipped += 1
+            return
+        self.stats.settled += 1
+        log.info("run %s %s", run_id, result.state.value)
+
+    async def _sweep(self, app: App) -> None:
+        """Requeue the jobs of workers that stopped heartbeating (killed, partitioned away)."""
+        period = max(1.0, self.options.lease_ttl_s / 2)
+        while True:
+            await asyncio.sleep(period)
+            try:
+                stalled = await app.job_manager.get_stalled_jobs(
+                    queue=QUEUE_NAME, seconds_since_heartbeat=self.options.lease_ttl_s
+                )
+            except Exception:  # the database may be away a moment; the leases keep runs safe
+                log.exception("could not look for stalled jobs")
+                continue
+            for job in stalled:
+                try:
+                    await app.job_manager.retry_job(job)
+                    log.info("requeued job %s of a stalled worker", job.id)
+                except Exception as exc:  # another worker's sweeper requeued it first
+                    log.debug("job %s not requeued: %s", job.id, exc)
