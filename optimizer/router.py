@@ -16,10 +16,11 @@ empties; the router then remembers the last evidence it saw, fading with `memory
 so it does not return to a failing service the moment its window is empty (exploration probes
 it meanwhile, and fresh calls replace the memory).
 
-It calls the cheapest with probability 1 − ε + ε/k and each other candidate with ε/k
-(ε-greedy), and returns that probability as the propensity the journal records, so outcomes can
-later be reweighed off-policy. Evaluation is plain numpy on the model coefficients: a decision
-takes microseconds.
+It calls the cheapest with probability 1 − ε + ε/m and each other plausible candidate (predicted
+cost within `explore_within` times the best; m of them, the cheapest included) with ε/m, and
+returns that probability as the propensity the journal records, so outcomes can later be
+reweighed off-policy. Evaluation is plain numpy on the model coefficients: a decision takes
+microseconds.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ DEFAULT_EPSILON = 0.05
 DEFAULT_FAILURE_PENALTY_S = 10.0
 DEFAULT_PRIOR_CALLS = 10.0
 DEFAULT_MEMORY_HALF_LIFE_S = 1800.0
+DEFAULT_EXPLORE_WITHIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class LearnedRouter:
         failure_penalty_s: float = DEFAULT_FAILURE_PENALTY_S,
         prior_calls: float = DEFAULT_PRIOR_CALLS,
         memory_half_life_s: float = DEFAULT_MEMORY_HALF_LIFE_S,
+        explore_within: float = DEFAULT_EXPLORE_WITHIN,
         seed: int | None = None,
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
@@ -74,6 +77,7 @@ class LearnedRouter:
         self.failure_penalty_s = failure_penalty_s
         self.prior_calls = prior_calls
         self.memory_half_life_s = memory_half_life_s
+        self.explore_within = explore_within
         self._memory: dict[str, tuple[float, float, float]] = {}  # action → (time, calls, error rate)
         self._rng = random.Random(seed)
 
@@ -112,8 +116,15 @@ class LearnedRouter:
         best_known = min((s.cost for s in known), default=0.0)
         costs = [s.cost if s is not None else best_known for s in scores]
         greedy = min(range(k), key=lambda i: (costs[i], i))
-        pick = self._rng.randrange(k) if self._rng.random() < self.epsilon else greedy
-        share = self.epsilon / k
+        # explore only among plausible options: probing a service predicted to cost many times the
+        # best (one in an outage) teaches little and costs a lot
+        limit = costs[greedy] * self.explore_within
+        eligible = [i for i in range(k) if costs[i] <= limit]
+        m = len(eligible)
+        if m == 1:
+            return RouteChoice(action=options[greedy], propensity=1.0)
+        pick = eligible[self._rng.randrange(m)] if self._rng.random() < self.epsilon else greedy
+        share = self.epsilon / m
         propensity = (1.0 - self.epsilon + share) if pick == greedy else share
         return RouteChoice(action=options[pick], propensity=propensity)
 

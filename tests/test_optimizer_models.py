@@ -147,12 +147,21 @@ def test_router_prefers_the_faster_action_and_switches_during_its_outage():
 
 
 def test_router_explores_with_logged_propensities():
-    router = LearnedRouter(_router_models(), epsilon=0.2, seed=7)
+    router = LearnedRouter(_router_models(), epsilon=0.2, seed=7, explore_within=5.0)
     choices = [router.choose(STEP, ["geo.fast", "geo.slow"], _conditions()) for _ in range(4000)]
     share_slow = sum(c.action == "geo.slow" for c in choices) / len(choices)
     assert share_slow == pytest.approx(0.1, abs=0.02)
     assert {round(c.propensity, 6) for c in choices} == {0.9, 0.1}
     assert all(c.propensity == pytest.approx(0.9) for c in choices if c.action == "geo.fast")
+
+
+def test_router_does_not_explore_a_service_predicted_to_cost_many_times_the_best():
+    models = _router_models()
+    # slow costs ~3× fast: outside the default exploration band of 2×, so never probed
+    router = LearnedRouter(models, epsilon=0.5, seed=7)
+    choices = [router.choose(STEP, ["geo.fast", "geo.slow"], _conditions()) for _ in range(500)]
+    assert {c.action for c in choices} == {"geo.fast"}
+    assert all(c.propensity == 1.0 for c in choices)
 
 
 def test_router_decision_is_fast():
