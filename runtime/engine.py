@@ -43,7 +43,7 @@ from runtime.records import Event, RunState, StepState
 from runtime.routing import DefaultRouter, Router
 from runtime.saga import Saga
 from workflow.catalog import Catalog
-from workflow.document import Workflow
+from workflow.document import Step, Workflow
 
 log = logging.getLogger("overture.runtime")
 
@@ -474,11 +474,19 @@ class Engine(Saga):
         tasks: dict[str, asyncio.Task[tuple[StepState, Any, dict[str, Any] | None]]] = {}
         poke = self._pokes.setdefault(run_id, asyncio.Event())
         recheck_waiting = True
+        # after the first pass only the dependents of steps that just finished can become ready:
+        # looking at every step after every completion made a long chain quadratic
+        order = {sid: i for i, sid in enumerate(run.workflow.step_ids)}
+        dependents: dict[str, set[str]] = {sid: set() for sid in order}
+        for sid, needs in run.deps.items():
+            for need in needs:
+                dependents[need].add(sid)
+        check: list[Step] | None = None  # None: every step
         try:
             while True:
                 self._check_stop_requests(run)
                 if not run.stop.is_set():
-                    for step in run.workflow.steps:
+                    for step in run.workflow.steps if check is None else check:
                         if step.id in tasks:
                             continue
                         state = run.status[step.id]
@@ -510,16 +518,23 @@ class Engine(Saga):
                         deadline.cancel()
                 if poke.is_set():
                     recheck_waiting = True
+                ended: set[str] = set()
                 for step_id, task in list(tasks.items()):
                     if not task.done():
                         continue
                     del tasks[step_id]
+                    ended |= dependents[step_id]
                     state, output, error = task.result()
                     run.status[step_id] = state
                     if state == StepState.SUCCEEDED:
                         run.outputs[step_id] = output
                     elif state == StepState.FAILED:
                         run.fail({"step": step_id, **(error or {"type": "error", "message": "failed"})})
+                check = (
+                    None
+                    if recheck_waiting
+                    else [run.workflow.steps[i] for i in sorted(order[sid] for sid in ended)]
+                )
         finally:
             for task in tasks.values():
                 task.cancel()
@@ -528,8 +543,10 @@ class Engine(Saga):
     def _check_stop_requests(self, run: ActiveRun) -> None:
         if run.stop.is_set():
             return
-        record = self.journal.get_run(run.id)
-        if record.cancel_requested:
+        # another process may have asked to cancel; the rest of the run row is known (and its
+        # document is large: reading all of it after every step cost more than the step's writes)
+        record = run.record
+        if self.journal.cancel_requested(run.id):
             run.fail({"type": "cancelled", "message": "the run was cancelled"}, cancelled=True)
         elif record.deadline_at is not None and self.clock.now() >= record.deadline_at:
             limit = record.deadline_at - record.created_at

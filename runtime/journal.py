@@ -188,6 +188,9 @@ _STEP_START_UPDATE = (
 )
 
 
+_CANCEL_REQUESTED = sa.select(runs.c.cancel_requested).where(runs.c.id == sa.bindparam("run_id"))
+
+
 def _dumps(value: Any) -> str:
     # outputs may hold dates, decimals or UUIDs; store their text rather than fail the step
     return json.dumps(value, default=str)
@@ -220,7 +223,8 @@ class Journal:
 
     def __init__(self, engine: sa.Engine, *, redact: Redactor | None = None, schema: str | None = None):
         self._engine = engine
-        self._sqlite = engine.dialect.name == "sqlite"
+        # an in-memory SQLite journal has nothing to fsync: no durability switching for it
+        self._sqlite = engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
         self._listeners: list[EventListener] = []
         # attempts started by this process and not finished yet: finish_attempt needs their key
         # and start time, and reading them back would be one more query per step
@@ -309,10 +313,10 @@ class Journal:
     @staticmethod
     def _synchronous(conn: sa.Connection, level: str) -> None:
         # a per-connection setting that SQLite refuses to change inside a transaction
+        # (through the DBAPI connection: sqlite3 opens no transaction for a PRAGMA, SQLAlchemy would)
         info = conn.connection.info
         if info.get("synchronous") != level:
-            conn.exec_driver_sql(f"PRAGMA synchronous={level}")
-            conn.commit()
+            conn.connection.dbapi_connection.execute(f"PRAGMA synchronous={level}")  # type: ignore[union-attr]
             info["synchronous"] = level
 
     def _event(
@@ -537,6 +541,14 @@ class Journal:
         )
         with self._engine.connect() as conn:
             return [r[0] for r in conn.execute(query)]
+
+    def cancel_requested(self, run_id: str) -> bool:
+        """Whether a cancel was asked for (the engine checks this after every step)."""
+        with self._engine.connect() as conn:
+            value = conn.execute(_CANCEL_REQUESTED, {"run_id": run_id}).scalar()
+        if value is None:
+            raise RunNotFound(run_id)
+        return bool(value)
 
     def request_cancel(self, run_id: str, now: float, *, by: str | None = None) -> None:
         with self._tx() as (conn, pending):
