@@ -14,6 +14,7 @@ whenever the event loop has nothing left to do, so a simulated day takes a fract
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -143,6 +144,10 @@ class RunOutcome:
     state: str
 
 
+def _record_end(ended: dict[str, float], run_id: str, clock: ManualClock, _future: object) -> None:
+    ended[run_id] = clock.now()
+
+
 async def drive(
     engine: Engine,
     clock: ManualClock,
@@ -160,7 +165,7 @@ async def drive(
             run_id = await engine.start_run(wf, {})
             started[run_id] = (wf.name, clock.now())
             waiter = asyncio.ensure_future(engine.wait(run_id))
-            waiter.add_done_callback(lambda _f, rid=run_id: ended.__setitem__(rid, clock.now()))
+            waiter.add_done_callback(functools.partial(_record_end, ended, run_id, clock))
             waiters[run_id] = waiter
             i += 1
         await _quiesce()
