@@ -140,8 +140,17 @@ async def _start_engine(services: Services, overrides: Mapping[str, Any] | None,
     journal = Journal.open(services.settings.resolved_journal_url(), redact=secret_store.redact)
     catalog = services.merged_catalog()
     invoker = build_invoker(catalog, secret_store, overrides=overrides)
-    engine = Engine(catalog, journal, invoker, clock=clock, concurrency=services.settings.concurrency,
-                    secrets=secret_store, worker_id=services.settings.worker_id)
+    if services.settings.dispatch == "workers":
+        # the API only journals and enqueues; `overture worker` processes elsewhere drive the runs
+        from runtime.workers import QueueingEngine, RunQueue, ensure_schema
+
+        url = services.settings.resolved_journal_url()
+        ensure_schema(url)
+        engine: Engine = QueueingEngine(catalog, journal, invoker, clock=clock, secrets=secret_store,
+                                        worker_id=services.settings.worker_id, queue=RunQueue(url))
+    else:
+        engine = Engine(catalog, journal, invoker, clock=clock, concurrency=services.settings.concurrency,
+                        secrets=secret_store, worker_id=services.settings.worker_id)
     journal.add_listener(services.metrics.on_event)
     journal.add_listener(services.hub.notify)
     services.journal, services.invoker, services.engine = journal, invoker, engine

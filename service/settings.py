@@ -7,6 +7,7 @@ and the runtime's journal unless URLs say otherwise; PostgreSQL works through th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,6 +34,9 @@ class ServiceSettings(BaseSettings):
     """How many steps the engine runs at once."""
     worker_id: str = "api"
     """The engine's worker name in the journal."""
+    dispatch: Literal["local", "workers"] = "local"
+    """`local`: this process runs the workflows. `workers` (`OVERTURE_DISPATCH=workers`, PostgreSQL
+    journal only): the API journals runs and queues them for `overture worker` processes."""
     max_body_bytes: int = Field(default=5_000_000, ge=1_000)
     """Largest request body accepted (catalog and OpenAPI uploads included)."""
     fetch_timeout_s: float = Field(default=15.0, gt=0)
