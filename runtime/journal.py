@@ -188,7 +188,30 @@ _STEP_START_UPDATE = (
 )
 
 
+# the statements run per step or per run, built once (see `_statement`)
 _CANCEL_REQUESTED = sa.select(runs.c.cancel_requested).where(runs.c.id == sa.bindparam("run_id"))
+_RUN_BY_ID = sa.select(runs).where(runs.c.id == sa.bindparam("run_id"))
+_STEPS_OF_RUN = sa.select(step_results).where(step_results.c.run_id == sa.bindparam("run_id"))
+_STARTED_ATTEMPTS = sa.select(attempts).where(
+    attempts.c.run_id == sa.bindparam("run_id"), attempts.c.outcome == "started"
+)
+_CLAIM = (
+    runs.update()
+    .where(
+        runs.c.id == sa.bindparam("k_run_id"),
+        sa.or_(
+            runs.c.owner.is_(None),
+            runs.c.owner == sa.bindparam("k_owner"),
+            runs.c.lease_until < sa.bindparam("k_now", type_=sa.Double),
+        ),
+    )
+    .values(owner=sa.bindparam("v_owner"), lease_until=sa.bindparam("v_lease_until", type_=sa.Double))
+)
+_RELEASE = (
+    runs.update()
+    .where(runs.c.id == sa.bindparam("k_run_id"), runs.c.owner == sa.bindparam("k_owner"))
+    .values(owner=None, lease_until=None)
+)
 
 
 def _dumps(value: Any) -> str:
@@ -398,20 +421,21 @@ class Journal:
         worker_id: str | None,
     ) -> None:
         with self._tx() as (conn, pending):
+            values = {
+                "id": run_id,
+                "workflow_name": workflow_name,
+                "workflow_version": workflow_version,
+                "document": document,
+                "inputs": inputs,
+                "state": RunState.RUNNING.value,
+                "created_at": now,
+                "updated_at": now,
+                "deadline_at": deadline_at,
+                "cancel_requested": False,
+                "worker_id": worker_id,
+            }
             conn.execute(
-                runs.insert().values(
-                    id=run_id,
-                    workflow_name=workflow_name,
-                    workflow_version=workflow_version,
-                    document=document,
-                    inputs=inputs,
-                    state=RunState.RUNNING.value,
-                    created_at=now,
-                    updated_at=now,
-                    deadline_at=deadline_at,
-                    cancel_requested=False,
-                    worker_id=worker_id,
-                )
+                _statement("insert", runs, (), tuple(values)), {f"v_{k}": v for k, v in values.items()}
             )
             if deadline_at is not None:
                 conn.execute(
@@ -461,7 +485,7 @@ class Journal:
 
     def get_run(self, run_id: str) -> RunRecord:
         with self._engine.connect() as conn:
-            row = conn.execute(sa.select(runs).where(runs.c.id == run_id)).first()
+            row = conn.execute(_RUN_BY_ID, {"run_id": run_id}).first()
         if row is None:
             raise RunNotFound(run_id)
         return self._run(row)
@@ -507,9 +531,13 @@ class Journal:
         if compensation is not None:
             values["compensation"] = compensation
         with self._tx() as (conn, pending):
-            conn.execute(runs.update().where(runs.c.id == run_id).values(**values))
+            params = {"k_id": run_id, **{f"v_{k}": v for k, v in values.items()}}
+            conn.execute(_statement("update", runs, ("id",), tuple(values)), params)
             if state.finished:
-                conn.execute(timers.update().where(timers.c.run_id == run_id).values(fired=True))
+                conn.execute(
+                    _statement("update", timers, ("run_id",), ("fired",)),
+                    {"k_run_id": run_id, "v_fired": True},
+                )
             if event:
                 self._event(conn, pending, run_id, event, now, data={"state": state.value, **(data or {})})
 
@@ -517,21 +545,23 @@ class Journal:
 
     def claim(self, run_id: str, owner: str, *, now: float, ttl: float) -> bool:
         """Take (or renew) the right to drive a run; False while another worker's lease holds."""
-        free = sa.or_(runs.c.owner.is_(None), runs.c.owner == owner, runs.c.lease_until < now)
         # not fsynced: a lease lost to a power cut is no loss, every worker went with it
         with self._tx(durable=False) as (conn, _):
             result = conn.execute(
-                runs.update().where(runs.c.id == run_id, free).values(owner=owner, lease_until=now + ttl)
+                _CLAIM,
+                {
+                    "k_run_id": run_id,
+                    "k_owner": owner,
+                    "k_now": now,
+                    "v_owner": owner,
+                    "v_lease_until": now + ttl,
+                },
             )
         return result.rowcount == 1
 
     def release(self, run_id: str, owner: str) -> None:
         with self._tx(durable=False) as (conn, _):
-            conn.execute(
-                runs.update()
-                .where(runs.c.id == run_id, runs.c.owner == owner)
-                .values(owner=None, lease_until=None)
-            )
+            conn.execute(_RELEASE, {"k_run_id": run_id, "k_owner": owner})
 
     def orphaned_runs(self, *, now: float) -> list[str]:
         """Running or compensating runs nobody drives (their worker stopped or died)."""
@@ -588,7 +618,7 @@ class Journal:
 
     def step_results(self, run_id: str) -> dict[tuple[str, int], StepRecord]:
         with self._engine.connect() as conn:
-            rows = conn.execute(sa.select(step_results).where(step_results.c.run_id == run_id))
+            rows = conn.execute(_STEPS_OF_RUN, {"run_id": run_id})
             return {(r.step_id, r.iteration): self._step(r) for r in rows}
 
     def _step_values(self, now: float, state: StepState | None, fields: Mapping[str, Any]) -> dict[str, Any]:
@@ -785,9 +815,7 @@ class Journal:
     def interrupt_attempts(self, run_id: str, now: float) -> list[AttemptRecord]:
         """Mark the attempts left `started` by a crash as `interrupted`; returns them."""
         with self._tx() as (conn, pending):
-            rows = conn.execute(
-                sa.select(attempts).where(attempts.c.run_id == run_id, attempts.c.outcome == "started")
-            ).all()
+            rows = conn.execute(_STARTED_ATTEMPTS, {"run_id": run_id}).all()
             for row in rows:
                 self._open_attempts.pop(row.id, None)
                 conn.execute(
