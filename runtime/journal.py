@@ -252,6 +252,9 @@ class Journal:
         # attempts started by this process and not finished yet: finish_attempt needs their key
         # and start time, and reading them back would be one more query per step
         self._open_attempts: dict[int, tuple[str, str, int, float]] = {}
+        self.fsync = True
+        """SQLite: fsync each state change (synchronous=FULL). False commits without (NORMAL):
+        changes survive a crash of the process but the last ones may be lost on power failure."""
         self.redact: Redactor = redact or (lambda value: value)
         self.schema = schema
         self.url = engine.url.render_as_string(hide_password=True)
@@ -323,7 +326,7 @@ class Journal:
         pending: list[Event] = []
         with self._engine.connect() as conn:
             if self._sqlite:
-                self._synchronous(conn, "FULL" if durable else "NORMAL")
+                self._synchronous(conn, "FULL" if durable and self.fsync else "NORMAL")
             with conn.begin():
                 yield conn, pending
         for event in pending:
