@@ -42,7 +42,7 @@ from workflow.expressions import (
     whole_expression,
 )
 from workflow.graph import find_cycle
-from workflow.loader import problems_from_validation
+from workflow.loader import format_location, problems_from_validation
 
 ERROR = "error"
 WARNING = "warning"
@@ -609,8 +609,7 @@ class _Validator:
         if checker is None:
             return  # reported as invalid_schema
         for error in sorted(checker.iter_errors(dict(given)), key=lambda e: list(map(str, e.path))):
-            deeper = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
-            self.add(location + deeper,
+            self.add(format_location(error.path, location),
                      f"the schedule's inputs do not fit the workflow's `inputs`: {error.message}",
                      "give every required input a value of the declared type", "trigger_inputs")
 
@@ -709,14 +708,13 @@ class _Validator:
         if not errors:
             return
         error = errors[0]
-        deeper = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.path)
         if error.validator == "enum":
             hint = f"use one of {_quoted_list([str(v) for v in error.validator_value])}"
         elif error.validator == "type":
             hint = f"give a value of type {error.validator_value}"
         else:
             hint = f"see the schema of input `{key}` in the catalog entry of `{action}`"
-        self.add(location + deeper, f"input `{key}` of `{action}`: {error.message}", hint,
+        self.add(format_location(error.path, location), f"input `{key}` of `{action}`: {error.message}", hint,
                  "input_type", step_id)
 
     def _check_fed_type(self, body: str, target: Mapping[str, Any], location: str, step_id: str,
