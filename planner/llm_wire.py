@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from workflow.catalog import Catalog
 from workflow.document import Workflow
 from workflow.errors import Problem
+from workflow.expressions import iter_strings
 from workflow.loader import problems_from_validation
 
 PLAN_TOOL_NAME = "submit_workflow"
@@ -279,16 +280,6 @@ _INPUT_REF_RE = re.compile(r"\binputs\.([A-Za-z_][A-Za-z0-9_]*)")
 _WHOLE_INPUT_RE = re.compile(r"^\s*\$\{\{\s*inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
 
 
-def _strings(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, dict):
-        return [s for v in value.values() for s in _strings(v)]
-    if isinstance(value, list):
-        return [s for v in value for s in _strings(v)]
-    return []
-
-
 def declared_inputs(steps: list[dict[str, Any]], catalog: Catalog) -> dict[str, Any]:
     """Run inputs the steps read (`inputs.x`), each typed like the action input it feeds.
 
@@ -307,8 +298,8 @@ def declared_inputs(steps: list[dict[str, Any]], catalog: Catalog) -> dict[str, 
         whole_loop = _WHOLE_INPUT_RE.match(loop) if isinstance(loop, str) else None
         if whole_loop:
             found.setdefault(whole_loop.group(1), {"type": "array"})
-        for text in _strings([step.get("with"), step.get("if"), step.get("for_each"),
-                              (step.get("compensate") or {}).get("with")]):
+        for _, text in iter_strings([step.get("with"), step.get("if"), step.get("for_each"),
+                                     (step.get("compensate") or {}).get("with")], ""):
             for name in _INPUT_REF_RE.findall(text):
                 found.setdefault(name, {})
     return found
