@@ -90,7 +90,6 @@ class _Period:
     business_day: str | None = None
     has_time: bool = False
     """The phrase fixes its own time (every 15 minutes, every hour): no "at ..." follows."""
-    default_time: bool = True
 
 
 _DAYLIST = rf"{_DAY}s?(?:\s*(?:,\s*|,?\s*and\s+|\s*&\s*){_DAY}s?)*"
@@ -135,17 +134,17 @@ def _period(kind: str, match: re.Match[str]) -> _Period:
     if kind == "hourly" or (kind == "adverb" and groups["adverb"].lower() == "hourly"):
         return _Period(hour="*", has_time=True)
     if kind == "weekdays":
-        return _Period(hour=hour, dow="MON-FRI", default_time=part is None)
+        return _Period(hour=hour, dow="MON-FRI")
     if kind == "days":
         codes: list[str] = []
         for name in re.findall(_DAY, groups["days"], re.I):
             code = DAY_CODES[name.lower()]
             if code not in codes:
                 codes.append(code)
-        return _Period(hour=hour, dow=",".join(codes), default_time=part is None)
+        return _Period(hour=hour, dow=",".join(codes))
     if kind == "daily" or (kind == "adverb" and groups["adverb"].lower() in {"daily", "nightly"}):
         nightly = kind == "adverb" and groups["adverb"].lower() == "nightly"
-        return _Period(hour="0" if nightly else hour, default_time=part is None and not nightly)
+        return _Period(hour="0" if nightly else hour)
     if kind == "weekly" or (kind == "adverb" and groups["adverb"].lower() == "weekly"):
         return _Period(dow="MON")
     return _Period(dom="1")  # monthly
