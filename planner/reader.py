@@ -82,7 +82,6 @@ class Reader:
         self.masked = Masked("")
         self._unit = 0
         self._undo: list[tuple[str, list[int], int]] = []
-        self._retry_later: list[tuple[int, str]] = []
 
     # -- the walk
 
