@@ -163,10 +163,7 @@ def _diff(before: Workflow, after: Workflow) -> dict[str, Any]:
     from planner.edit_diff import diff_workflows
 
     result = diff_workflows(before, after)
-    data = result.to_data() if hasattr(result, "to_data") else result.model_dump(mode="json")
-    if hasattr(result, "render"):
-        data = {**data, "text": result.render()}
-    return dict(data)
+    return {**result.to_data(), "text": result.render()}
 
 
 @router.get("/{workflow_id}/versions", response_model=list[VersionOut], summary="List versions")
