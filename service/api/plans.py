@@ -79,9 +79,7 @@ def create_plan(body: PlanCreate, response: Response, svc: Services = Depends(se
 
 @router.get("/{plan_id}", response_model=PlanOut, summary="Show a plan")
 def get_plan(plan_id: str, svc: Services = Depends(services)) -> PlanOut:
-    row = svc.store.get_plan(plan_id)
-    if row is None:
-        raise ApiProblem(404, f"no plan `{plan_id}`", kind="plan-not-found")
+    row = svc.plan_row(plan_id)
     return plan_out(row, svc.catalog(row.catalog_id))
 
 
@@ -121,9 +119,7 @@ def edit_plan(plan_id: str, body: PlanEdit, response: Response, svc: Services = 
     from service.api.workflows import _diff, _run_editor
     from workflow.loader import workflow_from_data
 
-    row = svc.store.get_plan(plan_id)
-    if row is None:
-        raise ApiProblem(404, f"no plan `{plan_id}`", kind="plan-not-found")
+    row = svc.plan_row(plan_id)
     catalog = svc.catalog(row.catalog_id)
     before = workflow_from_data(body.document if body.document is not None else row.document,
                                 source="document")

@@ -12,7 +12,7 @@ from fastapi import Request
 from service.api.metrics import Metrics
 from service.problems import ApiProblem
 from service.settings import ServiceSettings
-from service.store import CatalogRow, Store, WorkflowRow, WorkflowVersionRow
+from service.store import CatalogRow, PlanRow, Store, WorkflowRow, WorkflowVersionRow
 from workflow.catalog import Catalog
 from workflow.document import Workflow
 from workflow.loader import catalog_from_data, workflow_from_data
@@ -73,6 +73,12 @@ class Services:
         if row is None:
             raise ApiProblem(404, f"no workflow `{workflow_id}`; GET /v1/workflows lists them",
                              kind="workflow-not-found")
+        return row
+
+    def plan_row(self, plan_id: str) -> PlanRow:
+        row = self.store.get_plan(plan_id)
+        if row is None:
+            raise ApiProblem(404, f"no plan `{plan_id}`", kind="plan-not-found")
         return row
 
     def version_row(self, workflow_id: str, version: int | None = None) -> WorkflowVersionRow:

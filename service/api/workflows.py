@@ -54,9 +54,7 @@ def create_workflow(body: WorkflowCreate, response: Response, svc: Services = De
     """Version 1 of a new workflow, from a plan (`plan_id`) or a document (`document` + `catalog_id`).
     The document is validated against the catalog; a 422 lists every problem with its location."""
     if body.plan_id is not None:
-        plan = svc.store.get_plan(body.plan_id)
-        if plan is None:
-            raise ApiProblem(404, f"no plan `{body.plan_id}`", kind="plan-not-found")
+        plan = svc.plan_row(body.plan_id)
         catalog_id, document, source, note = plan.catalog_id, dict(plan.document), "plan", plan.id
     else:
         catalog_id = body.catalog_id or "default"
