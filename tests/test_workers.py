@@ -200,3 +200,24 @@ def test_sigterm_drains_a_worker_its_runs_finish_there(database: str, tmp_path: 
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_cli_submit_waits_for_the_workers_and_errors_are_one_line(database: str, tmp_path: Path) -> None:
+    catalog, flow = files(tmp_path)
+    env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{ROOT}"}
+    wrong = subprocess.run([*OVERTURE, "worker", "start", "--database-url", f"sqlite:///{tmp_path}/j.db",
+                            "--catalog", str(catalog)], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert wrong.returncode == 2
+    assert wrong.stderr.strip().splitlines() == [
+        "error: workers share a PostgreSQL journal; `sqlite` will not do"], wrong.stderr
+    proc = start_worker(database, tmp_path, "cli")
+    try:
+        wait_ready({"cli": proc}, tmp_path)
+        done = subprocess.run([*OVERTURE, "worker", "submit", str(flow), "--database-url", database,
+                               "--catalog", str(catalog), "-i", "sleep=0", "-n", "3", "--wait", "60"],
+                              env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert len(done.stdout.split()) == 3
+        assert '{"succeeded": 3}' in done.stderr
+    finally:
+        assert stop([proc]) == [0]
