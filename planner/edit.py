@@ -225,8 +225,7 @@ class OfflineEditor:
         for other in doc.steps:
             # keep the order the removed step gave: its dependents now wait for its own needs
             if step.id in other.needs:
-                other.needs = [n for n in other.needs if n != step.id] + [n for n in step.needs
-                                                                          if n not in other.needs]
+                _wait_past(other, step)
             other.ordered_after = [n for n in other.ordered_after if n != step.id]
         return f"removed step `{step.id}` ({step.action})"
 
@@ -318,8 +317,7 @@ class OfflineEditor:
         for x, y in ((a, b), (b, a)):
             if x.id in y.needs:
                 changed = True
-                # y keeps waiting for what x waited for, only not for x itself
-                y.needs = [n for n in y.needs if n != x.id] + [n for n in x.needs if n not in y.needs]
+                _wait_past(y, x)
         return f"steps `{a.id}` and `{b.id}` {'now run' if changed else 'already ran'} in parallel"
 
     def _sequence(self, doc: Workflow, text: str) -> str | None:
@@ -456,6 +454,12 @@ def _literal_inputs(action: ActionSpec, phrase: str) -> dict[str, Any]:
     if action.name in ("core.log", "core.fail"):
         return {"message": phrase.strip().capitalize()}
     return {}
+
+
+def _wait_past(step: Step, skipped: Step) -> None:
+    """`step` keeps waiting for what `skipped` waited for, only not for `skipped` itself."""
+    step.needs = [n for n in step.needs if n != skipped.id] + [n for n in skipped.needs
+                                                               if n not in step.needs]
 
 
 def _trim_anchor(ref: str) -> str:
