@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planner.edit_diff import WorkflowDiff, diff_workflows
-from planner.llm_wire import default_compensation_with
+from planner.llm_wire import default_compensation_with, input_type_of
 from workflow.catalog import ActionSpec, Catalog
 from workflow.document import Compensation, RetryPolicy, Step, Workflow
 from workflow.errors import InvalidWorkflow, OvertureError
@@ -406,8 +406,7 @@ class OfflineEditor:
             inputs: dict[str, Any] = doc.inputs if doc.inputs is not None else {"type": "object"}
             props: dict[str, Any] = inputs.setdefault("properties", {})
             if name not in props:
-                props[name] = {k: v for k, v in (schema or {}).items()
-                               if k in ("type", "items", "enum")} or {"type": "string"}
+                props[name] = input_type_of(schema or {}) or {"type": "string"}
             doc.inputs = inputs
             values[name] = f"${{{{ inputs.{name} }}}}"
         return values

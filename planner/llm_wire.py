@@ -280,6 +280,11 @@ _INPUT_REF_RE = re.compile(r"\binputs\.([A-Za-z_][A-Za-z0-9_]*)")
 _WHOLE_INPUT_RE = re.compile(r"^\s*\$\{\{\s*inputs\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}\s*$")
 
 
+def input_type_of(schema: dict[str, Any]) -> dict[str, Any]:
+    """The part of an action input's schema a run input declared to feed it copies: its type."""
+    return {k: v for k, v in schema.items() if k in ("type", "items", "enum")}
+
+
 def declared_inputs(steps: list[dict[str, Any]], catalog: Catalog) -> dict[str, Any]:
     """Run inputs the steps read (`inputs.x`), each typed like the action input it feeds.
 
@@ -292,8 +297,7 @@ def declared_inputs(steps: list[dict[str, Any]], catalog: Catalog) -> dict[str, 
         for key, value in (step.get("with") or {}).items():
             whole = _WHOLE_INPUT_RE.match(value) if isinstance(value, str) else None
             if whole and isinstance(props.get(key), dict):
-                schema = {k: v for k, v in props[key].items() if k in ("type", "items", "enum")}
-                found.setdefault(whole.group(1), schema)
+                found.setdefault(whole.group(1), input_type_of(props[key]))
         loop = step.get("for_each")
         whole_loop = _WHOLE_INPUT_RE.match(loop) if isinstance(loop, str) else None
         if whole_loop:
