@@ -66,7 +66,11 @@ class _Frame:
     condition: Condition
     anchor: list[int]
     branches: list[list[int]] = field(default_factory=list)
-    has_else: bool = False
+    """The frontier of each branch closed by an `otherwise`."""
+
+    @property
+    def has_else(self) -> bool:
+        return bool(self.branches)
 
 
 class Reader:
@@ -207,7 +211,6 @@ class Reader:
                 inherit_deps = list(deps)
             if "else" in kinds and frame is not None:
                 frame.branches.append(list(self.frontier))
-                frame.has_else = True
                 self.frontier = list(frame.anchor)
                 deps = list(frame.anchor)
                 condition = Condition(frame.condition.text, not frame.condition.negate, list(frame.anchor))
