@@ -11,13 +11,11 @@ checks (references, cycles, the catalog) live in `workflow.validator`.
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 STEP_ID_PATTERN = r"^[A-Za-z0-9_\-]+$"
-STEP_ID_RE = re.compile(STEP_ID_PATTERN)
 
 
 class _Model(BaseModel):
