@@ -22,7 +22,7 @@ from fastapi import Depends, FastAPI
 from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 
-from service.api import catalogs, plans, runs, system, triggers, webhooks, workflows
+from service.api import catalogs, optimizer, plans, runs, system, triggers, webhooks, workflows
 from service.api.limits import BodyLimitMiddleware
 from service.api.metrics import Metrics, MetricsMiddleware
 from service.api.services import Services
@@ -110,7 +110,7 @@ def create_app(
     app.add_middleware(MetricsMiddleware, metrics=metrics)
 
     protected = [Depends(require_token)]
-    for module in (catalogs, plans, workflows, runs, triggers):
+    for module in (catalogs, plans, workflows, runs, triggers, optimizer):
         app.include_router(module.router, dependencies=protected)
     app.include_router(webhooks.router)  # authenticated by each delivery's signature, not a token
     app.include_router(system.router)
@@ -150,7 +150,8 @@ async def _start_engine(services: Services, overrides: Mapping[str, Any] | None,
                                         worker_id=services.settings.worker_id, queue=RunQueue(url))
     else:
         engine = Engine(catalog, journal, invoker, clock=clock, concurrency=services.settings.concurrency,
-                        secrets=secret_store, worker_id=services.settings.worker_id)
+                        secrets=secret_store, worker_id=services.settings.worker_id,
+                        router=optimizer.load_service_router(services))
     journal.add_listener(services.metrics.on_event)
     journal.add_listener(services.hub.notify)
     services.journal, services.invoker, services.engine = journal, invoker, engine

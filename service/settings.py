@@ -37,6 +37,9 @@ class ServiceSettings(BaseSettings):
     dispatch: Literal["local", "workers"] = "local"
     """`local`: this process runs the workflows. `workers` (`OVERTURE_DISPATCH=workers`, PostgreSQL
     journal only): the API journals runs and queues them for `overture worker` processes."""
+    router: Literal["learned", "default"] = "learned"
+    """`learned` (`OVERTURE_ROUTER`): steps with alternatives are routed by the optimizer's trained
+    models once there are some in `<data_dir>/models`; `default`: always the step's own action."""
     max_body_bytes: int = Field(default=5_000_000, ge=1_000)
     """Largest request body accepted (catalog and OpenAPI uploads included)."""
     fetch_timeout_s: float = Field(default=15.0, gt=0)
