@@ -309,11 +309,6 @@ def declared_inputs(steps: list[dict[str, Any]], catalog: Catalog) -> dict[str, 
     return found
 
 
-def to_workflow(plan: WirePlan, catalog: Catalog, *, request: str | None = None) -> Workflow:
-    """`to_document` parsed as a Workflow (shape only; the validator checks the rest)."""
-    return Workflow.model_validate(to_document(plan, catalog, request=request))
-
-
 def from_workflow(workflow: Workflow) -> dict[str, Any]:
     """A document in the wire shape, to show the model a plan it should edit or repair."""
     steps = []
