@@ -181,6 +181,7 @@ def test_sigterm_drains_a_worker_its_runs_finish_there(database: str, tmp_path: 
     files(tmp_path)
     ensure_schema(database)
     proc = start_worker(database, tmp_path, "solo", lease=30.0)
+    later = None
     try:
         wait_ready({"solo": proc}, tmp_path)
         ids = submit(database, tmp_path, count=6, sleep=0.5)
@@ -191,15 +192,28 @@ def test_sigterm_drains_a_worker_its_runs_finish_there(database: str, tmp_path: 
         assert stop([proc]) == [0], (tmp_path / "solo.log").read_text()
         journal = Journal.open(database)
         try:
-            # drained, not abandoned: every run finished in this worker before it exited
-            assert {journal.get_run(r).state for r in ids} == {RunState.SUCCEEDED}
+            # drained, not abandoned: every run it started finished there, its lease released;
+            # runs whose job it had not fetched yet are still queued, untouched
+            started = {str(c["run"]) for c in read_calls(tmp_path)}
+            assert started
+            for run_id in ids:
+                record = journal.get_run(run_id)
+                if run_id in started:
+                    assert (record.state, record.owner) == (RunState.SUCCEEDED, None), record
+                else:
+                    assert record.state == RunState.RUNNING and not journal.attempts(run_id=run_id)
+            # and a worker started later runs what was left, nothing twice
+            later = start_worker(database, tmp_path, "later", lease=30.0)
+            wait_ready({"later": later}, tmp_path)
+            states = wait_finished(journal, ids, timeout=60)
+            assert set(states.values()) == {RunState.SUCCEEDED}, states
             assert check_executions(journal, tmp_path, ids, None) == 0
-            assert all(journal.get_run(r).owner is None for r in ids)
         finally:
             journal.close()
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        for p in (proc, later):
+            if p is not None and p.poll() is None:
+                p.kill()
 
 
 def test_cli_submit_waits_for_the_workers_and_errors_are_one_line(database: str, tmp_path: Path) -> None:
