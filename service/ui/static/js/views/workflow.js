@@ -9,6 +9,7 @@ import { plainSteps } from "../plain.js";
 import { graphPanel, instructionBox, tabs } from "../widgets.js";
 import { catalogActions, problemList } from "./plan.js";
 import { triggersPanel } from "./triggers.js";
+import { suggestionsPanel } from "./suggestions.js";
 
 export async function workflowsView(main) {
   const workflows = items(await get("/workflows"), "workflows");
@@ -180,6 +181,7 @@ export async function workflowView(main, workflowId) {
       },
       { id: "english", label: "English", render: () => plainSteps(ui.doc) },
       { id: "triggers", label: "Triggers", render: () => triggersPanel(workflow.id) },
+      { id: "suggestions", label: "Suggestions", render: () => suggestionsPanel(workflow.id, () => workflowView(main, workflowId)) },
       { id: "edit", label: "Edit", render: () => stepsEditor(ui.doc, { actions, onChange: change }) },
       { id: "document", label: "JSON", render: () => documentEditor(ui.doc, { onChange: change, onError: (m) => toast(m, "error") }) },
       {
