@@ -64,7 +64,8 @@ def ensure_schema(url: str) -> bool:
             return True
     except psycopg.Error as exc:
         shown = make_url(url).render_as_string(hide_password=True)
-        raise QueueUnavailable(f"cannot prepare the run queue at {shown}: {exc}", url=shown) from exc
+        reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())  # one line
+        raise QueueUnavailable(f"cannot prepare the run queue at {shown}: {reason}", url=shown) from exc
 
 
 class RunQueue:
