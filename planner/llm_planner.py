@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from planner.llm_client import LLMClient, Usage
@@ -23,6 +22,7 @@ from planner.llm_errors import LLMError, PlanNotRepaired
 from planner.llm_prompts import Prompts
 from planner.llm_settings import LLMSettings
 from planner.llm_wire import WireError, from_workflow, parse_wire, to_document, wire_schema
+from planner.result import PlanResult
 from workflow.catalog import ActionSpec, Catalog
 from workflow.document import Workflow
 from workflow.errors import Problem
@@ -35,20 +35,6 @@ Shortlister = Callable[[str, int], Sequence[ActionSpec]]
 """(request, k) → the k most relevant actions; the offline matcher by default."""
 
 _WORD_RE = re.compile(r"[a-z0-9]+")
-
-
-@dataclass
-class PlanResult:
-    """A validated plan and how it came about."""
-
-    workflow: Workflow
-    """The document; it passed the validator."""
-    planner: str
-    """Which planner wrote it: `llm` or `offline`."""
-    warnings: list[str] = field(default_factory=list)
-    """What a person should know (fallbacks, validator warnings, repairs)."""
-    explanation: str = ""
-    """The plan in plain English (the template's; `LLMPlanner.explain` asks the model)."""
 
 
 def _words(text: str) -> set[str]:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from planner.assemble import Assembler
 from planner.explain import explain
 from planner.lexicon import lexicon
 from planner.matching import ActionMatcher
 from planner.reader import Reader
+from planner.result import PlanResult
 from workflow.catalog import Catalog
-from workflow.document import Workflow
 from workflow.errors import OvertureError
 
 
@@ -20,14 +18,6 @@ class PlanningError(OvertureError):
     def __init__(self, message: str, warnings: list[str]) -> None:
         self.warnings = warnings
         super().__init__(message)
-
-
-@dataclass
-class PlanResult:
-    workflow: Workflow
-    warnings: list[str] = field(default_factory=list)
-    explanation: str = ""
-    planner: str = "offline"
 
 
 class OfflinePlanner:
@@ -63,4 +53,5 @@ class OfflinePlanner:
         explanation = explain(workflow, self.catalog) + (
             describe_triggers(workflow.triggers) + "\n" if workflow.triggers else ""
         )
-        return PlanResult(report.workflow or workflow, reading.warnings, explanation)
+        return PlanResult(workflow=report.workflow or workflow, planner="offline", warnings=reading.warnings,
+                          explanation=explanation)
