@@ -141,20 +141,10 @@ def _run_editor(workflow: Workflow, instruction: str, catalog: Catalog, mode: st
     except ModuleNotFoundError:
         raise ApiProblem(503, "editing by instruction is not available (planner.edit is missing)",
                          kind="editor-unavailable") from None
-    if hasattr(module, "edit_workflow"):  # the planner's mode-aware entry point, when it has one
-        result = module.edit_workflow(workflow, instruction, catalog, mode=mode)
-    elif mode == "llm":
-        raise ApiProblem(503, "editing with the LLM is not available; use planner `offline` or `auto`",
-                         kind="editor-unavailable")
-    else:
-        result = module.edit_offline(workflow, instruction, catalog)
-    edited = result if isinstance(result, Workflow) else result.workflow
-    changes = [str(c) for c in getattr(result, "changes", [])]
-    summary = getattr(result, "summary", None)
-    if not isinstance(summary, str):
-        summary = "; ".join(changes) or None
-    warnings = [str(w) for w in getattr(result, "warnings", [])]
-    return edited, summary, warnings
+    result = module.edit_workflow(workflow, instruction, catalog, mode=mode)
+    edited: Workflow = result.workflow
+    summary = "; ".join(str(c) for c in result.changes) or None
+    return edited, summary, [str(w) for w in result.warnings]
 
 
 def _diff(before: Workflow, after: Workflow) -> dict[str, Any]:
