@@ -385,6 +385,15 @@ class StepRunner:
 
     async def _invoke(self, call: ActionCall, timeout_s: float | None) -> tuple[Any, ActionError | None]:
         """One call with the per-attempt timeout on the engine's clock; never raises ActionError."""
+        if not timeout_s:
+            # no timeout: the call is awaited in place (a task and a wait per step cost more than
+            # the journal's writes for a no-op action)
+            try:
+                return await self._call(call), None
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                return None, as_action_error(exc)
         task = asyncio.ensure_future(self._call(call))
         timer = asyncio.ensure_future(self.clock.sleep(timeout_s)) if timeout_s else None
         try:
