@@ -113,6 +113,13 @@ def open_journal(mode: str, directory: Path) -> Journal:
     return journal
 
 
+def journal_bytes(journal: Journal) -> int:
+    database = journal._engine.url.database  # a benchmark's look inside, not an API
+    if not database or database == ":memory:":
+        return 0
+    return sum(os.path.getsize(p) for p in (database, database + "-wal") if os.path.exists(p))
+
+
 def make_engine(journal: Journal, invoker: NoopInvoker) -> Engine:
     return Engine(CATALOG, journal, invoker, poll_interval_s=None)
 
@@ -221,7 +228,7 @@ async def bench_parked(mode: str, directory: Path, n: int) -> dict[str, float]:
         while engine.runs_in_flight:
             await asyncio.sleep(0.01)
         gc.collect()
-        before = rss_bytes()
+        before, disk_before = rss_bytes(), journal_bytes(journal)
         t0 = time.perf_counter()
         for _ in range(n):
             await engine.start_run(PARKED)
@@ -232,13 +239,15 @@ async def bench_parked(mode: str, directory: Path, n: int) -> dict[str, float]:
             await asyncio.sleep(0.01)
         wall = time.perf_counter() - t0
         gc.collect()
-        after = rss_bytes()
+        after, disk_after = rss_bytes(), journal_bytes(journal)
         parked = len(journal.approvals(pending_only=True))
     journal.close()
     assert parked == n + 50, parked
     return {
         "runs": n,
         "kb_per_parked_run": (after - before) / n / 1024,
+        # where a parked run's state lives: the journal (run row, step row, approval, events)
+        "journal_kb_per_parked_run": (disk_after - disk_before) / n / 1024,
         "parked_per_s": n / wall,
         "wall_s": wall,
     }
@@ -282,11 +291,20 @@ def ensure_peers_venv() -> Path | None:
     return python
 
 
+PEERS = {
+    # name: (script, extra arguments, our mode of the same durability)
+    "dbos": ("dbos_bench.py", [], "full"),
+    "dbos_wal_normal": ("dbos_bench.py", ["--wal-normal"], "normal"),
+    "prefect": ("prefect_bench.py", [], "full"),
+}
+
+
 def run_peer(
     python: Path, name: str, sizes: dict[str, int], directory: Path, timeout: float
 ) -> dict[str, Any]:
-    script = HERE / "peers" / f"{name}_bench.py"
-    args = [str(python), str(script), "--dir", str(directory), "--sizes", json.dumps(sizes)]
+    script, extra, _ = PEERS[name]
+    args = [str(python), str(HERE / "peers" / script), "--dir", str(directory), "--sizes", json.dumps(sizes)]
+    args += extra
     env = {**os.environ, "PYTHONPATH": ""}
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=directory)
@@ -342,7 +360,7 @@ def main() -> None:
             python = ensure_peers_venv()
             report["peers"] = {}
             if python is not None:
-                for name in ("dbos", "prefect"):
+                for name in PEERS:
                     print(f"{name} ...", flush=True)
                     peer_dir = directory / name
                     peer_dir.mkdir()

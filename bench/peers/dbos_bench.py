@@ -151,6 +151,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dir", required=True)
     parser.add_argument("--sizes", required=True)
+    parser.add_argument(
+        "--wal-normal",
+        action="store_true",
+        help="WAL with synchronous=NORMAL instead of DBOS's SQLite defaults (rollback journal, FULL)",
+    )
     args = parser.parse_args()
     sizes = json.loads(args.sizes)
     # parked workflows each hold a coroutine and its recv; 10k of them take minutes to start at
@@ -162,6 +167,21 @@ def main() -> None:
         "system_database_url": f"sqlite:///{db}",
         "log_level": "WARNING",
     }
+    if args.wal_normal:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(f"sqlite:///{db}", connect_args={"timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+            # what DBOS does on connect, plus the same WAL/NORMAL setting as our `normal` mode
+            dbapi_conn.isolation_level = "IMMEDIATE"
+            dbapi_conn.execute("PRAGMA journal_mode=WAL")
+            dbapi_conn.execute("PRAGMA synchronous=NORMAL")
+            dbapi_conn.execute("PRAGMA busy_timeout=30000")
+            dbapi_conn.execute("PRAGMA foreign_keys=ON")
+
+        config["system_database_engine"] = engine
     DBOS(config=config)
     DBOS.launch()
     try:
@@ -169,7 +189,7 @@ def main() -> None:
     finally:
         DBOS.destroy(destroy_registry=False)
     figures["version"] = "3.4.0"  # as pinned in requirements-peers.txt (dbos has no __version__)
-    figures["system_database"] = "sqlite"
+    figures["system_database"] = "sqlite, WAL, synchronous=NORMAL" if args.wal_normal else "sqlite (defaults)"
     print(json.dumps(figures))
     sys.stdout.flush()
     os._exit(0)  # parked workflows' threads would keep the process alive
