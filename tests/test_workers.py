@@ -113,7 +113,8 @@ def stop(procs: list[subprocess.Popen[bytes]]) -> list[int]:
     return codes
 
 
-def check_executions(journal: Journal, folder: Path, ids: list[str], victim_pid: int | None) -> int:
+def check_executions(journal: Journal, folder: Path, ids: list[str], victim_pid: int | None,
+                     victim: str | None = None) -> int:
     """Assert the runtime's guarantees over the calls every worker recorded; returns how many
     steps ran twice (each must be one the victim had in flight)."""
     calls = read_calls(folder)
@@ -125,6 +126,8 @@ def check_executions(journal: Journal, folder: Path, ids: list[str], victim_pid:
         outcomes: dict[str, Counter[str]] = defaultdict(Counter)
         for attempt in journal.attempts(run_id=run_id):
             outcomes[attempt.step_id][attempt.outcome] += 1
+            if attempt.outcome == "interrupted":  # only the killed worker lost attempts
+                assert attempt.worker_id == victim, (run_id, attempt)
         for step in STEPS:
             made = by_step[(run_id, step)]
             assert 1 <= len(made) <= 2, (run_id, step, made)
@@ -137,7 +140,9 @@ def check_executions(journal: Journal, folder: Path, ids: list[str], victim_pid:
                 assert made[1]["pid"] != victim_pid
                 assert outcomes[step]["interrupted"] == 1, (run_id, step, outcomes[step])
             else:
-                assert outcomes[step]["interrupted"] == 0, (run_id, step, outcomes[step])
+                # killed between journaling the attempt's start and calling the action: the lost
+                # attempt made no call, so the step ran once
+                assert outcomes[step]["interrupted"] <= 1, (run_id, step, outcomes[step])
     return twice
 
 
@@ -161,10 +166,10 @@ def test_three_workers_one_killed_every_run_ends_correctly(database: str, tmp_pa
         try:
             states = wait_finished(journal, ids, timeout=90)
             assert Counter(states.values()) == {RunState.SUCCEEDED: len(ids)}, states
-            twice = check_executions(journal, tmp_path, ids, victim.pid)
+            twice = check_executions(journal, tmp_path, ids, victim.pid, "w2")
             taken_over = {a.run_id for a in journal.attempts() if a.outcome == "interrupted"}
             assert taken_over, "the kill interrupted nothing; no takeover was exercised"
-            assert twice == len([a for a in journal.attempts() if a.outcome == "interrupted"])
+            assert twice <= len([a for a in journal.attempts() if a.outcome == "interrupted"])
             # every worker did part of the work
             assert {int(c["pid"]) for c in read_calls(tmp_path)} >= {p.pid for p in procs.values()}
         finally:

@@ -142,7 +142,7 @@ def test_workers_in_network_namespaces_share_postgresql_over_veth(lab: Lab, tmp_
         try:
             states = wait_finished(journal, ids, timeout=90)
             assert Counter(states.values()) == {RunState.SUCCEEDED: len(ids)}, states
-            check_executions(journal, tmp_path, ids, victim.pid)
+            check_executions(journal, tmp_path, ids, victim.pid, "ns1")
             assert {int(c["pid"]) for c in read_calls(tmp_path)} == {p.pid for p in procs.values()}
             # the survivor took the victim's runs over through its own namespace's link
             interrupted = [a for a in journal.attempts() if a.outcome == "interrupted"]
