@@ -22,7 +22,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from procrastinate import App, PsycopgConnector
@@ -30,6 +30,7 @@ from procrastinate import worker as procrastinate_worker
 
 from runtime.engine import Engine
 from runtime.errors import InvalidRunState, RunNotFound
+from runtime.invocation import Invoker
 from runtime.invokers import build_invoker
 from runtime.journal import Journal
 from runtime.secrets import SecretStore
@@ -72,7 +73,7 @@ class Worker:
     """`await Worker(options).run()` until `stop()` (or SIGTERM/SIGINT with `install_signals`)."""
 
     def __init__(self, options: WorkerOptions, *, catalog: Catalog | None = None,
-                 invoker_overrides: dict[str, object] | None = None) -> None:
+                 invoker_overrides: Mapping[str, Invoker] | None = None) -> None:
         self.options = options
         self.catalog = catalog if catalog is not None else load_catalog(*options.catalogs)
         self._overrides = invoker_overrides
@@ -93,7 +94,7 @@ class Worker:
         ensure_schema(opts.database_url)
         secrets = SecretStore.from_env()
         journal = Journal.open(opts.database_url, redact=secrets.redact)
-        invoker = build_invoker(self.catalog, secrets, overrides=self._overrides)  # type: ignore[arg-type]
+        invoker = build_invoker(self.catalog, secrets, overrides=self._overrides)
         engine = Engine(self.catalog, journal, invoker, concurrency=opts.concurrency, secrets=secrets,
                         worker_id=opts.worker_id, poll_interval_s=opts.poll_interval_s,
                         lease_ttl_s=opts.lease_ttl_s)
