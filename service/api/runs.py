@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
+from runtime.journal_schema import WHOLE_STEP
 from service.api.models import (
     ApprovalOut,
     AttemptOut,
@@ -31,7 +32,6 @@ from workflow.loader import format_location
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
-WHOLE_STEP = -1  # the journal's `iteration` of a step as a whole (runtime.journal_schema.WHOLE_STEP)
 _STATES = ("running", "waiting", "compensating", "succeeded", "failed", "cancelled")
 
 
