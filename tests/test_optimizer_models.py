@@ -204,3 +204,59 @@ def test_predicted_run_duration_of_a_real_trace_is_its_critical_path():
     # during a run: with the longest chain's first steps finished, less remains
     done = [s.id for s in dag.steps[:5]]
     assert predict_run_duration(dag, models, finished=done, samples=500).p50_s <= forecast.p50_s
+
+
+def test_router_fast_path_matches_the_models_numpy_predictions():
+    models = _router_models()
+    router = LearnedRouter(models, recent_features=True, fuse_latency=False, memory_half_life_s=0.0)
+    cases = ((3.0, 0, 0, 0.0, None), (13.5, 7, 25, 0.2, 1.4), (22.9, 2, 3, 0.0, 2.0))
+    for hours, load, calls, err, lat in cases:
+        cond = Conditions(now=T0 + hours * 3600, runs_in_flight=load, worker_id="w",
+                          recent={"geo.fast": ActionStats(calls, err, lat)})
+        model = models.actions["geo.fast"]
+        x = feature_vector(cond.now, load, Recent(calls, err, lat), models.priors["geo.fast"])
+        p = model.failure_probability(x)
+        if calls:
+            p = (p * router.prior_calls + err * calls) / (router.prior_calls + calls)
+        score = router.score("geo.fast", cond)
+        assert score is not None
+        assert score.failure_probability == pytest.approx(p, rel=1e-9)
+        assert score.expected_duration_s == pytest.approx(model.expected_duration(x), rel=1e-9)
+
+
+def test_router_moves_off_a_service_that_slowed_down_since_training():
+    slowed = Conditions(now=T0 + 12 * 3600, runs_in_flight=3, worker_id="w", recent={
+        "geo.fast": ActionStats(calls=30, error_rate=0.0, mean_latency_s=6.0),  # trained at ~1 s
+        "geo.slow": ActionStats(calls=30, error_rate=0.0, mean_latency_s=3.0),
+    })
+    models = _router_models()
+    # the window's mean latency is evidence on top of the model's prediction
+    assert LearnedRouter(models, epsilon=0.0, uncertainty=0.0).choose(STEP, ["geo.fast", "geo.slow"],
+                                                                      slowed).action == "geo.slow"
+    blind = LearnedRouter(models, epsilon=0.0, uncertainty=0.0, fuse_latency=False)
+    assert blind.choose(STEP, ["geo.fast", "geo.slow"], slowed).action == "geo.fast"
+
+
+def test_router_explores_where_its_evidence_is_thin_and_logs_the_propensity():
+    # two close services that never fail, seen only between midnight and noon
+    a = attempts("geo.a", 1000, duration=lognormal(1.0), p_fail=lambda t: 0.0, step_id="g", spacing_s=40.0)
+    b = attempts("geo.b", 1000, duration=lognormal(1.3), p_fail=lambda t: 0.0, step_id="g",
+                 spacing_s=40.0, seed=1)
+    models = train(a + b, window_s=600)
+    step = Step(id="g", action="geo.a", alternatives=["geo.b"])
+
+    def shares(hours: float) -> tuple[float, set[float]]:
+        router = LearnedRouter(models, epsilon=0.02, seed=5)
+        cond = Conditions(now=T0 + 20 * 86_400 + hours * 3600, runs_in_flight=1, worker_id="w")
+        choices = [router.choose(step, ["geo.a", "geo.b"], cond) for _ in range(4000)]
+        picked_b = [c for c in choices if c.action == "geo.b"]
+        share = len(picked_b) / len(choices)
+        # the logged propensity is the probability the choice was made with
+        assert all(c.propensity == pytest.approx(share, abs=0.03) for c in picked_b)
+        assert all(c.propensity == pytest.approx(1 - share, abs=0.03) for c in choices if c.action == "geo.a")
+        return share, {round(c.propensity, 9) for c in choices}
+
+    covered, props = shares(6.0)  # hundreds of training attempts at this time of day: the ε/m floor
+    assert covered == pytest.approx(0.01, abs=0.006) and len(props) == 2
+    uncovered, _ = shares(18.0)  # never seen at this hour: a close call is explored far more
+    assert uncovered > 0.1
