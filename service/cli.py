@@ -114,13 +114,19 @@ def graph(
     format: Annotated[GraphFormat, typer.Option("--format", "-f")] = GraphFormat.mermaid,
 ) -> None:
     """Print the dependency graph as Mermaid (GitHub renders it) or JSON."""
+    from workflow.errors import DocumentError
     from workflow.graph import find_cycle, to_json, to_mermaid
-    from workflow.loader import load_workflow
+    from workflow.loader import read_data, workflow_from_data
 
-    workflow = load_workflow(file)
+    data = read_data(file)  # a missing or unparseable file is a usage error (2)
+    try:
+        workflow = workflow_from_data(data, source=str(file))
+    except DocumentError as exc:  # it parsed, but it is not a workflow document: invalid (1)
+        fail(str(exc), 1)
     cycle = find_cycle(workflow)
     if cycle:
-        fail(f"{file}: the steps form a cycle: {' → '.join([*cycle, cycle[0]])}; remove one of these needs")
+        fail(f"{file}: the steps form a cycle: {' → '.join([*cycle, cycle[0]])}; remove one of these needs",
+             1)
     if format is GraphFormat.json:
         typer.echo(json.dumps(to_json(workflow), indent=2))
     else:

@@ -18,6 +18,7 @@ import typer
 if TYPE_CHECKING:
     from planner.llm_settings import LLMSettings
     from workflow.catalog import Catalog
+    from workflow.document import Workflow
 
 CatalogOption = Annotated[
     list[str],
@@ -64,6 +65,20 @@ def _catalog(paths: list[str]) -> Catalog:
     return load_catalog(*paths)
 
 
+def _load(file: Path) -> Workflow:
+    """The document: a missing or unparseable file is a usage error (2); a file that parses but is
+    not a workflow document is an invalid document (1)."""
+    from workflow.errors import DocumentError
+    from workflow.loader import read_data, workflow_from_data
+
+    data = read_data(file)
+    try:
+        return workflow_from_data(data, source=str(file))
+    except DocumentError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
 def edit(
     file: Annotated[Path, typer.Argument(help="Workflow document to change (YAML or JSON).")],
     instruction: Annotated[str, typer.Argument(help='What to change, e.g. "retry the charge 3 times".')],
@@ -82,10 +97,10 @@ def edit(
     The document goes to stdout (or --output / --in-place), the diff to stderr.
     """
     from planner.select import edit_plan
-    from workflow.loader import dumps_workflow, load_workflow, save_workflow
+    from workflow.loader import dumps_workflow, save_workflow
 
     cat = _catalog(catalog)
-    old = load_workflow(file)
+    old = _load(file)
     result = edit_plan(old, instruction, cat, mode=planner.value, settings=_settings(model))
     fmt = format.value if format else ("json" if file.suffix == ".json" else "yaml")
     if as_json:
@@ -120,10 +135,16 @@ def explain(
 ) -> None:
     """Explain a workflow in plain English (the LLM when available, a template otherwise)."""
     from planner.llm_explain import explain_plan
-    from workflow.loader import load_workflow
+    from workflow.validator import validate
 
     cat = _catalog(catalog)
-    workflow = load_workflow(file)
+    workflow = _load(file)
+    report = validate(workflow, cat)
+    if report.errors:  # explain it anyway, but do not let a broken plan read as a sound one
+        first = report.errors[0]
+        more = f" (and {len(report.errors) - 1} more)" if len(report.errors) > 1 else ""
+        typer.echo(f"warning: {file} is not valid against the catalog: {first.location}: {first.message}"
+                   f"{more}; `overture validate` lists every problem", err=True)
     result = explain_plan(workflow, cat, mode=planner.value, settings=_settings(model))
     if as_json:
         typer.echo(json.dumps({"text": result.text, "planner": result.planner, "warnings": result.warnings},

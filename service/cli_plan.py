@@ -71,6 +71,10 @@ def register(app: typer.Typer) -> None:
             typer.echo("error: no catalog given; pass --catalog FILE (or set OVERTURE_CATALOG)", err=True)
             raise typer.Exit(2)
         text = _request_text(request, file)
+        if not text.strip():
+            typer.echo("error: the request is empty; describe what the workflow should do, e.g. "
+                       '"Create the CRM account, then send the welcome email"', err=True)
+            raise typer.Exit(2)
         try:
             if planner not in ("offline", "llm", "auto"):
                 raise typer.BadParameter("use offline, llm or auto", param_hint="--planner")
@@ -79,7 +83,8 @@ def register(app: typer.Typer) -> None:
             result = make_planner(planner, load_catalog(*catalog)).plan(text)  # type: ignore[arg-type]
         except PlanningError as exc:
             for warning in exc.warnings:
-                typer.echo(f"warning: {warning}", err=True)
+                if warning not in str(exc):  # the error line already says it; say it once
+                    typer.echo(f"warning: {warning}", err=True)
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(1) from None
         except OvertureError as exc:

@@ -5,7 +5,8 @@ Each command opens the journal (`--data-dir`, default `$OVERTURE_DATA_DIR` or `.
 pause (on an approval, or a timer further away than `--follow-timers`), and exits. A paused run
 continues with `overture approve` or `overture resume`.
 
-Exit codes: 0 succeeded (or paused), 1 failed or cancelled, 2 usage and document errors.
+Exit codes: 0 succeeded (or paused; for `cancel`, cancelled), 1 failed or cancelled, 2 usage and input
+errors (unknown run or step, bad inputs, a journal that cannot be opened).
 """
 
 from __future__ import annotations
@@ -44,7 +45,9 @@ CatalogOption = Annotated[
 ]
 FollowOption = Annotated[
     float,
-    typer.Option("--follow-timers", help="Wait in this process for timers due within this many seconds."),
+    typer.Option(
+        "--follow-timers", min=0.0, help="Wait in this process for timers due within this many seconds."
+    ),
 ]
 WatchOption = Annotated[bool, typer.Option("--watch", "-w", help="Show live progress.")]
 
@@ -58,7 +61,18 @@ def _open_journal(data_dir: Path | None, database_url: str | None) -> Journal:
     from runtime.journal import Journal
     from runtime.secrets import SecretStore
 
-    return Journal.open(database_url or data_dir, redact=SecretStore.from_env().redact)
+    where = database_url or str(data_dir or "./.overture")
+    try:
+        return Journal.open(database_url or data_dir, redact=SecretStore.from_env().redact)
+    except Exception as exc:  # SQLAlchemy and OS errors: a bad --data-dir / --database-url is input
+        from workflow.errors import OvertureError
+
+        if isinstance(exc, OvertureError):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        option = "--database-url" if database_url else "--data-dir"
+        _fail(f"cannot open the journal at {where}: {first}; check {option} "
+              "(a folder for SQLite, or a reachable postgresql+psycopg:// URL)")
 
 
 def _catalog(paths: list[str]) -> Catalog:
@@ -135,6 +149,8 @@ async def _drive(engine: Engine, run_id: str, follow_timers: float, watch: bool)
             follower.cancel()
         view.refresh()
         live.update(view.render())
+    if not live.console.is_terminal:
+        typer.echo("")  # a non-terminal Live leaves its last line open; the summary starts afresh
     return result
 
 
@@ -150,8 +166,9 @@ def _print_outcome(result: RunResult, journal: Journal) -> int:
         console.print(f"  error{where}: {result.error.get('message')}", markup=False)
     if result.compensation:
         comp = result.compensation
-        undone = ", ".join(comp.get("undone", [])) or "nothing to undo"
-        console.print(f"  compensation {comp.get('status')}: undone {undone}", markup=False)
+        undone = ", ".join(comp.get("undone", []))
+        console.print(f"  compensation {comp.get('status')}: "
+                      + (f"undone {undone}" if undone else "nothing to undo"), markup=False)
         for item in comp.get("left", []):
             console.print(f"  left undone: {item['step']}: {item['reason']}", markup=False)
     if state == "waiting":
@@ -191,7 +208,7 @@ def register(app: typer.Typer) -> None:
         database_url: DatabaseOption = None,
         follow_timers: FollowOption = 60.0,
         deadline: Annotated[
-            float | None, typer.Option("--deadline", help="Overall time limit, seconds.")
+            float | None, typer.Option("--deadline", min=0.001, help="Overall time limit, seconds (> 0).")
         ] = None,
     ) -> None:
         """Run a workflow to its end (or its next pause) and print a summary."""
@@ -226,7 +243,7 @@ def register(app: typer.Typer) -> None:
     @runs_app.command("list")
     def runs_list(
         state: Annotated[str | None, typer.Option("--state", help="Only runs in this state.")] = None,
-        limit: Annotated[int, typer.Option("--limit", "-n")] = 20,
+        limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="At most this many runs.")] = 20,
         as_json: Annotated[bool, typer.Option("--json", help="JSON for tools.")] = False,
         data_dir: DataDirOption = None,
         database_url: DatabaseOption = None,
@@ -264,7 +281,8 @@ def register(app: typer.Typer) -> None:
             return
         from rich.console import Console
 
-        Console().print(_runs_table(records))
+        # run ids are 32 characters and get copied into other commands: leave them room on one line
+        Console(width=max(120, Console().width)).print(_runs_table(records))
 
     @runs_app.command("show")
     def runs_show(
@@ -276,6 +294,8 @@ def register(app: typer.Typer) -> None:
         """Steps, attempts, durations, errors and the compensation summary of one run."""
         from runtime.report import run_data
 
+        if not run_id.strip():
+            _fail("give a run id (or a unique prefix); `overture runs list` shows the runs")
         journal = _open_journal(data_dir, database_url)
         try:
             record = journal.find_run(run_id)
@@ -309,6 +329,7 @@ def register(app: typer.Typer) -> None:
             database_url,
             follow_timers,
             lambda engine, rid, drive: engine.approve(rid, step, not reject, who, comment, drive=drive),
+            approval_step=step,
         )
 
     @app.command()
@@ -329,6 +350,7 @@ def register(app: typer.Typer) -> None:
             database_url,
             0.0,
             lambda engine, rid, drive: engine.cancel(rid, by=who, drive=drive),
+            cancelling=True,
         )
 
     @app.command()
@@ -379,12 +401,24 @@ def _decide(
     database_url: str | None,
     follow_timers: float,
     action: Any,
+    *,
+    approval_step: str | None = None,
+    cancelling: bool = False,
 ) -> None:
+    if not run_id.strip():
+        _fail("give a run id (or a unique prefix); `overture runs list` shows the runs")
     journal = _open_journal(data_dir, database_url)
     try:
         record = journal.find_run(run_id)
         if record.state.finished:
-            _fail(f"run {record.id} has already {record.state.value}", 1)
+            _fail(f"run {record.id} has ended, already {record.state.value}; "
+                  f"there is nothing to {'cancel' if cancelling else 'approve'}")
+        if approval_step is not None:
+            pending = [a.step_id for a in journal.approvals(record.id, pending_only=True)]
+            if approval_step not in pending:
+                waiting = (f"waiting for approval: {', '.join(f'`{s}`' for s in pending)}" if pending
+                           else "no step of it is waiting for an approval")
+                _fail(f"step `{approval_step}` of run {record.id} is not waiting for an approval; {waiting}")
         cat = _catalog(catalog) if catalog else None
 
         async def go() -> int:
@@ -403,7 +437,9 @@ def _decide(
                 await engine.close()
                 if hasattr(invoker, "aclose"):
                     await invoker.aclose()
-            return _print_outcome(result, journal)
+            outcome = _print_outcome(result, journal)
+            # the cancellation asked for is what happened: that is success for `overture cancel`
+            return 0 if cancelling and result.state.value == "cancelled" else outcome
 
         code = asyncio.run(go())
     finally:
@@ -450,7 +486,8 @@ def _runs_table(records: list[Any]) -> Any:
 
     table = Table(title=f"{len(records)} run{'s' if len(records) != 1 else ''}")
     for column in ("run", "workflow", "state", "started", "took", "error"):
-        table.add_column(column, overflow="fold")
+        # ids and times are copied into other commands: never fold them over two lines
+        table.add_column(column, overflow="fold", no_wrap=column == "run")
     for r in records:
         took = _secs(r.ended_at - r.created_at) if r.ended_at else ""
         error = (r.error or {}).get("message", "")
@@ -503,7 +540,7 @@ def _show_run(data: dict[str, Any]) -> None:
             a["kind"],
             a["action"],
             _state(a["outcome"]),
-            a["started_at"],
+            _t(a["started_at"]),
             _secs(a["duration_s"]),
             error,
         )

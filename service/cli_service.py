@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,6 +12,15 @@ import typer
 if TYPE_CHECKING:  # imported in the commands, so that `overture --help` stays fast
     from service.settings import ServiceSettings
     from service.store import Store
+
+class LogLevel(StrEnum):
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+    trace = "trace"
+
 
 token_app = typer.Typer(help="Manage API tokens (stored hashed; a token is shown once).",
                         no_args_is_help=True)
@@ -55,6 +65,10 @@ def token_create(
     """Make an API token and print it once (only its hash is stored)."""
     from service.auth import create_token
 
+    if not name.strip():
+        typer.echo("error: --name is empty; say what the token is for, e.g. --name ci-bot", err=True)
+        raise typer.Exit(2)
+
     store = _store(data_dir, database_url)
     try:
         token_id, token = create_token(store, name)
@@ -74,6 +88,9 @@ def token_list(
     """List tokens (id, name, prefix, created, last used, revoked); never the tokens themselves."""
     from service.api.models import iso
 
+    if format not in ("text", "json"):
+        typer.echo(f"error: --format takes text or json; got `{format}`", err=True)
+        raise typer.Exit(2)
     store = _store(data_dir, database_url)
     try:
         rows = store.list_tokens()
@@ -112,26 +129,51 @@ def token_revoke(
         typer.echo(f"revoked {row.id} ({row.name})")
 
 
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line, before any start-up work, when the address cannot be listened on."""
+    import socket
+
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        typer.echo(f"error: --host `{host}` does not resolve ({exc.strerror}); use e.g. 127.0.0.1", err=True)
+        raise typer.Exit(2) from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            reason = "is in use" if exc.errno == 98 else f"cannot be used ({exc.strerror})"
+            typer.echo(f"error: port {port} on {host} {reason}; pass --port with another port "
+                       "(or 0 for any free one)", err=True)
+            raise typer.Exit(2) from None
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    port: Annotated[int, typer.Option(
+        min=0, max=65535, help="Port to listen on (0 = any free port).")] = 8000,
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
     catalog: Annotated[list[str] | None, typer.Option(
         "--catalog", "-c", envvar="OVERTURE_CATALOG",
         help="Catalog file or folder served as catalog `default` (repeatable, or comma-separated).")] = None,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[LogLevel, typer.Option(help="uvicorn log level.")] = LogLevel.info,
 ) -> None:
     """Serve the REST API (and the web UI) with uvicorn; runs resume on start and stop cleanly."""
     import uvicorn
 
     from service.app import create_app
 
+    _check_port(host, port)
     settings = _settings(data_dir, database_url, catalog)
     app = create_app(settings)
     typer.echo(f"serving on http://{host}:{port}  (docs: /docs, health: /health; data: "
                f"{settings.data_dir})", err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=False)
+    uvicorn.run(app, host=host, port=port, log_level=log_level.value, proxy_headers=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -224,6 +224,10 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The fires of a workflow's triggers, newest first, with the runs they started."""
         settings = _settings(data_dir, database_url)
+        if workflow_id not in {t.key for t in _service_workflows(settings)}:
+            typer.echo(f"error: no workflow `{workflow_id}` with triggers; `overture triggers list` "
+                       "shows them", err=True)
+            raise typer.Exit(2)
         fire_store = _open_fire_store(settings)
         try:
             fires = fire_store.fires(workflow_key=workflow_id, limit=limit)
