@@ -43,6 +43,8 @@ _ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (401, "No valid API token (`WWW-Authenticate: Bearer`)."),
         (404, "No such resource."),
         (409, "The resource is not in a state that allows this."),
+        (413, "The request body is larger than the service's limit."),
+        (415, "The body is not sent as `application/json`."),
         (422, "The request (or the document it carries) is not valid; `problems` locates each issue."),
         (503, "The engine or the planner is not available."),
     )

@@ -27,6 +27,8 @@ from workflow.errors import DocumentError, InvalidWorkflow, OvertureError, Probl
 from workflow.loader import format_location
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+JSON_MEDIA_TYPE = "application/json"
+BODY_TOO_LARGE = "body-too-large"
 TYPE_PREFIX = "urn:overture:problem:"
 
 log = logging.getLogger("overture.service")
@@ -159,12 +161,26 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(ApiProblem)
     async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
+        problems = exc.problems
+        if not problems and exc.status in (404, 409):
+            problems = path_items(request, exc.detail)
         return problem_response(request, exc.status, exc.detail, kind=exc.kind, title=exc.title,
-                                problems=exc.problems, headers=exc.headers)
+                                problems=problems, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        items = validation_items(exc.errors())
+        errors = exc.errors()
+        if not_json(request, errors):
+            found = request.headers.get("content-type", "")
+            message = f"the body must be JSON (Content-Type: {JSON_MEDIA_TYPE}), not `{found[:80]}`"
+            return problem_response(
+                request, 415, message, kind="unsupported-media-type", title="Unsupported Media Type",
+                problems=[ProblemItem(location="header.Content-Type", message=message,
+                                      code="unsupported_media_type",
+                                      hint=f"send a JSON object with Content-Type: {JSON_MEDIA_TYPE}")],
+                headers={"Accept-Post": JSON_MEDIA_TYPE} if request.method == "POST" else None,
+            )
+        items = validation_items(errors)
         count = len(items)
         return problem_response(
             request, 422, f"the request has {count} problem{'s' if count != 1 else ''}",
@@ -183,6 +199,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers["Allow"] = allowed
             detail = f"{request.method} is not allowed on {request.url.path}" + (
                 f"; allowed: {allowed}" if allowed else "")
+        if exc.status_code == 413:  # the body limit (service.api.limits), counted as the body arrived
+            return problem_response(request, 413, detail, kind=BODY_TOO_LARGE, headers=headers,
+                                    problems=[ProblemItem(location="body", message=detail or "too large",
+                                                          code="too_large")])
         return problem_response(request, exc.status_code, detail, headers=headers)
 
     @app.exception_handler(InvalidWorkflow)
@@ -202,8 +222,11 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(OvertureError)
     async def _overture_error(request: Request, exc: OvertureError) -> JSONResponse:
-        status, kind = _status_of(exc)
-        return problem_response(request, status, str(exc), kind=kind)
+        status, kind = status_of(exc)
+        problems = path_items(request, str(exc)) if status in (404, 409) else []
+        if kind == "run-not-found":
+            problems = [p.model_copy(update={"hint": "GET /v1/runs lists the runs"}) for p in problems]
+        return problem_response(request, status, str(exc), kind=kind, problems=problems)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
@@ -212,6 +235,26 @@ def install_problem_handlers(app: FastAPI) -> None:
             request, 500, f"an unexpected {type(exc).__name__} occurred; the server log has the details",
             kind="internal",
         )
+
+
+def path_items(request: Request, message: str) -> list[ProblemItem]:
+    """For a 404/409 raised without a location: the path parameter the resource was named by
+    (`run_id` when the route has one, else the last path parameter)."""
+    params = list(request.path_params)
+    if not params:
+        return []
+    name = "run_id" if "run_id" in params else params[-1]
+    return [ProblemItem(location=f"path.{name}", message=message, code="not_found" if
+                        "not found" in message or message.startswith("no ") else "conflict")]
+
+
+def not_json(request: Request, errors: Sequence[Any]) -> bool:
+    """Whether a body was refused only because it was not sent as JSON (a 415, not a 422)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not content_type or content_type == JSON_MEDIA_TYPE or content_type.endswith("+json"):
+        return False
+    return any(tuple(err.get("loc", ())) == ("body",) and err.get("type") in
+               ("dict_type", "model_attributes_type", "model_type", "json_invalid") for err in errors)
 
 
 def allowed_methods(request: Request) -> str:
@@ -228,7 +271,7 @@ def allowed_methods(request: Request) -> str:
     return ", ".join(sorted(methods))
 
 
-def _status_of(exc: OvertureError) -> tuple[int, str]:
+def status_of(exc: OvertureError) -> tuple[int, str]:
     """Map runtime and planner errors by class name, so this module needs none of them imported."""
     names = {cls.__name__ for cls in type(exc).__mro__}
     if "RunNotFound" in names:

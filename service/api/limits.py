@@ -12,7 +12,7 @@ import json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.problems import PROBLEM_MEDIA_TYPE
+from service.problems import BODY_TOO_LARGE, PROBLEM_MEDIA_TYPE, TYPE_PREFIX
 
 
 def _too_large(limit: int) -> HTTPException:
@@ -48,9 +48,11 @@ class BodyLimitMiddleware:
 
     async def _refuse(self, scope: Scope, send: Send) -> None:
         body = json.dumps({
-            "type": "about:blank", "title": "Content Too Large", "status": 413,
+            "type": f"{TYPE_PREFIX}{BODY_TOO_LARGE}", "title": "Content Too Large", "status": 413,
             "detail": f"the request body is larger than the limit of {self.max_bytes} bytes",
-            "instance": scope.get("path"), "problems": [],
+            "instance": scope.get("path"), "problems": [{
+                "location": "body", "message": f"larger than the limit of {self.max_bytes} bytes",
+                "code": "too_large"}],
         }).encode()
         await send({"type": "http.response.start", "status": 413, "headers": [
             (b"content-type", PROBLEM_MEDIA_TYPE.encode()), (b"content-length", str(len(body)).encode()),

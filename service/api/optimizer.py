@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from service.api.models import VersionOut
 from service.api.services import Services, services
 from service.api.workflows import version_out
-from service.problems import ApiProblem, to_item
+from service.problems import ApiProblem, ProblemItem, to_item
 from workflow.document import Workflow
 from workflow.errors import InvalidWorkflow
 from workflow.validator import ensure_valid
@@ -194,6 +194,11 @@ def list_proposals(workflow_id: str, svc: Services = Depends(services)) -> Propo
                         attempts=len(records), proposals=[_proposal_out(p) for p in proposals])
 
 
+def _at_proposal(workflow_id: str, message: str, code: str = "stale") -> ProblemItem:
+    return ProblemItem(location="path.proposal_id", message=message, code=code,
+                       hint=f"GET /v1/workflows/{workflow_id}/proposals lists the open proposals")
+
+
 @router.post("/v1/workflows/{workflow_id}/proposals/{proposal_id}/accept", status_code=201,
              response_model=VersionOut, summary="Accept a proposal: a new version of the workflow")
 def accept_proposal(workflow_id: str, proposal_id: str, svc: Services = Depends(services)) -> VersionOut:
@@ -208,12 +213,15 @@ def accept_proposal(workflow_id: str, proposal_id: str, svc: Services = Depends(
         proposal = store.get(workflow.name, proposal_id)
         if proposal.status not in ("open", "accepted"):
             raise ApiProblem(409, f"proposal `{proposal_id}` is {proposal.status}; list the proposals again",
-                             kind="stale-proposal")
+                             kind="stale-proposal", problems=[_at_proposal(
+                                 workflow_id, f"proposal `{proposal_id}` is {proposal.status}")])
         new = accept(proposal, workflow)
     except ProposalNotFound as exc:
-        raise ApiProblem(404, str(exc), kind="proposal-not-found") from None
+        raise ApiProblem(404, str(exc), kind="proposal-not-found", problems=[_at_proposal(
+            workflow_id, f"no open proposal `{proposal_id}` for this workflow", "not_found")]) from None
     except StaleProposal as exc:
-        raise ApiProblem(409, str(exc), kind="stale-proposal") from None
+        raise ApiProblem(409, str(exc), kind="stale-proposal",
+                         problems=[_at_proposal(workflow_id, str(exc))]) from None
     catalog = svc.catalog(svc.workflow_row(workflow_id).catalog_id)
     try:
         valid = ensure_valid(new.to_data(), catalog)

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.models import PlanCreate, PlannerName, PlanOut, iso
 from service.api.services import Services, services
-from service.problems import ApiProblem, to_item
+from service.problems import ApiProblem, ProblemItem, status_of, to_item
 from service.store import PlanRow, new_id
 from workflow.catalog import Catalog
 from workflow.document import Workflow
@@ -56,14 +56,21 @@ def make_planner(mode: str, catalog: Catalog) -> Any:
 def create_plan(body: PlanCreate, response: Response, svc: Services = Depends(services)) -> PlanOut:
     """Turn a request into a draft workflow. The draft is stored (not yet a workflow): accept it with
     `POST /v1/workflows {"plan_id": ...}`. `planner: llm` answers 503 when no LLM is configured."""
-    catalog = svc.catalog(body.catalog_id)
+    catalog = svc.catalog(body.catalog_id, "body.catalog_id")
     try:
         result = make_planner(body.planner, catalog).plan(body.request)
     except OvertureError as exc:
         if "not available" in str(exc) and type(exc) is OvertureError:
             # the planner module itself is missing (an install problem), not a bad request
             raise ApiProblem(503, str(exc), kind="planner-unavailable") from None
-        raise
+        status, kind = status_of(exc)
+        if status != 422:
+            raise
+        # the request itself could not be planned: locate it, so a client can mark the field
+        raise ApiProblem(422, str(exc), kind=kind, problems=[ProblemItem(
+            location="body.request", message=str(exc), code=kind.replace("-", "_"),
+            hint=getattr(exc, "hint", None) or "name the actions to use, as the catalog words them "
+                 f"(GET /v1/catalogs/{body.catalog_id} lists them)")]) from None
     workflow: Workflow = result.workflow
     report = validate(workflow, catalog)
     row = PlanRow(

@@ -83,7 +83,8 @@ async def start_run(body: RunCreate, response: Response, svc: Services = Depends
     JSON Schema first; a 422 lists every problem (`inputs.email`, ...). The run continues in the
     background: follow it with `GET /v1/runs/{id}` or `GET /v1/runs/{id}/events`."""
     engine = svc.require_engine()
-    version = svc.version_row(body.workflow_id, body.version)
+    version = svc.version_row(body.workflow_id, body.version, location="body.workflow_id",
+                              version_location="body.version")
     workflow = svc.parsed(version)
     workflow.version = version.version
     problems = input_problems(workflow.inputs, body.inputs)
@@ -110,7 +111,7 @@ def list_runs(
 
     wanted = RunState(state) if state else None
     if workflow_id is not None:
-        svc.workflow_row(workflow_id)
+        svc.workflow_row(workflow_id, "query.workflow_id")
         records: list[Any] = []
         for run_id in svc.store.run_ids_of(workflow_id):
             record = journal.get_run(run_id)
@@ -183,10 +184,40 @@ async def decide(run_id: str, step_id: str, body: Decision, svc: Services = Depe
                  caller: Caller = Depends(require_token)) -> RunSummary:
     """Decide a waiting `core.approval` step; a rejection fails the step. 409 when the step is not
     waiting for a decision."""
+    from runtime.errors import InvalidRunState
+
     engine = svc.require_engine()
-    await engine.approve(run_id, step_id, body.approved, body.by or caller.name, body.comment,
-                         iteration=body.iteration)
+    try:
+        await engine.approve(run_id, step_id, body.approved, body.by or caller.name, body.comment,
+                             iteration=body.iteration)
+    except InvalidRunState as exc:
+        if exc.step_id is None:
+            raise  # the run itself has finished: located at path.run_id by the problem handler
+        raise _not_waiting(svc, run_id, step_id, body.iteration, str(exc)) from None
     return summary(svc, svc.journal.get_run(run_id))
+
+
+def _not_waiting(svc: Services, run_id: str, step_id: str, iteration: int | None, detail: str) -> ApiProblem:
+    """A 409 located at the step (or the iteration), naming the steps that are waiting for a decision."""
+    waiting: list[str] = []
+    for approval in svc.journal.approvals(run_id, pending_only=True):
+        name = approval.step_id
+        if approval.iteration >= 0:
+            name = f"{approval.step_id} (iteration {approval.iteration})"
+        if name not in waiting:
+            waiting.append(name)
+    listed = ", ".join(f"`{w}`" for w in waiting)
+    message = f"step `{step_id}` is not waiting for an approval" + (
+        f" (waiting: {listed})" if waiting else "; no step of this run is waiting for one")
+    hint = (f"approve one of the waiting steps: {listed}" if waiting
+            else f"GET /v1/runs/{run_id} shows the run's approvals")
+    waiting_steps = {w.split(" ")[0] for w in waiting}
+    location = "body.iteration" if iteration is not None and step_id in waiting_steps else "path.step_id"
+    return ApiProblem(409, f"{detail}; " + (f"waiting for approval: {listed}" if waiting
+                                            else "no step is waiting for approval"),
+                      kind="invalid-run-state",
+                      problems=[ProblemItem(location=location, message=message, hint=hint,
+                                            code="not_waiting")])
 
 
 def _sse(event: Any) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import Request
 
 from service.api.metrics import Metrics
-from service.problems import ApiProblem
+from service.problems import ApiProblem, ProblemItem
 from service.settings import ServiceSettings
 from service.store import CatalogRow, PlanRow, Store, WorkflowRow, WorkflowVersionRow
 from workflow.catalog import Catalog
@@ -40,20 +40,20 @@ class Services:
     _catalogs: dict[str, Catalog] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def catalog_row(self, catalog_id: str) -> CatalogRow:
+    def catalog_row(self, catalog_id: str, location: str = "path.catalog_id") -> CatalogRow:
+        """The stored catalog, else a 404 located at `location` (where the request named the id)."""
         row = self.store.get_catalog(catalog_id)
         if row is None:
-            raise ApiProblem(404, f"no catalog `{catalog_id}`; GET /v1/catalogs lists them",
-                             kind="catalog-not-found")
+            raise _not_found("catalog", catalog_id, location, "GET /v1/catalogs lists them")
         return row
 
-    def catalog(self, catalog_id: str) -> Catalog:
+    def catalog(self, catalog_id: str, location: str = "path.catalog_id") -> Catalog:
         """The parsed catalog, cached (catalogs never change after upload)."""
         with self._lock:
             cached = self._catalogs.get(catalog_id)
         if cached is not None:
             return cached
-        row = self.catalog_row(catalog_id)
+        row = self.catalog_row(catalog_id, location)
         catalog = catalog_from_data(row.document, source=f"catalog {catalog_id}")
         with self._lock:
             self._catalogs[catalog_id] = catalog
@@ -68,26 +68,29 @@ class Services:
         with self._lock:
             self.catalog_generation += 1
 
-    def workflow_row(self, workflow_id: str) -> WorkflowRow:
+    def workflow_row(self, workflow_id: str, location: str = "path.workflow_id") -> WorkflowRow:
         row = self.store.get_workflow(workflow_id)
         if row is None:
-            raise ApiProblem(404, f"no workflow `{workflow_id}`; GET /v1/workflows lists them",
-                             kind="workflow-not-found")
+            raise _not_found("workflow", workflow_id, location, "GET /v1/workflows lists them")
         return row
 
-    def plan_row(self, plan_id: str) -> PlanRow:
+    def plan_row(self, plan_id: str, location: str = "path.plan_id") -> PlanRow:
         row = self.store.get_plan(plan_id)
         if row is None:
-            raise ApiProblem(404, f"no plan `{plan_id}`", kind="plan-not-found")
+            raise _not_found("plan", plan_id, location, "POST /v1/plans makes one; its answer has the id")
         return row
 
-    def version_row(self, workflow_id: str, version: int | None = None) -> WorkflowVersionRow:
-        workflow = self.workflow_row(workflow_id)
+    def version_row(self, workflow_id: str, version: int | None = None, *, location: str = "path.workflow_id",
+                    version_location: str = "path.version") -> WorkflowVersionRow:
+        workflow = self.workflow_row(workflow_id, location)
         number = version if version is not None else workflow.latest_version
         row = self.store.get_version(workflow_id, number)
         if row is None:
-            raise ApiProblem(404, f"workflow `{workflow_id}` has no version {number} "
-                             f"(latest: {workflow.latest_version})", kind="version-not-found")
+            message = f"workflow `{workflow_id}` has no version {number} (latest: {workflow.latest_version})"
+            raise ApiProblem(404, message, kind="version-not-found", problems=[ProblemItem(
+                location=version_location, message=message, code="not_found",
+                hint=f"use a version from 1 to {workflow.latest_version}; "
+                     f"GET /v1/workflows/{workflow_id}/versions lists them")])
         return row
 
     def parsed(self, row: WorkflowVersionRow) -> Workflow:
@@ -119,6 +122,13 @@ class Services:
             raise ApiProblem(503, f"the run engine is not available: {self.engine_error or 'not started'}",
                              kind="engine-unavailable")
         return self.engine
+
+
+def _not_found(what: str, key: str, location: str, hint: str) -> ApiProblem:
+    """A 404 for an unknown id, located where the request named it."""
+    message = f"no {what} `{key}`"
+    return ApiProblem(404, f"{message}; {hint}", kind=f"{what}-not-found",
+                      problems=[ProblemItem(location=location, message=message, hint=hint, code="not_found")])
 
 
 def services(request: Request) -> Services:

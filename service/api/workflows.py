@@ -17,7 +17,7 @@ from service.api.models import (
     iso,
 )
 from service.api.services import Services, services
-from service.problems import ApiProblem, to_item
+from service.problems import ApiProblem, ProblemItem, to_item
 from service.store import WorkflowRow, WorkflowVersionRow
 from workflow.catalog import Catalog
 from workflow.document import Workflow
@@ -54,14 +54,14 @@ def create_workflow(body: WorkflowCreate, response: Response, svc: Services = De
     """Version 1 of a new workflow, from a plan (`plan_id`) or a document (`document` + `catalog_id`).
     The document is validated against the catalog; a 422 lists every problem with its location."""
     if body.plan_id is not None:
-        plan = svc.plan_row(body.plan_id)
+        plan = svc.plan_row(body.plan_id, "body.plan_id")
         catalog_id, document, source, note = plan.catalog_id, dict(plan.document), "plan", plan.id
     else:
         catalog_id = body.catalog_id or "default"
         document, source, note = dict(body.document or {}), "document", None
     if body.name:
         document["name"] = body.name
-    catalog = svc.catalog(catalog_id)
+    catalog = svc.catalog(catalog_id, "body.catalog_id" if body.plan_id is None else "body.plan_id")
     workflow = _validated(document, catalog, "document")
     row, version = svc.store.create_workflow(workflow.name, catalog_id, _stored(workflow), source=source,
                                              note=note, plan_id=body.plan_id)
@@ -107,8 +107,10 @@ def _append(svc: Services, workflow_id: str, workflow: Workflow, source: str, no
                                   expected_latest=base_version)
     if saved is None:
         latest = svc.workflow_row(workflow_id).latest_version
-        raise ApiProblem(409, f"version {base_version} is no longer the latest (now {latest}); "
-                         "reload, reapply your change and save again", kind="version-conflict")
+        message = f"version {base_version} is no longer the latest (now {latest})"
+        hint = "reload, reapply your change and save again"
+        raise ApiProblem(409, f"{message}; {hint}", kind="version-conflict", problems=[ProblemItem(
+            location="body.base_version", message=message, hint=hint, code="version_conflict")])
     return saved
 
 
@@ -119,7 +121,7 @@ def edit_workflow(workflow_id: str, body: WorkflowEdit, response: Response,
     result is validated and stored as a new version (201); with `save: false` it is a draft (200)."""
     row = svc.workflow_row(workflow_id)
     catalog = svc.catalog(row.catalog_id)
-    base = svc.version_row(workflow_id, body.base_version)
+    base = svc.version_row(workflow_id, body.base_version, version_location="body.base_version")
     before = svc.parsed(base)
     edited, summary, warnings = _run_editor(before, body.instruction, catalog, body.planner)
     diff = _diff(before, edited)
@@ -174,7 +176,7 @@ def diff_versions(
 ) -> dict[str, Any]:
     """Steps added, removed and changed field by field, and dependency edges added and removed;
     `text` renders the same for people."""
-    old = svc.parsed(svc.version_row(workflow_id, from_))
-    new_row = svc.version_row(workflow_id, to)
+    old = svc.parsed(svc.version_row(workflow_id, from_, version_location="query.from"))
+    new_row = svc.version_row(workflow_id, to, version_location="query.to")
     return {"workflow_id": workflow_id, "from": from_, "to": new_row.version,
             **_diff(old, svc.parsed(new_row))}
