@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -308,8 +309,15 @@ def run_peer(
     env = {**os.environ, "PYTHONPATH": ""}
     try:
         done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=directory)
-    except subprocess.TimeoutExpired:
-        return {"error": f"timed out after {timeout:g}s"}
+    except subprocess.TimeoutExpired as exc:
+        # keep what finished: the peer scripts print each workload's figures on stderr as they go
+        partial: dict[str, Any] = {"error": f"timed out after {timeout:g}s"}
+        text = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+        for line in text.splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    partial.update(json.loads(line))
+        return partial
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
         tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
