@@ -8,8 +8,8 @@ from typing import Any
 
 import networkx as nx
 
-from planner.lexicon import Lexicon, words
-from planner.literals import fill_literals, typed
+from planner.lexicon import Lexicon, stem, words
+from planner.literals import entity_name, fill_literals, plain_string, typed
 from planner.reader import Condition, Draft, Reading
 from planner.text import snake
 from workflow.catalog import ActionSpec, Catalog
@@ -40,6 +40,8 @@ class Assembler:
         self.inputs: dict[str, Any] = {}
         self.required_inputs: list[str] = []
         self._input_owner: dict[str, str] = {}
+        self._entity: tuple[str, str] | None = None
+        """(input, value) of the name the request is about: "the account for Acme" → (name, Acme)."""
 
     def build(self, reading: Reading, request: str) -> Workflow:
         self._masked = reading.masked
@@ -126,6 +128,7 @@ class Assembler:
         if action.name in {"core.log", "core.fail"}:
             return {"message": draft.message or "done"}
         values = fill_literals(action, draft.text, self._masked, self.lex, draft.quoted)
+        self._share_entity(draft, values)
         for key, schema in action.input_properties.items():
             if key in values or not isinstance(schema, dict):
                 continue
@@ -141,6 +144,31 @@ class Assembler:
             schema = dict(schema) if isinstance(schema, dict) else {}
             values[key] = self._input_ref(key, schema, action.name, step_id)
         return values
+
+    _PEOPLE = ("user", "contact", "person")
+
+    def _share_entity(self, draft: Draft, values: dict[str, Any]) -> None:
+        """ "Create the account for Acme, then set up billing": the billing customer is Acme too.
+        The first name a step takes from the request is reused by later steps that need the same
+        free-text input and do not name a person (a user's or contact's name is someone else's)."""
+        action = draft.action
+        if self._entity is None:
+            named = entity_name(self._masked.unmask(draft.text), action, self.lex)
+            key = next((k for k, v in values.items() if named is not None and v == named), None)
+            if key is not None and named is not None:
+                self._entity = (key, named)
+            return
+        key, value = self._entity
+        schema = action.input_properties.get(key)
+        if key in values or key not in action.required_inputs or not isinstance(schema, dict):
+            return
+        if not plain_string(schema) or typed(value, schema) != value:
+            return
+        resource = action.name.rsplit(".", 1)[-1].split("_")[-1]
+        person = {c for p in self._PEOPLE for c in self.lex.single.get(stem(p), ())}
+        if person & {stem(resource), *self.lex.single.get(stem(resource), ())}:
+            return
+        values[key] = value
 
     @staticmethod
     def _compatible(source: dict[str, Any], target: dict[str, Any]) -> bool:

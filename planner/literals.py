@@ -57,6 +57,43 @@ def typed(value: Any, schema: dict[str, Any]) -> Any:
     return value
 
 
+# "the account for Acme", "onboard Acme Robotics": the capitalised name a clause is about
+_ENTITY_RE = re.compile(
+    r"\b(for|named|called)\s+((?:[A-Z][\w&'-]*)(?:\s+(?:[A-Z][\w&'-]*|&))*)(?=\s*(?:[,;.]|$|\s+(?:and|then|in|on|with|to)\b))"
+)
+_NAME_KEYS = {"name", "company_name", "account_name", "customer_name", "organization_name"}
+_NOT_NAMES = {
+    "I", "We", "Me", "Us", "Them", "It", "The", "A", "An", "Customer", "Company", "Account",
+    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+}
+
+
+def plain_string(schema: dict[str, Any]) -> bool:
+    """A free-text string input: no format, enum or pattern that a name might not fit."""
+    return _types(schema) == {"string"} and not ({"format", "enum", "pattern"} & set(schema))
+
+
+# what a company's name names: "the account for Acme" is named Acme, "a workspace for Teal" is not
+_ORGANISATION_RECORDS = ("account", "company", "customer", "client")
+
+
+def entity_name(raw: str, action: ActionSpec | None = None, lex: Lexicon | None = None) -> str | None:
+    """The capitalised name the text is about ("the account for Acme" → Acme), or None. Given the
+    action, "for X" names only an organisation's own record (an account, a customer)."""
+    for match in _ENTITY_RE.finditer(raw):
+        value = match.group(2).strip()
+        if value.split()[0] in _NOT_NAMES:
+            continue
+        if match.group(1) == "for" and action is not None and lex is not None:
+            resource = stem(action.name.rsplit(".", 1)[-1].split("_")[-1])
+            own = {resource, *lex.single.get(resource, ())}
+            records = {c for r in _ORGANISATION_RECORDS for c in (stem(r), *lex.single.get(stem(r), ()))}
+            if not own & records:
+                continue
+        return value
+    return None
+
+
 def _field_matches(field: str, noun: str, lex: Lexicon) -> bool:
     base = field[:-3] if field.endswith("_id") else field
     parts = base.split("_")
@@ -111,6 +148,11 @@ def fill_literals(
             out[key] = region.group(0)
     _ids(raw, props, out, lex)
     _quoted(action, text, masked, props, out, lex, quoted_item)
+    entity = entity_name(raw, action, lex)
+    if entity is not None:
+        for key in free(lambda k, s: k in _NAME_KEYS and plain_string(s)):
+            out[key] = entity
+            break
     for match in _NUMBER_NOUN_RE.finditer(raw):
         count, noun = int(match.group(1)), match.group(2)
         for key in free(lambda k, s: _types(s) & {"integer", "number"} and not k.endswith("amount")):

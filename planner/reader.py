@@ -153,10 +153,11 @@ class Reader:
             self._parallelise([d for d in self.drafts if d.sentence == s_index and d.segment == g_index - 1])
             return frame, first_in_sentence
         par_all = head_par
+        trailing_par = False
         trailing = mk.TRAILING_PAR.search(seg)
         if trailing and trailing.start() > 0:
             seg = seg[: trailing.start()].strip(" ,")
-            par_all = True
+            par_all = trailing_par = True
         items = mk.split_items(seg, self.lex, self.verbs)
         seg_drafts: list[int] = []
         inherit_deps: list[int] | None = None
@@ -168,10 +169,15 @@ class Reader:
         for i_index, (connector, item) in enumerate(items):
             lead, rest = mk.read_lead(item, self.lex, self.verbs)
             rest = mk.TRAILING_NOISE.sub("", rest).strip(" ,")
+            group_start = False
             if connector not in {"followed", "and", "comma"}:
                 # "A and B" / "A followed by B" make one unit; "then" starts the next
                 self._unit += 1
                 prev_unit_first, unit_first = unit_first, None
+                if trailing_par and connector == "then" and seg_drafts:
+                    # "A, then B and C in parallel": the trailing "in parallel" groups what
+                    # follows the last "then"; that group starts after A
+                    seg_drafts, group_start = [], True
             kinds = lead.kinds
             if undo_open is not None and not (set(kinds) - {"seq"}):
                 # "cancel the subscription and delete the customer": the undo list goes on
@@ -207,6 +213,8 @@ class Reader:
                 unit_first,
                 chain,
             )
+            if group_start:
+                chain = []
             if "par" in kinds or "block" in kinds or "par_ref" in kinds:
                 inherit_deps = list(deps)
             if "else" in kinds and frame is not None:

@@ -1,6 +1,6 @@
 """Choose the planner: `llm`, `offline`, or `auto` (the LLM when an endpoint is configured, else
-offline; offline too when the LLM fails). Every result says which planner wrote it, and a fallback
-says why in its warnings and in the document's `metadata`."""
+offline; offline too when the LLM fails). Every result says which planner wrote it; the document's
+`metadata` says why it was planned offline, and a fallback after a configured LLM failed also warns."""
 
 from __future__ import annotations
 
@@ -54,18 +54,21 @@ def offline_planner(catalog: Catalog) -> Planner:
     return planner
 
 
-def note_fallback(result: PlanOutcome, reason: str, catalog: Catalog | None = None) -> PlanOutcome:
+def note_fallback(
+    result: PlanOutcome, reason: str, catalog: Catalog | None = None, *, warn: bool = True
+) -> PlanOutcome:
     """Record on a fallback result why the LLM did not plan it (and, given the catalog, check it:
-    whichever planner wrote it, an invalid plan is never returned)."""
+    whichever planner wrote it, an invalid plan is never returned). `warn=False` records the reason
+    in the metadata only: planning offline because no LLM is configured is the normal case."""
     if catalog is not None:
         from workflow.validator import ensure_valid
 
         ensure_valid(result.workflow, catalog)
-    message = f"planned offline because {reason}"
-    try:
-        result.warnings.append(message)
-    except AttributeError:  # a result type with an immutable warnings sequence
-        pass
+    if warn:
+        try:
+            result.warnings.append(f"planned offline because {reason}")
+        except AttributeError:  # a result type with an immutable warnings sequence
+            pass
     metadata: dict[str, Any] = result.workflow.metadata
     metadata.setdefault("planner", "offline")
     metadata["fallback_reason"] = reason
@@ -93,7 +96,7 @@ class AutoPlanner:
     def plan(self, request: str) -> PlanOutcome:
         if self._client is None and not self.settings.configured:
             return note_fallback(self.offline.plan(request), "no LLM endpoint is configured "
-                                 "(set OPENAI_API_KEY or OPENAI_BASE_URL)", self.catalog)
+                                 "(set OPENAI_API_KEY or OPENAI_BASE_URL)", self.catalog, warn=False)
         from planner.llm_planner import LLMPlanner
 
         try:
@@ -131,8 +134,10 @@ def edit_plan(workflow: Workflow, instruction: str, catalog: Catalog, *, mode: P
     configured = client is not None or settings.configured
     if mode == "offline" or (mode == "auto" and not configured):
         result = edit_offline(workflow, instruction, catalog)
-        if mode == "auto":
-            result.warnings.append("edited offline because no LLM endpoint is configured")
+        if mode == "auto":  # the normal case, not a warning: the metadata says so
+            metadata: dict[str, Any] = result.workflow.metadata
+            metadata["edited_by"] = "offline"
+            metadata["edit_reason"] = "no LLM endpoint is configured"
         return result
     if mode == "llm" and not configured:
         raise LLMNotConfigured()

@@ -82,7 +82,10 @@ def test_auto_without_an_endpoint_plans_offline_and_says_why(catalog: Catalog) -
     pytest.importorskip("planner.offline")
     result = make_planner("auto", catalog, unconfigured()).plan("Create an invoice for customer cus_1")
     assert result.planner == "offline"
-    assert any("no LLM endpoint is configured" in w for w in result.warnings)
+    # the normal case, not a warning: the document's metadata says why
+    assert not any("planned offline" in w for w in result.warnings)
+    assert result.workflow.metadata["planner"] == "offline"
+    assert result.workflow.metadata["fallback_reason"].startswith("no LLM endpoint is configured")
     assert validate(result.workflow, catalog).ok
 
 
@@ -153,6 +156,9 @@ def test_edit_without_endpoint_in_auto_mode_is_offline(catalog: Catalog, workflo
     assert result.planner == "offline"
     step = result.workflow.step("invoice")
     assert step.retry is not None and step.retry.max_attempts == 3
+    # the normal case, not a warning: the metadata says why
+    assert not any("offline because" in w for w in result.warnings)
+    assert result.workflow.metadata["edit_reason"] == "no LLM endpoint is configured"
 
 
 # ----------------------------------------------------------------------------- explanations

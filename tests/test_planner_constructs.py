@@ -384,3 +384,60 @@ def test_after_a_gerund_is_a_step_of_its_own(small: OfflinePlanner) -> None:
     assert edges(wf) == {("reports.export_report", "chat.post_message")}
     wf = plan(small, "Create an account for Vale. After exporting report rep_vale, post it in #bi.").workflow
     assert ("reports.export_report", "chat.post_message") in edges(wf)
+
+
+# -- "A, then B and C in parallel": the trailing "in parallel" groups what follows "then"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Open a CRM account for Harbor Lane, then spin up a tenant in us-west and create their billing "
+        "customer in parallel; if the billing customer can't be created, undo the tenant.",
+        "Open a CRM account for Harbor Lane; then spin up a tenant in us-west and create their billing "
+        "customer at the same time. If the billing customer can't be created, undo the tenant.",
+    ],
+)
+def test_then_b_and_c_in_parallel_follow_a(bench: OfflinePlanner, text: str) -> None:
+    wf = plan(bench, text).workflow
+    account, tenant, customer = (
+        step_of(wf, a)
+        for a in ("crm.create_account", "provisioning.create_tenant", "billing.create_customer")
+    )
+    assert account.needs == []
+    assert tenant.needs == [account.id] and customer.needs == [account.id]
+    assert tenant.compensate is not None and tenant.compensate.action == "provisioning.delete_tenant"
+
+
+def test_in_parallel_without_then_still_groups_everything(bench: OfflinePlanner) -> None:
+    wf = plan(
+        bench, "Open a CRM account for Harbor Lane, spin up a tenant in us-west and create their "
+        "billing customer, all at the same time."
+    ).workflow
+    assert all(s.needs == [] for s in wf.steps)
+
+
+# -- one name the request is about, reused instead of asked for twice
+
+
+def test_the_name_a_request_is_about_feeds_every_step_that_needs_it(bench: OfflinePlanner) -> None:
+    wf = plan(
+        bench, "Open the CRM account for Harbor Lane, then set up billing and spin up a tenant in "
+        "us-west in parallel."
+    ).workflow
+    assert step_of(wf, "crm.create_account").with_["name"] == "Harbor Lane"
+    assert step_of(wf, "billing.create_customer").with_["name"] == "Harbor Lane"
+    # the tenant's name is a subdomain ("^[a-z0-9-]+$"): not the company's name, still asked for
+    tenant_name = step_of(wf, "provisioning.create_tenant").with_["name"]
+    assert tenant_name.startswith("${{ inputs.")
+    names = [k for k in (wf.inputs or {}).get("properties", {}) if k.endswith("name")]
+    assert len(names) == 1
+
+
+def test_a_person_does_not_inherit_the_company_name(bench: OfflinePlanner) -> None:
+    wf = plan(
+        bench, "Open the CRM account for Harbor Lane, then add a contact there with email "
+        "kim@harborlane.example."
+    ).workflow
+    contact = step_of(wf, "crm.create_contact")
+    assert "Harbor Lane" not in contact.with_.values()
