@@ -116,7 +116,3 @@ class ActiveRun:
             self.failure = error
             self.cancelled = cancelled
         self.stop.set()
-
-
-def item_of(iteration: int) -> int | None:
-    return None if iteration == WHOLE_STEP else iteration

@@ -8,7 +8,7 @@ from typing import Any
 from runtime.active_run import ActiveRun, parse_time
 from runtime.clock import iso_time
 from runtime.journal import error_data
-from runtime.journal_schema import WHOLE_STEP
+from runtime.journal_schema import item_of
 from runtime.records import StepState
 from runtime.steps import StepRunner
 from workflow.document import Step
@@ -26,7 +26,7 @@ class CoreActions(StepRunner):
     ) -> tuple[StepState, Any, dict[str, Any] | None]:
         now = self.clock.now()
         args = inputs if isinstance(inputs, dict) else {}
-        item = None if iteration == WHOLE_STEP else iteration
+        item = item_of(iteration)
         if step.action == "core.log":
             message = str(args.get("message", ""))
             output = {"message": message}

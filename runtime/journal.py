@@ -33,6 +33,7 @@ from runtime.journal_schema import (
     attempts,
     compensations,
     events,
+    item_of,
     metadata,
     runs,
     step_results,
@@ -740,7 +741,7 @@ class Journal:
                 "step.started" if kind == "action" else "compensation.step_started",
                 now,
                 step_id,
-                None if iteration == WHOLE_STEP else iteration,
+                item_of(iteration),
                 {"attempt": attempt, "action": action, "idempotency_key": idempotency_key},
             )
         self._open_attempts[attempt_id] = (run_id, step_id, iteration, now)
@@ -811,7 +812,7 @@ class Journal:
                     event,
                     now,
                     step_id,
-                    None if iteration == WHOLE_STEP else iteration,
+                    item_of(iteration),
                     data,
                 )
 
@@ -839,7 +840,7 @@ class Journal:
                     "step.interrupted" if row.kind == "action" else "compensation.step_interrupted",
                     now,
                     row.step_id,
-                    None if row.iteration == WHOLE_STEP else row.iteration,
+                    item_of(row.iteration),
                     {"attempt": row.attempt, "action": row.action},
                 )
         return [self._attempt(r) for r in rows]
@@ -959,7 +960,7 @@ class Journal:
                     event,
                     now,
                     step_id,
-                    None if iteration == WHOLE_STEP else iteration,
+                    item_of(iteration),
                     data,
                 )
 
@@ -999,7 +1000,7 @@ class Journal:
                     event,
                     now,
                     step_id,
-                    None if iteration == WHOLE_STEP else iteration,
+                    item_of(iteration),
                     data,
                 )
 
@@ -1108,7 +1109,7 @@ class Journal:
                 "approval.requested",
                 now,
                 step_id,
-                None if iteration == WHOLE_STEP else iteration,
+                item_of(iteration),
                 {"prompt": prompt, "approvers": approvers},
             )
 
@@ -1153,7 +1154,7 @@ class Journal:
                 "approval.given",
                 now,
                 step_id,
-                None if iteration == WHOLE_STEP else iteration,
+                item_of(iteration),
                 {"approved": approved, "by": by, "comment": comment},
             )
             return True
@@ -1189,6 +1190,6 @@ class Journal:
                     event,
                     now,
                     step_id,
-                    None if iteration == WHOLE_STEP else iteration,
+                    item_of(iteration),
                     data,
                 )

@@ -12,6 +12,11 @@ import sqlalchemy as sa
 WHOLE_STEP = -1
 """The `iteration` of a plain step's row, and of a for-each step's summary row."""
 
+
+def item_of(iteration: int) -> int | None:
+    """The for-each item index people and invokers see: None for a whole step."""
+    return None if iteration == WHOLE_STEP else iteration
+
 metadata = sa.MetaData()
 
 runs = sa.Table(

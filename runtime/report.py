@@ -7,7 +7,7 @@ from typing import Any
 
 from runtime.clock import iso_time
 from runtime.journal import Journal
-from runtime.journal_schema import WHOLE_STEP
+from runtime.journal_schema import WHOLE_STEP, item_of
 
 
 def _when(ts: float | None) -> str | None:
@@ -60,7 +60,7 @@ def run_data(journal: Journal, run_id: str) -> dict[str, Any]:
         "attempts": [
             {
                 "step": a.step_id,
-                "iteration": None if a.iteration == WHOLE_STEP else a.iteration,
+                "iteration": item_of(a.iteration),
                 "attempt": a.attempt,
                 "kind": a.kind,
                 "action": a.action,

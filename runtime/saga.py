@@ -7,12 +7,12 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.active_run import ActiveRun, idempotency_key, item_of
+from runtime.active_run import ActiveRun, idempotency_key
 from runtime.builtins import CoreActions
 from runtime.compensation import UndoUnit, plan_undo, undo_inputs, unit_label
 from runtime.invocation import ActionCall
 from runtime.journal import error_data
-from runtime.journal_schema import WHOLE_STEP
+from runtime.journal_schema import WHOLE_STEP, item_of
 from runtime.records import RunState, UndoState
 from runtime.retry import UNDO_RETRY, retry_delay
 from workflow.errors import ExpressionError

@@ -22,7 +22,7 @@ from runtime.errors import (
 )
 from runtime.invocation import ActionCall, Invoker
 from runtime.journal import Journal, error_data
-from runtime.journal_schema import WHOLE_STEP
+from runtime.journal_schema import WHOLE_STEP, item_of
 from runtime.records import StepRecord, StepState
 from runtime.retry import NO_RETRY, retry_delay
 from runtime.routing import Conditions, RouteChoice, Router
@@ -331,7 +331,7 @@ class StepRunner:
                     inputs=inputs,
                     run_id=run.id,
                     step_id=step.id,
-                    iteration=None if iteration == WHOLE_STEP else iteration,
+                    iteration=item_of(iteration),
                     attempt=number,
                     idempotency_key=key,
                     metadata={"workflow": run.workflow.name, "worker_id": self.worker_id},
