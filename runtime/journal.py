@@ -26,6 +26,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from runtime import journal_stats
 from runtime.errors import RunNotFound
 from runtime.journal_schema import (
     WHOLE_STEP,
@@ -885,27 +886,8 @@ class Journal:
             return [self._attempt(r) for r in conn.execute(query)]
 
     def action_stats(self, actions: Iterable[str], *, since: float) -> dict[str, ActionStats]:
-        """Error rate and mean latency per action over finished attempts started since `since`."""
-        names = list(actions)
-        ok = sa.case((attempts.c.outcome == "succeeded", 0), else_=1)
-        query = (
-            sa.select(attempts.c.action, sa.func.count(), sa.func.sum(ok), sa.func.avg(attempts.c.duration_s))
-            .where(
-                attempts.c.action.in_(names),
-                attempts.c.started_at >= since,
-                attempts.c.outcome.in_(["succeeded", "failed", "timeout"]),
-            )
-            .group_by(attempts.c.action)
-        )
-        stats = {name: ActionStats(calls=0, error_rate=0.0, mean_latency_s=None) for name in names}
-        with self._engine.connect() as conn:
-            for name, calls, failed, latency in conn.execute(query):
-                stats[name] = ActionStats(
-                    calls=int(calls),
-                    error_rate=float(failed or 0) / max(1, int(calls)),
-                    mean_latency_s=float(latency) if latency is not None else None,
-                )
-        return stats
+        """Recent outcomes per action (see `runtime.journal_stats`)."""
+        return journal_stats.action_stats(self._engine, actions, since=since)
 
     # -- compensation ----------------------------------------------------------------------------
 
