@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -29,6 +30,7 @@ import sqlalchemy as sa
 
 from runtime import journal_stats
 from runtime.errors import RunNotFound
+from runtime.journal_checkpoint import Checkpointer
 from runtime.journal_schema import (
     WHOLE_STEP,
     approvals,
@@ -267,6 +269,7 @@ class Journal:
         # DBAPI cursor with SQL compiled once (see `_exec`); the lock serializes the service's
         # threads with the engine's loop on it
         self._writer: sa.Connection | None = None
+        self._checkpointer: Checkpointer | None = None
         self._write_lock = threading.RLock()
         self._compiled: dict[int, tuple[Any, str, tuple[str, ...], tuple[Any, ...], dict[str, Any]]] = {}
 
@@ -311,6 +314,9 @@ class Journal:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
         self._engine.dispose()
 
     def drop_schema(self) -> None:
@@ -345,6 +351,8 @@ class Journal:
                 self._synchronous(conn, "FULL" if durable and self.fsync else "NORMAL")
                 with conn.begin():
                     yield conn, pending
+                if self._checkpointer is not None:
+                    self._checkpointer.committed()
         else:
             with self._engine.connect() as conn, conn.begin():
                 yield conn, pending
@@ -359,6 +367,11 @@ class Journal:
         conn = self._writer
         if conn is None or conn.closed or conn.invalidated:
             conn = self._writer = self._engine.connect()
+            if self._sqlite:
+                # checkpoints run on a thread of their own (see `journal_checkpoint`)
+                conn.connection.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]
+                if self._checkpointer is None:
+                    self._checkpointer = Checkpointer(self._engine.raw_connection)
         return conn
 
     def _exec(self, conn: sa.Connection, stmt: Any, params: Mapping[str, Any]) -> Any:
@@ -392,7 +405,10 @@ class Journal:
             value = params[name] if name in params else fixed[name]
             values.append(process(value) if process is not None else value)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        cursor.execute(sql, values)
+        try:
+            cursor.execute(sql, values)
+        except sqlite3.Error as exc:  # the same exception classes as SQLAlchemy's execution raises
+            raise sa.exc.DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
         return cursor
 
     def _inserted_id(self, result: Any) -> int:

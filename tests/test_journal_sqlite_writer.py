@@ -1,0 +1,176 @@
+"""The SQLite journal's write path: one held connection, statements on the DBAPI cursor, and WAL
+checkpoints on a thread of their own. Real SQLite files throughout."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from runtime import Journal, StepState
+from runtime.journal_checkpoint import COMMITS_PER_CHECKPOINT
+from runtime.journal_schema import attempts, events, step_results
+
+
+def new_run(journal: Journal, run_id: str) -> None:
+    journal.create_run(
+        run_id,
+        workflow_name="wf",
+        workflow_version=None,
+        document={"name": "wf", "steps": []},
+        inputs={},
+        now=1.0,
+        deadline_at=None,
+        worker_id="w",
+    )
+
+
+def test_values_written_on_the_cursor_read_back_as_sqlalchemy_wrote_them(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path / "j.db")
+    new_run(journal, "r")
+    attempt_id = journal.start_attempt(
+        run_id="r",
+        workflow_name="wf",
+        step_id="s",
+        iteration=-1,
+        attempt=1,
+        kind="action",
+        action="a.b",
+        idempotency_key="k",
+        now=2.0,
+        worker_id=None,
+        runs_in_flight=None,
+        propensity=None,
+        candidates=None,
+        inputs={"n": [1, 2], "none": None},
+    )
+    journal.finish_attempt(
+        attempt_id,
+        3.5,
+        outcome="succeeded",
+        output={"ok": True, "when": 1.5},
+        step={"state": StepState.SUCCEEDED.value, "output": {"ok": True, "when": 1.5}},
+        event="step.succeeded",
+    )
+    (row,) = journal.attempts(run_id="r")
+    assert (row.outcome, row.duration_s, row.output, row.output_truncated) == (
+        "succeeded",
+        1.5,
+        {"ok": True, "when": 1.5},
+        False,
+    )
+    assert row.candidates is None
+    step = journal.step_results("r")[("s", -1)]
+    assert (step.state, step.inputs, step.output, step.attempts, step.started_at, step.ended_at) == (
+        StepState.SUCCEEDED,
+        {"n": [1, 2], "none": None},
+        {"ok": True, "when": 1.5},
+        1,
+        2.0,
+        3.5,
+    )
+    # the raw text is what SQLAlchemy's JSON type writes and reads (JSON null for "no value")
+    with sqlite3.connect(tmp_path / "j.db") as raw:
+        (text,) = raw.execute("SELECT candidates FROM overture_attempts").fetchone()
+        types = [r[0] for r in raw.execute("SELECT type FROM overture_events ORDER BY seq")]
+    assert text == "null"
+    assert types == ["run.started", "step.started", "step.succeeded"]
+    journal.close()
+
+
+def test_a_second_journal_on_the_file_sees_every_commit_at_once(tmp_path: Path) -> None:
+    writer = Journal.open(tmp_path / "j.db")
+    reader = Journal.open(tmp_path / "j.db")
+    new_run(writer, "r")
+    writer.put_step("r", "s", -1, 2.0, state=StepState.RUNNING, event="step.started")
+    assert reader.step_results("r")[("s", -1)].state == StepState.RUNNING
+    reader.request_cancel("r", 3.0, by="someone")
+    assert writer.cancel_requested("r") is True
+    writer.close()
+    reader.close()
+
+
+def test_threads_and_the_loop_share_the_writer_without_losing_a_write(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path / "j.db")
+    new_run(journal, "r")
+    errors: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            for i in range(150):
+                journal.append_event("r", "log", float(i), step_id=f"w{worker}", data={"i": i})
+        except BaseException as exc:  # reported below: a thread's exception would vanish
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for i in range(150):
+        journal.put_step("r", f"s{i}", -1, float(i), state=StepState.SUCCEEDED, output={"i": i})
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    seqs = [e.seq for e in journal.events_since("r")]
+    assert len(seqs) == 1 + 4 * 150 and len(set(seqs)) == len(seqs)
+    assert len(journal.step_results("r")) == 150
+    journal.close()
+
+
+def test_the_wal_is_checkpointed_off_the_writing_connection(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = Journal.open(path)
+    new_run(journal, "r")
+    with journal._engine.connect() as conn:  # a look inside: the writer no longer checkpoints
+        writer = journal._writer_connection()
+        assert writer.connection.dbapi_connection is not None
+        (auto,) = writer.connection.dbapi_connection.execute("PRAGMA wal_autocheckpoint").fetchone()
+        assert auto == 0
+        del conn
+    checkpointer = journal._checkpointer
+    assert checkpointer is not None
+    for i in range(2 * COMMITS_PER_CHECKPOINT):
+        journal.put_step("r", f"s{i}", -1, float(i), state=StepState.SUCCEEDED, output={"i": i})
+    deadline = time.monotonic() + 10
+    while checkpointer.checkpoints == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert checkpointer.checkpoints >= 1
+    journal.close()
+    # after the closing checkpoint every page is in the database file: a reader that ignores the
+    # log (immutable) sees all the steps
+    uri = f"file:{path}?immutable=1"
+    with sqlite3.connect(uri, uri=True) as raw:
+        (count,) = raw.execute("SELECT count(*) FROM overture_step_results").fetchone()
+    assert count == 2 * COMMITS_PER_CHECKPOINT
+
+
+def test_a_failed_transaction_leaves_nothing_and_the_writer_goes_on(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path / "j.db")
+    new_run(journal, "r")
+    with pytest.raises(sa.exc.IntegrityError):
+        new_run(journal, "r")  # the same id twice
+    journal.put_step("r", "s", -1, 2.0, state=StepState.SUCCEEDED)
+    with journal._engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(events)).scalar() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(step_results)).scalar() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(attempts)).scalar() == 0
+    journal.close()
+
+
+def test_errors_on_the_cursor_are_sqlalchemy_errors(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path / "j.db")
+    new_run(journal, "r")
+    journal.put_step("r", "s", -1, 2.0, state=StepState.SUCCEEDED)
+    with journal._engine.begin() as conn:  # a trigger that refuses inserts: a constraint failing
+        conn.execute(
+            sa.text(
+                "CREATE TRIGGER no_events BEFORE INSERT ON overture_events "
+                "BEGIN SELECT RAISE(ABORT, 'events are closed'); END"
+            )
+        )
+    with pytest.raises(sa.exc.IntegrityError, match="events are closed"):
+        journal.append_event("r", "log", 3.0)
+    journal.close()
