@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from runtime.errors import (
@@ -14,7 +15,9 @@ from runtime.errors import (
 )
 from runtime.journal_schema import WHOLE_STEP
 from runtime.records import RunRecord, RunState, StepRecord, StepState
-from workflow.document import Workflow
+from workflow.document import Step, Workflow
+from workflow.errors import ExpressionError
+from workflow.expressions import compile_expression, find_expressions, iter_strings
 
 RESUMABLE = (StepState.RUNNING, StepState.RETRYING)
 PASSED = (StepState.SUCCEEDED, StepState.SKIPPED)
@@ -88,13 +91,17 @@ class ActiveRun:
     """The run's step rows as this driver first read them (see `StepRunner._replay_rows`)."""
     replayed: set[str] = field(default_factory=set)
     """Steps this driver has started: for these the journal has moved on from `replay`."""
+    reads: dict[str, frozenset[str] | None] = field(default_factory=dict)
+    """Per step: which steps' results its expressions read (`steps_read`), worked out once."""
     _steps_context: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def id(self) -> str:
         return self.record.id
 
-    def context(self) -> dict[str, Any]:
+    def context(self, reads: frozenset[str] | None = None) -> dict[str, Any]:
+        """The data expressions see: `inputs` and `steps` (only the steps in `reads`, when the
+        caller knows which ones its expressions read: see `steps_read`)."""
         steps = self._steps_context
         changed: set[str] = set()
         for noted in (self.status, self.outputs):
@@ -109,6 +116,8 @@ class ActiveRun:
                 steps[sid] = {"output": self.outputs.get(sid), "status": (st.value if st else "pending")}
         # a copy per call: a step's context is a snapshot, as steps finishing meanwhile must not
         # change what its (for-each) items render
+        if reads is not None:  # copying every step's entry per step made a long chain quadratic
+            return {"inputs": self.record.inputs, "steps": {sid: steps[sid] for sid in reads if sid in steps}}
         return {"inputs": self.record.inputs, "steps": dict(steps)}
 
     def fail(self, error: dict[str, Any], *, cancelled: bool = False) -> None:
@@ -116,3 +125,35 @@ class ActiveRun:
             self.failure = error
             self.cancelled = cancelled
         self.stop.set()
+
+
+@lru_cache(maxsize=8192)
+def _reads_of(source: str) -> frozenset[str] | None:
+    reads: set[str] = set()
+    for ref in compile_expression(source).references():
+        if ref.root == "steps":
+            if not ref.path:  # `steps[name]` with a name computed at run time: any step
+                return None
+            reads.add(ref.path[0])
+    return frozenset(reads)
+
+
+def steps_read(step: Step) -> frozenset[str] | None:
+    """The ids of the steps whose results `step`'s expressions (if, for_each, with) read; None
+    when that can't be told before running (a step looked up by a computed name) or an
+    expression doesn't compile (the render then reports it)."""
+    texts = [text for _, text in iter_strings(step.with_, "")]
+    if step.if_:
+        texts.append(step.if_ if "${{" in step.if_ else "${{ " + step.if_ + " }}")
+    texts += [text for _, text in iter_strings(step.for_each, "")]
+    reads: set[str] = set()
+    try:
+        for text in texts:
+            for source in find_expressions(text):
+                found = _reads_of(source)
+                if found is None:
+                    return None
+                reads |= found
+    except ExpressionError:
+        return None
+    return frozenset(reads)

@@ -42,6 +42,7 @@ from runtime.journal_schema import WHOLE_STEP
 from runtime.records import Event, RunState, StepState
 from runtime.routing import DefaultRouter, Router
 from runtime.saga import Saga
+from runtime.wakeup import Wakeup
 from workflow.catalog import Catalog
 from workflow.document import Step, Workflow
 
@@ -85,7 +86,7 @@ class Engine(Saga):
             journal.redact = secrets.redact
         self._slots = asyncio.Semaphore(concurrency)
         self._drivers: dict[str, asyncio.Task[None]] = {}
-        self._pokes: dict[str, asyncio.Event] = {}
+        self._pokes: dict[str, Wakeup] = {}
         self._subscribers: dict[str, list[asyncio.Queue[Event]]] = defaultdict(list)
         self._waiters: dict[str, list[asyncio.Future[None]]] = defaultdict(list)
         self._scheduler: asyncio.Task[None] | None = None
@@ -286,7 +287,9 @@ class Engine(Saga):
 
     @property
     def runs_in_flight(self) -> int:
-        return sum(1 for t in self._drivers.values() if not t.done())
+        # a finished driver leaves the map in its done callback, right after it ends (counting
+        # the live ones here was a scan of every run per attempt)
+        return len(self._drivers)
 
     async def close(self) -> None:
         """Stop driving (as a crash would, minus the crash): in-flight attempts stay journaled as
@@ -334,7 +337,7 @@ class Engine(Saga):
         if task is not None and not task.done():
             self._pokes[run_id].set()
             return task
-        self._pokes[run_id] = asyncio.Event()
+        self._pokes[run_id] = Wakeup()
         task = asyncio.get_running_loop().create_task(self._drive(run_id), name=f"run-{run_id}")
         task.add_done_callback(self._driver_done)
         self._drivers[run_id] = task
@@ -472,7 +475,7 @@ class Engine(Saga):
         if run.record.state == RunState.WAITING:
             self.journal.set_run_state(run_id, RunState.RUNNING, now, event="run.resumed")
         tasks: dict[str, asyncio.Task[tuple[StepState, Any, dict[str, Any] | None]]] = {}
-        poke = self._pokes.setdefault(run_id, asyncio.Event())
+        wake = self._pokes.setdefault(run_id, Wakeup())
         recheck_waiting = True
         # after the first pass only the dependents of steps that just finished can become ready:
         # looking at every step after every completion made a long chain quadratic
@@ -482,6 +485,7 @@ class Engine(Saga):
             for need in needs:
                 dependents[need].add(sid)
         check: list[Step] | None = None  # None: every step
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 self._check_stop_requests(run)
@@ -496,27 +500,18 @@ class Engine(Saga):
                             or (state == StepState.WAITING and recheck_waiting)
                         )
                         if ready:
-                            tasks[step.id] = asyncio.ensure_future(self._run_step(run, step))
+                            task = loop.create_task(self._run_step(run, step))
+                            task.add_done_callback(wake.wake)
+                            tasks[step.id] = task
                     recheck_waiting = False
                 if not tasks:
                     break
-                poke.clear()
-                waits: set[asyncio.Future[Any]] = set(tasks.values())
-                poker = asyncio.ensure_future(poke.wait())
-                waits.add(poker)
-                deadline = None
-                if run.record.deadline_at is not None and not run.stop.is_set():
-                    deadline = asyncio.ensure_future(
-                        self.clock.sleep(run.record.deadline_at - self.clock.now())
-                    )
-                    waits.add(deadline)
-                try:
-                    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    poker.cancel()
-                    if deadline is not None:
-                        deadline.cancel()
-                if poke.is_set():
+                deadline = run.record.deadline_at if not run.stop.is_set() else None
+                await wake.wait(
+                    lambda: any(t.done() for t in tasks.values()),
+                    None if deadline is None else self.clock.sleep(deadline - self.clock.now()),
+                )
+                if wake.take_poke():
                     recheck_waiting = True
                 ended: set[str] = set()
                 for step_id, task in list(tasks.items()):

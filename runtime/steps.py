@@ -14,7 +14,7 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-from runtime.active_run import ActiveRun, StepOutcome, as_action_error, idempotency_key
+from runtime.active_run import ActiveRun, StepOutcome, as_action_error, idempotency_key, steps_read
 from runtime.clock import Clock
 from runtime.errors import (
     ActionError,
@@ -89,7 +89,9 @@ class StepRunner:
         whole = rows.get((step.id, WHOLE_STEP))
         if whole is not None and whole.state.done:
             return whole.state, whole.output, whole.error
-        context = run.context()
+        if step.id not in run.reads:
+            run.reads[step.id] = steps_read(step)
+        context = run.context(run.reads[step.id])
         now = self.clock.now()
         if step.if_ and whole is None:
             try:
