@@ -104,6 +104,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     # other processes (CLI approve/cancel) write too; wait for the lock instead of failing
     cursor.execute("PRAGMA busy_timeout=10000")
+    # the log is rewound after a full checkpoint; cut the file back then, or it keeps its peak size
+    cursor.execute("PRAGMA journal_size_limit=8388608")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
 
@@ -352,7 +354,7 @@ class Journal:
                 with conn.begin():
                     yield conn, pending
                 if self._checkpointer is not None:
-                    self._checkpointer.committed()
+                    self._checkpointer.committed(conn.connection.dbapi_connection)
         else:
             with self._engine.connect() as conn, conn.begin():
                 yield conn, pending

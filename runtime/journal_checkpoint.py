@@ -6,6 +6,11 @@ waits ~4 ms (every ~80 steps of a chain: the benchmark's p99). The journal turns
 checkpoint off on its writing connection and this thread checkpoints instead, on a connection of
 its own; sqlite3 releases the GIL while it works. PASSIVE never blocks the writer: pages a commit
 is still writing are left for the next round.
+
+A log is only rewound (and, with `journal_size_limit`, cut back) when a write begins with every
+frame checkpointed, which a thread chasing a busy writer may never see. So once the log passes
+`MAX_WAL_FRAMES` the writer checkpoints itself after its next commit: the thread has copied all
+but the last few frames by then, so that costs little, and the next write rewinds the log.
 """
 
 from __future__ import annotations
@@ -20,6 +25,9 @@ log = logging.getLogger("overture.runtime")
 COMMITS_PER_CHECKPOINT = 200
 """Wake the checkpointer after this many commits (a step commits twice, ~6 pages each)."""
 
+MAX_WAL_FRAMES = 2000
+"""A log longer than this (8 MB of 4 KB pages) is caught up by the writer itself."""
+
 IDLE_CHECKPOINT_S = 1.0
 """Also checkpoint after this long with any commit since the last one, so the log stays short."""
 
@@ -32,18 +40,26 @@ class Checkpointer:
         self._wake = threading.Event()
         self._stop = False
         self._commits = 0
+        self._wal_frames = 0
         self._thread: threading.Thread | None = None
         self.checkpoints = 0
         """How many checkpoints ran (for tests and the benchmark)."""
 
-    def committed(self) -> None:
-        """Called after each commit on the writing connection (under the journal's write lock)."""
+    def committed(self, writer: Any) -> None:
+        """Called after each commit on the writing connection `writer` (a DBAPI connection, under
+        the journal's write lock)."""
         self._commits += 1
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="overture-wal-checkpoint", daemon=True)
             self._thread.start()
         if self._commits >= COMMITS_PER_CHECKPOINT:
             self._wake.set()
+        if self._wal_frames > MAX_WAL_FRAMES:
+            self._wal_frames = 0
+            try:
+                writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except Exception:  # the thread keeps trying; the log is only longer meanwhile
+                log.exception("WAL checkpoint failed")
 
     def close(self) -> None:
         self._stop = True
@@ -64,7 +80,10 @@ class Checkpointer:
                 # counter only paces the checkpoints, the log itself says what is left to copy
                 self._commits = 0
                 try:
-                    connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    ((_busy, frames, _copied),) = (
+                        connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                    )
+                    self._wal_frames = frames
                     self.checkpoints += 1
                 except Exception:  # a checkpoint that fails is retried next round; commits go on
                     log.exception("WAL checkpoint failed")

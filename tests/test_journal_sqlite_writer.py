@@ -174,3 +174,20 @@ def test_errors_on_the_cursor_are_sqlalchemy_errors(tmp_path: Path) -> None:
     with pytest.raises(sa.exc.IntegrityError, match="events are closed"):
         journal.append_event("r", "log", 3.0)
     journal.close()
+
+
+def test_a_busy_writer_keeps_the_log_short(tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    journal = Journal.open(path)
+    journal.fsync = False  # the same checkpoints, without waiting on the disk
+    new_run(journal, "r")
+    payload = {"text": "x" * 3000}  # a page or more per commit
+    peak = 0
+    for i in range(6000):
+        journal.put_step("r", f"s{i}", -1, float(i), state=StepState.SUCCEEDED, output=payload)
+        if i % 500 == 0:
+            peak = max(peak, (tmp_path / "j.db-wal").stat().st_size)
+    peak = max(peak, (tmp_path / "j.db-wal").stat().st_size)
+    journal.close()
+    # 6,000 commits of a page or more would make a log of 25 MB or more without the rewinds
+    assert peak < 16 * 1024 * 1024, peak
