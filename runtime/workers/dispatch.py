@@ -9,12 +9,12 @@ access, and its restarts never touch running work.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from runtime.engine import Engine
-from runtime.workers.queue import QUEUED_OWNER, RunQueue
+from runtime.workers.handoff import HandoffLink
+from runtime.workers.queue import RunQueue
 from workflow.document import Workflow
 
 
@@ -27,6 +27,7 @@ class QueueingEngine(Engine):
         self.handoff_ttl_s = handoff_ttl_s
         """How long a queued run is left to its job before workers' orphan scans may take it."""
         self._enqueues: dict[str, asyncio.Task[None]] = {}
+        self._link = HandoffLink(self.journal)
 
     # the two seams where the Engine would work in this process
     def _ensure_scheduler(self) -> None:
@@ -35,16 +36,16 @@ class QueueingEngine(Engine):
     def _ensure_driving(self, run_id: str) -> asyncio.Task[None]:
         task = self._enqueues.get(run_id)
         if task is None or task.done():
-            # held for its job (no-op while a worker drives it): a worker's orphan scan would
-            # otherwise grab a fresh run before the job is picked up, past the job slots' limit
-            self.journal.claim(run_id, QUEUED_OWNER, now=time.time(), ttl=self.handoff_ttl_s)
             task = asyncio.get_running_loop().create_task(self._enqueue(run_id), name=f"enqueue-{run_id}")
             self._enqueues[run_id] = task
         return task
 
     async def _enqueue(self, run_id: str) -> None:
         try:
-            await self.queue.enqueue(run_id)
+            # held for its job (no-op while a worker drives it): a worker's orphan scan would
+            # otherwise grab a fresh run before the job is picked up, past the job slots' limit;
+            # the hold and the job are one statement, and the job's insert sends the NOTIFY
+            await self._link.hold_and_defer(run_id, ttl=self.handoff_ttl_s)
         finally:  # keep the map as small as the enqueues in flight
             if self._enqueues.get(run_id) is asyncio.current_task():
                 del self._enqueues[run_id]
@@ -79,4 +80,5 @@ class QueueingEngine(Engine):
         if pending:
             await asyncio.wait(pending, timeout=5)
         await super().close()
+        await self._link.close()
         await self.queue.close()

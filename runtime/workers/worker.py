@@ -22,19 +22,23 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
+import psycopg
 from procrastinate import App, PsycopgConnector
 from procrastinate import worker as procrastinate_worker
+from procrastinate.connector import BaseConnector
+from procrastinate.jobs import Job
+from procrastinate.manager import JobManager
 
 from runtime.engine import Engine
 from runtime.errors import InvalidRunState, RunNotFound
 from runtime.invocation import Invoker
 from runtime.invokers import build_invoker
-from runtime.journal import Journal
 from runtime.secrets import SecretStore
-from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER, TASK_NAME, conninfo, ensure_schema
+from runtime.workers.handoff import HandoffJournal, HandoffLink
+from runtime.workers.queue import QUEUE_NAME, TASK_NAME, conninfo, ensure_schema
 from workflow.catalog import Catalog
 from workflow.loader import load_catalog
 
@@ -59,6 +63,31 @@ class WorkerOptions:
     and (as a fallback for a lost NOTIFY) the queue for jobs."""
     drain_timeout_s: float = 60.0
     """On SIGTERM, how long running runs may take to finish before the worker leaves them."""
+
+
+class _TakingJobManager(JobManager):
+    """Procrastinate's job manager, whose fetch also takes the job's run over (`handoff.take`)."""
+
+    def __init__(self, connector: BaseConnector, journal: HandoffJournal, owner: str, ttl: float) -> None:
+        super().__init__(connector)
+        self.journal = journal
+        self.link = HandoffLink(journal)
+        self.owner = owner
+        self.ttl = ttl
+
+    async def fetch_job(self, queues: Iterable[str] | None, worker_id: int) -> Job | None:
+        try:
+            taken = await self.link.take(queues=list(queues) if queues is not None else None,
+                                   worker_id=worker_id, owner=self.owner, ttl=self.ttl)
+        except psycopg.OperationalError as exc:
+            # the database is away a moment: the next NOTIFY or poll fetches again, and the
+            # runs are safe by their leases meanwhile
+            log.warning("could not fetch a job: %s", str(exc).strip().splitlines()[0] if str(exc) else exc)
+            return None
+        if taken is None:
+            return None
+        self.journal.prime(taken, self.owner)
+        return taken.job
 
 
 @dataclass
@@ -93,7 +122,7 @@ class Worker:
         opts = self.options
         ensure_schema(opts.database_url)
         secrets = SecretStore.from_env()
-        journal = Journal.open(opts.database_url, redact=secrets.redact)
+        journal = HandoffJournal.open_url(opts.database_url, redact=secrets.redact)
         invoker = build_invoker(self.catalog, secrets, overrides=self._overrides)
         engine = Engine(self.catalog, journal, invoker, concurrency=opts.concurrency, secrets=secrets,
                         worker_id=opts.worker_id, poll_interval_s=opts.poll_interval_s,
@@ -101,6 +130,8 @@ class Worker:
         self.engine = engine
         app = App(connector=PsycopgConnector(conninfo=conninfo(opts.database_url), min_size=1,
                                              max_size=max(4, opts.jobs // 2 + 2)))
+        taking = _TakingJobManager(app.connector, journal, opts.worker_id, opts.lease_ttl_s)
+        app.job_manager = taking
 
         @app.task(name=TASK_NAME, queue=QUEUE_NAME)
         async def drive_run(run_id: str) -> None:
@@ -146,6 +177,7 @@ class Worker:
             if not drained:
                 await engine.close()
             await app.close_async()
+            await taking.link.close()
             if hasattr(invoker, "aclose"):
                 await invoker.aclose()
             journal.close()
@@ -159,7 +191,8 @@ class Worker:
     async def _drive(self, engine: Engine, run_id: str) -> None:
         self.stats.jobs += 1
         try:
-            engine.journal.release(run_id, QUEUED_OWNER)  # the hand-off lease; the engine claims next
+            # the job's fetch moved the run's lease here from the queue's hold, unless another
+            # worker holds it (then the engine's claim fails and the run continues there)
             result = await engine.run_until_settled(run_id)
         except RunNotFound:
             log.warning("job for run %s, which is not in the journal; dropped", run_id)

@@ -1,0 +1,272 @@
+"""The queue's hand-off of a run between the submitter and a worker, one SQL statement each way.
+
+The journal's lease says who drives a run; the queue's job says that some worker should. The two
+move together:
+
+- `hold_and_defer` (the submitter): the run's lease goes to the queue's hand-off holder
+  (`QUEUED_OWNER`, so no worker's orphan scan takes the fresh run past its job slots) and the
+  Procrastinate job is deferred (its insert trigger sends the NOTIFY) — one statement;
+- `take` (a woken worker): Procrastinate's own `procrastinate_fetch_job_v2` claims a job with
+  `SKIP LOCKED`, the run's lease moves from the hand-off holder to the worker in the same
+  statement, and the run's row, its step rows and how many of its attempts are still `started`
+  come back with it — what the engine reads before its first attempt.
+
+Before, the same path took a lease write and a defer on the submitter's side, then a job fetch,
+a release of the hand-off lease, the engine's claim and five reads on the worker's: ten calls,
+seven of them commits. Each statement here runs alone (autocommit) and commits asynchronously
+(`synchronous_commit` off for that transaction only): losing either to a crash of PostgreSQL
+loses nothing the runtime's guarantees rest on. A lost hold-and-defer leaves the run without an
+owner, and every worker's orphan scan takes it up; a lost take leaves the job `todo` and the
+lease with the queue, so the job is fetched again. The run itself (`create_run`) and every step's
+result are committed by the journal, durably, as before.
+
+The SQL uses the journal's tables (`runtime.journal_schema`) on the journal's own engine, and
+Procrastinate's functions and tables as its schema defines them (`procrastinate_defer_jobs_v1`,
+`procrastinate_fetch_job_v2`, the `queueing_lock` of a waiting job).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import SimpleNamespace
+from typing import Any
+
+import psycopg
+import psycopg.errors
+import sqlalchemy as sa
+from procrastinate.jobs import Job
+from psycopg.rows import dict_row
+
+from runtime.journal import Journal
+from runtime.journal_schema import attempts, runs, step_results
+from runtime.records import AttemptRecord, RunRecord, StepRecord
+from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER, TASK_NAME, conninfo
+
+
+def _table(journal: Journal, table: sa.Table) -> str:
+    # raw statements bypass the engine's schema_translate_map: qualify by hand
+    return f'"{journal.schema}".{table.name}' if journal.schema else table.name
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A job claimed from the queue, with the run it names when its lease came with it."""
+
+    job: Job
+    run: RunRecord | None
+    """None: the lease stayed where it was (another worker drives the run) or no such run."""
+    steps: dict[tuple[str, int], StepRecord] = field(default_factory=dict)
+    started_attempts: int = 0
+    lease_until: float = 0.0
+
+
+class HandoffLink:
+    """A connection of its own to the journal's database, in autocommit, for the hand-off
+    statements; asynchronous, so a worker's engine keeps running while its next fetch waits.
+
+    Held rather than taken from the journal's pool per call: a checkout pings the server first
+    and a transaction adds BEGIN and COMMIT, three round trips around the one that matters (each
+    ~0.2 ms when the loop was idle). Calls are serialized; a broken connection is replaced at
+    the next call."""
+
+    def __init__(self, journal: Journal) -> None:
+        self._conninfo = conninfo(journal._engine.url.render_as_string(hide_password=False))
+        self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
+        self._lock = asyncio.Lock()
+        self._hold_sql = _HOLD_AND_DEFER.format(runs=_table(journal, runs))
+        self._take_sql = _TAKE.format(runs=_table(journal, runs), steps=_table(journal, step_results),
+                                      attempts=_table(journal, attempts))
+
+    async def _one(self, sql: str, params: dict[str, Any]) -> dict[str, Any]:
+        async with self._lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = await psycopg.AsyncConnection.connect(
+                    self._conninfo, autocommit=True, connect_timeout=10, row_factory=dict_row)
+            try:
+                cur = await self._conn.execute(sql, params)
+                row = await cur.fetchone()
+            except psycopg.OperationalError:
+                await self._drop()
+                raise
+            assert row is not None  # both statements always return one row
+            return row
+
+    async def _drop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.close()
+            self._conn = None
+
+    async def close(self) -> None:
+        async with self._lock:
+            await self._drop()
+
+    async def hold_and_defer(self, run_id: str, *, ttl: float, now: float | None = None) -> int | None:
+        """Hand the run to the queue: its lease to `QUEUED_OWNER` for `ttl` seconds (unless a
+        worker holds it: that worker's engine sees the poke through the job) and a job deferred
+        for it. Returns the job's id, or None when a job for the run was already waiting."""
+        now = time.time() if now is None else now
+        params = {"queued": QUEUED_OWNER, "until": now + ttl, "now": now, "run_id": run_id,
+                  "queue_name": QUEUE_NAME, "task_name": TASK_NAME,
+                  "args": json.dumps({"run_id": run_id})}
+        try:
+            row = await self._one(self._hold_sql, params)
+        except psycopg.errors.UniqueViolation:
+            # another poke deferred the run's job between our check and our insert; it is
+            # waiting, and its statement held the lease for the queue as ours would have
+            return None
+        return None if row["job_id"] is None else int(row["job_id"])
+
+    async def take(self, *, queues: list[str] | None, worker_id: int, owner: str, ttl: float,
+             now: float | None = None) -> Taken | None:
+        """Claim the next job (Procrastinate's fetch, `SKIP LOCKED`) and, in the same statement,
+        move its run's lease to `owner` from the queue's hold (or from nobody, or from a lapsed
+        lease) and read the run back. None when no job is waiting."""
+        now = time.time() if now is None else now
+        params = {"queues": queues, "worker_id": worker_id, "owner": owner, "until": now + ttl,
+                  "now": now, "queued": QUEUED_OWNER, "task_name": TASK_NAME}
+        row = await self._one(self._take_sql, params)
+        if row["id"] is None:
+            return None
+        job = Job.from_row(row)
+        if row["run"] is None:
+            return Taken(job=job, run=None)
+        steps = [Journal._step(SimpleNamespace(**s)) for s in row["steps"]]
+        return Taken(job=job, run=Journal._run(SimpleNamespace(**row["run"])),
+                     steps={(s.step_id, s.iteration): s for s in steps},
+                     started_attempts=int(row["started"]), lease_until=now + ttl)
+
+
+_HOLD_AND_DEFER = """
+    WITH held AS (
+        UPDATE {runs} SET owner = %(queued)s, lease_until = %(until)s
+        WHERE id = %(run_id)s
+          AND (owner IS NULL OR owner = %(queued)s OR lease_until < %(now)s)
+        RETURNING id
+    ), deferred AS (
+        SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW(
+                   %(queue_name)s, %(task_name)s, 0, NULL, %(run_id)s, %(args)s::jsonb, NULL
+               )::procrastinate_job_to_defer_v1])) AS id
+        -- one waiting job per run (the queueing lock): a second poke adds nothing
+        WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs
+                          WHERE queueing_lock = %(run_id)s AND status = 'todo')
+    )
+    SELECT set_config('synchronous_commit', 'off', true) AS async_commit,
+           (SELECT count(*) FROM held) AS held,
+           (SELECT id FROM deferred) AS job_id
+"""
+
+_TAKE = """
+    WITH job AS MATERIALIZED (
+        SELECT * FROM procrastinate_fetch_job_v2(%(queues)s::varchar[], %(worker_id)s)
+    ), taken AS (
+        UPDATE {runs} AS r SET owner = %(owner)s, lease_until = %(until)s
+        FROM job
+        WHERE job.id IS NOT NULL AND job.task_name = %(task_name)s
+          AND r.id = job.args ->> 'run_id'
+          AND (r.owner IS NULL OR r.owner IN (%(queued)s, %(owner)s) OR r.lease_until < %(now)s)
+        RETURNING r.*
+    )
+    SELECT set_config('synchronous_commit', 'off', true) AS async_commit,
+           job.id, job.status, job.task_name, job.priority, job.lock, job.queueing_lock,
+           job.args, job.scheduled_at, job.queue_name, job.attempts, job.worker_id,
+           (SELECT row_to_json(taken) FROM taken) AS run,
+           (SELECT coalesce(json_agg(s), '[]') FROM {steps} AS s
+             WHERE s.run_id = (SELECT id FROM taken)) AS steps,
+           (SELECT count(*) FROM {attempts} AS a
+             WHERE a.run_id = (SELECT id FROM taken) AND a.outcome = 'started') AS started
+    FROM job
+"""
+
+
+@dataclass
+class _Primed:
+    taken: Taken
+    owner: str
+    claimed: bool = False
+    loaded: bool = False
+    cancel_read: bool = False
+    interrupted: bool = False
+    step_reads: int = 0
+
+
+class HandoffJournal(Journal):
+    """The worker's journal: the first reads its engine makes of a run it just took from the
+    queue are answered from what `take` read in the same statement as the lease moved.
+
+    Each answer is given once, and all of them are forgotten at the journal's next write of any
+    run (every write is one `_tx`): while the worker holds the run's lease nobody else writes its
+    row or its steps, and nothing this process writes can be missed. What the engine asks before
+    its first attempt — its claim, the run, its steps (for the driver and for the first step's
+    replay), whether attempts were left `started`, whether a cancel was asked — costs no round
+    trip. A cancel recorded in the few milliseconds since is seen at the engine's next check,
+    after the first step, as if it had come a moment later.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._primed: dict[str, _Primed] = {}
+
+    @classmethod
+    def open_url(cls, url: str, *, redact: Callable[[Any], Any] | None = None) -> HandoffJournal:
+        journal = cls.open(url, redact=redact)
+        assert isinstance(journal, HandoffJournal)  # Journal.open builds `cls`
+        return journal
+
+    def prime(self, taken: Taken, owner: str) -> None:
+        """Remember what `take` read of the run (nothing when its lease did not come along)."""
+        if taken.run is not None:
+            self._primed[taken.run.id] = _Primed(taken, owner)
+
+    def _prime(self, run_id: str) -> _Primed | None:
+        return self._primed.get(run_id) if self._primed else None
+
+    @contextmanager
+    def _tx(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        self._primed.clear()
+        with super()._tx(*args, **kwargs) as handle:
+            yield handle
+
+    def claim(self, run_id: str, owner: str, *, now: float, ttl: float) -> bool:
+        primed = self._prime(run_id)
+        # the lease taken with the job still has most of its time: renewing it now would only
+        # move its end by the milliseconds since
+        if (primed is not None and not primed.claimed and primed.owner == owner
+                and primed.taken.lease_until - now > ttl * 2 / 3):
+            primed.claimed = True
+            return True
+        return super().claim(run_id, owner, now=now, ttl=ttl)
+
+    def get_run(self, run_id: str) -> RunRecord:
+        primed = self._prime(run_id)
+        if primed is not None and not primed.loaded and primed.taken.run is not None:
+            primed.loaded = True
+            return primed.taken.run
+        return super().get_run(run_id)
+
+    def step_results(self, run_id: str) -> dict[tuple[str, int], StepRecord]:
+        primed = self._prime(run_id)
+        if primed is not None and primed.step_reads < 2:
+            primed.step_reads += 1
+            return dict(primed.taken.steps)
+        return super().step_results(run_id)
+
+    def interrupt_attempts(self, run_id: str, now: float) -> list[AttemptRecord]:
+        primed = self._prime(run_id)
+        if primed is not None and not primed.interrupted and primed.taken.started_attempts == 0:
+            primed.interrupted = True
+            return []
+        return super().interrupt_attempts(run_id, now)
+
+    def cancel_requested(self, run_id: str) -> bool:
+        primed = self._prime(run_id)
+        if primed is not None and not primed.cancel_read and primed.taken.run is not None:
+            primed.cancel_read = True
+            return primed.taken.run.cancel_requested
+        return super().cancel_requested(run_id)
