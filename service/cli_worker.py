@@ -56,6 +56,16 @@ def start(
         "--drain-timeout", min=0, help="On SIGTERM, seconds running runs may take to finish.")] = 60.0,
     worker_id: Annotated[str | None, typer.Option(
         "--worker-id", help="Name in the journal (default host:pid).")] = None,
+    router: Annotated[str, typer.Option(
+        "--router", envvar="OVERTURE_ROUTER",
+        help="learned: route steps with alternatives by the optimizer's models once trained "
+             "(as `overture serve`); default: always the step's own action.")] = "learned",
+    models: Annotated[Path | None, typer.Option(
+        "--models", envvar="OVERTURE_MODELS_DIR",
+        help="Folder of the trained models (default $OVERTURE_DATA_DIR/models); newer versions "
+             "stored there are picked up while the worker runs.")] = None,
+    models_poll: Annotated[float, typer.Option(
+        "--models-poll", min=0.1, help="Seconds between looks for a newer model version.")] = 30.0,
     log_level: Annotated[str, typer.Option(help="Python log level.")] = "info",
 ) -> None:
     """Run workflows from the queue until SIGTERM/SIGINT, then drain and exit 0."""
@@ -68,9 +78,14 @@ def start(
     paths = _paths(catalog)
     if not paths:
         _fail("no catalog given; pass --catalog FILE (or set OVERTURE_CATALOG): a worker calls the actions")
+    if router not in ("learned", "default"):
+        _fail(f"--router must be `learned` or `default`, not `{router}`")
     options = WorkerOptions(database_url=url, catalogs=paths, jobs=jobs, concurrency=concurrency,
                             lease_ttl_s=lease_ttl, poll_interval_s=poll_interval,
-                            drain_timeout_s=drain_timeout)
+                            drain_timeout_s=drain_timeout,
+                            router="learned" if router == "learned" else "default",
+                            models_dir=str(models) if models is not None else None,
+                            models_poll_s=models_poll)
     if worker_id:
         options.worker_id = worker_id
     worker = Worker(options, catalog=_catalog(paths))

@@ -50,11 +50,12 @@ def files(folder: Path) -> tuple[Path, Path]:
 
 
 def start_worker(url: str, folder: Path, name: str, *, prefix: list[str] | None = None,
-                 lease: float = 5.0) -> subprocess.Popen[bytes]:
+                 lease: float = 5.0, extra: list[str] | None = None) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": f"{TESTS}{os.pathsep}{ROOT}", CALLS_ENV: str(folder)}
     command = [*(prefix or []), *OVERTURE, "worker", "start", "--database-url", url,
                "--catalog", str(folder / "catalog.yaml"), "--worker-id", name, "--jobs", "8",
-               "--lease-ttl", str(lease), "--poll-interval", "0.3", "--drain-timeout", "30"]
+               "--lease-ttl", str(lease), "--poll-interval", "0.3", "--drain-timeout", "30",
+               *(extra or [])]
     log = open(folder / f"{name}.log", "wb")
     return subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
 

@@ -24,6 +24,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import psycopg
 from procrastinate import App, PsycopgConnector
@@ -36,6 +37,7 @@ from runtime.engine import Engine
 from runtime.errors import InvalidRunState, RunNotFound
 from runtime.invocation import Invoker
 from runtime.invokers import build_invoker
+from runtime.routing import Router
 from runtime.secrets import SecretStore
 from runtime.workers.handoff import HandoffJournal, HandoffLink
 from runtime.workers.queue import QUEUE_NAME, TASK_NAME, conninfo, ensure_schema
@@ -63,6 +65,14 @@ class WorkerOptions:
     and (as a fallback for a lost NOTIFY) the queue for jobs."""
     drain_timeout_s: float = 60.0
     """On SIGTERM, how long running runs may take to finish before the worker leaves them."""
+    router: Literal["learned", "default"] = "learned"
+    """`learned`: steps with alternatives are routed by the optimizer's trained models once there
+    are some in `models_dir`, as `overture serve` does; `default`: always the step's own action."""
+    models_dir: str | None = None
+    """Where `overture optimize train` and the API's `/v1/optimizer/train` store the models
+    (default `$OVERTURE_DATA_DIR/models`): a shared folder, or a copy, on each worker's machine."""
+    models_poll_s: float = 30.0
+    """How often to look for a newer model version, so a retraining reaches running workers."""
 
 
 class _TakingJobManager(JobManager):
@@ -126,7 +136,7 @@ class Worker:
         invoker = build_invoker(self.catalog, secrets, overrides=self._overrides)
         engine = Engine(self.catalog, journal, invoker, concurrency=opts.concurrency, secrets=secrets,
                         worker_id=opts.worker_id, poll_interval_s=opts.poll_interval_s,
-                        lease_ttl_s=opts.lease_ttl_s)
+                        lease_ttl_s=opts.lease_ttl_s, router=self._learned_router())
         self.engine = engine
         app = App(connector=PsycopgConnector(conninfo=conninfo(opts.database_url), min_size=1,
                                              max_size=max(4, opts.jobs // 2 + 2)))
@@ -161,16 +171,19 @@ class Worker:
             )
             if self._stop.is_set():
                 self._consumer.stop()
-            sweeper = asyncio.ensure_future(self._sweep(app))
+            sides = [asyncio.ensure_future(self._sweep(app))]
+            if opts.router == "learned":
+                sides.append(asyncio.ensure_future(self._follow_models(engine)))
             log.info("worker %s started (jobs=%d, lease=%gs)", opts.worker_id, opts.jobs, opts.lease_ttl_s)
             if ready is not None:
                 ready()
             try:
                 await self._consumer.run()
             finally:
-                sweeper.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await sweeper
+                for side in sides:
+                    side.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await side
             drained = True
             left = await engine.drain(opts.drain_timeout_s)
         finally:
@@ -204,6 +217,49 @@ class Worker:
             return
         self.stats.settled += 1
         log.info("run %s %s", run_id, result.state.value)
+
+    def _learned_router(self) -> Router | None:
+        """The optimizer's learned router over the latest stored models, as `overture serve`
+        builds it; None (the engine's default router) before the first training or when told."""
+        if self.options.router != "learned":
+            return None
+        from optimizer.router import load_router
+        from optimizer.store import ModelStore
+
+        store = ModelStore(self.options.models_dir)
+        router = load_router(str(store.root))
+        if router is None:
+            log.info("no trained models in %s yet: each step runs its own action until some are "
+                     "stored there", store.root)
+        else:
+            log.info("routing with the learned models v%d from %s", router.models.version, store.root)
+        return router
+
+    async def _follow_models(self, engine: Engine) -> None:
+        """Switch to a newer model version when one is stored (the API or `overture optimize
+        train` retrains while workers run); the engine asks its router at every decision."""
+        from optimizer.router import LearnedRouter, load_router
+        from optimizer.store import ModelStore
+
+        store = ModelStore(self.options.models_dir)
+        while True:
+            await asyncio.sleep(self.options.models_poll_s)
+            try:
+                versions = store.versions()
+                current = engine.router.models.version if isinstance(engine.router, LearnedRouter) else None
+                if not versions or versions[-1] == current:
+                    continue
+                if isinstance(engine.router, LearnedRouter):
+                    models = await asyncio.to_thread(store.load, versions[-1])
+                    engine.router.replace_models(models)
+                else:
+                    router = await asyncio.to_thread(load_router, str(store.root))
+                    if router is None:
+                        continue
+                    engine.router = router
+                log.info("routing with the learned models v%d from %s", versions[-1], store.root)
+            except Exception:  # a half-copied or unreadable file: keep routing as before, look again
+                log.exception("could not load the models in %s", store.root)
 
     async def _sweep(self, app: App) -> None:
         """Requeue the jobs of workers that stopped heartbeating (killed, partitioned away)."""
