@@ -132,13 +132,13 @@ class Engine(Saga):
 
     async def wait(self, run_id: str, *, timeout: float | None = None) -> RunResult:
         """Wait until the run has finished (timers are woken by the scheduler meanwhile)."""
-        record = self.journal.get_run(run_id)
-        if record.state.finished:
+        state = self.journal.run_state(run_id)
+        if state.finished:
             return self.result(run_id)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[run_id].append(future)
         self._ensure_scheduler()
-        if record.state != RunState.WAITING:
+        if state != RunState.WAITING:
             self._ensure_driving(run_id)
         loop = asyncio.get_running_loop()
         end = None if timeout is None else loop.time() + timeout
@@ -151,7 +151,7 @@ class Engine(Saga):
                     future.cancel()
                     raise TimeoutError(f"run `{run_id}` did not finish within {timeout:g}s")
             await asyncio.wait({future}, timeout=step)
-            if not future.done() and self.journal.get_run(run_id).state.finished:
+            if not future.done() and self.journal.run_state(run_id).finished:
                 future.set_result(None)
         future.result()
         return self.result(run_id)
@@ -415,7 +415,7 @@ class Engine(Saga):
         graph = run_graph(workflow)
         deps = {sid: set(graph.predecessors(sid)) for sid in workflow.step_ids}
         run = ActiveRun(record=record, workflow=workflow, deps=deps)
-        rows = self.journal.step_results(run_id)
+        rows = run.replay = self.journal.step_results(run_id)
         for step in workflow.steps:
             row = rows.get((step.id, WHOLE_STEP))
             run.status[step.id] = row.state if row else None
@@ -554,7 +554,7 @@ class Engine(Saga):
         elif all(run.status[s] in PASSED for s in run.workflow.step_ids):
             self.journal.set_run_state(run.id, RunState.SUCCEEDED, now, event="run.finished")
         elif any(run.status[s] == StepState.WAITING for s in run.workflow.step_ids):
-            if self.journal.get_run(run.id).state != RunState.WAITING:
+            if self.journal.run_state(run.id) != RunState.WAITING:
                 waiting = [s for s in run.workflow.step_ids if run.status[s] == StepState.WAITING]
                 self.journal.set_run_state(
                     run.id, RunState.WAITING, now, event="run.waiting", data={"steps": waiting}

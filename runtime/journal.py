@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from runtime import journal_stats
+from runtime import journal_sql, journal_stats
 from runtime.errors import RunNotFound
 from runtime.journal_checkpoint import Checkpointer
 from runtime.journal_schema import (
@@ -198,6 +197,7 @@ _STEP_START_UPDATE = (
 # the statements run per step or per run, built once (see `_statement`)
 _CANCEL_REQUESTED = sa.select(runs.c.cancel_requested).where(runs.c.id == sa.bindparam("run_id"))
 _RUN_BY_ID = sa.select(runs).where(runs.c.id == sa.bindparam("run_id"))
+_RUN_STATE = sa.select(runs.c.state).where(runs.c.id == sa.bindparam("run_id"))
 _STEPS_OF_RUN = sa.select(step_results).where(step_results.c.run_id == sa.bindparam("run_id"))
 _STARTED_ATTEMPTS = sa.select(attempts).where(
     attempts.c.run_id == sa.bindparam("run_id"), attempts.c.outcome == "started"
@@ -273,7 +273,7 @@ class Journal:
         self._writer: sa.Connection | None = None
         self._checkpointer: Checkpointer | None = None
         self._write_lock = threading.RLock()
-        self._compiled: dict[int, tuple[Any, str, tuple[str, ...], tuple[Any, ...], dict[str, Any]]] = {}
+        self._compiled: dict[int, journal_sql.Prepared] = {}
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -377,41 +377,33 @@ class Journal:
         return conn
 
     def _exec(self, conn: sa.Connection, stmt: Any, params: Mapping[str, Any]) -> Any:
-        """Run one of the module's prebuilt statements; returns the DBAPI cursor (SQLite) or the
-        SQLAlchemy result, both with `rowcount` (use `_inserted_id` for an insert's key).
-
-        On SQLite the statement is compiled once and executed on the connection's DBAPI cursor
-        with SQLAlchemy's own bind processors (JSON, floats): SQLAlchemy's per-execution work
-        was most of a no-op step's cost. Same SQL, same stored values, same transaction."""
+        """Run one of the module's prebuilt statements; returns the DBAPI cursor (SQLite, see
+        `journal_sql`) or the SQLAlchemy result, both with `rowcount` (`_inserted_id` gives an
+        insert's key)."""
         if not self._lite:
             return conn.execute(stmt, params)
-        entry = self._compiled.get(id(stmt))
-        if entry is None or entry[0] is not stmt:
-            dialect = self._engine.dialect
-            compiled = stmt.compile(dialect=dialect)
-            names = tuple(compiled.positiontup or ())
-            binds = [compiled.binds[n] for n in names]
-            processors = tuple(b.type.dialect_impl(dialect).bind_processor(dialect) for b in binds)
-            fixed = {n: b.effective_value for n, b in zip(names, binds, strict=True) if not b.required}
-            for column in [*compiled.insert_prefetch, *compiled.update_prefetch]:
-                # Python-side column defaults (attempts=0, fired=False): SQLAlchemy fills them in
-                # per execution; all of ours are constants
-                if column.default is None or not column.default.is_scalar:
-                    raise TypeError(f"{column} has a default that is not a constant")
-                fixed[column.key] = column.default.arg
-            entry = (stmt, compiled.string, names, processors, fixed)
-            self._compiled[id(stmt)] = entry  # keeps `stmt` alive, so its id is never reused
-        _, sql, names, processors, fixed = entry
-        values = []
-        for name, process in zip(names, processors, strict=True):
-            value = params[name] if name in params else fixed[name]
-            values.append(process(value) if process is not None else value)
-        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.execute(sql, values)
-        except sqlite3.Error as exc:  # the same exception classes as SQLAlchemy's execution raises
-            raise sa.exc.DBAPIError.instance(sql, values, exc, sqlite3.Error) from exc
-        return cursor
+        return journal_sql.execute(conn.connection.dbapi_connection, self._prepared(stmt), params)
+
+    def _prepared(self, stmt: Any) -> journal_sql.Prepared:
+        prepared = self._compiled.get(id(stmt))
+        if prepared is None or prepared.stmt is not stmt:
+            prepared = self._compiled[id(stmt)] = journal_sql.prepare(stmt, self._engine.dialect)
+        return prepared
+
+    def _select(self, stmt: Any, params: Mapping[str, Any], conn: sa.Connection | None = None) -> list[Any]:
+        """The rows of one of the module's prebuilt SELECTs (attribute access, values decoded):
+        in `conn`'s transaction, else on SQLite the writer's connection outside a transaction
+        (it sees the last commit), else a pooled connection."""
+        if not self._lite:
+            if conn is not None:
+                return list(conn.execute(stmt, params))
+            with self._engine.connect() as pooled:
+                return list(pooled.execute(stmt, params))
+        with self._write_lock:
+            conn = conn or self._writer_connection()
+            dbapi = conn.connection.dbapi_connection
+            prepared = self._prepared(stmt)
+            return journal_sql.rows(journal_sql.execute(dbapi, prepared, params), prepared)
 
     def _inserted_id(self, result: Any) -> int:
         if self._lite:
@@ -570,11 +562,17 @@ class Journal:
         )
 
     def get_run(self, run_id: str) -> RunRecord:
-        with self._engine.connect() as conn:
-            row = conn.execute(_RUN_BY_ID, {"run_id": run_id}).first()
-        if row is None:
+        found = self._select(_RUN_BY_ID, {"run_id": run_id})
+        if not found:
             raise RunNotFound(run_id)
-        return self._run(row)
+        return self._run(found[0])
+
+    def run_state(self, run_id: str) -> RunState:
+        """Just the run's state (`get_run` decodes its whole document)."""
+        found = self._select(_RUN_STATE, {"run_id": run_id})
+        if not found:
+            raise RunNotFound(run_id)
+        return RunState(found[0][0])
 
     def find_run(self, prefix: str) -> RunRecord:
         """A run by id or unique id prefix (what people type in the CLI)."""
@@ -662,13 +660,8 @@ class Journal:
 
     def cancel_requested(self, run_id: str) -> bool:
         """Whether a cancel was asked for (the engine checks this after every step)."""
-        if self._lite:  # the writer's connection, outside a transaction: it sees the last commit
-            with self._write_lock:
-                row = self._exec(self._writer_connection(), _CANCEL_REQUESTED, {"run_id": run_id}).fetchone()
-            value = row[0] if row else None
-        else:
-            with self._engine.connect() as conn:
-                value = conn.execute(_CANCEL_REQUESTED, {"run_id": run_id}).scalar()
+        found = self._select(_CANCEL_REQUESTED, {"run_id": run_id})
+        value = found[0][0] if found else None
         if value is None:
             raise RunNotFound(run_id)
         return bool(value)
@@ -709,9 +702,8 @@ class Journal:
         )
 
     def step_results(self, run_id: str) -> dict[tuple[str, int], StepRecord]:
-        with self._engine.connect() as conn:
-            rows = conn.execute(_STEPS_OF_RUN, {"run_id": run_id})
-            return {(r.step_id, r.iteration): self._step(r) for r in rows}
+        rows = self._select(_STEPS_OF_RUN, {"run_id": run_id})
+        return {(r.step_id, r.iteration): self._step(r) for r in rows}
 
     def _step_values(self, now: float, state: StepState | None, fields: Mapping[str, Any]) -> dict[str, Any]:
         values: dict[str, Any] = {"updated_at": now}
@@ -908,8 +900,10 @@ class Journal:
 
     def interrupt_attempts(self, run_id: str, now: float) -> list[AttemptRecord]:
         """Mark the attempts left `started` by a crash as `interrupted`; returns them."""
+        if not self._select(_STARTED_ATTEMPTS, {"run_id": run_id}):
+            return []  # the usual case (a new run): no write transaction for nothing
         with self._tx() as (conn, pending):
-            rows = conn.execute(_STARTED_ATTEMPTS, {"run_id": run_id}).all()
+            rows = self._select(_STARTED_ATTEMPTS, {"run_id": run_id}, conn)
             for row in rows:
                 self._open_attempts.pop(row.id, None)
                 conn.execute(
