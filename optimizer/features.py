@@ -2,21 +2,23 @@
 
 At dispatch the runtime hands the router `Conditions`: the clock, the runs in flight and, per
 candidate action, its calls, error rate and mean latency over the journal's recent window
-(`Journal.action_stats`: finished attempts started within the window). Training replays history
-in clock order and computes the same window statistics for every attempt as of its start, so a
-model never sees a feature it was not trained on.
+(`Journal.action_stats`: finished attempts started within the window, and the same weighted by
+age). Training replays history in clock order and computes the same window statistics for every
+attempt as of its start, so a model never sees a feature it was not trained on.
 """
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from optimizer.records import AttemptRecord
+from runtime.journal_stats import latest_stats
+from runtime.routing import LATEST_MAX_ATTEMPTS
 
 # the engine's default `stats_window_s`; train with the window the engine uses
 DEFAULT_WINDOW_S = 3600.0
@@ -41,6 +43,10 @@ class Recent:
     calls: int = 0
     error_rate: float = 0.0
     mean_latency_s: float | None = None
+    latest_calls: float = 0.0
+    latest_error_rate: float = 0.0
+    latest_mean_latency_s: float | None = None
+    latest_started_at: float | None = None
 
 
 def hour_of_day(at: float) -> float:
@@ -79,7 +85,8 @@ def action_priors(records: Sequence[AttemptRecord]) -> dict[str, Prior]:
 
 @dataclass(slots=True)
 class _Window:
-    items: deque[tuple[float, float, bool]] = field(default_factory=deque)  # (started_at, duration, ok)
+    items: list[tuple[float, float, bool]] = field(default_factory=list)
+    """(started_at, duration, ok), in start order."""
     calls: int = 0
     errors: int = 0
     total: float = 0.0
@@ -87,14 +94,17 @@ class _Window:
 
 @dataclass
 class WindowStats:
-    """Per action: finished attempts that started within the last `window_s` seconds."""
+    """Per action: finished attempts that started within the last `window_s` seconds, as
+    `runtime.journal_stats.action_stats` reports them (for replays and simulations of the engine)."""
 
     window_s: float = DEFAULT_WINDOW_S
     _windows: dict[str, _Window] = field(default_factory=dict)
 
     def add(self, rec: AttemptRecord) -> None:
         w = self._windows.setdefault(rec.action, _Window())
-        w.items.append((rec.started_at, rec.duration, rec.ok))
+        # attempts finish out of start order now and then; kept in start order, the window's oldest
+        # are at the front and its newest at the back
+        bisect.insort_right(w.items, (rec.started_at, rec.duration, rec.ok), key=_started)
         w.calls += 1
         w.errors += 0 if rec.ok else 1
         w.total += rec.duration
@@ -103,15 +113,22 @@ class WindowStats:
         w = self._windows.get(action)
         if w is None:
             return Recent()
-        # attempts finish roughly in start order, so evicting from the left is close to exact
-        while w.items and w.items[0][0] < now - self.window_s:
-            _, duration, ok = w.items.popleft()
-            w.calls -= 1
-            w.errors -= 0 if ok else 1
-            w.total -= duration
+        gone = bisect.bisect_left(w.items, now - self.window_s, key=_started)
+        if gone:
+            for _, duration, ok in w.items[:gone]:
+                w.calls -= 1
+                w.errors -= 0 if ok else 1
+                w.total -= duration
+            del w.items[:gone]
         if w.calls <= 0:
             return Recent()
-        return Recent(w.calls, w.errors / w.calls, w.total / w.calls)
+        newest = w.items[: -LATEST_MAX_ATTEMPTS - 1: -1]
+        latest = latest_stats([(started, not ok, duration) for started, duration, ok in newest])
+        return Recent(w.calls, w.errors / w.calls, w.total / w.calls, *latest)
+
+
+def _started(item: tuple[float, float, bool]) -> float:
+    return item[0]
 
 
 def feature_matrix(

@@ -2,33 +2,89 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import sqlalchemy as sa
 
 from runtime.journal_schema import attempts
-from runtime.routing import ActionStats
+from runtime.routing import LATEST_HALF_LIFE_S, LATEST_MAX_ATTEMPTS, ActionStats
+
+FINISHED = ("succeeded", "failed", "timeout")
+
+LatestStats = tuple[float, float, float | None, float | None]
+"""(latest_calls, latest_error_rate, latest_mean_latency_s, latest_started_at) of `ActionStats`."""
+
+
+def latest_stats(newest_first: Sequence[tuple[float, bool, float | None]]) -> LatestStats:
+    """The age-weighted `latest_*` fields from (started_at, failed, duration_s) of an action's newest
+    finished attempts, newest first, at most `LATEST_MAX_ATTEMPTS` of them.
+
+    One definition for the journal and for the optimizer's replay of history, so a model is trained
+    on the numbers the router will be handed."""
+    if not newest_first:
+        return 0.0, 0.0, None, None
+    ref = newest_first[0][0]
+    weights = failed_w = timed_w = latency_w = 0.0
+    for started_at, failed, duration in newest_first[:LATEST_MAX_ATTEMPTS]:
+        w = 0.5 ** ((ref - started_at) / LATEST_HALF_LIFE_S)
+        weights += w
+        if failed:
+            failed_w += w
+        if duration is not None:
+            timed_w += w
+            latency_w += w * duration
+    return weights, failed_w / weights, (latency_w / timed_w if timed_w > 0.0 else None), ref
 
 
 def action_stats(engine: sa.Engine, actions: Iterable[str], *, since: float) -> dict[str, ActionStats]:
-    """Error rate and mean latency per action over finished attempts started since `since`."""
+    """Per action, over finished attempts started since `since`: calls, error rate and mean latency,
+    and the same weighted by age over the newest of them (`ActionStats.latest_*`)."""
     names = list(actions)
+    in_window = (
+        attempts.c.action.in_(names),
+        attempts.c.started_at >= since,
+        attempts.c.outcome.in_(FINISHED),
+    )
     ok = sa.case((attempts.c.outcome == "succeeded", 0), else_=1)
-    query = (
+    totals = (
         sa.select(attempts.c.action, sa.func.count(), sa.func.sum(ok), sa.func.avg(attempts.c.duration_s))
-        .where(
-            attempts.c.action.in_(names),
-            attempts.c.started_at >= since,
-            attempts.c.outcome.in_(["succeeded", "failed", "timeout"]),
-        )
+        .where(*in_window)
         .group_by(attempts.c.action)
     )
-    stats = {name: ActionStats(calls=0, error_rate=0.0, mean_latency_s=None) for name in names}
+    # ties in start time broken by insertion order, so the cut at LATEST_MAX_ATTEMPTS is deterministic
+    rank = sa.func.row_number().over(
+        partition_by=attempts.c.action, order_by=(attempts.c.started_at.desc(), attempts.c.id.desc())
+    )
+    ranked = (
+        sa.select(attempts.c.action, attempts.c.started_at, attempts.c.outcome, attempts.c.duration_s,
+                  rank.label("rank"))
+        .where(*in_window)
+        .subquery()
+    )
+    newest = (
+        sa.select(ranked.c.action, ranked.c.started_at, ranked.c.outcome, ranked.c.duration_s)
+        .where(ranked.c.rank <= LATEST_MAX_ATTEMPTS)
+        .order_by(ranked.c.action, ranked.c.rank)
+    )
+    window: dict[str, tuple[int, float, float | None]] = {}
+    latest: dict[str, list[tuple[float, bool, float | None]]] = {}
     with engine.connect() as conn:
-        for name, calls, failed, latency in conn.execute(query):
-            stats[name] = ActionStats(
-                calls=int(calls),
-                error_rate=float(failed or 0) / max(1, int(calls)),
-                mean_latency_s=float(latency) if latency is not None else None,
+        for name, calls, failed, latency in conn.execute(totals):
+            window[name] = (
+                int(calls),
+                float(failed or 0) / max(1, int(calls)),
+                float(latency) if latency is not None else None,
             )
+        for name, started_at, outcome, duration in conn.execute(newest):
+            latest.setdefault(name, []).append(
+                (float(started_at), outcome != "succeeded", float(duration) if duration is not None else None)
+            )
+    stats = {}
+    for name in names:
+        calls, error_rate, mean_latency = window.get(name, (0, 0.0, None))
+        w, w_err, w_latency, last = latest_stats(latest.get(name, ()))
+        stats[name] = ActionStats(
+            calls=calls, error_rate=error_rate, mean_latency_s=mean_latency, latest_calls=w,
+            latest_error_rate=w_err, latest_mean_latency_s=w_latency, latest_started_at=last,
+        )
     return stats
