@@ -172,6 +172,8 @@ class MemoryJournal:
         self._lock = threading.Lock()
         self.fsync = True
         """Kept for `Journal`'s callers; there is nothing to sync."""
+        self.defer_fsync = False
+        """Likewise (`Journal` groups its fsyncs with it)."""
         self.redact: Redactor = redact or (lambda value: value)
         self.schema: str | None = None
         self.url = "memory://"
@@ -205,6 +207,9 @@ class MemoryJournal:
 
     def drop_schema(self) -> None:
         raise ValueError("this journal has no schema of its own")
+
+    async def flush(self) -> None:
+        """Returns at once: every write is as durable as it will be (in memory) when it is made."""
 
     # -- events and listeners -------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from runtime import Engine, Event, Journal, ManualClock, RunState, StepState, Un
 from runtime.errors import InvalidRunState, PermanentActionError, RunNotFound, TransientActionError
 from runtime.invocation import ActionCall
 from runtime.journal_memory import MemoryJournal
+from runtime.report import run_data
 from runtime.testing import ScriptedInvoker
 
 AnyJournal = Journal | MemoryJournal
@@ -393,6 +394,7 @@ def records(journal: AnyJournal, run_ids: list[str]) -> dict[str, Any]:
             "approvals": [plain(a) for a in journal.approvals(run_id)],
             "undos": [(k, plain(u)) for k, u in journal.undo_results(run_id).items()],
             "timers": [(k, plain(t)) for k, t in journal.timers(run_id).items()],
+            "report": run_data(cast(Journal, journal), run_id),  # what `overture runs show` prints
         }
     actions = sorted({a.action for a in journal.attempts()})
     found["all"] = {
@@ -724,7 +726,7 @@ def test_it_has_every_public_method_of_journal_with_the_same_signature() -> None
         assert ours is not None, name
         assert inspect.signature(ours) == inspect.signature(getattr(Journal, name)), name
     memory = MemoryJournal()
-    for attribute in ("fsync", "redact", "schema", "url"):
+    for attribute in ("fsync", "defer_fsync", "redact", "schema", "url"):
         assert hasattr(memory, attribute), attribute
     with pytest.raises(ValueError):
         memory.drop_schema()
