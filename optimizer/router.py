@@ -14,12 +14,25 @@ in flight), with the recent-window features at their training means: a window th
 emptied (traffic moved elsewhere) is outside anything the models saw, and extrapolating into it
 made decisions stick. The window's own evidence is folded in explicitly instead: the model's
 failure probability and expected duration are a prior worth `prior_calls` observations, the
-window's error rate and mean latency are evidence on top of it, so an outage the models never saw,
-or a service that slowed down since training, moves traffic within a few calls. Once traffic has
-moved, the window of the avoided action empties; the router then remembers the last error rate it
-saw, fading with `memory_half_life_s`, so it does not return to a failing service the moment its
-window is empty (exploration probes it meanwhile, and fresh calls replace the memory).
+window's error rate and mean latency are evidence on top of it, so a service that slowed down
+since training moves traffic within a few calls. Once traffic has moved, the window of the avoided
+action empties; the router then remembers the last error rate it saw, fading with
+`memory_half_life_s`, so it does not return to a failing service the moment its window is empty.
 (`recent_features=True` reads the models' own recent-window coefficients instead, for comparison.)
+
+An hour-long window is slow to notice an outage: its first failures are outnumbered by the hour's
+successes. So the router also asks whether the service has *changed*: the runtime's age-weighted
+stats over the newest attempts (`ActionStats.latest_*`, the last few minutes of its traffic) are
+tested against the window's estimate — the likelihood of those outcomes under that failure rate,
+against a failure rate that is unknown (uniform) — with a prior probability of a change of
+`change_prior`. The posterior probability of a change, q, weighs two costs: the cost at the
+window's failure rate and the cost at the newest attempts' own rate (mean of its Beta posterior).
+Weighing the costs rather than averaging the rates matters: cost is convex in the failure rate,
+so a 20% chance of an outage costs more than a 20%-of-the-way-to-outage failure rate. Two failures
+in a row where one in fifty is expected make q large; one failure at a service failing one time in
+six (a daily peak) does not. The router keeps the last verdict per action, fading with
+`memory_half_life_s` from the attempt it rests on, so an outage it detected is not forgotten once
+the few attempts that showed it leave the window.
 
 Exploration follows the uncertainty (probability matching, as Thompson sampling does, but with
 exact propensities): a candidate's log-cost is taken as uncertain by `uncertainty / √(1 + n)`,
@@ -31,33 +44,44 @@ the history never covered it rises towards ½ for close calls. Only plausible ca
 cost within `explore_within` times the best) are explored; the probability of the choice is
 returned as the propensity the journal records, so outcomes can be reweighed off-policy.
 
-A decision is a few dozen float operations: the models' coefficients are copied into plain Python
-tuples once per model set (`replace_models`), and no numpy is touched on the routing path.
+A decision is a few dozen float operations on plain Python numbers: per action, the models'
+time-of-day terms are tabulated once per model set (`replace_models`, one entry per minute of the
+day, read by linear interpolation), the other coefficients copied into floats, and no numpy is
+touched on the routing path. Allocation is kept to a few objects per decision, and
+`freeze_gc=True` (what `load_router` does) moves everything alive once the models are loaded out of
+the cyclic collector's reach, so a full collection never has to walk the models or the process's
+start-up objects in the middle of a decision.
 """
 
 from __future__ import annotations
 
+import gc
 import math
 import random
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from optimizer.features import HOUR_CENTERS, HOUR_WIDTH, N_FEATURES
 from optimizer.models import ActionModel, ModelSet
-from runtime.routing import Conditions, RouteChoice
+from runtime.routing import ActionStats, Conditions, RouteChoice
 from workflow.document import Step
 
 DEFAULT_EPSILON = 0.01
 DEFAULT_FAILURE_PENALTY_S = 10.0
 DEFAULT_PRIOR_CALLS = 10.0
-DEFAULT_MEMORY_HALF_LIFE_S = 1800.0
+DEFAULT_MEMORY_HALF_LIFE_S = 3600.0
 DEFAULT_EXPLORE_WITHIN = 2.0
 DEFAULT_UNCERTAINTY = 0.25
 """Spread of one observation's log-cost: one attempt says little about the next one's cost."""
+DEFAULT_CHANGE_PRIOR = 0.02
+"""Prior probability that a service's failure rate has left what the window says (an outage)."""
 
 _N_BUMPS = len(HOUR_CENTERS)
 _BIN_HOURS = 24.0 / _N_BUMPS
 _SQRT2 = math.sqrt(2.0)
+_STEPS_PER_HOUR = 60
+_DAY_STEPS = 24 * _STEPS_PER_HOUR
 
 
 @dataclass(frozen=True)
@@ -68,6 +92,8 @@ class Score:
     cost: float
     evidence: float = 0.0
     """Observations behind the prediction at this moment (same-time-of-day training rows + recent calls)."""
+    change_probability: float = 0.0
+    """Posterior probability that the action's failure rate has changed from the window's (an outage)."""
 
 
 def route_cost(expected_duration_s: float, failure_probability: float,
@@ -77,14 +103,43 @@ def route_cost(expected_duration_s: float, failure_probability: float,
     return expected_duration_s / (1.0 - p) + failure_penalty_s * p
 
 
+def change_probability(base_p: float, calls: float, failures: float, prior: float) -> float:
+    """Posterior probability that `failures` out of `calls` (weighted) came from a failure rate other
+    than `base_p`: the likelihood under `base_p` against the Beta(1, 1)-marginal likelihood of an
+    unknown rate, with prior probability `prior` of a change."""
+    if calls <= 0.0 or prior <= 0.0:
+        return 0.0
+    successes = max(0.0, calls - failures)
+    p0 = min(max(base_p, 1e-6), 1.0 - 1e-6)
+    log_same = failures * math.log(p0) + successes * math.log1p(-p0)
+    log_changed = math.lgamma(failures + 1.0) + math.lgamma(successes + 1.0) - math.lgamma(calls + 2.0)
+    log_odds = math.log(prior / (1.0 - prior)) + log_changed - log_same
+    if log_odds > 50.0:
+        return 1.0
+    odds = math.exp(log_odds)
+    return odds / (1.0 + odds)
+
+
+def _hour_table(weights: Sequence[float]) -> array[float]:
+    """Σ bump_i(hour) × weights_i at every minute of the day, plus the wrap-around entry."""
+    import numpy as np
+
+    hour = np.arange(_DAY_STEPS + 1, dtype=np.float64) / _STEPS_PER_HOUR
+    d = np.abs(hour[:, None] - np.asarray(HOUR_CENTERS)[None, :])
+    d = np.minimum(d, 24.0 - d)
+    z = np.exp(-0.5 * (d / HOUR_WIDTH) ** 2) @ np.asarray(weights, dtype=np.float64)
+    return array("d", z.astype(np.float64).tobytes())
+
+
 @dataclass(frozen=True, slots=True)
 class _Coefficients:
     """One action's models as plain floats: the routing path's only data."""
 
-    fail_hour: tuple[float, ...]
+    fail_hours: array[float]
+    lat_hours: array[float]
+    """The time-of-day terms per minute of the day (`_hour_table`)."""
     fail_rest: tuple[float, float, float, float]  # log_load, recent error, recent log latency, log calls
     fail_bias: float
-    lat_hour: tuple[float, ...]
     lat_rest: tuple[float, float, float, float]
     lat_bias: float
     lat_smear: float
@@ -112,8 +167,9 @@ def _coefficients(model: ActionModel, prior: tuple[float, float]) -> _Coefficien
     fail_mean = sum(w * m for w, m in zip(fc[_N_BUMPS + 1:], means, strict=True))
     lat_mean = sum(w * m for w, m in zip(lc[_N_BUMPS + 1:], means, strict=True))
     return _Coefficients(
-        fail_hour=tuple(fc[:_N_BUMPS]), fail_rest=(fc[8], fc[9], fc[10], fc[11]), fail_bias=model.fail_bias,
-        lat_hour=tuple(lc[:_N_BUMPS]), lat_rest=(lc[8], lc[9], lc[10], lc[11]), lat_bias=model.lat_bias,
+        fail_hours=_hour_table(fc[:_N_BUMPS]), lat_hours=_hour_table(lc[:_N_BUMPS]),
+        fail_rest=(fc[8], fc[9], fc[10], fc[11]), fail_bias=model.fail_bias,
+        lat_rest=(lc[8], lc[9], lc[10], lc[11]), lat_bias=model.lat_bias,
         lat_smear=model.lat_smear, prior_error=prior[0], prior_latency=prior[1], rows_by_bin=tuple(bins),
         fail_mean_rest=fail_mean, lat_mean_rest=lat_mean,
     )
@@ -126,14 +182,16 @@ def _unique(values: object) -> tuple[list[int], list[int]]:
     return [int(u) for u in uniq], [int(c) for c in counts]
 
 
-def _bumps(now: float) -> tuple[list[float], int]:
-    hour = (now % 86_400.0) / 3600.0
-    out = []
-    for c in HOUR_CENTERS:
-        d = abs(hour - c)
-        d = min(d, 24.0 - d)
-        out.append(math.exp(-0.5 * (d / HOUR_WIDTH) ** 2))
-    return out, int(((hour + _BIN_HOURS / 2.0) % 24.0) // _BIN_HOURS)
+class _Memory:
+    """What the router last saw of one action, kept in place so a decision allocates no new entry."""
+
+    __slots__ = (
+        "change", "changed_p", "latest_at", "latest_calls", "window_at", "window_calls", "window_error",
+    )
+
+    def __init__(self) -> None:
+        self.window_at = self.latest_at = -math.inf
+        self.window_calls = self.window_error = self.latest_calls = self.change = self.changed_p = 0.0
 
 
 class LearnedRouter:
@@ -149,26 +207,31 @@ class LearnedRouter:
         memory_half_life_s: float = DEFAULT_MEMORY_HALF_LIFE_S,
         explore_within: float = DEFAULT_EXPLORE_WITHIN,
         uncertainty: float = DEFAULT_UNCERTAINTY,
+        change_prior: float = DEFAULT_CHANGE_PRIOR,
         fuse_latency: bool = True,
         recent_features: bool = False,
+        freeze_gc: bool = False,
         seed: int | None = None,
     ) -> None:
         if not 0.0 <= epsilon <= 1.0:
             raise ValueError(f"epsilon must be within 0..1, got {epsilon}")
         if uncertainty < 0.0:
             raise ValueError(f"uncertainty must be ≥ 0, got {uncertainty}")
+        if not 0.0 <= change_prior < 1.0:
+            raise ValueError(f"change_prior must be within 0..1, got {change_prior}")
         self.epsilon = epsilon
         self.failure_penalty_s = failure_penalty_s
         self.prior_calls = prior_calls
         self.memory_half_life_s = memory_half_life_s
         self.explore_within = explore_within
         self.uncertainty = uncertainty
+        self.change_prior = change_prior
         self.fuse_latency = fuse_latency
         self.recent_features = recent_features
-        self._memory: dict[str, tuple[float, float, float]] = {}  # action → (time, calls, error rate)
+        self.freeze_gc = freeze_gc
+        self._memory: dict[str, _Memory] = {}
+        self._certain_choices: dict[str, RouteChoice] = {}
         self._rng = random.Random(seed)
-        self._bump_at = math.nan
-        self._bump_cache: tuple[list[float], int] = ([], 0)
         self.replace_models(models)
 
     def replace_models(self, models: ModelSet) -> None:
@@ -179,84 +242,131 @@ class LearnedRouter:
         }
         self.models = models
         self._coef = coefficients
+        self._memory = {**{a: _Memory() for a in coefficients}, **self._memory}
+        if self.freeze_gc:
+            # everything alive now (the models, their training rows, the process's start-up objects)
+            # lives as long as the process: a full collection need not walk it during a decision
+            gc.freeze()
 
     def score(self, action: str, conditions: Conditions) -> Score | None:
         """The router's view of one candidate under `conditions` (None: no model of it)."""
-        found = self._estimate(action, conditions)
-        if found is None:
-            return None
-        d, p, cost, evidence = found
-        return Score(action, d, p, cost, evidence)
-
-    def _estimate(self, action: str, conditions: Conditions) -> tuple[float, float, float, float] | None:
-        """(expected duration, failure probability, cost, evidence) of one candidate."""
         c = self._coef.get(action)
         if c is None:
             return None
+        d, p, cost, evidence, change = self._estimate(c, action, conditions, _load_term(conditions))
+        return Score(action, d, p, cost, evidence, change)
+
+    def _estimate(self, c: _Coefficients, action: str, conditions: Conditions,
+                  f_load: float) -> tuple[float, float, float, float, float]:
+        """(expected duration, failure probability, cost, evidence, change probability) of one candidate."""
         now = conditions.now
-        if now != self._bump_at:
-            self._bump_cache = _bumps(now)
-            self._bump_at = now
-        bumps, hour_bin = self._bump_cache
-        stats = conditions.recent.get(action)
+        # the time-of-day terms, read off the per-minute tables
+        pos = (now % 86_400.0) / 3600.0 * _STEPS_PER_HOUR
+        k = int(pos)
+        frac = pos - k
+        hours = c.fail_hours
+        zf = c.fail_bias + hours[k] + (hours[k + 1] - hours[k]) * frac
+        hours = c.lat_hours
+        zl = c.lat_bias + hours[k] + (hours[k + 1] - hours[k]) * frac
+        hour_bin = int(((pos / _STEPS_PER_HOUR + _BIN_HOURS / 2.0) % 24.0) // _BIN_HOURS)
+
+        stats: ActionStats | None = conditions.recent.get(action)
         n = 0
         err = 0.0
-        mean = c.prior_latency
         if stats is not None and stats.calls > 0:
             n = stats.calls
             err = stats.error_rate
-            if stats.mean_latency_s is not None:
-                mean = stats.mean_latency_s
-        # the features, as `optimizer.features.feature_vector` computes them
-        f_load = math.log1p(max(conditions.runs_in_flight, 0))
-        f_err = (err * n + c.prior_error) / (n + 1.0)
-        f_lat = math.log1p(max((mean * n + c.prior_latency) / (n + 1.0), 0.0))
-        f_calls = math.log1p(n)
-        zf, zl = c.fail_bias, c.lat_bias
-        for b, wf, wl in zip(bumps, c.fail_hour, c.lat_hour, strict=True):
-            zf += b * wf
-            zl += b * wl
         r = c.fail_rest
+        q = c.lat_rest
         if self.recent_features:
+            # the features, as `optimizer.features.feature_vector` computes them
+            mean = stats.mean_latency_s if stats is not None and n and stats.mean_latency_s is not None \
+                else c.prior_latency
+            f_err = (err * n + c.prior_error) / (n + 1.0)
+            f_lat = math.log1p(max((mean * n + c.prior_latency) / (n + 1.0), 0.0))
+            f_calls = math.log1p(n)
             zf += r[0] * f_load + r[1] * f_err + r[2] * f_lat + r[3] * f_calls
+            zl += q[0] * f_load + q[1] * f_err + q[2] * f_lat + q[3] * f_calls
         else:
             zf += r[0] * f_load + c.fail_mean_rest
-        r = c.lat_rest
-        if self.recent_features:
-            zl += r[0] * f_load + r[1] * f_err + r[2] * f_lat + r[3] * f_calls
-        else:
-            zl += r[0] * f_load + c.lat_mean_rest
+            zl += q[0] * f_load + c.lat_mean_rest
         p = 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, zf))))
+
+        memory = self._memory.get(action)
+        if memory is None:
+            memory = self._memory[action] = _Memory()
+        half_life = self.memory_half_life_s
         calls = float(n)
-        if calls > 0:
-            self._memory[action] = (now, calls, err)
-        elif self.memory_half_life_s > 0 and (seen := self._memory.get(action)) is not None:
-            at, seen_calls, err = seen
-            calls = seen_calls * 0.5 ** (max(0.0, now - at) / self.memory_half_life_s)
-        if calls > 0:
+        if n > 0:
+            memory.window_at, memory.window_calls, memory.window_error = now, calls, err
+        elif half_life > 0.0 and memory.window_calls > 0.0:
+            err = memory.window_error
+            calls = memory.window_calls * 0.5 ** (max(0.0, now - memory.window_at) / half_life)
+        if calls > 0.0:
             p = (p * self.prior_calls + err * calls) / (self.prior_calls + calls)
+
         d = max(0.0, math.expm1(min(zl, 50.0)) * c.lat_smear)
         if n > 0 and self.fuse_latency and stats is not None and stats.mean_latency_s is not None:
             # the window's own mean latency is evidence on top of the model's, as for failures: a
             # service that slowed down since training is seen as slower within a few calls
             d = (d * self.prior_calls + stats.mean_latency_s * n) / (self.prior_calls + n)
-        q = min(max(p, 0.0), 0.999)
-        cost = d / (1.0 - q) + self.failure_penalty_s * q  # `route_cost`, inlined
-        return d, p, cost, c.rows_by_bin[hour_bin] + n
+
+        # has the service changed since the window's estimate? The verdict is taken when new
+        # evidence arrives (a newer attempt, or one more finished among the newest) and kept
+        if stats is not None and (latest_at := stats.latest_started_at) is not None:
+            w = stats.latest_calls
+            seen_at = memory.latest_at
+            if w > 0.0 and (latest_at > seen_at or (latest_at == seen_at and w != memory.latest_calls)):
+                failed = w * stats.latest_error_rate
+                memory.latest_at, memory.latest_calls = latest_at, w
+                memory.change = change_probability(p, w, failed, self.change_prior)
+                memory.changed_p = (failed + 1.0) / (w + 2.0)
+        change = memory.change
+        if change > 0.0 and half_life > 0.0:
+            change *= 0.5 ** (max(0.0, now - memory.latest_at) / half_life)
+
+        penalty = self.failure_penalty_s
+        f = min(max(p, 0.0), 0.999)
+        cost = d / (1.0 - f) + penalty * f  # `route_cost`, inlined
+        if change > 1e-9:
+            f = min(memory.changed_p, 0.999)
+            cost = (1.0 - change) * cost + change * (d / (1.0 - f) + penalty * f)
+            p = (1.0 - change) * p + change * memory.changed_p
+        return d, p, cost, c.rows_by_bin[hour_bin] + n, change
 
     def choose(self, step: Step, candidates: Sequence[str], conditions: Conditions) -> RouteChoice:
-        options = list(dict.fromkeys(candidates)) or [step.action]
+        if len(candidates) == 2 and candidates[0] != candidates[1]:
+            first, second = candidates
+            c1, c2 = self._coef.get(first), self._coef.get(second)
+            if c1 is not None and c2 is not None:
+                return self._choose_two(first, c1, second, c2, conditions)
+            options: Sequence[str] = candidates
+        else:
+            options = list(dict.fromkeys(candidates)) or [step.action]
         k = len(options)
         if k == 1:
             return RouteChoice(action=options[0], propensity=1.0)
-        estimates = [self._estimate(a, conditions) for a in options]
+        f_load = _load_term(conditions)
+        costs = [0.0] * k
+        evidence = [0.0] * k
+        known = [False] * k
+        best_known = math.inf
+        coef = self._coef
+        for i, action in enumerate(options):
+            c = coef.get(action)
+            if c is not None:
+                _, _, cost, ev, _ = self._estimate(c, action, conditions, f_load)
+                costs[i], evidence[i], known[i] = cost, ev, True
+                if cost < best_known:
+                    best_known = cost
         # an action never seen yet gets the best known cost and no evidence: it is explored
-        best_known = min((e[2] for e in estimates if e is not None), default=0.0)
-        costs = [e[2] if e is not None else best_known for e in estimates]
-        evidence = [e[3] if e is not None else 0.0 for e in estimates]
-        greedy = 0
-        for i in range(1, k):
-            if costs[i] < costs[greedy]:
+        if best_known == math.inf:
+            best_known = 0.0
+        greedy = -1
+        for i in range(k):
+            if not known[i]:
+                costs[i] = best_known
+            if greedy < 0 or costs[i] < costs[greedy]:
                 greedy = i
         # explore only among plausible options: probing a service predicted to cost many times the
         # best (one in an outage) teaches little and costs a lot
@@ -282,20 +392,55 @@ class LearnedRouter:
             # several options each likely as good as the best: share out what is left for them
             scale = (1.0 - floor) / total
             probs = [q * scale for q in probs]
+            total = sum(probs)
         u = self._rng.random()
         for i, q in zip(eligible, probs, strict=True):
             if u < q:
                 return RouteChoice(action=options[i], propensity=q)
             u -= q
-        return RouteChoice(action=options[greedy], propensity=1.0 - sum(probs))
+        return RouteChoice(action=options[greedy], propensity=1.0 - total)
+
+    def _choose_two(self, a: str, ca: _Coefficients, b: str, cb: _Coefficients,
+                    conditions: Conditions) -> RouteChoice:
+        """`choose` between two modelled candidates, the common case, without the general path's
+        lists: the same decision and propensities."""
+        f_load = _load_term(conditions)
+        _, _, cost_a, ev_a, _ = self._estimate(ca, a, conditions, f_load)
+        _, _, cost_b, ev_b, _ = self._estimate(cb, b, conditions, f_load)
+        if cost_b < cost_a:
+            a, b, cost_a, cost_b, ev_a, ev_b = b, a, cost_b, cost_a, ev_b, ev_a
+        # a is the greedy choice; b is explored only if plausible (see `choose`)
+        if cost_b > cost_a * self.explore_within:
+            return self._certain(a)
+        q = self.epsilon / 2.0
+        if self.uncertainty > 0.0 and cost_a > 0.0:
+            sigma = self.uncertainty * math.sqrt(1.0 / (1.0 + ev_a) + 1.0 / (1.0 + ev_b))
+            q = max(q, 0.5 * math.erfc(math.log(cost_b / cost_a) / (sigma * _SQRT2)))
+            q = min(q, 1.0 - self.epsilon / 2.0)
+        if self._rng.random() < q:
+            return RouteChoice(action=b, propensity=q)
+        return RouteChoice(action=a, propensity=1.0 - q)
+
+    def _certain(self, action: str) -> RouteChoice:
+        # the same immutable answer each time: a greedy decision allocates nothing
+        choice = self._certain_choices.get(action)
+        if choice is None:
+            choice = self._certain_choices[action] = RouteChoice(action=action, propensity=1.0)
+        return choice
 
 
-def load_router(models_dir: str | None = None, **options: float) -> LearnedRouter | None:
+def _load_term(conditions: Conditions) -> float:
+    return math.log1p(max(conditions.runs_in_flight, 0))
+
+
+def load_router(
+    models_dir: str | None = None, *, freeze_gc: bool = True, **options: float
+) -> LearnedRouter | None:
     """The learned router over the latest stored models, or None before the first training: what
-    an embedder passes as `Engine(..., router=load_router())`."""
+    an embedder passes as `Engine(..., router=load_router())`. `freeze_gc`: see `LearnedRouter`."""
     from optimizer.store import ModelStore
 
     models = ModelStore(models_dir).latest()
     if models is None:
         return None
-    return LearnedRouter(models, **options)  # type: ignore[arg-type]
+    return LearnedRouter(models, freeze_gc=freeze_gc, **options)  # type: ignore[arg-type]

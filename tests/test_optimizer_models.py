@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from pathlib import Path
 
@@ -10,10 +11,10 @@ import pytest
 from optimizer_support import T0, attempts, hour, lognormal, serial_runs
 
 from optimizer.errors import NoModels
-from optimizer.features import Recent, feature_vector, replay_features
+from optimizer.features import Recent, WindowStats, feature_vector, replay_features
 from optimizer.models import train, update
 from optimizer.predict import predict_run_duration
-from optimizer.router import LearnedRouter
+from optimizer.router import LearnedRouter, change_probability
 from optimizer.store import ModelStore
 from optimizer.traces import dag_critical_path, trace_workflow
 from runtime.routing import ActionStats, Conditions
@@ -260,3 +261,106 @@ def test_router_explores_where_its_evidence_is_thin_and_logs_the_propensity():
     assert covered == pytest.approx(0.01, abs=0.006) and len(props) == 2
     uncovered, _ = shares(18.0)  # never seen at this hour: a close call is explored far more
     assert uncovered > 0.1
+
+
+def _outage_replay(router: LearnedRouter, *, latest: bool, outage_at: float,
+                   failures_before: frozenset[int] = frozenset()) -> tuple[int, list[str]]:
+    """Decisions every two minutes; geo.fast fails from `outage_at` on (and at the decisions listed
+    in `failures_before`), geo.slow never. The router sees the window stats the journal reports
+    (replayed by `WindowStats`), with or without the `latest_*` fields. Returns the failed calls
+    to geo.fast from the outage until the router moved off it, and every choice."""
+    from optimizer.records import ERROR, OK, AttemptRecord
+
+    window = WindowStats(window_s=3600.0)
+    choices = []
+    failed_in_outage = 0
+    switched = False
+    for i in range(90):
+        now = T0 + 12 * 3600 + i * 120.0
+        recent = {}
+        for action in ("geo.fast", "geo.slow"):
+            r = window.query(action, now)
+            recent[action] = ActionStats(r.calls, r.error_rate, r.mean_latency_s, r.latest_calls,
+                                         r.latest_error_rate, r.latest_mean_latency_s, r.latest_started_at) \
+                if latest else ActionStats(r.calls, r.error_rate, r.mean_latency_s)
+        choice = router.choose(STEP, ["geo.fast", "geo.slow"], Conditions(now, 3, "w", recent))
+        choices.append(choice.action)
+        fast = choice.action == "geo.fast"
+        ok = not fast or (now < outage_at and i not in failures_before)
+        duration = 1.0 if fast else 3.0
+        window.add(AttemptRecord(run_id=f"r{i}", workflow="w", step_id="g", action=choice.action,
+                                 started_at=now, ended_at=now + duration, outcome=OK if ok else ERROR))
+        if now >= outage_at and not switched:
+            if fast:
+                failed_in_outage += 1
+            else:
+                switched = True
+    return failed_in_outage, choices
+
+
+def test_router_leaves_a_service_in_an_outage_after_its_first_failures_not_after_the_hours():
+    models = _router_models()
+    outage_at = T0 + 12 * 3600 + 60 * 120.0  # after an hour of healthy calls filled the window
+
+    def greedy() -> LearnedRouter:
+        return LearnedRouter(models, epsilon=0.0, uncertainty=0.0)
+
+    fast_detect, choices = _outage_replay(greedy(), latest=True, outage_at=outage_at)
+    slow_detect, _ = _outage_replay(greedy(), latest=False, outage_at=outage_at)
+    assert set(choices[:60]) == {"geo.fast"}
+    # geo.slow costs three times as much, so it takes a few failures to move; with the newest
+    # attempts' stats, half as many as with the hour's window alone, still full of successes
+    assert fast_detect <= 4
+    assert slow_detect >= 2 * fast_detect
+    # once away, it stays away while its last failures are fresh
+    assert set(choices[60 + fast_detect:]) == {"geo.slow"}
+
+    # one failure among healthy calls is not an outage: the router stays
+    _, calm = _outage_replay(greedy(), latest=True, outage_at=math.inf, failures_before=frozenset({30}))
+    assert set(calm) == {"geo.fast"}
+
+
+def test_change_probability_weighs_the_newest_attempts_against_the_window():
+    # two failures in a row where 2% is expected: very likely a change
+    assert change_probability(0.02, 2.0, 2.0, 0.02) > 0.5
+    # one failure among a few successes, same expectation: not yet
+    assert change_probability(0.02, 3.0, 1.0, 0.02) < 0.3
+    # one failure in two from a service failing one time in five is hardly news (the prior is 2%)
+    assert change_probability(0.2, 2.0, 1.0, 0.02) < 0.03
+    assert change_probability(0.02, 0.0, 0.0, 0.02) == 0.0
+
+
+def test_the_two_candidate_fast_path_decides_as_the_general_path():
+    models = _router_models()
+    fast, general = LearnedRouter(models, seed=11), LearnedRouter(models, seed=11)
+    rng = np.random.default_rng(3)
+    for i in range(3000):
+        now = T0 + float(rng.uniform(0, 3 * 86_400))
+        cond = Conditions(now=now, runs_in_flight=int(rng.integers(0, 40)), worker_id="w", recent={
+            "geo.fast": ActionStats(int(rng.integers(0, 30)), float(rng.uniform(0, 0.6)), 1.0,
+                                    float(rng.uniform(0, 4)), float(rng.uniform(0, 1)), 1.0,
+                                    now - float(rng.uniform(0, 900))),
+            "geo.slow": ActionStats(int(rng.integers(0, 30)), float(rng.uniform(0, 0.2)), 3.0),
+        })
+        a = fast.choose(STEP, ["geo.fast", "geo.slow"], cond)
+        # a repeated candidate takes the general path, which drops the repeat
+        b = general.choose(STEP, ["geo.fast", "geo.slow", "geo.slow"], cond)
+        assert (a.action, a.propensity) == (b.action, pytest.approx(b.propensity, rel=1e-12)), i
+
+
+def test_freeze_gc_moves_the_loaded_models_out_of_the_collectors_reach():
+    import gc
+
+    models = _router_models()
+
+    def collected(obj: object) -> bool:
+        return any(o is obj for o in gc.get_objects())
+
+    assert collected(models.actions)
+    try:
+        LearnedRouter(models, freeze_gc=True)
+        # a full collection no longer walks the models; objects made later are collected as ever
+        assert not collected(models.actions) and gc.get_freeze_count() > 0
+        assert collected({"made": ["later"]}) and gc.isenabled()
+    finally:
+        gc.unfreeze()
