@@ -2,8 +2,9 @@
 database of its own, dropped at the end). For 1, 2 and 4 workers:
 
 - dispatch latency: one run at a time on idle workers, from the run's creation in the journal
-  (the submitter journals it, takes the hand-off lease and defers the job) to its first action
-  call starting in a worker (NOTIFY wake-up, SKIP LOCKED claim, run lease, load, first attempt);
+  (the submitter journals it, then holds it for the queue and defers its job in one statement)
+  to its first action call starting in a worker (NOTIFY wake-up; one statement claims the job
+  with SKIP LOCKED, moves the run's lease to the worker and reads the run; first attempt);
 - throughput: a batch of runs submitted back to back; runs finished per second, from the first
   run's creation to the last run's end.
 
@@ -130,10 +131,12 @@ async def measure(url: str, folder: Path, samples: int, runs: int) -> dict[str, 
         end = time.monotonic() + timeout
         pending = set(ids)
         while pending:
+            # timings come from the journal; a light poll leaves the CPU to the workers (the first
+            # look waits too: reading the run at once competed with the worker taking it over)
+            await asyncio.sleep(0.02)
             pending = {r for r in pending if journal.get_run(r).state not in finished}
             if time.monotonic() > end:
                 raise SystemExit(f"{len(pending)} run(s) did not finish in {timeout:g}s")
-            await asyncio.sleep(0.02)  # timings come from the journal; a light poll leaves the CPU to workers
 
     try:
         latencies = []
@@ -180,13 +183,15 @@ def main() -> None:
         ensure_schema(url)
         for count in [int(n) for n in args.workers.split(",")]:
             procs = start_workers(url, folder, count, args.jobs)
+            load = round(os.getloadavg()[0], 1)  # the machine is shared: each figure with its load
             try:
                 result = asyncio.run(measure(url, folder, args.samples, args.runs))
             finally:
                 stop(procs)
+            result["load_avg_1m"] = load
             print(f"{count} worker(s): dispatch p50 {result['dispatch_p50_ms']} ms, "
                   f"p95 {result['dispatch_p95_ms']} ms; {result['runs_per_s']} runs/s "
-                  f"({args.runs} runs in {result['batch_s']} s)", flush=True)
+                  f"({args.runs} runs in {result['batch_s']} s); load average {load}", flush=True)
             figures[f"workers_{count}"] = result
     medians = [v["dispatch_p50_ms"] for k, v in figures.items() if k.startswith("workers_")]
     figures["dispatch_p50_ms"] = max(medians)  # the worst of the worker counts
