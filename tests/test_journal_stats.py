@@ -4,7 +4,6 @@ what training and the benchmark's twin of the engine use) giving the same number
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Sequence
 from pathlib import Path
@@ -134,14 +133,7 @@ async def test_the_weighted_stats_read_only_the_newest_attempts(journal: Journal
     engine = Engine(CATALOG, journal, invoker, clock=clock, rng=random.Random(1), worker_id="test")
     async with engine:
         run_id = await engine.start_run(wf)
-        waiter = asyncio.ensure_future(engine.wait(run_id))
-        for _ in range(20 * n):
-            await asyncio.sleep(0)
-            if waiter.done():
-                break
-            if clock.next_wake() is not None:
-                clock.advance_to_next()
-        waiter.cancel()
+        await settle(engine, clock, run_id, max_jumps=10 * n)
     attempts = journal.attempts(action="work.do")
     finished = [(a.started_at, a.outcome == "succeeded", a.duration_s or 0.0)
                 for a in attempts if a.outcome in ("succeeded", "failed", "timeout")]
