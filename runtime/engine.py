@@ -92,6 +92,9 @@ class Engine(Saga):
         self._scheduler: asyncio.Task[None] | None = None
         self._timers_changed = asyncio.Event()
         self._closed = False
+        # group commit: this engine flushes before each action call and before it reports to
+        # its caller (see `runtime.journal_sync`)
+        journal.defer_fsync = True
         journal.add_listener(self._on_event)
 
     # -- public API ------------------------------------------------------------------------------
@@ -128,12 +131,14 @@ class Engine(Saga):
         self._timers_changed.set()
         self._ensure_scheduler()
         self._ensure_driving(run_id)
+        await self.journal.flush()  # the caller is told the run exists: it must
         return run_id
 
     async def wait(self, run_id: str, *, timeout: float | None = None) -> RunResult:
         """Wait until the run has finished (timers are woken by the scheduler meanwhile)."""
         state = self.journal.run_state(run_id)
         if state.finished:
+            await self.journal.flush()
             return self.result(run_id)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[run_id].append(future)
@@ -154,6 +159,7 @@ class Engine(Saga):
             if not future.done() and self.journal.run_state(run_id).finished:
                 future.set_result(None)
         future.result()
+        await self.journal.flush()
         return self.result(run_id)
 
     async def run_until_settled(self, run_id: str, *, follow_timers_s: float = 0.0) -> RunResult:
@@ -164,7 +170,7 @@ class Engine(Saga):
             await asyncio.shield(task)
             record = self.journal.get_run(run_id)
             if record.state.finished:
-                return self.result(run_id)
+                return await self._reported(run_id)
             if record.state != RunState.WAITING:
                 held = record.owner not in (None, self.worker_id) and (record.lease_until or 0) > time.time()
                 if held:
@@ -174,14 +180,18 @@ class Engine(Saga):
                 await asyncio.sleep(0)
                 continue
             if self.journal.approvals(run_id, pending_only=True):
-                return self.result(run_id)
+                return await self._reported(run_id)
             pending = [t for t in self.journal.timers(run_id).values() if not t.fired and t.kind == "wait"]
             if not pending:
-                return self.result(run_id)
+                return await self._reported(run_id)
             delay = min(t.wake_at for t in pending) - self.clock.now()
             if delay > follow_timers_s:
-                return self.result(run_id)
+                return await self._reported(run_id)
             await self.clock.sleep(delay)
+
+    async def _reported(self, run_id: str) -> RunResult:
+        await self.journal.flush()  # what the caller is told is on disk
+        return self.result(run_id)
 
     async def recover(self) -> list[str]:
         """Resume every unfinished run in the journal; returns their ids."""
@@ -230,6 +240,7 @@ class Engine(Saga):
                 comment=comment,
                 now=self.clock.now(),
             )
+        await self.journal.flush()
         if drive:
             self._ensure_driving(run_id)
 
@@ -240,6 +251,7 @@ class Engine(Saga):
         if record.state.finished:
             raise InvalidRunState(f"run `{run_id}` has already {record.state.value}", run_id=run_id)
         self.journal.request_cancel(run_id, self.clock.now(), by=by)
+        await self.journal.flush()
         if drive:
             self._ensure_driving(run_id)
 
@@ -301,6 +313,10 @@ class Engine(Saga):
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        try:
+            await self.journal.flush()
+        except Exception:  # the journal went away first; its close() syncs what it holds
+            log.exception("could not flush the journal on close")
         self.journal.remove_listener(self._on_event)
 
     async def drain(self, timeout_s: float | None = None) -> int:

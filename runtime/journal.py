@@ -42,6 +42,7 @@ from runtime.journal_schema import (
     step_results,
     timers,
 )
+from runtime.journal_sync import WalSync
 from runtime.records import (
     ApprovalRecord,
     AttemptRecord,
@@ -262,6 +263,13 @@ class Journal:
         self.fsync = True
         """SQLite: fsync each state change (synchronous=FULL). False commits without (NORMAL):
         changes survive a crash of the process but the last ones may be lost on power failure."""
+        self.defer_fsync = False
+        """SQLite with `fsync`: commit without an fsync each and make them durable together at
+        `flush()` (group commit, see `journal_sync`). Set by the engine, which flushes before
+        anything outside the journal depends on a commit."""
+        self._wal: WalSync | None = None
+        if self._sqlite and engine.url.database:
+            self._wal = WalSync(str(Path(engine.url.database).resolve()) + "-wal")
         self.redact: Redactor = redact or (lambda value: value)
         self.schema = schema
         self.url = engine.url.render_as_string(hide_password=True)
@@ -319,6 +327,8 @@ class Journal:
             if self._checkpointer is not None:
                 self._checkpointer.close()
                 self._checkpointer = None
+            if self._wal is not None:
+                self._wal.close()
         self._engine.dispose()
 
     def drop_schema(self) -> None:
@@ -350,9 +360,12 @@ class Journal:
         if self._lite:
             with self._write_lock:
                 conn = self._writer_connection()
-                self._synchronous(conn, "FULL" if durable and self.fsync else "NORMAL")
+                synced = durable and self.fsync and not self.defer_fsync
+                self._synchronous(conn, "FULL" if synced else "NORMAL")
                 with conn.begin():
                     yield conn, pending
+                if self._wal is not None:
+                    self._wal.committed(synced=synced)
                 if self._checkpointer is not None:
                     self._checkpointer.committed(conn.connection.dbapi_connection)
         else:
@@ -409,6 +422,13 @@ class Journal:
         if self._lite:
             return int(result.lastrowid)
         return int(result.inserted_primary_key[0])
+
+    async def flush(self) -> None:
+        """Return once every commit made so far is on disk: with `defer_fsync`, one fsync of the
+        log for all the commits since the last (shared by every caller meanwhile); otherwise at
+        once, each commit was synced (or durability was turned off) when it was made."""
+        if self._wal is not None and self.fsync and self._wal.pending:
+            await self._wal.flush()
 
     @staticmethod
     def _synchronous(conn: sa.Connection, level: str) -> None:

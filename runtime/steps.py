@@ -387,6 +387,9 @@ class StepRunner:
 
     async def _invoke(self, call: ActionCall, timeout_s: float | None) -> tuple[Any, ActionError | None]:
         """One call with the per-attempt timeout on the engine's clock; never raises ActionError."""
+        # the barrier of the group commit: what this call may depend on (earlier steps' results,
+        # its own start) is on disk before anything leaves the process
+        await self.journal.flush()
         if not timeout_s:
             # no timeout: the call is awaited in place (a task and a wait per step cost more than
             # the journal's writes for a no-op action)

@@ -375,6 +375,14 @@ async def test_events_stream_to_subscribers_and_listeners(journal: MemoryJournal
 # -- the same runs on a SQLite-file Journal: the same records ------------------------------------------
 
 
+def per_step(events: list[tuple[Any, ...]]) -> dict[str, list[tuple[Any, ...]]]:
+    """Events grouped by step and item, each group in journal order."""
+    grouped: dict[str, list[tuple[Any, ...]]] = {}
+    for event in events:
+        grouped.setdefault(f"{event[1]}[{event[2]}]", []).append(event)
+    return grouped
+
+
 def records(journal: AnyJournal, run_ids: list[str]) -> dict[str, Any]:
     """What the journal says about the runs, without what differs by nature: attempt ids and event
     sequence numbers (their order is kept), and lease times (real time)."""
@@ -389,8 +397,14 @@ def records(journal: AnyJournal, run_ids: list[str]) -> dict[str, Any]:
         found[run_id] = {
             "run": plain(journal.get_run(run_id), "lease_until"),
             "steps": [(k, plain(r)) for k, r in journal.step_results(run_id).items()],
-            "attempts": [plain(a, "id") for a in journal.attempts(run_id=run_id)],
-            "events": [(e.type, e.step_id, e.iteration, e.time, e.data) for e in events],
+            # parallel branches interleave as the event loop schedules them (the SQLite journal's
+            # group commit yields to the loop at its barriers, the in-memory one has none): the
+            # order that is the journal's business is each step's own
+            "attempts": sorted(
+                (plain(a, "id") for a in journal.attempts(run_id=run_id)),
+                key=lambda a: (a["step_id"], a["iteration"], a["kind"], a["attempt"]),
+            ),
+            "events": per_step([(e.type, e.step_id, e.iteration, e.time, e.data) for e in events]),
             "approvals": [plain(a) for a in journal.approvals(run_id)],
             "undos": [(k, plain(u)) for k, u in journal.undo_results(run_id).items()],
             "timers": [(k, plain(t)) for k, t in journal.timers(run_id).items()],
