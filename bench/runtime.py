@@ -14,10 +14,12 @@ Workloads (every action is a no-op, so what is measured is the engine and its jo
 - parked: 10,000 runs each waiting on a `core.approval`; resident memory per parked run (RSS
   growth over the runs, after a GC: an upper bound, it includes SQLite's page cache).
 
-Journals ("modes"): `full` is the shipped default (SQLite WAL, synchronous=FULL: the completion of
-every step is fsynced); `normal` is SQLite WAL with synchronous=NORMAL (commits survive a process
-crash, the last ones may be lost on power loss); `memory` is the same engine on an in-memory SQLite
-journal. The database files live under `bench/out/` (the disk the project lives on).
+Journals ("modes"): `full` is the shipped default (SQLite WAL, every commit durable before anything
+depends on it: group commit, one fsync of the log at each barrier, before every action call);
+`normal` is SQLite WAL with synchronous=NORMAL and no fsync at all (commits survive a process
+crash, the last ones may be lost on power loss); `memory` is the same engine on `MemoryJournal`
+(plain Python, nothing outlives the process). The database files live under `bench/out/` (the
+disk the project lives on).
 
 Peers run the same workloads in their own venv (`bench/.peers-venv`, created from
 `bench/requirements-peers.txt` on first use) in subprocesses of this same invocation; their
@@ -41,13 +43,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.pool import StaticPool
-
 from runtime.engine import Engine
 from runtime.invocation import ActionCall
 from runtime.journal import Journal
-from runtime.journal_schema import metadata
+from runtime.journal_memory import AnyJournal, MemoryJournal
 from workflow.catalog import ActionSpec, Catalog
 from workflow.document import Workflow
 
@@ -97,16 +96,9 @@ def rss_bytes() -> int:
 # -- journals ------------------------------------------------------------------------------------
 
 
-def open_journal(mode: str, directory: Path) -> Journal:
+def open_journal(mode: str, directory: Path) -> AnyJournal:
     if mode == "memory":
-        engine = sa.create_engine(
-            "sqlite://",
-            poolclass=StaticPool,
-            connect_args={"check_same_thread": False},
-            json_serializer=lambda v: json.dumps(v, default=str),
-        )
-        metadata.create_all(engine)
-        return Journal(engine)
+        return MemoryJournal()
     path = directory / f"journal-{mode}-{time.monotonic_ns()}.db"
     journal = Journal.open(path)
     if mode == "normal":
@@ -114,14 +106,16 @@ def open_journal(mode: str, directory: Path) -> Journal:
     return journal
 
 
-def journal_bytes(journal: Journal) -> int:
+def journal_bytes(journal: AnyJournal) -> int:
+    if not isinstance(journal, Journal):
+        return 0
     database = journal._engine.url.database  # a benchmark's look inside, not an API
     if not database or database == ":memory:":
         return 0
     return sum(os.path.getsize(p) for p in (database, database + "-wal") if os.path.exists(p))
 
 
-def make_engine(journal: Journal, invoker: NoopInvoker) -> Engine:
+def make_engine(journal: AnyJournal, invoker: NoopInvoker) -> Engine:
     return Engine(CATALOG, journal, invoker, poll_interval_s=None)
 
 

@@ -37,7 +37,7 @@ from runtime.errors import (
     InvalidRunState,
 )
 from runtime.invocation import Invoker
-from runtime.journal import Journal
+from runtime.journal_memory import AnyJournal
 from runtime.journal_schema import WHOLE_STEP
 from runtime.records import Event, RunState, StepState
 from runtime.routing import DefaultRouter, Router
@@ -55,7 +55,7 @@ class Engine(Saga):
     def __init__(
         self,
         catalog: Catalog,
-        journal: Journal,
+        journal: AnyJournal,
         invoker: Invoker,
         *,
         clock: Clock | None = None,

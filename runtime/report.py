@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from runtime.clock import iso_time
-from runtime.journal import Journal
+from runtime.journal_memory import AnyJournal
 from runtime.journal_schema import WHOLE_STEP, item_of
 
 
@@ -14,7 +14,7 @@ def _when(ts: float | None) -> str | None:
     return iso_time(ts) if ts is not None else None
 
 
-def run_data(journal: Journal, run_id: str) -> dict[str, Any]:
+def run_data(journal: AnyJournal, run_id: str) -> dict[str, Any]:
     record = journal.get_run(run_id)
     rows = journal.step_results(run_id)
     attempts = journal.attempts(run_id=run_id)

@@ -21,7 +21,8 @@ from runtime.errors import (
     TransientActionError,
 )
 from runtime.invocation import ActionCall, Invoker
-from runtime.journal import Journal, error_data
+from runtime.journal import error_data
+from runtime.journal_memory import AnyJournal
 from runtime.journal_schema import WHOLE_STEP, item_of
 from runtime.records import StepRecord, StepState
 from runtime.retry import NO_RETRY, retry_delay
@@ -38,7 +39,7 @@ class StepRunner:
     """Runs steps and their attempts; the attributes are the engine's (see `Engine.__init__`)."""
 
     catalog: Catalog
-    journal: Journal
+    journal: AnyJournal
     invoker: Invoker
     clock: Clock
     concurrency: int

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
+from runtime.journal_memory import AnyJournal
+
 if TYPE_CHECKING:
     from runtime.engine import Engine, RunResult
     from runtime.journal import Journal
@@ -566,7 +568,7 @@ def _show_run(data: dict[str, Any]) -> None:
 class _RunView:
     """The live table of `overture run --watch`: one row per step, updated from events."""
 
-    def __init__(self, journal: Journal, run_id: str) -> None:
+    def __init__(self, journal: AnyJournal, run_id: str) -> None:
         self.journal = journal
         self.run_id = run_id
         self.lines: list[str] = []

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from runtime.engine import Engine
+from runtime.journal import Journal
 from runtime.workers.handoff import HandoffLink
 from runtime.workers.queue import RunQueue
 from workflow.document import Workflow
@@ -27,6 +28,7 @@ class QueueingEngine(Engine):
         self.handoff_ttl_s = handoff_ttl_s
         """How long a queued run is left to its job before workers' orphan scans may take it."""
         self._enqueues: dict[str, asyncio.Task[None]] = {}
+        assert isinstance(self.journal, Journal)  # the hand-off is SQL
         self._link = HandoffLink(self.journal)
 
     # the two seams where the Engine would work in this process
