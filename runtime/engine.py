@@ -9,7 +9,10 @@ in the journal, and the scheduler loop (timers) or `approve()` drives it again.
 Durability rule: an attempt is journaled as started before its action is called, and its end,
 the step's result and the event are written in one transaction. On restart `recover()` resumes
 every unfinished run; completed steps are never called again, and a step that was in flight runs
-once more with the same idempotency key.
+once more with the same idempotency key. On SQLite the engine's commits are fsynced in groups:
+everything committed is on disk before the next action call and before a caller is told a run
+started, ended or took a decision (`Journal.flush`); a power cut can only lose a step's end that
+nothing has acted on yet, and that step then runs once more with the same key.
 
 The engine is built in layers, one module each: `steps.StepRunner` (if, for_each, attempts,
 retries, timeouts, routing) → `builtins.CoreActions` (core.*) → `saga.Saga` (cancel what is

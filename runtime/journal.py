@@ -12,6 +12,12 @@ Secrets belong in `${{ secrets.NAME }}` inside invoke templates, which never rea
 
 The calls are synchronous: each is a small indexed write, and keeping them on the event loop's
 thread keeps the engine's order of writes the order of commits (no thread-pool reordering).
+
+Durability on SQLite: a commit is fsynced as it is made, except for an engine's journal
+(`defer_fsync`), whose commits are made durable together by `flush()` at the engine's barriers,
+before any action call and before the engine reports to its caller (group commit, see
+`journal_sync`). The per-step statements skip SQLAlchemy's execution layer (`journal_sql`) and
+the WAL is checkpointed off the writer's thread (`journal_checkpoint`).
 """
 
 from __future__ import annotations
@@ -99,8 +105,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers (the CLI, the service) read while a worker writes.
     cursor.execute("PRAGMA journal_mode=WAL")
     # FULL, not NORMAL: in WAL mode NORMAL survives a process crash but may lose the last commits
-    # on power loss, and a lost "step completed" means the step's side effect runs again. One
-    # fsync per state change is cheap next to the action calls the journal records.
+    # on power loss, and a lost "step completed" means the step's side effect runs again. The
+    # engine's own commits go without and are made durable together (`defer_fsync`, `flush`).
     cursor.execute("PRAGMA synchronous=FULL")
     # other processes (CLI approve/cancel) write too; wait for the lock instead of failing
     cursor.execute("PRAGMA busy_timeout=10000")
