@@ -36,6 +36,19 @@ def latest_stats(newest_first: Sequence[tuple[float, bool, float | None]]) -> La
     return weights, failed_w / weights, (latency_w / timed_w if timed_w > 0.0 else None), ref
 
 
+# ties in start time broken by insertion order, so the cut at LATEST_MAX_ATTEMPTS is deterministic
+_NEWEST = (
+    sa.select(attempts.c.started_at, attempts.c.outcome, attempts.c.duration_s)
+    .where(
+        attempts.c.action == sa.bindparam("action"),
+        attempts.c.started_at >= sa.bindparam("since"),
+        attempts.c.outcome.in_(FINISHED),
+    )
+    .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
+    .limit(LATEST_MAX_ATTEMPTS)
+)
+
+
 def action_stats(engine: sa.Engine, actions: Iterable[str], *, since: float) -> dict[str, ActionStats]:
     """Per action, over finished attempts started since `since`: calls, error rate and mean latency,
     and the same weighted by age over the newest of them (`ActionStats.latest_*`)."""
@@ -51,21 +64,6 @@ def action_stats(engine: sa.Engine, actions: Iterable[str], *, since: float) -> 
         .where(*in_window)
         .group_by(attempts.c.action)
     )
-    # ties in start time broken by insertion order, so the cut at LATEST_MAX_ATTEMPTS is deterministic
-    rank = sa.func.row_number().over(
-        partition_by=attempts.c.action, order_by=(attempts.c.started_at.desc(), attempts.c.id.desc())
-    )
-    ranked = (
-        sa.select(attempts.c.action, attempts.c.started_at, attempts.c.outcome, attempts.c.duration_s,
-                  rank.label("rank"))
-        .where(*in_window)
-        .subquery()
-    )
-    newest = (
-        sa.select(ranked.c.action, ranked.c.started_at, ranked.c.outcome, ranked.c.duration_s)
-        .where(ranked.c.rank <= LATEST_MAX_ATTEMPTS)
-        .order_by(ranked.c.action, ranked.c.rank)
-    )
     window: dict[str, tuple[int, float, float | None]] = {}
     latest: dict[str, list[tuple[float, bool, float | None]]] = {}
     with engine.connect() as conn:
@@ -75,10 +73,14 @@ def action_stats(engine: sa.Engine, actions: Iterable[str], *, since: float) -> 
                 float(failed or 0) / max(1, int(calls)),
                 float(latency) if latency is not None else None,
             )
-        for name, started_at, outcome, duration in conn.execute(newest):
-            latest.setdefault(name, []).append(
+        for name in window:
+            # one action at a time, newest first with a limit: the (action, started_at) index
+            # hands over those rows without reading the rest of the window
+            rows = conn.execute(_NEWEST, {"action": name, "since": since}).all()
+            latest[name] = [
                 (float(started_at), outcome != "succeeded", float(duration) if duration is not None else None)
-            )
+                for started_at, outcome, duration in rows
+            ]
     stats = {}
     for name in names:
         calls, error_rate, mean_latency = window.get(name, (0, 0.0, None))
