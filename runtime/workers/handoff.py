@@ -13,14 +13,16 @@ move together:
 
 Before, the same path took a lease write and a defer on the submitter's side, then a job fetch,
 a release of the hand-off lease, the engine's claim and five reads on the worker's: ten calls,
-seven of them commits. Each statement here runs alone (autocommit) and commits asynchronously
+six of them commits. Each statement here runs alone (autocommit) and commits asynchronously
 (`synchronous_commit` off for that transaction only): losing either to a crash of PostgreSQL
 loses nothing the runtime's guarantees rest on. A lost hold-and-defer leaves the run without an
 owner, and every worker's orphan scan takes it up; a lost take leaves the job `todo` and the
-lease with the queue, so the job is fetched again. The run itself (`create_run`) and every step's
+lease with the queue, so the job is fetched again (and nothing after it was kept either: a later
+durable commit flushes the log up to itself). The run itself (`create_run`) and every step's
 result are committed by the journal, durably, as before.
 
-The SQL uses the journal's tables (`runtime.journal_schema`) on the journal's own engine, and
+The SQL uses the journal's tables (`runtime.journal_schema`), on a connection of its own to the
+journal's database, and
 Procrastinate's functions and tables as its schema defines them (`procrastinate_defer_jobs_v1`,
 `procrastinate_fetch_job_v2`, the `queueing_lock` of a waiting job).
 """
