@@ -143,7 +143,10 @@ def submit(
             await engine.close()
 
     try:
-        ids = asyncio.run(go())
+        try:
+            ids = asyncio.run(go())
+        except QueueUnavailable as exc:
+            _fail(str(exc), code=1)
         for run_id in ids:
             typer.echo(run_id)
         if wait is None:

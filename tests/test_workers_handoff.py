@@ -16,7 +16,7 @@ from runtime.journal_schema import WHOLE_STEP
 from runtime.records import RunState, StepState
 from runtime.workers import ensure_schema
 from runtime.workers.handoff import HandoffJournal, HandoffLink
-from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER
+from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER, QueueUnavailable
 
 DOC = {"name": "x", "steps": [{"id": "a", "action": "w.work"}]}
 
@@ -149,3 +149,18 @@ async def test_the_journal_answers_from_the_take_once_and_forgets_at_a_write(jou
     finally:
         other.close()
         await link.close()
+
+
+async def test_an_unreachable_queue_is_one_clear_error() -> None:
+    away = Journal.open("postgresql+psycopg://overture:secret@127.0.0.1:1/none", create=False)
+    link = HandoffLink(away)
+    try:
+        with pytest.raises(QueueUnavailable) as caught:
+            await link.hold_and_defer("r", ttl=120)
+        message = str(caught.value)
+        shown = "postgresql+psycopg://overture:***@127.0.0.1:1/none"
+        assert message.startswith(f"cannot reach the run queue at {shown}: ")
+        assert "\n" not in message and "secret" not in message
+    finally:
+        await link.close()
+        away.close()

@@ -9,7 +9,10 @@ recovers them (completed steps are not called again; an in-flight one at most on
 the same idempotency key).
 
     queue.RunQueue      the Procrastinate app: schema, enqueue a run
-    worker.Worker       one worker process: engine + queue consumer + stalled-job sweeper
+    handoff             the hand-off, one statement each way: hold the run and defer its job;
+                        claim the job, move the run's lease and read the run back
+    worker.Worker       one worker process: engine + queue consumer + stalled-job sweeper,
+                        routing by the optimizer's learned models when there are some
     dispatch.QueueingEngine   an Engine that journals runs and leaves the driving to workers (API)
 """
 

@@ -44,11 +44,12 @@ import psycopg.errors
 import sqlalchemy as sa
 from procrastinate.jobs import Job
 from psycopg.rows import dict_row
+from sqlalchemy.engine import make_url
 
 from runtime.journal import Journal
 from runtime.journal_schema import attempts, runs, step_results
 from runtime.records import AttemptRecord, RunRecord, StepRecord
-from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER, TASK_NAME, conninfo
+from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER, TASK_NAME, QueueUnavailable, conninfo
 
 
 def _table(journal: Journal, table: sa.Table) -> str:
@@ -78,7 +79,8 @@ class HandoffLink:
     the next call."""
 
     def __init__(self, journal: Journal) -> None:
-        self._conninfo = conninfo(journal._engine.url.render_as_string(hide_password=False))
+        self._url = journal._engine.url.render_as_string(hide_password=False)
+        self._conninfo = conninfo(self._url)
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self._lock = asyncio.Lock()
         self._hold_sql = _HOLD_AND_DEFER.format(runs=_table(journal, runs))
@@ -87,15 +89,17 @@ class HandoffLink:
 
     async def _one(self, sql: str, params: dict[str, Any]) -> dict[str, Any]:
         async with self._lock:
-            if self._conn is None or self._conn.closed:
-                self._conn = await psycopg.AsyncConnection.connect(
-                    self._conninfo, autocommit=True, connect_timeout=10, row_factory=dict_row)
             try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = await psycopg.AsyncConnection.connect(
+                        self._conninfo, autocommit=True, connect_timeout=10, row_factory=dict_row)
                 cur = await self._conn.execute(sql, params)
                 row = await cur.fetchone()
-            except psycopg.OperationalError:
+            except psycopg.OperationalError as exc:
                 await self._drop()
-                raise
+                shown = make_url(self._url).render_as_string(hide_password=True)
+                reason = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+                raise QueueUnavailable(f"cannot reach the run queue at {shown}: {reason}", url=shown) from exc
             assert row is not None  # both statements always return one row
             return row
 

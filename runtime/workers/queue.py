@@ -69,7 +69,11 @@ def ensure_schema(url: str) -> bool:
 
 
 class RunQueue:
-    """Defers "drive this run" jobs; `async with RunQueue(url) as queue: await queue.enqueue(id)`."""
+    """Defers "drive this run" jobs; `async with RunQueue(url) as queue: await queue.enqueue(id)`.
+
+    The `QueueingEngine` defers through `handoff.HandoffLink.hold_and_defer` instead, which holds
+    the run for the queue in the same statement; this is the plain way, through Procrastinate's
+    own deferrer, for a run someone else holds."""
 
     def __init__(self, url: str, *, pool_size: int = 4) -> None:
         self.url = url

@@ -26,7 +26,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-import psycopg
 from procrastinate import App, PsycopgConnector
 from procrastinate import worker as procrastinate_worker
 from procrastinate.connector import BaseConnector
@@ -40,7 +39,7 @@ from runtime.invokers import build_invoker
 from runtime.routing import Router
 from runtime.secrets import SecretStore
 from runtime.workers.handoff import HandoffJournal, HandoffLink
-from runtime.workers.queue import QUEUE_NAME, TASK_NAME, conninfo, ensure_schema
+from runtime.workers.queue import QUEUE_NAME, TASK_NAME, QueueUnavailable, conninfo, ensure_schema
 from workflow.catalog import Catalog
 from workflow.loader import load_catalog
 
@@ -89,10 +88,10 @@ class _TakingJobManager(JobManager):
         try:
             taken = await self.link.take(queues=list(queues) if queues is not None else None,
                                    worker_id=worker_id, owner=self.owner, ttl=self.ttl)
-        except psycopg.OperationalError as exc:
+        except QueueUnavailable as exc:
             # the database is away a moment: the next NOTIFY or poll fetches again, and the
             # runs are safe by their leases meanwhile
-            log.warning("could not fetch a job: %s", str(exc).strip().splitlines()[0] if str(exc) else exc)
+            log.warning("%s", exc)
             return None
         if taken is None:
             return None
