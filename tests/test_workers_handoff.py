@@ -4,18 +4,29 @@ answers from what the take read (once each, forgotten at any write)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from test_workers import database  # noqa: F401 - a fixture
+from test_workers import (  # noqa: F401 - `database` is a fixture
+    check_executions,
+    database,
+    files,
+    start_worker,
+    stop,
+    submit,
+    wait_finished,
+    wait_ready,
+)
 
 from runtime.journal import Journal
 from runtime.journal_schema import WHOLE_STEP
 from runtime.records import RunState, StepState
 from runtime.workers import ensure_schema
-from runtime.workers.handoff import HandoffJournal, HandoffLink
+from runtime.workers.handoff import HandoffJournal, HandoffLink, Taken
 from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER, QueueUnavailable
 
 DOC = {"name": "x", "steps": [{"id": "a", "action": "w.work"}]}
@@ -164,3 +175,45 @@ async def test_an_unreachable_queue_is_one_clear_error() -> None:
     finally:
         await link.close()
         away.close()
+
+
+def test_runs_taken_by_a_worker_that_died_at_once_are_taken_over(database: str,  # noqa: F811
+                                                                  tmp_path: Path) -> None:
+    files(tmp_path)
+    ensure_schema(database)
+    ids = submit(database, tmp_path, count=3, sleep=0)  # no worker yet: the jobs wait, the runs are held
+    journal = Journal.open(database)
+
+    async def take_and_die() -> list[Taken | None]:
+        # what a worker's fetches do before it is SIGKILLed: the jobs are `doing` under its
+        # Procrastinate id (last heartbeat long ago) and the runs' leases are its own, for 2 s
+        link = HandoffLink(journal)
+        try:
+            with journal._engine.begin() as conn:
+                dead = int(conn.execute(sa.text(
+                    "INSERT INTO procrastinate_workers (last_heartbeat) VALUES (now() - interval '1 hour') "
+                    "RETURNING id")).scalar_one())
+            return [await link.take(queues=[QUEUE_NAME], worker_id=dead, owner="dead", ttl=2) for _ in ids]
+        finally:
+            await link.close()
+
+    heir = None
+    try:
+        taken = asyncio.run(take_and_die())
+        assert sorted(t.run.id for t in taken if t is not None and t.run is not None) == sorted(ids)
+        assert {journal.get_run(r).owner for r in ids} == {"dead"}
+        heir = start_worker(database, tmp_path, "heir")
+        wait_ready({"heir": heir}, tmp_path)
+        states = wait_finished(journal, ids, timeout=60)
+        assert set(states.values()) == {RunState.SUCCEEDED}, states
+        assert check_executions(journal, tmp_path, ids, None) == 0  # every step exactly once
+        assert {a.worker_id for r in ids for a in journal.attempts(run_id=r)} == {"heir"}
+        # the dead worker's jobs are not left `doing` on the queue's books: swept back, then done
+        end = time.monotonic() + 30
+        while jobs(journal):
+            assert time.monotonic() < end, jobs(journal)
+            time.sleep(0.2)
+    finally:
+        journal.close()
+        if heir is not None:
+            assert stop([heir]) == [0]
