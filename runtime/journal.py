@@ -228,13 +228,18 @@ _RELEASE = (
 )
 
 
+# outputs may hold dates, decimals or UUIDs; store their text rather than fail the step. One
+# encoder each, made once: `json.dumps(..., default=str)` builds a new encoder per call
+_JSON = json.JSONEncoder(default=str)
+_COMPACT_JSON = json.JSONEncoder(default=str, separators=(",", ":"))
+
+
 def _dumps(value: Any) -> str:
-    # outputs may hold dates, decimals or UUIDs; store their text rather than fail the step
-    return json.dumps(value, default=str)
+    return _JSON.encode(value)
 
 
 def _json_size(value: Any) -> int:
-    return len(json.dumps(value, default=str, separators=(",", ":")).encode())
+    return len(_COMPACT_JSON.encode(value).encode())
 
 
 def error_data(exc: BaseException | None = None, **fields: Any) -> dict[str, Any]:
