@@ -16,6 +16,9 @@ import asyncio
 import os
 import threading
 
+# data and the size it needs, not the file's times: what SQLite itself calls on Linux
+_sync = getattr(os, "fdatasync", os.fsync)
+
 
 class WalSync:
     """Counts commits and fsyncs the log file (`<db>-wal`) at the barriers."""
@@ -85,5 +88,5 @@ class WalSync:
                     os.close(self._fd)
                 self._fd = os.open(self._path, os.O_RDONLY)
                 self._file_id = file_id
-            os.fsync(self._fd)
+            _sync(self._fd)
             self.fsyncs += 1
