@@ -261,7 +261,8 @@ class _WindowTracker:
             recent[a] = ActionStats(calls=r.calls, error_rate=r.error_rate, mean_latency_s=r.mean_latency_s,
                                     latest_calls=r.latest_calls, latest_error_rate=r.latest_error_rate,
                                     latest_mean_latency_s=r.latest_mean_latency_s,
-                                    latest_started_at=r.latest_started_at)
+                                    latest_started_at=r.latest_started_at,
+                                    newest_started_at=r.newest_started_at, newest_failed=r.newest_failed)
         return Conditions(now=now, runs_in_flight=load, worker_id="sim", recent=recent)
 
 

@@ -47,6 +47,8 @@ class Recent:
     latest_error_rate: float = 0.0
     latest_mean_latency_s: float | None = None
     latest_started_at: float | None = None
+    newest_started_at: tuple[float, ...] = ()
+    newest_failed: tuple[bool, ...] = ()
 
 
 def hour_of_day(at: float) -> float:

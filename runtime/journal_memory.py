@@ -865,7 +865,8 @@ class MemoryJournal:
     def action_stats(self, actions: Iterable[str], *, since: float) -> dict[str, ActionStats]:
         """Recent outcomes per action, as `runtime.journal_stats` reads them from SQL: calls, error
         rate and mean latency over the finished attempts started since `since`, and the age-weighted
-        `latest_*` over the newest of them (`journal_stats.latest_stats`, shared)."""
+        `latest_*` over the newest of them (`journal_stats.latest_stats`, shared) and the newest few
+        one by one (`newest_*`)."""
         names = list(actions)
         with self._lock:
             # (started_at, id, failed, duration_s) of each finished attempt in the window
@@ -883,7 +884,7 @@ class MemoryJournal:
             durations = [r[3] for r in rows if r[3] is not None]
             # newest first, ties in start time broken by insertion order, as the SQL query does
             rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
-            weights, weighted_error, weighted_latency, last = latest_stats(
+            weights, weighted_error, weighted_latency, last, newest_at, newest_failed = latest_stats(
                 [(float(r[0]), r[2], float(r[3]) if r[3] is not None else None) for r in rows]
             )
             stats[name] = ActionStats(
@@ -894,6 +895,8 @@ class MemoryJournal:
                 latest_error_rate=weighted_error,
                 latest_mean_latency_s=weighted_latency,
                 latest_started_at=last,
+                newest_started_at=newest_at,
+                newest_failed=newest_failed,
             )
         return {name: stats[name] for name in names}
 

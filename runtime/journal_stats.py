@@ -7,22 +7,23 @@ from collections.abc import Iterable, Sequence
 import sqlalchemy as sa
 
 from runtime.journal_schema import attempts
-from runtime.routing import LATEST_HALF_LIFE_S, LATEST_MAX_ATTEMPTS, ActionStats
+from runtime.routing import LATEST_HALF_LIFE_S, LATEST_MAX_ATTEMPTS, NEWEST_ATTEMPTS, ActionStats, Attempt
 
 FINISHED = ("succeeded", "failed", "timeout")
 
-LatestStats = tuple[float, float, float | None, float | None]
-"""(latest_calls, latest_error_rate, latest_mean_latency_s, latest_started_at) of `ActionStats`."""
+LatestStats = tuple[float, float, float | None, float | None, tuple[float, ...], tuple[bool, ...]]
+"""(latest_calls, latest_error_rate, latest_mean_latency_s, latest_started_at, newest_started_at,
+newest_failed) of `ActionStats`."""
 
 
-def latest_stats(newest_first: Sequence[tuple[float, bool, float | None]]) -> LatestStats:
-    """The age-weighted `latest_*` fields from (started_at, failed, duration_s) of an action's newest
-    finished attempts, newest first, at most `LATEST_MAX_ATTEMPTS` of them.
+def latest_stats(newest_first: Sequence[Attempt]) -> LatestStats:
+    """The age-weighted `latest_*` fields and the one-by-one `newest_*` ones from (started_at, failed,
+    duration_s) of an action's newest finished attempts, newest first, at most `LATEST_MAX_ATTEMPTS`.
 
     One definition for the journal and for the optimizer's replay of history, so a model is trained
     on the numbers the router will be handed."""
     if not newest_first:
-        return 0.0, 0.0, None, None
+        return 0.0, 0.0, None, None, (), ()
     ref = newest_first[0][0]
     weights = failed_w = timed_w = latency_w = 0.0
     for started_at, failed, duration in newest_first[:LATEST_MAX_ATTEMPTS]:
@@ -33,7 +34,9 @@ def latest_stats(newest_first: Sequence[tuple[float, bool, float | None]]) -> La
         if duration is not None:
             timed_w += w
             latency_w += w * duration
-    return weights, failed_w / weights, (latency_w / timed_w if timed_w > 0.0 else None), ref
+    few = newest_first[:NEWEST_ATTEMPTS]
+    return (weights, failed_w / weights, (latency_w / timed_w if timed_w > 0.0 else None), ref,
+            tuple(a[0] for a in few), tuple(a[1] for a in few))
 
 
 # ties in start time broken by insertion order, so the cut at LATEST_MAX_ATTEMPTS is deterministic
@@ -51,7 +54,8 @@ _NEWEST = (
 
 def action_stats(engine: sa.Engine, actions: Iterable[str], *, since: float) -> dict[str, ActionStats]:
     """Per action, over finished attempts started since `since`: calls, error rate and mean latency,
-    and the same weighted by age over the newest of them (`ActionStats.latest_*`)."""
+    the same weighted by age over the newest of them (`ActionStats.latest_*`) and the newest few one
+    by one (`ActionStats.newest_*`)."""
     names = list(actions)
     in_window = (
         attempts.c.action.in_(names),
@@ -65,7 +69,7 @@ def action_stats(engine: sa.Engine, actions: Iterable[str], *, since: float) -> 
         .group_by(attempts.c.action)
     )
     window: dict[str, tuple[int, float, float | None]] = {}
-    latest: dict[str, list[tuple[float, bool, float | None]]] = {}
+    latest: dict[str, list[Attempt]] = {}
     with engine.connect() as conn:
         for name, calls, failed, latency in conn.execute(totals):
             window[name] = (
@@ -84,9 +88,10 @@ def action_stats(engine: sa.Engine, actions: Iterable[str], *, since: float) -> 
     stats = {}
     for name in names:
         calls, error_rate, mean_latency = window.get(name, (0, 0.0, None))
-        w, w_err, w_latency, last = latest_stats(latest.get(name, ()))
+        w, w_err, w_latency, last, newest_at, newest_failed = latest_stats(latest.get(name, ()))
         stats[name] = ActionStats(
             calls=calls, error_rate=error_rate, mean_latency_s=mean_latency, latest_calls=w,
             latest_error_rate=w_err, latest_mean_latency_s=w_latency, latest_started_at=last,
+            newest_started_at=newest_at, newest_failed=newest_failed,
         )
     return stats

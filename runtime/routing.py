@@ -17,6 +17,11 @@ LATEST_HALF_LIFE_S = 300.0
 """Age at which an attempt counts half in the `latest_*` stats of `ActionStats`."""
 LATEST_MAX_ATTEMPTS = 100
 """How many of an action's newest attempts the `latest_*` stats read at most."""
+NEWEST_ATTEMPTS = 20
+"""How many of an action's newest attempts `ActionStats.newest_*` list one by one."""
+
+Attempt = tuple[float, bool, float | None]
+"""(started_at, failed, duration_s) of one finished attempt."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,12 @@ class ActionStats:
     """Age-weighted mean duration of those attempts, seconds."""
     latest_started_at: float | None = None
     """When the newest finished attempt in the window started (None: no attempt)."""
+    newest_started_at: tuple[float, ...] = ()
+    """When each of the newest `NEWEST_ATTEMPTS` finished attempts in the window started, newest
+    first: aggregates lose the order of outcomes, and whether the last few failures came in a row
+    after a long run of successes is what tells an outage from a service's usual failures."""
+    newest_failed: tuple[bool, ...] = ()
+    """Whether each of those attempts failed, in the same order."""
 
     def latest_calls_at(self, now: float) -> float:
         """The age-weighted evidence as of `now`: every weight halves again per half-life since

@@ -17,7 +17,14 @@ from optimizer.history import load_history
 from runtime import Engine, Journal, ManualClock
 from runtime.errors import TransientActionError
 from runtime.invocation import ActionCall
-from runtime.routing import LATEST_HALF_LIFE_S, LATEST_MAX_ATTEMPTS, ActionStats, Conditions, RouteChoice
+from runtime.routing import (
+    LATEST_HALF_LIFE_S,
+    LATEST_MAX_ATTEMPTS,
+    NEWEST_ATTEMPTS,
+    ActionStats,
+    Conditions,
+    RouteChoice,
+)
 from workflow.document import Step
 
 
@@ -106,6 +113,10 @@ async def test_the_engine_hands_the_router_age_weighted_stats_of_the_newest_atte
     # evidence ages by the same factor for every attempt: carried forward to the decision's moment
     age = last.now - newest
     assert stats.latest_calls_at(last.now) == pytest.approx(calls * 0.5 ** (age / LATEST_HALF_LIFE_S))
+    # and one by one, newest first
+    by_start = sorted(in_window, reverse=True)
+    assert stats.newest_started_at == tuple(s for s, _, _ in by_start)
+    assert stats.newest_failed == (True, True, False, False) == tuple(not ok for _, ok, _ in by_start)
     # an action without attempts reports no evidence at all
     assert last.recent["mail.send_backup"] == ActionStats(calls=0, error_rate=0.0, mean_latency_s=None)
 
@@ -121,6 +132,8 @@ async def test_the_engine_hands_the_router_age_weighted_stats_of_the_newest_atte
     assert mine.latest_calls == pytest.approx(stats.latest_calls, rel=1e-12)
     assert mine.latest_error_rate == pytest.approx(stats.latest_error_rate, rel=1e-12)
     assert mine.latest_mean_latency_s == pytest.approx(stats.latest_mean_latency_s, rel=1e-12)
+    assert mine.newest_started_at == pytest.approx(stats.newest_started_at, rel=1e-12)
+    assert mine.newest_failed == stats.newest_failed
 
 
 async def test_the_weighted_stats_read_only_the_newest_attempts(journal: Journal) -> None:
@@ -145,6 +158,11 @@ async def test_the_weighted_stats_read_only_the_newest_attempts(journal: Journal
     assert stats.latest_calls == pytest.approx(calls, rel=1e-12)
     assert stats.latest_error_rate == pytest.approx(error_rate, rel=1e-12)
     assert stats.latest_mean_latency_s == pytest.approx(latency, rel=1e-12)
+    # one by one: only the newest few, newest first
+    by_start = sorted(finished, key=lambda r: r[0], reverse=True)
+    assert len(stats.newest_started_at) == len(stats.newest_failed) == NEWEST_ATTEMPTS
+    assert stats.newest_started_at == tuple(s for s, _, _ in by_start[:NEWEST_ATTEMPTS])
+    assert stats.newest_failed == tuple(not ok for _, ok, _ in by_start[:NEWEST_ATTEMPTS])
     # the cut is real: all finished attempts would weigh more
     everything = sum(0.5 ** ((newest - s) / LATEST_HALF_LIFE_S) for s, _, _ in finished)
     assert stats.latest_calls < everything - 1e-9
