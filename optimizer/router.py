@@ -21,18 +21,26 @@ action empties; the router then remembers the last error rate it saw, fading wit
 (`recent_features=True` reads the models' own recent-window coefficients instead, for comparison.)
 
 An hour-long window is slow to notice an outage: its first failures are outnumbered by the hour's
-successes. So the router also asks whether the service has *changed*: the runtime's age-weighted
-stats over the newest attempts (`ActionStats.latest_*`, the last few minutes of its traffic) are
-tested against the window's estimate — the likelihood of those outcomes under that failure rate,
-against a failure rate that is unknown (uniform) — with a prior probability of a change of
-`change_prior`. The posterior probability of a change, q, weighs two costs: the cost at the
-window's failure rate and the cost at the newest attempts' own rate (mean of its Beta posterior).
-Weighing the costs rather than averaging the rates matters: cost is convex in the failure rate,
-so a 20% chance of an outage costs more than a 20%-of-the-way-to-outage failure rate. Two failures
-in a row where one in fifty is expected make q large; one failure at a service failing one time in
-six (a daily peak) does not. The router keeps the last verdict per action, fading with
-`memory_half_life_s` from the attempt it rests on, so an outage it detected is not forgotten once
-the few attempts that showed it leave the window.
+successes. So the router also keeps, per action, a belief about the service's *state*: normal (its
+failure rate is the model's and window's) or degraded, at one of three levels (failing 1/6, 1/2 or
+5/6 of the way from that rate to always; the midpoints of thirds of a uniform belief, an outage's
+rate not being known up front). It is a hidden Markov filter over the action's attempts one by one
+(`ActionStats.newest_*`, the newest few finished, in order): between two attempts the state is kept
+with probability exp(−gap / `outage_mean_s`) and otherwise drawn afresh from the prior (degraded
+with probability `change_prior`); each outcome then reweighs the states by its likelihood in them.
+Each attempt is taken in once, when the router first sees it, so the belief keeps what attempts
+long gone from the window showed, and it is carried forward to the moment of the decision by the
+same transition (with no news it drifts back to the prior, as outages end). Order matters where
+aggregates lose it: failures in a row after a long healthy run weigh more than the same failures
+spread among successes, and one lucky success in the middle of an outage lowers the suspicion by
+the likelihood ratio of one success, instead of diluting an average. The router then weighs the
+states' costs, not their rates: cost is convex in the failure rate, so a 20% chance of an outage
+costs more than a failure rate 20% of the way to one.
+
+Once traffic has moved off an action its window stops being news: only old attempts leave it, its
+successes expire while the failures that moved traffic stay newest, and its error rate would climb
+with nothing new to say. So the window's error rate is read only when a newer attempt arrived;
+otherwise the last one read, with its weight fading with `memory_half_life_s`, stands for it.
 
 Exploration follows the uncertainty (probability matching, as Thompson sampling does, but with
 exact propensities): a candidate's log-cost is taken as uncertain by `uncertainty / √(1 + n)`,
@@ -75,7 +83,12 @@ DEFAULT_EXPLORE_WITHIN = 2.0
 DEFAULT_UNCERTAINTY = 0.25
 """Spread of one observation's log-cost: one attempt says little about the next one's cost."""
 DEFAULT_CHANGE_PRIOR = 0.02
-"""Prior probability that a service's failure rate has left what the window says (an outage)."""
+"""Prior probability that a service is degraded (an outage) rather than as the model and window say."""
+DEFAULT_OUTAGE_MEAN_S = 3600.0
+"""How long a degraded spell lasts on average: how fast a verdict fades without news."""
+_LEVELS = (1.0 / 6.0, 0.5, 5.0 / 6.0)
+"""Degraded failure rates, as the share of the way from the normal rate to always failing: the
+midpoints of thirds of a uniform belief over that range (an outage's rate is not known up front)."""
 
 _N_BUMPS = len(HOUR_CENTERS)
 _BIN_HOURS = 24.0 / _N_BUMPS
@@ -93,7 +106,7 @@ class Score:
     evidence: float = 0.0
     """Observations behind the prediction at this moment (same-time-of-day training rows + recent calls)."""
     change_probability: float = 0.0
-    """Posterior probability that the action's failure rate has changed from the window's (an outage)."""
+    """Probability that the action is degraded (an outage) rather than as the model and window say."""
 
 
 def route_cost(expected_duration_s: float, failure_probability: float,
@@ -101,23 +114,6 @@ def route_cost(expected_duration_s: float, failure_probability: float,
     """What the router minimizes (and the benchmark's oracle too), in seconds."""
     p = min(max(failure_probability, 0.0), 0.999)
     return expected_duration_s / (1.0 - p) + failure_penalty_s * p
-
-
-def change_probability(base_p: float, calls: float, failures: float, prior: float) -> float:
-    """Posterior probability that `failures` out of `calls` (weighted) came from a failure rate other
-    than `base_p`: the likelihood under `base_p` against the Beta(1, 1)-marginal likelihood of an
-    unknown rate, with prior probability `prior` of a change."""
-    if calls <= 0.0 or prior <= 0.0:
-        return 0.0
-    successes = max(0.0, calls - failures)
-    p0 = min(max(base_p, 1e-6), 1.0 - 1e-6)
-    log_same = failures * math.log(p0) + successes * math.log1p(-p0)
-    log_changed = math.lgamma(failures + 1.0) + math.lgamma(successes + 1.0) - math.lgamma(calls + 2.0)
-    log_odds = math.log(prior / (1.0 - prior)) + log_changed - log_same
-    if log_odds > 50.0:
-        return 1.0
-    odds = math.exp(log_odds)
-    return odds / (1.0 + odds)
 
 
 def _hour_table(weights: Sequence[float]) -> array[float]:
@@ -183,15 +179,20 @@ def _unique(values: object) -> tuple[list[int], list[int]]:
 
 
 class _Memory:
-    """What the router last saw of one action, kept in place so a decision allocates no new entry."""
+    """What the router last saw of one action, kept in place so a decision allocates no new entry.
+
+    `b0..b3` is the filter's belief (normal, then the three degraded levels) just after the attempt
+    that started at `state_at`, the newest one it has taken in."""
 
     __slots__ = (
-        "change", "changed_p", "latest_at", "latest_calls", "window_at", "window_calls", "window_error",
+        "b0", "b1", "b2", "b3", "state_at", "window_at", "window_calls", "window_error", "window_newest",
     )
 
-    def __init__(self) -> None:
-        self.window_at = self.latest_at = -math.inf
-        self.window_calls = self.window_error = self.latest_calls = self.change = self.changed_p = 0.0
+    def __init__(self, change_prior: float) -> None:
+        self.window_at = self.state_at = self.window_newest = -math.inf
+        self.window_calls = self.window_error = 0.0
+        self.b0 = 1.0 - change_prior
+        self.b1 = self.b2 = self.b3 = change_prior / 3.0
 
 
 class LearnedRouter:
@@ -208,6 +209,7 @@ class LearnedRouter:
         explore_within: float = DEFAULT_EXPLORE_WITHIN,
         uncertainty: float = DEFAULT_UNCERTAINTY,
         change_prior: float = DEFAULT_CHANGE_PRIOR,
+        outage_mean_s: float = DEFAULT_OUTAGE_MEAN_S,
         fuse_latency: bool = True,
         recent_features: bool = False,
         freeze_gc: bool = False,
@@ -219,6 +221,8 @@ class LearnedRouter:
             raise ValueError(f"uncertainty must be ≥ 0, got {uncertainty}")
         if not 0.0 <= change_prior < 1.0:
             raise ValueError(f"change_prior must be within 0..1, got {change_prior}")
+        if outage_mean_s <= 0.0:
+            raise ValueError(f"outage_mean_s must be > 0, got {outage_mean_s}")
         self.epsilon = epsilon
         self.failure_penalty_s = failure_penalty_s
         self.prior_calls = prior_calls
@@ -226,6 +230,7 @@ class LearnedRouter:
         self.explore_within = explore_within
         self.uncertainty = uncertainty
         self.change_prior = change_prior
+        self.outage_mean_s = outage_mean_s
         self.fuse_latency = fuse_latency
         self.recent_features = recent_features
         self.freeze_gc = freeze_gc
@@ -242,7 +247,7 @@ class LearnedRouter:
         }
         self.models = models
         self._coef = coefficients
-        self._memory = {**{a: _Memory() for a in coefficients}, **self._memory}
+        self._memory = {**{a: _Memory(self.change_prior) for a in coefficients}, **self._memory}
         if self.freeze_gc:
             # everything alive now (the models, their training rows, the process's start-up objects)
             # lives as long as the process: a full collection need not walk it during a decision
@@ -294,16 +299,25 @@ class LearnedRouter:
 
         memory = self._memory.get(action)
         if memory is None:
-            memory = self._memory[action] = _Memory()
+            memory = self._memory[action] = _Memory(self.change_prior)
         half_life = self.memory_half_life_s
         calls = float(n)
-        if n > 0:
+        latest_at = stats.latest_started_at if stats is not None else None
+        if n > 0 and (latest_at is None or latest_at > memory.window_newest or memory.window_calls <= 0.0):
             memory.window_at, memory.window_calls, memory.window_error = now, calls, err
+            if latest_at is not None:
+                memory.window_newest = latest_at
         elif half_life > 0.0 and memory.window_calls > 0.0:
+            # nothing newer than what the window last showed: only old attempts left it. Once
+            # traffic has moved away its successes expire while the failures that moved it stay
+            # newest, and the window's own error rate climbs on no news; the last rate seen with
+            # news, fading, does not
             err = memory.window_error
             calls = memory.window_calls * 0.5 ** (max(0.0, now - memory.window_at) / half_life)
         if calls > 0.0:
             p = (p * self.prior_calls + err * calls) / (self.prior_calls + calls)
+        if stats is not None and stats.newest_started_at and stats.newest_started_at[0] > memory.state_at:
+            self._filter(memory, stats.newest_started_at, stats.newest_failed, p)
 
         d = max(0.0, math.expm1(min(zl, 50.0)) * c.lat_smear)
         if n > 0 and self.fuse_latency and stats is not None and stats.mean_latency_s is not None:
@@ -311,28 +325,62 @@ class LearnedRouter:
             # service that slowed down since training is seen as slower within a few calls
             d = (d * self.prior_calls + stats.mean_latency_s * n) / (self.prior_calls + n)
 
-        # has the service changed since the window's estimate? The verdict is taken when new
-        # evidence arrives (a newer attempt, or one more finished among the newest) and kept
-        if stats is not None and (latest_at := stats.latest_started_at) is not None:
-            w = stats.latest_calls
-            seen_at = memory.latest_at
-            if w > 0.0 and (latest_at > seen_at or (latest_at == seen_at and w != memory.latest_calls)):
-                failed = w * stats.latest_error_rate
-                memory.latest_at, memory.latest_calls = latest_at, w
-                memory.change = change_probability(p, w, failed, self.change_prior)
-                memory.changed_p = (failed + 1.0) / (w + 2.0)
-        change = memory.change
-        if change > 0.0 and half_life > 0.0:
-            change *= 0.5 ** (max(0.0, now - memory.latest_at) / half_life)
+        # carried forward from the newest attempt to now: with no news the belief drifts back to the
+        # prior, at the rate outages end
+        keep = math.exp(-(now - memory.state_at) / self.outage_mean_s) if now > memory.state_at else 1.0
+        prior_d = self.change_prior / 3.0
+        b1 = memory.b1 * keep + prior_d * (1.0 - keep)
+        b2 = memory.b2 * keep + prior_d * (1.0 - keep)
+        b3 = memory.b3 * keep + prior_d * (1.0 - keep)
+        change = b1 + b2 + b3
 
         penalty = self.failure_penalty_s
         f = min(max(p, 0.0), 0.999)
         cost = d / (1.0 - f) + penalty * f  # `route_cost`, inlined
         if change > 1e-9:
-            f = min(memory.changed_p, 0.999)
-            cost = (1.0 - change) * cost + change * (d / (1.0 - f) + penalty * f)
-            p = (1.0 - change) * p + change * memory.changed_p
+            # each state's cost weighed by its probability: cost is convex in the failure rate, so a
+            # 20% chance of an outage costs more than a failure rate 20% of the way to one
+            room = 1.0 - f
+            f1 = f + room * _LEVELS[0]
+            f2 = f + room * _LEVELS[1]
+            f3 = min(f + room * _LEVELS[2], 0.999)
+            cost = (1.0 - change) * cost + b1 * (d / (1.0 - f1) + penalty * f1) \
+                + b2 * (d / (1.0 - f2) + penalty * f2) + b3 * (d / (1.0 - f3) + penalty * f3)
+            p = (1.0 - change) * p + b1 * f1 + b2 * f2 + b3 * f3
         return d, p, cost, c.rows_by_bin[hour_bin] + n, change
+
+    def _filter(self, memory: _Memory, started_at: Sequence[float], failures: Sequence[bool],
+                p: float) -> None:
+        """Take the attempts that started after `memory.state_at` into the belief, oldest first, with
+        `p` as the normal state's failure rate. Between two attempts the state is kept with
+        probability exp(−gap / outage_mean_s) and otherwise drawn afresh from the prior; each outcome
+        then weighs the states by its likelihood in them. Each attempt is taken in once, so the
+        belief carries what attempts that have since left `newest` showed."""
+        b0, b1, b2, b3 = memory.b0, memory.b1, memory.b2, memory.b3
+        at = memory.state_at
+        tau = self.outage_mean_s
+        prior_n = 1.0 - self.change_prior
+        prior_d = self.change_prior / 3.0
+        f0 = min(max(p, 1e-4), 0.999)
+        q = 1.0 - f0
+        f1, f2, f3 = f0 + q * _LEVELS[0], f0 + q * _LEVELS[1], f0 + q * _LEVELS[2]
+        for i in range(min(len(started_at), len(failures)) - 1, -1, -1):
+            started = started_at[i]
+            if started <= at:
+                continue
+            keep = math.exp(-(started - at) / tau)
+            b0 = b0 * keep + prior_n * (1.0 - keep)
+            b1 = b1 * keep + prior_d * (1.0 - keep)
+            b2 = b2 * keep + prior_d * (1.0 - keep)
+            b3 = b3 * keep + prior_d * (1.0 - keep)
+            if failures[i]:
+                b0, b1, b2, b3 = b0 * f0, b1 * f1, b2 * f2, b3 * f3
+            else:
+                b0, b1, b2, b3 = b0 * (1.0 - f0), b1 * (1.0 - f1), b2 * (1.0 - f2), b3 * (1.0 - f3)
+            total = b0 + b1 + b2 + b3
+            b0, b1, b2, b3 = b0 / total, b1 / total, b2 / total, b3 / total
+            at = started
+        memory.b0, memory.b1, memory.b2, memory.b3, memory.state_at = b0, b1, b2, b3, at
 
     def choose(self, step: Step, candidates: Sequence[str], conditions: Conditions) -> RouteChoice:
         if len(candidates) == 2 and candidates[0] != candidates[1]:

@@ -6,6 +6,7 @@ import math
 import random
 from collections.abc import Callable, Mapping
 
+from optimizer.models import ModelSet
 from optimizer.records import ERROR, OK, AttemptRecord
 from workflow.document import Workflow
 
@@ -67,3 +68,17 @@ def serial_runs(workflow: Workflow, durations: Mapping[str, float], runs: int, *
                                      action=workflow.step(s).action, started_at=start, ended_at=start + d,
                                      outcome=OK))
     return out
+
+
+def router_models() -> ModelSet:
+    """geo.fast (~1 s) and geo.slow (~3 s), both failing 2% of the time, and a stretch of history in
+    which geo.fast had outages."""
+    from optimizer.models import train  # scikit-learn: imported by the tests that train
+
+    fast = attempts("geo.fast", 3000, duration=lognormal(1.0), p_fail=lambda t: 0.02, step_id="g")
+    slow = attempts("geo.slow", 3000, duration=lognormal(3.0), p_fail=lambda t: 0.02, step_id="g", seed=1)
+    # a history with outages of geo.fast, so the model learns what a high recent error rate means
+    flaky = attempts("geo.fast", 3000, duration=lognormal(1.0),
+                     p_fail=lambda t: 0.95 if 5 <= hour(t) < 8 else 0.02,
+                     step_id="g", seed=2, spacing_s=20.0, start=fast[-1].started_at + 60.0)
+    return train(fast + slow + flaky, window_s=600)
