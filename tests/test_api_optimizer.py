@@ -5,6 +5,8 @@ and the engine routing with the learned router once models exist."""
 from __future__ import annotations
 
 import asyncio
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,14 @@ from api_support import api_client
 from optimizer.router import LearnedRouter
 from runtime.invocation import ActionCall
 from runtime.routing import DefaultRouter
+
+
+@pytest.fixture(autouse=True)
+def _unfreeze_gc() -> Iterator[None]:
+    # a learned router freezes what is alive when it loads; the rest of the test process need not
+    # keep this test's objects out of the collector
+    yield
+    gc.unfreeze()
 
 
 def _action(name: str) -> dict[str, Any]:
@@ -71,7 +81,10 @@ async def test_train_suggest_and_accept_a_parallelize_proposal(tmp_path: Path) -
         assert trained["version"] == 1 and trained["attempts"] == 12
         assert trained["actions"] == ["svc.one", "svc.three", "svc.two"]
         assert trained["router"] == "learned"
-        assert isinstance(api.app.state.services.engine.router, LearnedRouter)
+        learned = api.app.state.services.engine.router
+        assert isinstance(learned, LearnedRouter)
+        # built as a restart builds it: over the stored version, with the models frozen out of gc
+        assert learned.models.version == 1 and learned.freeze_gc and gc.get_freeze_count() > 0
 
         r = await api.client.get(f"/v1/workflows/{workflow_id}/proposals")
         assert r.status_code == 200, r.text

@@ -145,7 +145,10 @@ def train_models(body: TrainIn | None = Body(default=None), svc: Services = Depe
         if isinstance(current, LearnedRouter):
             current.replace_models(models)
         else:
-            engine.router = LearnedRouter(models)
+            # the path a restart takes (`load_service_router`), so the first training's router is
+            # set up as every later one is: from the store, with the loaded models out of the
+            # collector's reach (`load_router`'s gc.freeze)
+            engine.router = load_service_router(svc)
         routing = "learned"
     return TrainOut(version=models.version, attempts=models.n_attempts, actions=sorted(models.actions),
                     train_seconds=models.train_seconds, router=routing)
