@@ -75,6 +75,19 @@ class _Noted(dict[str, Any]):
         self.changed.add(key)
 
 
+@dataclass(frozen=True)
+class TakenRun:
+    """A run whose lease the caller already holds, as it read it when it took the lease (a
+    worker's take from the queue reads the run, its steps and its in-flight attempts in the
+    statement that moves the lease): the engine's driver starts from this instead of claiming
+    the run and reading it again."""
+
+    record: RunRecord
+    steps: dict[tuple[str, int], StepRecord]
+    started_attempts: int
+    """Attempts of the run left `started` (a crashed worker's); 0 spares the look for them."""
+
+
 @dataclass
 class ActiveRun:
     """A run's in-memory state while a driver holds it."""

@@ -33,7 +33,7 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from runtime.active_run import PASSED, RESUMABLE, ActiveRun, RunResult
+from runtime.active_run import PASSED, RESUMABLE, ActiveRun, RunResult, TakenRun
 from runtime.clock import Clock, SystemClock
 from runtime.compensation import run_graph
 from runtime.errors import (
@@ -165,11 +165,17 @@ class Engine(Saga):
         await self.journal.flush()
         return self.result(run_id)
 
-    async def run_until_settled(self, run_id: str, *, follow_timers_s: float = 0.0) -> RunResult:
+    async def run_until_settled(
+        self, run_id: str, *, follow_timers_s: float = 0.0, taken: TakenRun | None = None
+    ) -> RunResult:
         """Drive the run until it has finished or pauses: on an approval, or on a timer more than
-        `follow_timers_s` away (nearer timers are waited for)."""
+        `follow_timers_s` away (nearer timers are waited for).
+
+        `taken`: the caller already holds the run's lease and read the run with it (a worker's
+        queue hand-off): the driver starts from that instead of claiming and reading again."""
         while True:
-            task = self._ensure_driving(run_id)
+            task = self._ensure_driving(run_id, taken)
+            taken = None
             await asyncio.shield(task)
             record = self.journal.get_run(run_id)
             if record.state.finished:
@@ -349,7 +355,7 @@ class Engine(Saga):
                 if not future.done():
                     future.set_result(None)
 
-    def _ensure_driving(self, run_id: str) -> asyncio.Task[None]:
+    def _ensure_driving(self, run_id: str, taken: TakenRun | None = None) -> asyncio.Task[None]:
         if self._closed:
             raise InvalidRunState("the engine is closed", run_id=run_id)
         task = self._drivers.get(run_id)
@@ -357,7 +363,7 @@ class Engine(Saga):
             self._pokes[run_id].set()
             return task
         self._pokes[run_id] = Wakeup()
-        task = asyncio.get_running_loop().create_task(self._drive(run_id), name=f"run-{run_id}")
+        task = asyncio.get_running_loop().create_task(self._drive(run_id, taken), name=f"run-{run_id}")
         task.add_done_callback(self._driver_done)
         self._drivers[run_id] = task
         return task
@@ -428,13 +434,13 @@ class Engine(Saga):
 
     # -- the driver ------------------------------------------------------------------------------
 
-    def _load(self, run_id: str) -> ActiveRun:
-        record = self.journal.get_run(run_id)
+    def _load(self, run_id: str, taken: TakenRun | None = None) -> ActiveRun:
+        record = taken.record if taken is not None else self.journal.get_run(run_id)
         workflow = Workflow.model_validate(record.document)
         graph = run_graph(workflow)
         deps = {sid: set(graph.predecessors(sid)) for sid in workflow.step_ids}
         run = ActiveRun(record=record, workflow=workflow, deps=deps)
-        rows = run.replay = self.journal.step_results(run_id)
+        rows = run.replay = dict(taken.steps) if taken is not None else self.journal.step_results(run_id)
         for step in workflow.steps:
             row = rows.get((step.id, WHOLE_STEP))
             run.status[step.id] = row.state if row else None
@@ -442,12 +448,14 @@ class Engine(Saga):
                 run.outputs[step.id] = row.output
         return run
 
-    async def _drive(self, run_id: str) -> None:
-        if not self.journal.claim(run_id, self.worker_id, now=time.time(), ttl=self.lease_ttl_s):
+    async def _drive(self, run_id: str, taken: TakenRun | None = None) -> None:
+        if taken is None and not self.journal.claim(
+            run_id, self.worker_id, now=time.time(), ttl=self.lease_ttl_s
+        ):
             log.info("run %s is driven by another worker; leaving it alone", run_id)
             return
         keeper = asyncio.ensure_future(self._keep_lease(run_id))
-        driving = asyncio.ensure_future(self._drive_claimed(run_id))
+        driving = asyncio.ensure_future(self._drive_claimed(run_id, taken))
         try:
             await asyncio.wait({driving, keeper}, return_when=asyncio.FIRST_COMPLETED)
             if not driving.done():
@@ -476,13 +484,14 @@ class Engine(Saga):
             except Exception:
                 log.exception("could not renew the lease on run %s", run_id)
 
-    async def _drive_claimed(self, run_id: str) -> None:
-        run = self._load(run_id)
+    async def _drive_claimed(self, run_id: str, taken: TakenRun | None = None) -> None:
+        run = self._load(run_id, taken)
         if run.record.state.finished:
             return
         now = self.clock.now()
         # this driver is the only one for the run: any attempt still `started` was lost in a crash
-        self.journal.interrupt_attempts(run_id, now)
+        if taken is None or taken.started_attempts:
+            self.journal.interrupt_attempts(run_id, now)
         if run.record.state == RunState.COMPENSATING:
             run.fail(
                 run.record.error or {"type": "unknown", "message": "the run failed"},
@@ -505,9 +514,12 @@ class Engine(Saga):
                 dependents[need].add(sid)
         check: list[Step] | None = None  # None: every step
         loop = asyncio.get_running_loop()
+        # the taken run's row is as fresh as a read now would be: its cancel flag is known
+        cancel_known = taken.record.cancel_requested if taken is not None else None
         try:
             while True:
-                self._check_stop_requests(run)
+                self._check_stop_requests(run, cancel_known)
+                cancel_known = None
                 if not run.stop.is_set():
                     for step in run.workflow.steps if check is None else check:
                         if step.id in tasks:
@@ -554,13 +566,14 @@ class Engine(Saga):
                 task.cancel()
         await self._finish(run)
 
-    def _check_stop_requests(self, run: ActiveRun) -> None:
+    def _check_stop_requests(self, run: ActiveRun, cancel_known: bool | None = None) -> None:
         if run.stop.is_set():
             return
         # another process may have asked to cancel; the rest of the run row is known (and its
         # document is large: reading all of it after every step cost more than the step's writes)
         record = run.record
-        if self.journal.cancel_requested(run.id):
+        requested = cancel_known if cancel_known is not None else self.journal.cancel_requested(run.id)
+        if requested:
             run.fail({"type": "cancelled", "message": "the run was cancelled"}, cancelled=True)
         elif record.deadline_at is not None and self.clock.now() >= record.deadline_at:
             limit = record.deadline_at - record.created_at

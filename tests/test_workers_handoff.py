@@ -1,6 +1,6 @@
 """The queue's hand-off on a real PostgreSQL: the submitter's hold-and-defer statement, the
 worker's take statement (job claim + lease move + the run read back), and the worker journal's
-answers from what the take read (once each, forgotten at any write)."""
+engine driving a run from what the take read."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -22,20 +23,25 @@ from test_workers import (  # noqa: F401 - `database` is a fixture
     wait_ready,
 )
 
+from runtime.active_run import TakenRun
+from runtime.engine import Engine
+from runtime.invocation import ActionCall
 from runtime.journal import Journal
 from runtime.journal_schema import WHOLE_STEP
 from runtime.records import RunState, StepState
 from runtime.workers import ensure_schema
-from runtime.workers.handoff import HandoffJournal, HandoffLink, Taken
+from runtime.workers.handoff import HandoffLink, Taken
 from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER, QueueUnavailable
+from workflow.catalog import ActionSpec, Catalog
 
 DOC = {"name": "x", "steps": [{"id": "a", "action": "w.work"}]}
+CATALOG = Catalog([ActionSpec(name="w.work", description="work")])
 
 
 @pytest.fixture
-def journal(database: str) -> Iterator[HandoffJournal]:  # noqa: F811
+def journal(database: str) -> Iterator[Journal]:  # noqa: F811
     ensure_schema(database)
-    opened = HandoffJournal.open_url(database)
+    opened = Journal.open(database)
     try:
         yield opened
     finally:
@@ -61,7 +67,7 @@ def jobs(journal: Journal) -> list[tuple[str, str, str]]:
         return [(r[0], r[1], r[2]) for r in rows]
 
 
-async def test_hold_and_defer_then_take_moves_the_lease_with_the_job(journal: HandoffJournal) -> None:
+async def test_hold_and_defer_then_take_moves_the_lease_with_the_job(journal: Journal) -> None:
     link = HandoffLink(journal)
     try:
         new_run(journal, "r1")
@@ -89,7 +95,7 @@ async def test_hold_and_defer_then_take_moves_the_lease_with_the_job(journal: Ha
         await link.close()
 
 
-async def test_take_leaves_a_live_lease_alone_and_takes_a_lapsed_one(journal: HandoffJournal) -> None:
+async def test_take_leaves_a_live_lease_alone_and_takes_a_lapsed_one(journal: Journal) -> None:
     link = HandoffLink(journal)
     try:
         worker = queue_worker(journal)
@@ -121,42 +127,44 @@ async def test_take_leaves_a_live_lease_alone_and_takes_a_lapsed_one(journal: Ha
         await link.close()
 
 
-async def test_the_journal_answers_from_the_take_once_and_forgets_at_a_write(journal: HandoffJournal) -> None:
+class Works:
+    async def invoke(self, call: ActionCall) -> dict[str, Any]:
+        return {"done": call.step_id}
+
+
+async def test_the_engine_drives_a_taken_run_from_what_the_take_read(journal: Journal) -> None:
     link = HandoffLink(journal)
     other = Journal.open(journal._engine.url.render_as_string(hide_password=False))
+    statements: list[str] = []
+    sa.event.listen(journal._engine, "before_cursor_execute",
+                    lambda _c, _k, sql, *_: statements.append(" ".join(sql.split())))
+    two = {"name": "x", "steps": [{"id": "a", "action": "w.work"},
+                                  {"id": "b", "action": "w.work", "needs": ["a"]}]}
     try:
         worker = queue_worker(journal)
-        new_run(journal, "r")
+        journal.create_run("r", workflow_name="x", workflow_version=None, document=two, inputs={},
+                           now=time.time(), deadline_at=None, worker_id="test")
         await link.hold_and_defer("r", ttl=120)
         taken = await link.take(queues=[QUEUE_NAME], worker_id=worker, owner="w-a", ttl=30)
-        assert taken is not None
-        journal.prime(taken, "w-a")
-        # another process asks to cancel after the take: the primed answer is the take's, once
+        assert taken is not None and taken.run is not None and taken.started_attempts == 0
+        # another process asks to cancel after the take: the engine starts from the take's row
+        # (no cancel yet), so it is seen at its next look, after the first step
         other.request_cancel("r", time.time(), by="someone")
-        assert journal.cancel_requested("r") is False
-        assert journal.cancel_requested("r") is True
-        # the claim of a lease just taken is answered once; the next goes to the database
-        assert journal.claim("r", "w-a", now=time.time(), ttl=30)
-        assert journal.get_run("r").owner == "w-a"  # from the take
-        with other._engine.begin() as conn:
-            conn.execute(sa.text("UPDATE overture_runs SET owner = 'w-b', lease_until = :t WHERE id = 'r'"),
-                         {"t": time.time() + 30})
-        assert not journal.claim("r", "w-a", now=time.time(), ttl=30)
-        assert journal.get_run("r").owner == "w-b"
-
-        # the step rows are answered for the driver and the first step's replay, then read again;
-        # any write forgets every primed answer at once
-        new_run(journal, "s")
-        await link.hold_and_defer("s", ttl=120)
-        taken = await link.take(queues=[QUEUE_NAME], worker_id=worker, owner="w-a", ttl=30)
-        assert taken is not None
-        journal.prime(taken, "w-a")
-        other.put_step("s", "a", WHOLE_STEP, time.time(), state=StepState.SUCCEEDED, output={})
-        assert journal.step_results("s") == {}
-        journal.append_event("s", "note", time.time())  # a write through this journal
-        assert set(journal.step_results("s")) == {("a", WHOLE_STEP)}
-        assert journal.interrupt_attempts("s", time.time()) == []
-        assert journal.get_run("s").owner == "w-a"
+        statements.clear()
+        async with Engine(CATALOG, journal, Works(), worker_id="w-a", poll_interval_s=None) as engine:
+            result = await engine.run_until_settled(
+                "r", taken=TakenRun(taken.run, taken.steps, taken.started_attempts))
+        assert result.state == RunState.CANCELLED
+        assert result.steps == {"a": StepState.SUCCEEDED}  # b never started
+        first_write = next(i for i, sql in enumerate(statements) if sql.startswith("INSERT"))
+        before = statements[:first_write]
+        # nothing read or claimed again before the first attempt: no lease update, no read of
+        # the run, its steps, its cancel flag or its started attempts (the engine's scheduler
+        # looks at timers and orphans meanwhile: those are not about this run)
+        again = ("UPDATE overture_runs SET owner", "WHERE overture_runs.id", "FROM overture_step_results",
+                 "FROM overture_attempts")
+        assert not [sql for sql in before if any(part in sql for part in again)], before
+        assert any("UPDATE overture_runs SET owner" in sql for sql in statements[first_write:])  # released
     finally:
         other.close()
         await link.close()

@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from runtime.active_run import TakenRun
 from runtime.engine import Engine
 from runtime.journal import Journal
 from runtime.workers.handoff import HandoffLink
@@ -35,7 +36,7 @@ class QueueingEngine(Engine):
     def _ensure_scheduler(self) -> None:
         return None
 
-    def _ensure_driving(self, run_id: str) -> asyncio.Task[None]:
+    def _ensure_driving(self, run_id: str, taken: TakenRun | None = None) -> asyncio.Task[None]:
         task = self._enqueues.get(run_id)
         if task is None or task.done():
             task = asyncio.get_running_loop().create_task(self._enqueue(run_id), name=f"enqueue-{run_id}")

@@ -33,8 +33,6 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -48,7 +46,7 @@ from sqlalchemy.engine import make_url
 
 from runtime.journal import Journal
 from runtime.journal_schema import attempts, runs, step_results
-from runtime.records import AttemptRecord, RunRecord, StepRecord
+from runtime.records import RunRecord, StepRecord
 from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER, TASK_NAME, QueueUnavailable, conninfo
 
 
@@ -189,90 +187,3 @@ _TAKE = """
              WHERE a.run_id = (SELECT id FROM taken) AND a.outcome = 'started') AS started
     FROM job
 """
-
-
-@dataclass
-class _Primed:
-    taken: Taken
-    owner: str
-    claimed: bool = False
-    loaded: bool = False
-    cancel_read: bool = False
-    interrupted: bool = False
-    step_reads: int = 0
-
-
-class HandoffJournal(Journal):
-    """The worker's journal: the first reads its engine makes of a run it just took from the
-    queue are answered from what `take` read in the same statement as the lease moved.
-
-    Each answer is given once, and all of them are forgotten at the journal's next write of any
-    run (every write is one `_tx`): while the worker holds the run's lease nobody else writes its
-    row or its steps, and nothing this process writes can be missed. What the engine asks before
-    its first attempt — its claim, the run, its steps (for the driver and for the first step's
-    replay), whether attempts were left `started`, whether a cancel was asked — costs no round
-    trip. A cancel recorded in the few milliseconds since is seen at the engine's next check,
-    after the first step, as if it had come a moment later.
-    """
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._primed: dict[str, _Primed] = {}
-
-    @classmethod
-    def open_url(cls, url: str, *, redact: Callable[[Any], Any] | None = None) -> HandoffJournal:
-        journal = cls.open(url, redact=redact)
-        assert isinstance(journal, HandoffJournal)  # Journal.open builds `cls`
-        return journal
-
-    def prime(self, taken: Taken, owner: str) -> None:
-        """Remember what `take` read of the run (nothing when its lease did not come along)."""
-        if taken.run is not None:
-            self._primed[taken.run.id] = _Primed(taken, owner)
-
-    def _prime(self, run_id: str) -> _Primed | None:
-        return self._primed.get(run_id) if self._primed else None
-
-    @contextmanager
-    def _tx(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
-        self._primed.clear()
-        with super()._tx(*args, **kwargs) as handle:
-            yield handle
-
-    def claim(self, run_id: str, owner: str, *, now: float, ttl: float) -> bool:
-        primed = self._prime(run_id)
-        # the lease taken with the job still has most of its time: renewing it now would only
-        # move its end by the milliseconds since
-        if (primed is not None and not primed.claimed and primed.owner == owner
-                and primed.taken.lease_until - now > ttl * 2 / 3):
-            primed.claimed = True
-            return True
-        return super().claim(run_id, owner, now=now, ttl=ttl)
-
-    def get_run(self, run_id: str) -> RunRecord:
-        primed = self._prime(run_id)
-        if primed is not None and not primed.loaded and primed.taken.run is not None:
-            primed.loaded = True
-            return primed.taken.run
-        return super().get_run(run_id)
-
-    def step_results(self, run_id: str) -> dict[tuple[str, int], StepRecord]:
-        primed = self._prime(run_id)
-        if primed is not None and primed.step_reads < 2:
-            primed.step_reads += 1
-            return dict(primed.taken.steps)
-        return super().step_results(run_id)
-
-    def interrupt_attempts(self, run_id: str, now: float) -> list[AttemptRecord]:
-        primed = self._prime(run_id)
-        if primed is not None and not primed.interrupted and primed.taken.started_attempts == 0:
-            primed.interrupted = True
-            return []
-        return super().interrupt_attempts(run_id, now)
-
-    def cancel_requested(self, run_id: str) -> bool:
-        primed = self._prime(run_id)
-        if primed is not None and not primed.cancel_read and primed.taken.run is not None:
-            primed.cancel_read = True
-            return primed.taken.run.cancel_requested
-        return super().cancel_requested(run_id)

@@ -32,13 +32,15 @@ from procrastinate.connector import BaseConnector
 from procrastinate.jobs import Job
 from procrastinate.manager import JobManager
 
+from runtime.active_run import TakenRun
 from runtime.engine import Engine
 from runtime.errors import InvalidRunState, RunNotFound
 from runtime.invocation import Invoker
 from runtime.invokers import build_invoker
+from runtime.journal import Journal
 from runtime.routing import Router
 from runtime.secrets import SecretStore
-from runtime.workers.handoff import HandoffJournal, HandoffLink
+from runtime.workers.handoff import HandoffLink
 from runtime.workers.queue import QUEUE_NAME, TASK_NAME, QueueUnavailable, conninfo, ensure_schema
 from workflow.catalog import Catalog
 from workflow.loader import load_catalog
@@ -75,14 +77,15 @@ class WorkerOptions:
 
 
 class _TakingJobManager(JobManager):
-    """Procrastinate's job manager, whose fetch also takes the job's run over (`handoff.take`)."""
+    """Procrastinate's job manager, whose fetch also takes the job's run over (`handoff.take`);
+    what the take read of the run waits in `taken` for the job's task to hand to the engine."""
 
-    def __init__(self, connector: BaseConnector, journal: HandoffJournal, owner: str, ttl: float) -> None:
+    def __init__(self, connector: BaseConnector, journal: Journal, owner: str, ttl: float) -> None:
         super().__init__(connector)
-        self.journal = journal
         self.link = HandoffLink(journal)
         self.owner = owner
         self.ttl = ttl
+        self.taken: dict[str, TakenRun] = {}
 
     async def fetch_job(self, queues: Iterable[str] | None, worker_id: int) -> Job | None:
         try:
@@ -95,7 +98,8 @@ class _TakingJobManager(JobManager):
             return None
         if taken is None:
             return None
-        self.journal.prime(taken, self.owner)
+        if taken.run is not None:  # the lease came along (else another worker drives the run)
+            self.taken[taken.run.id] = TakenRun(taken.run, taken.steps, taken.started_attempts)
         return taken.job
 
 
@@ -131,7 +135,7 @@ class Worker:
         opts = self.options
         ensure_schema(opts.database_url)
         secrets = SecretStore.from_env()
-        journal = HandoffJournal.open_url(opts.database_url, redact=secrets.redact)
+        journal = Journal.open(opts.database_url, redact=secrets.redact)
         invoker = build_invoker(self.catalog, secrets, overrides=self._overrides)
         engine = Engine(self.catalog, journal, invoker, concurrency=opts.concurrency, secrets=secrets,
                         worker_id=opts.worker_id, poll_interval_s=opts.poll_interval_s,
@@ -144,7 +148,7 @@ class Worker:
 
         @app.task(name=TASK_NAME, queue=QUEUE_NAME)
         async def drive_run(run_id: str) -> None:
-            await self._drive(engine, run_id)
+            await self._drive(engine, run_id, taking.taken.pop(run_id, None))
 
         loop = asyncio.get_running_loop()
         if install_signals:
@@ -200,12 +204,13 @@ class Worker:
                  self.stats.jobs, left)
         return left
 
-    async def _drive(self, engine: Engine, run_id: str) -> None:
+    async def _drive(self, engine: Engine, run_id: str, taken: TakenRun | None) -> None:
         self.stats.jobs += 1
         try:
-            # the job's fetch moved the run's lease here from the queue's hold, unless another
-            # worker holds it (then the engine's claim fails and the run continues there)
-            result = await engine.run_until_settled(run_id)
+            # the job's fetch moved the run's lease here from the queue's hold and read the run
+            # (`taken`), unless another worker holds it (then the engine's claim fails and the
+            # run continues there)
+            result = await engine.run_until_settled(run_id, taken=taken)
         except RunNotFound:
             log.warning("job for run %s, which is not in the journal; dropped", run_id)
             self.stats.skipped += 1
