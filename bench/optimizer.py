@@ -2,6 +2,7 @@
 
     .venv/bin/python -m bench.optimizer [--quick]
     .venv/bin/python -m bench.optimizer --decision-ab GIT_REF   # decision latency, now vs GIT_REF
+    .venv/bin/python -m bench.optimizer --seed-table [--seed-table-ref GIT_REF]   # regret at 500 runs
 
 Services with known latency and failure distributions (daily peaks, outage bursts, a slow
 degradation; see `bench/optimizer_sim.py`) are called by two kinds of workflow: a customer
@@ -347,19 +348,28 @@ def real_runtime_section(svcs: dict[str, Service], traces: Traces, records: list
 def _decision_inputs(n: int) -> tuple[Step, list[str], list[Conditions]]:
     """`n` routing questions for the geocode step at random moments of the history's span, with
     window stats of the shape the journal reports."""
-    from runtime.routing import ActionStats
+    from runtime.routing import NEWEST_ATTEMPTS, ActionStats
 
     step = onboarding().step("geocode")
     rng = random.Random(0)
 
+    def newest(now: float, p_fail: float) -> tuple[tuple[float, ...], tuple[bool, ...]]:
+        # a fresh sequence each time: the router's filter takes in every attempt of it, its worst case
+        started = sorted((now - rng.random() * 600 for _ in range(NEWEST_ATTEMPTS)), reverse=True)
+        return tuple(started), tuple(rng.random() < p_fail for _ in started)
+
     def recent(now: float) -> dict[str, ActionStats]:
+        alpha_at, alpha_failed = newest(now, 0.3)
+        beta_at, beta_failed = newest(now, 0.1)
         return {
             "geo.alpha": ActionStats(rng.randrange(30), rng.random() * 0.3, 1.2,
                                      latest_calls=rng.random() * 4, latest_error_rate=rng.random() * 0.5,
-                                     latest_mean_latency_s=1.1, latest_started_at=now - rng.random() * 600),
+                                     latest_mean_latency_s=1.1, latest_started_at=alpha_at[0],
+                                     newest_started_at=alpha_at, newest_failed=alpha_failed),
             "geo.beta": ActionStats(rng.randrange(30), rng.random() * 0.1, 2.5,
                                     latest_calls=rng.random() * 4, latest_error_rate=rng.random() * 0.2,
-                                    latest_mean_latency_s=2.4, latest_started_at=now - rng.random() * 600),
+                                    latest_mean_latency_s=2.4, latest_started_at=beta_at[0],
+                                    newest_started_at=beta_at, newest_failed=beta_failed),
         }
 
     conditions = []
@@ -440,6 +450,41 @@ def decision_ab(ref: str, n: int) -> int:
     return 0
 
 
+def seed_table(ref: str | None, runs: int = 500, history_seeds: Sequence[int] = (1, 2, 3),
+               eval_seeds: Sequence[int] = (8, 9, 10, 11, 12)) -> int:
+    """Routing regret after `runs` runs of history, per history seed × evaluation seed (the default
+    run's pair is history 1, evaluation 8): one evaluation's regret swings by a point or two with
+    the luck of its outages, so a change is judged on the table's mean. With `ref`, the router at
+    that git revision side by side, on the same models and evaluations."""
+    svcs = services()
+    wf = onboarding()
+    routers: dict[str, type] = {"now": LearnedRouter}
+    if ref:
+        routers = {ref: _router_at(ref), **routers}
+    table: dict[str, dict[str, float]] = {name: {} for name in routers}
+    for h in history_seeds:
+        records, _, _ = history(svcs, 11_000, 200, h)
+        onb = [r for r in records if r.workflow == "onboarding"]
+        order = list(dict.fromkeys(r.run_id for r in sorted(onb, key=lambda r: r.started_at)))
+        keep = set(order[:runs])
+        models = train([r for r in onb if r.run_id in keep], window_s=WINDOW_S)
+        for e in eval_seeds:
+            for name, cls in routers.items():
+                _, dec = onboarding_eval(svcs, wf, cls(models, seed=h), runs=1500, seed=e, start_s=EVAL_START)
+                table[name][f"{h}/{e}"] = fmt(regret(dec, svcs))
+        for name in routers:
+            row = [table[name][f"{h}/{e}"] for e in eval_seeds]
+            print(f"{name} history {h}: {row} mean {statistics.fmean(row):.4f}", file=sys.stderr)
+    figures = {name: {"mean": fmt(statistics.fmean(t.values())), "median": fmt(statistics.median(t.values())),
+                      "max": fmt(max(t.values())), "default_seed": t[f"{history_seeds[0]}/{eval_seeds[0]}"],
+                      "per_history": {str(h): fmt(statistics.fmean(t[f"{h}/{e}"] for e in eval_seeds))
+                                      for h in history_seeds},
+                      "table": t}
+               for name, t in table.items()}
+    print(json.dumps({"runs": runs, "regret": figures}))
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="a smaller history, for a smoke run")
@@ -447,7 +492,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--decision-ab", metavar="GIT_REF",
                         help="only time routing decisions, now against the router at GIT_REF")
     parser.add_argument("--decisions", type=int, default=10_000, help="decisions to time")
+    parser.add_argument("--seed-table", action="store_true",
+                        help="only routing regret after 500 runs, 3 history seeds × 5 evaluation seeds")
+    parser.add_argument("--seed-table-ref", metavar="GIT_REF",
+                        help="with --seed-table: the router at GIT_REF beside today's")
     args = parser.parse_args(argv)
+    if args.seed_table:
+        return seed_table(args.seed_table_ref)
     if args.decision_ab:
         return decision_ab(args.decision_ab, args.decisions)
     seed = args.seed
