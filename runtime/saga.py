@@ -131,6 +131,7 @@ class Saga(CoreActions):
         while True:
             number += 1
             async with self._slots:
+                await self.journal.flush()  # the group commit's barrier (see StepRunner)
                 attempt_id = self.journal.start_attempt(
                     run_id=run.id,
                     workflow_name=run.workflow.name,

@@ -313,6 +313,11 @@ class StepRunner:
                     },
                 )
             async with self._slots:
+                # the barrier of the group commit: the earlier steps' results this call may depend
+                # on are on disk before anything leaves the process. Before the attempt's start, so
+                # that its duration is the action's alone (its start needs no fsync: lost, the
+                # step runs once more with the same key, as an in-flight one would)
+                await self.journal.flush()
                 attempt_id = self.journal.start_attempt(
                     run_id=run.id,
                     workflow_name=run.workflow.name,
@@ -388,9 +393,6 @@ class StepRunner:
 
     async def _invoke(self, call: ActionCall, timeout_s: float | None) -> tuple[Any, ActionError | None]:
         """One call with the per-attempt timeout on the engine's clock; never raises ActionError."""
-        # the barrier of the group commit: what this call may depend on (earlier steps' results,
-        # its own start) is on disk before anything leaves the process
-        await self.journal.flush()
         if not timeout_s:
             # no timeout: the call is awaited in place (a task and a wait per step cost more than
             # the journal's writes for a no-op action)
