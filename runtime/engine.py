@@ -141,8 +141,7 @@ class Engine(Saga):
         """Wait until the run has finished (timers are woken by the scheduler meanwhile)."""
         state = self.journal.run_state(run_id)
         if state.finished:
-            await self.journal.flush()
-            return self.result(run_id)
+            return await self._reported(run_id)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[run_id].append(future)
         self._ensure_scheduler()
@@ -162,8 +161,7 @@ class Engine(Saga):
             if not future.done() and self.journal.run_state(run_id).finished:
                 future.set_result(None)
         future.result()
-        await self.journal.flush()
-        return self.result(run_id)
+        return await self._reported(run_id)
 
     async def run_until_settled(
         self, run_id: str, *, follow_timers_s: float = 0.0, taken: TakenRun | None = None
