@@ -266,7 +266,8 @@ class Journal:
     def __init__(self, engine: sa.Engine, *, redact: Redactor | None = None, schema: str | None = None):
         self._engine = engine
         # an in-memory SQLite journal has nothing to fsync: no durability switching for it
-        self._sqlite = engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+        self._on_sqlite = engine.dialect.name == "sqlite"
+        self._sqlite_file = self._on_sqlite and engine.url.database not in (None, "", ":memory:")
         self._listeners: list[EventListener] = []
         # attempts started by this process and not finished yet: finish_attempt needs their key
         # and start time, and reading them back would be one more query per step
@@ -279,12 +280,11 @@ class Journal:
         `flush()` (group commit, see `journal_sync`). Set by the engine, which flushes before
         anything outside the journal depends on a commit."""
         self._wal: WalSync | None = None
-        if self._sqlite and engine.url.database:
+        if self._sqlite_file and engine.url.database:
             self._wal = WalSync(str(Path(engine.url.database).resolve()) + "-wal")
         self.redact: Redactor = redact or (lambda value: value)
         self.schema = schema
         self.url = engine.url.render_as_string(hide_password=True)
-        self._lite = engine.dialect.name == "sqlite"
         # SQLite: writes go through one connection held open (a pool checkout per transaction
         # cost more than the transaction) and, for the per-step statements, straight to the
         # DBAPI cursor with SQL compiled once (see `_exec`); the lock serializes the service's
@@ -332,14 +332,14 @@ class Journal:
 
     def close(self) -> None:
         with self._write_lock:
+            if self._wal is not None:  # what the engine committed last reaches the disk first
+                self._wal.close()
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
             if self._checkpointer is not None:
                 self._checkpointer.close()
                 self._checkpointer = None
-            if self._wal is not None:
-                self._wal.close()
         self._engine.dispose()
 
     def drop_schema(self) -> None:
@@ -368,7 +368,7 @@ class Journal:
         start (the step then runs once more with the same idempotency key, which it would anyway)
         and run leases (they expire)."""
         pending: list[Event] = []
-        if self._lite:
+        if self._on_sqlite:
             with self._write_lock:
                 conn = self._writer_connection()
                 synced = durable and self.fsync and not self.defer_fsync
@@ -393,7 +393,7 @@ class Journal:
         conn = self._writer
         if conn is None or conn.closed or conn.invalidated:
             conn = self._writer = self._engine.connect()
-            if self._sqlite:
+            if self._sqlite_file:
                 # checkpoints run on a thread of their own (see `journal_checkpoint`)
                 conn.connection.dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")  # type: ignore[union-attr]
                 if self._checkpointer is None:
@@ -404,7 +404,7 @@ class Journal:
         """Run one of the module's prebuilt statements; returns the DBAPI cursor (SQLite, see
         `journal_sql`) or the SQLAlchemy result, both with `rowcount` (`_inserted_id` gives an
         insert's key)."""
-        if not self._lite:
+        if not self._on_sqlite:
             return conn.execute(stmt, params)
         return journal_sql.execute(conn.connection.dbapi_connection, self._prepared(stmt), params)
 
@@ -418,7 +418,7 @@ class Journal:
         """The rows of one of the module's prebuilt SELECTs (attribute access, values decoded):
         in `conn`'s transaction, else on SQLite the writer's connection outside a transaction
         (it sees the last commit), else a pooled connection."""
-        if not self._lite:
+        if not self._on_sqlite:
             if conn is not None:
                 return list(conn.execute(stmt, params))
             with self._engine.connect() as pooled:
@@ -430,7 +430,7 @@ class Journal:
             return journal_sql.rows(journal_sql.execute(dbapi, prepared, params), prepared)
 
     def _inserted_id(self, result: Any) -> int:
-        if self._lite:
+        if self._on_sqlite:
             return int(result.lastrowid)
         return int(result.inserted_primary_key[0])
 
