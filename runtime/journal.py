@@ -22,10 +22,12 @@ the WAL is checkpointed off the writer's thread (`journal_checkpoint`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -64,6 +66,9 @@ from runtime.records import (
 from runtime.routing import ActionStats
 
 log = logging.getLogger("overture.runtime")
+
+WRITER_IDLE_PING_S = 2.0
+"""PostgreSQL: a held writer connection idle this long is pinged before its next use."""
 
 OUTPUT_CAP_BYTES = 64 * 1024
 """Attempt outputs larger than this are stored as a truncated preview (step results keep all)."""
@@ -290,6 +295,7 @@ class Journal:
         # DBAPI cursor with SQL compiled once (see `_exec`); the lock serializes the service's
         # threads with the engine's loop on it
         self._writer: sa.Connection | None = None
+        self._writer_used = time.monotonic()
         self._checkpointer: Checkpointer | None = None
         self._write_lock = threading.RLock()
         self._compiled: dict[int, journal_sql.Prepared] = {}
@@ -380,8 +386,13 @@ class Journal:
                 if self._checkpointer is not None:
                     self._checkpointer.committed(conn.connection.dbapi_connection)
         else:
-            with self._engine.connect() as conn, conn.begin():
-                yield conn, pending
+            # PostgreSQL: the same held connection: a checkout per transaction pinged the server
+            # first (pool_pre_ping), one more round trip per write; a connection that broke is
+            # invalidated by SQLAlchemy and replaced at the next write
+            with self._write_lock:
+                conn = self._writer_connection()
+                with conn.begin():
+                    yield conn, pending
         for event in pending:
             for listener in list(self._listeners):
                 try:
@@ -391,6 +402,8 @@ class Journal:
 
     def _writer_connection(self) -> sa.Connection:
         conn = self._writer
+        if conn is not None and not self._on_sqlite and not conn.closed and not conn.invalidated:
+            conn = self._checked(conn)
         if conn is None or conn.closed or conn.invalidated:
             conn = self._writer = self._engine.connect()
             if self._sqlite_file:
@@ -399,6 +412,23 @@ class Journal:
                 if self._checkpointer is None:
                     self._checkpointer = Checkpointer(self._engine.raw_connection)
         return conn
+
+    def _checked(self, conn: sa.Connection) -> sa.Connection | None:
+        """The held PostgreSQL connection, pinged first when it sat idle (as the pool's
+        pre-ping would at a checkout): a server restarted meanwhile costs a reconnect, not the
+        next write. None when it is gone."""
+        now = time.monotonic()
+        idle, self._writer_used = now - self._writer_used, now
+        if idle < WRITER_IDLE_PING_S or conn.in_transaction():
+            return conn
+        try:
+            conn.exec_driver_sql("SELECT 1")
+            conn.rollback()
+            return conn
+        except sa.exc.DBAPIError:
+            with contextlib.suppress(Exception):
+                conn.close()
+            return None
 
     def _exec(self, conn: sa.Connection, stmt: Any, params: Mapping[str, Any]) -> Any:
         """Run one of the module's prebuilt statements; returns the DBAPI cursor (SQLite, see

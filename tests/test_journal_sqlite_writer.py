@@ -1,5 +1,6 @@
-"""The SQLite journal's write path: one held connection, statements on the DBAPI cursor, and WAL
-checkpoints on a thread of their own. Real SQLite files throughout."""
+"""The journal's write path: one held writer connection (SQLite: statements on the DBAPI cursor,
+WAL checkpoints on a thread of their own; PostgreSQL: pinged after idling). Real SQLite files and
+a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -191,3 +192,32 @@ def test_a_busy_writer_keeps_the_log_short(tmp_path: Path) -> None:
     journal.close()
     # 6,000 commits of a page or more would make a log of 25 MB or more without the rewinds
     assert peak < 16 * 1024 * 1024, peak
+
+
+def test_a_postgres_writer_that_lost_its_server_connection_reconnects(tmp_path: Path) -> None:
+    import uuid
+
+    import psycopg
+    from runtime_support import PG_URL, postgres_available
+
+    reason = postgres_available()
+    if reason:
+        pytest.skip(reason)
+    journal = Journal.open(PG_URL, schema=f"t_{uuid.uuid4().hex[:10]}")
+    try:
+        new_run(journal, "r")
+        writer = journal._writer_connection()
+        pid = writer.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        writer.rollback()
+        # the server ends the writer's session (a restart, an idle timeout, an operator)
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+        journal._writer_used -= 60  # it sat idle past the ping threshold meanwhile
+        journal.put_step("r", "s", -1, 2.0, state=StepState.SUCCEEDED, output={"ok": True})
+        assert journal.step_results("r")[("s", -1)].output == {"ok": True}
+        again = journal._writer_connection()
+        assert again.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
+        again.rollback()
+    finally:
+        journal.drop_schema()
+        journal.close()
