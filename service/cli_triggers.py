@@ -168,8 +168,6 @@ def register(app: typer.Typer) -> None:
 
     def _pause(workflow_id: str, trigger_id: str, paused: bool, data_dir: Path | None,
                database_url: str | None) -> None:
-        from runtime.triggers import webhook_trigger_id
-
         settings = _settings(data_dir, database_url)
         targets = {t.key: t for t in _service_workflows(settings)}
         target = targets.get(workflow_id)
@@ -177,10 +175,7 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: no workflow `{workflow_id}` with triggers; "
                        "`overture triggers list` shows them", err=True)
             raise typer.Exit(2)
-        known = [tid for tid, _ in target.schedules()]
-        hook = target.workflow.triggers.webhook if target.workflow.triggers else None
-        if hook is not None:
-            known.append(webhook_trigger_id(hook))
+        known = target.trigger_ids()
         if trigger_id != "all" and trigger_id not in known:
             typer.echo(f"error: workflow `{workflow_id}` has no trigger `{trigger_id}`; it has: "
                        + ", ".join(known), err=True)

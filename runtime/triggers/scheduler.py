@@ -27,7 +27,7 @@ from typing import Any, Protocol
 
 from runtime.clock import Clock, SystemClock
 from runtime.triggers.cron import CronRule, ScheduleError
-from runtime.triggers.ids import schedule_fire_id, schedule_trigger_id
+from runtime.triggers.ids import schedule_fire_id, schedule_trigger_id, webhook_trigger_id
 from runtime.triggers.store import FireRecord, FireStore, NewFire
 from workflow.document import ScheduleTrigger, Workflow
 
@@ -53,6 +53,14 @@ class TriggeredWorkflow:
 
     def schedule(self, trigger_id: str) -> ScheduleTrigger | None:
         return dict(self.schedules()).get(trigger_id)
+
+    def trigger_ids(self) -> list[str]:
+        """Every trigger's id: the schedules', then the webhook's (what pause/resume take)."""
+        ids = [tid for tid, _ in self.schedules()]
+        hook = self.workflow.triggers.webhook if self.workflow.triggers else None
+        if hook is not None:
+            ids.append(webhook_trigger_id(hook))
+        return ids
 
 
 WorkflowSource = Callable[[], Iterable[TriggeredWorkflow]]

@@ -318,14 +318,6 @@ def _target(svc: Services, triggers: Triggers, workflow_id: str) -> TriggeredWor
     return found
 
 
-def _trigger_ids(target: TriggeredWorkflow) -> list[str]:
-    ids = [tid for tid, _ in target.schedules()]
-    hook = target.workflow.triggers.webhook if target.workflow.triggers else None
-    if hook is not None:
-        ids.append(webhook_trigger_id(hook))
-    return ids
-
-
 @router.get("/{workflow_id}/triggers", response_model=TriggersOut, summary="A workflow's triggers")
 def list_triggers(workflow_id: str, svc: Services = Depends(services),
                   triggers: Triggers = Depends(app_triggers)) -> TriggersOut:
@@ -337,7 +329,7 @@ def list_triggers(workflow_id: str, svc: Services = Depends(services),
 def _set_paused(workflow_id: str, trigger_id: str, paused: bool, svc: Services, triggers: Triggers,
                 caller: Caller) -> TriggersOut:
     target = _target(svc, triggers, workflow_id)
-    known = _trigger_ids(target)
+    known = target.trigger_ids()
     if trigger_id not in known and trigger_id != "all":
         raise ApiProblem(404, f"workflow `{workflow_id}` has no trigger `{trigger_id}`; it has: "
                          + (", ".join(known) or "none"), kind="trigger-not-found")
