@@ -369,30 +369,24 @@ class Journal:
         """One transaction; its events go to the listeners after the commit.
 
         `durable=False` (SQLite only) commits without an fsync: the write survives a crash of the
-        process, and reaches the disk with the next durable commit, which syncs the whole WAL up to
-        itself. Used for records whose loss on power failure the engine tolerates: an attempt's
-        start (the step then runs once more with the same idempotency key, which it would anyway)
-        and run leases (they expire)."""
+        process, and reaches the disk with the next fsync of the log (a durable commit or a
+        `flush`), which syncs the whole WAL up to itself. Used for records whose loss on power
+        failure the engine tolerates: an attempt's start (the step then runs once more with the
+        same idempotency key, which it would anyway) and run leases (they expire)."""
         pending: list[Event] = []
-        if self._on_sqlite:
-            with self._write_lock:
-                conn = self._writer_connection()
-                synced = durable and self.fsync and not self.defer_fsync
+        # one held connection for the writes (on PostgreSQL too: a checkout per transaction
+        # pinged the server first, one more round trip per write; see `_writer_connection`)
+        with self._write_lock:
+            conn = self._writer_connection()
+            synced = durable and self.fsync and not self.defer_fsync
+            if self._on_sqlite:
                 self._synchronous(conn, "FULL" if synced else "NORMAL")
-                with conn.begin():
-                    yield conn, pending
-                if self._wal is not None:
-                    self._wal.committed(synced=synced)
-                if self._checkpointer is not None:
-                    self._checkpointer.committed(conn.connection.dbapi_connection)
-        else:
-            # PostgreSQL: the same held connection: a checkout per transaction pinged the server
-            # first (pool_pre_ping), one more round trip per write; a connection that broke is
-            # invalidated by SQLAlchemy and replaced at the next write
-            with self._write_lock:
-                conn = self._writer_connection()
-                with conn.begin():
-                    yield conn, pending
+            with conn.begin():
+                yield conn, pending
+            if self._wal is not None:
+                self._wal.committed(synced=synced)
+            if self._checkpointer is not None:
+                self._checkpointer.committed(conn.connection.dbapi_connection)
         for event in pending:
             for listener in list(self._listeners):
                 try:
@@ -821,7 +815,8 @@ class Journal:
     ) -> int:
         """Record that an attempt is about to call its action (before the call is made).
 
-        Not fsynced on SQLite (see `_tx`): the completion that follows is, and syncs this with it."""
+        Not fsynced on SQLite (see `_tx`): the next fsync of the log, at the latest the one that
+        makes the completion durable, syncs this with it."""
         with self._tx(durable=False) as (conn, pending):
             result = self._exec(
                 conn,

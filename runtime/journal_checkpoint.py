@@ -56,10 +56,7 @@ class Checkpointer:
             self._wake.set()
         if self._wal_frames > MAX_WAL_FRAMES:
             self._wal_frames = 0
-            try:
-                writer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except Exception:  # the thread keeps trying; the log is only longer meanwhile
-                log.exception("WAL checkpoint failed")
+            _checkpoint(writer)  # failing, the thread keeps trying; the log is only longer meanwhile
 
     def close(self) -> None:
         self._stop = True
@@ -79,18 +76,21 @@ class Checkpointer:
                 # a commit racing this reset is counted toward the next round, never lost: the
                 # counter only paces the checkpoints, the log itself says what is left to copy
                 self._commits = 0
-                try:
-                    ((_busy, frames, _copied),) = (
-                        connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                    )
+                frames = _checkpoint(connection)  # failing, it is tried again next round
+                if frames is not None:
                     self._wal_frames = frames
                     self.checkpoints += 1
-                except Exception:  # a checkpoint that fails is retried next round; commits go on
-                    log.exception("WAL checkpoint failed")
-            # leave the log short for the next process to open
-            try:
-                connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except Exception:
-                log.exception("WAL checkpoint failed")
+            _checkpoint(connection)  # leave the log short for the next process to open
         finally:
             connection.close()
+
+
+def _checkpoint(connection: Any) -> int | None:
+    """One PASSIVE checkpoint on a DBAPI connection; the log's length in frames, or None when
+    it failed (logged: commits go on, the log is only longer meanwhile)."""
+    try:
+        ((_busy, frames, _copied),) = connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+    except Exception:
+        log.exception("WAL checkpoint failed")
+        return None
+    return int(frames)

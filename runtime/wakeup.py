@@ -25,9 +25,6 @@ class Wakeup:
         self._poked = True
         self.wake()
 
-    def is_set(self) -> bool:
-        return self._poked
-
     def wake(self, _task: object = None) -> None:
         future = self._future
         if future is not None and not future.done():
