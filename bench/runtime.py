@@ -23,7 +23,9 @@ disk the project lives on).
 
 Peers run the same workloads in their own venv (`bench/.peers-venv`, created from
 `bench/requirements-peers.txt` on first use) in subprocesses of this same invocation; their
-figures and the ratios are printed at the end. The last line is one JSON object of all figures.
+figures and the ratios are printed at the end, with the disk's floor (`fsync_floor_ms`: one
+fdatasync after a 4 KB append, the least a step costs when the next must wait for it to be on disk).
+The last line is one JSON object of all figures.
 """
 
 from __future__ import annotations
@@ -86,6 +88,25 @@ def calibration_us() -> float:
             sum(range(1000))
         best = min(best, (time.perf_counter() - t) / 200)
     return best * 1e6
+
+
+def fsync_floor_ms(directory: Path, n: int = 300) -> float:
+    """Median milliseconds of one fdatasync after appending 4 KB to a file in `directory`: the
+    least a durable step can cost on this disk when the next step must wait for it (DBOS on
+    SQLite's defaults pays several per step; the full journal pays one)."""
+    path = directory / "fsync-floor"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND)
+    times: list[float] = []
+    try:
+        for _ in range(n):
+            os.write(fd, b"x" * 4096)
+            t = time.perf_counter()
+            os.fdatasync(fd)
+            times.append((time.perf_counter() - t) * 1000)
+    finally:
+        os.close(fd)
+        path.unlink()
+    return statistics.median(times)
 
 
 def rss_bytes() -> int:
@@ -356,6 +377,7 @@ def main() -> None:
         "calibration_us": calibration_us(),
     }
     try:
+        report["fsync_floor_ms"] = fsync_floor_ms(directory)
         print(f"Overture runtime, sizes {sizes}", flush=True)
         report["ours"] = asyncio.run(run_ours(modes, sizes, directory))
         if not args.no_peers:
@@ -421,6 +443,14 @@ def print_summary(report: dict[str, Any]) -> None:
         for key, value in ratios.items():
             print(f"  {key}: {json.dumps(value)}")
     report["ratios"] = ratios
+    floor, dbos = report.get("fsync_floor_ms"), report.get("peers", {}).get("dbos", {}).get("chain", {})
+    full = ours.get("full", {}).get("chain", {})
+    if floor and full:
+        print(
+            f"\nfloor: one fdatasync on this disk takes {floor:.3f} ms (median); the full journal's "
+            f"chain step is that plus {full['p50_ms'] - floor:.3f} ms of engine and SQLite"
+            + (f"; 5x DBOS's chain would need {dbos['p50_ms'] / 5:.3f} ms" if dbos.get("p50_ms") else "")
+        )
 
 
 if __name__ == "__main__":
