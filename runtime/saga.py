@@ -10,7 +10,6 @@ from typing import Any
 from runtime.active_run import ActiveRun, idempotency_key
 from runtime.builtins import CoreActions
 from runtime.compensation import UndoUnit, plan_undo, undo_inputs, unit_label
-from runtime.invocation import ActionCall
 from runtime.journal import error_data
 from runtime.journal_schema import WHOLE_STEP, item_of
 from runtime.records import RunState, UndoState
@@ -130,39 +129,9 @@ class Saga(CoreActions):
         key = idempotency_key(run.id, step.id, unit.iteration, undo=True)
         while True:
             number += 1
-            async with self._slots:
-                await self.journal.flush()  # the group commit's barrier (see StepRunner)
-                attempt_id = self.journal.start_attempt(
-                    run_id=run.id,
-                    workflow_name=run.workflow.name,
-                    step_id=step.id,
-                    iteration=unit.iteration,
-                    attempt=number,
-                    kind="compensation",
-                    action=spec.name,
-                    idempotency_key=key,
-                    now=self.clock.now(),
-                    worker_id=self.worker_id,
-                    runs_in_flight=self.runs_in_flight,
-                    propensity=None,
-                    candidates=None,
-                    inputs=inputs,
-                )
-                call = ActionCall(
-                    action=spec,
-                    inputs=inputs,
-                    run_id=run.id,
-                    step_id=step.id,
-                    iteration=item_of(unit.iteration),
-                    attempt=number,
-                    idempotency_key=key,
-                    metadata={
-                        "workflow": run.workflow.name,
-                        "worker_id": self.worker_id,
-                        "compensating": True,
-                    },
-                )
-                output, exc = await self._invoke(call, step.timeout_s)
+            attempt_id, output, exc = await self._attempt(
+                run, step, unit.iteration, number, kind="compensation", action=spec, key=key, inputs=inputs
+            )
             now = self.clock.now()
             if exc is None:
                 self.journal.finish_attempt(

@@ -11,7 +11,7 @@ import contextlib
 import inspect
 import logging
 import random
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runtime.active_run import ActiveRun, StepOutcome, as_action_error, idempotency_key, steps_read
@@ -27,7 +27,7 @@ from runtime.journal_schema import WHOLE_STEP, item_of
 from runtime.records import StepRecord, StepState
 from runtime.retry import NO_RETRY, retry_delay
 from runtime.routing import Conditions, RouteChoice, Router
-from workflow.catalog import Catalog
+from workflow.catalog import ActionSpec, Catalog
 from workflow.document import Step
 from workflow.errors import ExpressionError
 from workflow.expressions import evaluate_condition, render
@@ -312,39 +312,18 @@ class StepRunner:
                         "message": f"action `{choice.action}` is not in the catalog",
                     },
                 )
-            async with self._slots:
-                # the barrier of the group commit: the earlier steps' results this call may depend
-                # on are on disk before anything leaves the process. Before the attempt's start, so
-                # that its duration is the action's alone (its start needs no fsync: lost, the
-                # step runs once more with the same key, as an in-flight one would)
-                await self.journal.flush()
-                attempt_id = self.journal.start_attempt(
-                    run_id=run.id,
-                    workflow_name=run.workflow.name,
-                    step_id=step.id,
-                    iteration=iteration,
-                    attempt=number,
-                    kind="action",
-                    action=choice.action,
-                    idempotency_key=key,
-                    now=self.clock.now(),
-                    worker_id=self.worker_id,
-                    runs_in_flight=self.runs_in_flight,
-                    propensity=choice.propensity,
-                    candidates=candidates if len(candidates) > 1 else None,
-                    inputs=inputs,
-                )
-                call = ActionCall(
-                    action=spec,
-                    inputs=inputs,
-                    run_id=run.id,
-                    step_id=step.id,
-                    iteration=item_of(iteration),
-                    attempt=number,
-                    idempotency_key=key,
-                    metadata={"workflow": run.workflow.name, "worker_id": self.worker_id},
-                )
-                output, exc = await self._invoke(call, step.timeout_s)
+            attempt_id, output, exc = await self._attempt(
+                run,
+                step,
+                iteration,
+                number,
+                kind="action",
+                action=spec,
+                key=key,
+                inputs=inputs,
+                propensity=choice.propensity,
+                candidates=candidates,
+            )
             now = self.clock.now()
             if exc is None:
                 self.journal.finish_attempt(
@@ -390,6 +369,61 @@ class StepRunner:
             )
             if not await self._sleep_unless_stopped(run, delay):
                 return self._cancel_step(run, step.id, iteration)
+
+    async def _attempt(
+        self,
+        run: ActiveRun,
+        step: Step,
+        iteration: int,
+        number: int,
+        *,
+        kind: str,
+        action: ActionSpec,
+        key: str,
+        inputs: Any,
+        propensity: float | None = None,
+        candidates: Sequence[str] = (),
+    ) -> tuple[int, Any, ActionError | None]:
+        """One journaled call of `action` (a step's, or with kind="compensation" its undo):
+        the group commit's barrier, the attempt's start, the call under a slot. Returns the
+        attempt's id and the call's output or error; the caller ends the attempt."""
+        async with self._slots:
+            # the barrier of the group commit: the earlier steps' results this call may depend
+            # on are on disk before anything leaves the process. Before the attempt's start, so
+            # that its duration is the action's alone (its start needs no fsync: lost, the
+            # step runs once more with the same key, as an in-flight one would)
+            await self.journal.flush()
+            attempt_id = self.journal.start_attempt(
+                run_id=run.id,
+                workflow_name=run.workflow.name,
+                step_id=step.id,
+                iteration=iteration,
+                attempt=number,
+                kind=kind,
+                action=action.name,
+                idempotency_key=key,
+                now=self.clock.now(),
+                worker_id=self.worker_id,
+                runs_in_flight=self.runs_in_flight,
+                propensity=propensity,
+                candidates=candidates if len(candidates) > 1 else None,
+                inputs=inputs,
+            )
+            metadata: dict[str, Any] = {"workflow": run.workflow.name, "worker_id": self.worker_id}
+            if kind == "compensation":
+                metadata["compensating"] = True
+            call = ActionCall(
+                action=action,
+                inputs=inputs,
+                run_id=run.id,
+                step_id=step.id,
+                iteration=item_of(iteration),
+                attempt=number,
+                idempotency_key=key,
+                metadata=metadata,
+            )
+            output, exc = await self._invoke(call, step.timeout_s)
+        return attempt_id, output, exc
 
     async def _invoke(self, call: ActionCall, timeout_s: float | None) -> tuple[Any, ActionError | None]:
         """One call with the per-attempt timeout on the engine's clock; never raises ActionError."""
