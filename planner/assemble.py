@@ -10,7 +10,7 @@ import networkx as nx
 
 from planner.lexicon import Lexicon, stem, words
 from planner.literals import entity_name, fill_literals, plain_string, typed
-from planner.reader import Condition, Draft, Reading
+from planner.reader import Condition, Draft, Reading, restorable
 from planner.text import snake
 from workflow.catalog import ActionSpec, Catalog
 from workflow.document import Compensation, RetryPolicy, Step, Workflow
@@ -40,6 +40,7 @@ class Assembler:
         self.inputs: dict[str, Any] = {}
         self.required_inputs: list[str] = []
         self._input_owner: dict[str, str] = {}
+        self.warnings: list[str] = []
         self._entity: tuple[str, str] | None = None
         """(input, value) of the name the request is about: "the account for Acme" → (name, Acme)."""
 
@@ -85,11 +86,14 @@ class Assembler:
                 step.timeout_s = d.timeout_s
             if d.compensate and d.action.compensation:
                 step.compensate = self._compensation(step, d.action)
+            elif d.compensate and restorable(d.action):
+                step.compensate = self._restore(step, d.action)
             steps.append(step)
         name = snake(request, 6).replace("_", "-")[:60] or "plan"
         workflow = Workflow(
             name=name, description=request.strip(), steps=steps, metadata={"planner": "offline"}
         )
+        reading.warnings.extend(self.warnings)
         if self.inputs:
             workflow.inputs = {"type": "object", "properties": self.inputs}
             if self.required_inputs:
@@ -114,6 +118,8 @@ class Assembler:
     def _with(self, draft: Draft, upstream: list[tuple[str, ActionSpec]], step_id: str) -> dict[str, Any]:
         action = draft.action
         if action.name == "core.wait":
+            if draft.until:
+                return {"until": draft.until}
             return (
                 {"seconds": int(draft.wait_s)}
                 if draft.wait_s
@@ -124,7 +130,10 @@ class Assembler:
                 }
             )
         if action.name == "core.approval":
-            return {"prompt": draft.message or "Approve this step?"}
+            approval: dict[str, Any] = {"prompt": draft.message or "Approve this step?"}
+            if draft.approvers:
+                approval["approvers"] = list(draft.approvers)
+            return approval
         if action.name in {"core.log", "core.fail"}:
             return {"message": draft.message or "done"}
         values = fill_literals(action, draft.text, self._masked, self.lex, draft.quoted)
@@ -222,6 +231,24 @@ class Assembler:
                 elif key in step.with_:
                     with_[key] = step.with_[key]
         return Compensation(action=action.compensation or "", **{"with": with_})
+
+    def _restore(self, step: Step, action: ActionSpec) -> Compensation:
+        """No catalog undo, but the action reports what it changed from (`previous_stage`): the
+        same action, on the same record, writes the previous values back."""
+        previous = restorable(action)
+        with_: dict[str, Any] = {}
+        for key in action.required_inputs:
+            if key not in previous and key in step.with_:
+                with_[key] = step.with_[key]  # what identifies the record: the step's own value
+        for key, field in previous.items():
+            with_[key] = f"${{{{ steps.{step.id}.output.{field} }}}}"
+        unrestored = sorted(k for k in step.with_ if k not in with_)
+        if unrestored:
+            self.warnings.append(
+                f"step {step.id}: its compensation writes back {', '.join(sorted(previous))} but cannot "
+                f"restore {', '.join(unrestored)} ({action.name} does not report their previous values)"
+            )
+        return Compensation(action=action.name, **{"with": with_})
 
     # -- conditions
 

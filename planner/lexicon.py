@@ -116,6 +116,8 @@ class Lexicon:
     fillers: re.Pattern[str]
     umbrella: re.Pattern[str]
     undo: re.Pattern[str]
+    generic_undo: re.Pattern[str]
+    """Undo words whose object is the step done, not the undo action ("roll back the CRM update")."""
     failure: re.Pattern[str]
     approval: re.Pattern[str]
     numbers: dict[str, int]
@@ -253,6 +255,7 @@ def build_lexicon(data: dict[str, Any]) -> Lexicon:
         fillers=re.compile(rf"^\s*(?:(?:{fillers})\b[\s,]*)+", re.IGNORECASE),
         umbrella=_alternation([str(v) for v in data.get("umbrella_verbs", [])]),
         undo=_alternation([str(v) for v in data.get("undo_words", [])]),
+        generic_undo=_alternation([str(v) for v in data.get("generic_undo_words", [])]),
         failure=_alternation([str(v) for v in data.get("failure_words", [])]),
         approval=_alternation([str(v) for v in data.get("approval_words", [])]),
         numbers={str(k): int(v) for k, v in data.get("numbers", {}).items()},

@@ -61,7 +61,7 @@ _LEAD = [
     (
         "if",
         re.compile(
-            r"^(?:only\s+if|if|in\s+case|provided\s+(?:that\s+)?|assuming|whenever|only\s+when|only\s+for)\s+"
+            r"^(?:only\s+if|if|in\s+case|provided\s+(?:that\s+)?|assuming|whenever|only\s+when|only\s+for|should)\s+"
             r"(?P<ref>[^,]+?)\s*,\s*(?:then\s+)?",
             re.IGNORECASE,
         ),
@@ -121,6 +121,14 @@ class Lead:
 
     kinds: list[str] = field(default_factory=list)
     refs: dict[str, str] = field(default_factory=dict)
+
+
+def gate_like(text: str) -> bool:
+    """ "finance signs off", "it's approved": a person's decision, not a step of its own."""
+    from planner.phrases import APPROVED_RE, APPROVES_RE
+
+    clause = text.split(",", 1)[0].strip()
+    return bool(APPROVED_RE.match(clause) or APPROVES_RE.match(clause))
 
 
 def starts_with_verb(text: str, verbs: frozenset[str], *, gerund: bool = True) -> bool:
@@ -253,7 +261,12 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
             if kind == "space":
                 # "post it after exporting the report" keeps its gerund: one item, read later
                 gerund = re.match(r"(?:once|when|after|as\s+soon\s+as)\s+[a-z]+ing\b", following, re.I)
-                split = "after" in opened and starts_with_verb(rest, verbs) and gerund is None
+                split = (
+                    "after" in opened
+                    and starts_with_verb(rest, verbs)
+                    and gerund is None
+                    and not gate_like(re.sub(r"^\S+(?:\s+soon\s+as)?\s+", "", following))
+                )
             elif _WAIT_LEAD_START.match(following):
                 split = True  # "close the ticket, and ten days after that send a survey"
             else:

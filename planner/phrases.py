@@ -150,3 +150,57 @@ FOR_EACH_RE = re.compile(
     re.IGNORECASE,
 )
 MESSAGE_RE = re.compile(r"\b(?:with\s+the\s+(?:message|reason|note)|saying|that)\s+(.+)$", re.IGNORECASE)
+
+# -- approvals that gate a step ("if the manager approves", "once finance signs off")
+
+_WHO = r"(?P<who>[\w'&-]+(?:\s+[\w'&-]+){0,4}?)"
+_GIVE = r"(?:go-ahead|go\s+ahead|green\s+light|ok|okay|approval|sign-off|signoff|blessing)"
+APPROVES_RE = re.compile(
+    rf"^{_WHO}\s+(?:has\s+|have\s+|does\s+|do\s+)?(?:approves?|approved|okays?|okayed|oks|signs?\s+off|signed\s+off"
+    rf"|gives?\s+(?:\w+\s+)?{_GIVE}|gave\s+(?:\w+\s+)?{_GIVE})"
+    r"(?:\s+(?:on\s+|of\s+)?(?:it|this|that|them|(?:the|their|our|his|her)\s+[\w\s'-]+))?$",
+    re.IGNORECASE,
+)
+APPROVED_RE = re.compile(
+    r"^(?:(?:it|this|that|they|(?:the|their|our|his|her)\s+[\w\s'-]+?)(?:'s|\s+(?:is|are|was|were|gets|get|has\s+been"
+    r"|have\s+been))?\s+)?(?:approved|signed\s+off|okayed|green-?lit)(?:\s+by\s+(?P<who>.+))?$",
+    re.IGNORECASE,
+)
+REJECTS_RE = re.compile(
+    rf"^{_WHO}\s+(?:rejects?|rejected|declines?|vetoes|vetos|veto|objects?|says\s+no|turns?\s+(?:it|this|that)\s+down)"
+    r"(?:\s+(?:it|this|that|them|(?:the|their|our|his|her)\s+[\w\s'-]+))?$",
+    re.IGNORECASE,
+)
+# "refund it with the manager's approval", "subject to approval from finance"
+GATE_PHRASE_RE = re.compile(
+    r"\s+(?:with|after|subject\s+to|pending|upon|following|once\s+(?:we\s+have|there\s+is))\s+"
+    r"(?:(?:the|a|an)\s+)?(?:(?P<who>[\w'&-]+(?:\s+[\w'&-]+){0,3}?)(?:'s)?\s+)??"
+    r"(?:approval|sign-off|signoff|go-ahead|ok|okay|green\s+light|blessing)"
+    r"(?:\s+(?:from|by|of)\s+(?P<who2>[\w'&-]+(?:\s+[\w'&-]+){0,4}))?\s*$",
+    re.IGNORECASE,
+)
+NOT_A_PERSON = frozenset(
+    "it this that they them either any both each all none is isn't are aren't not doesn't don't was wasn't"
+    " check decision result results score answer system api".split()
+)
+
+# -- a point in time attached to a step ("refund it on 2026-12-01", "after 2026-12-01 09:00")
+
+_MONTHS = (
+    "january february march april may june july august september october november december".split()
+)
+MONTH_NUMBER = {m: i + 1 for i, m in enumerate(_MONTHS)} | {m[:3]: i + 1 for i, m in enumerate(_MONTHS)}
+MONTH_NUMBER["sept"] = 9
+_MONTH_ALT = "|".join(sorted(MONTH_NUMBER, key=len, reverse=True))
+DATE_RE = re.compile(
+    r"\s*\b(?P<prep>on|at|after|from|starting|starting\s+on|on\s+or\s+after|until|till|by|before"
+    r"|no\s+later\s+than)\s+"
+    r"(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day,?\s+)?"
+    r"(?:(?P<iso>\d{4}-\d{2}-\d{2})(?:[Tt ](?P<isotime>\d{1,2}:\d{2}(?::\d{2})?))?"
+    r"(?P<zone>Z|[+-]\d{2}:?\d{2})?"
+    rf"|(?P<month>{_MONTH_ALT})\.?\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?"
+    r"(?:,?\s+(?P<year>\d{4}))?"
+    rf"|(?P<day2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<month2>{_MONTH_ALT})\.?(?:,?\s+(?P<year2>\d{{4}}))?)\b"
+    r"(?:\s+at\s+(?P<time>\d{1,2}(?::\d{2})?\s*(?:am|pm)?|⟦N\d+⟧)(?!\w))?",
+    re.IGNORECASE,
+)

@@ -14,6 +14,41 @@ from planner.text import PLACEHOLDER_RE, Masked, mask, segments, sentences
 from workflow.catalog import ActionSpec, Catalog
 
 MATCH_THRESHOLD = 0.2
+
+
+def restorable(action: ActionSpec) -> dict[str, str]:
+    """Inputs an action reports the earlier value of (`stage` ← `previous_stage`): calling the
+    action again with those values undoes it."""
+    outputs = action.output_properties
+    return {
+        key: f"previous_{key}"
+        for key in action.input_properties
+        if isinstance(outputs.get(f"previous_{key}"), dict)
+    }
+
+
+_DATE_INPUT = re.compile(
+    r"(?:^|_)(?:date|dates|time|day|start|starts|end|ends|when|deadline|due|scheduled|schedule|check_in|checkin"
+    r"|arrival|departure|at|on)(?:_|$)",
+    re.IGNORECASE,
+)
+
+
+def dated_input(action: ActionSpec) -> bool:
+    """The action takes a date or time of its own (a meeting's start, a booking's day)."""
+    for key, schema in action.input_properties.items():
+        if not isinstance(schema, dict):
+            continue
+        if schema.get("format") in {"date", "date-time", "time"} or _DATE_INPUT.search(key):
+            return True
+        if re.search(r"\b(?:date|day|time)\b", str(schema.get("description", "")), re.IGNORECASE):
+            return True
+    return False
+
+
+def undoable(action: ActionSpec) -> bool:
+    """The catalog names its undo, or the action reports what it changed from."""
+    return bool(action.compensation) or bool(restorable(action))
 _GENERIC = frozenset(
     "it its they them that this those these both all three two four each either everything everyone he she"
     " him her done ready finished complete completed exist exists in is are be been has have was were the"
@@ -48,10 +83,21 @@ class Draft:
     quoted: str | None = None
     """The one quoted literal this draft stands for, when an item listed several."""
     compensate: bool = False
+    approvers: list[str] | None = None
+    until: str | None = None
+    """`core.wait`: the ISO-8601 time to wait for."""
     sentence: int = 0
     segment: int = 0
     unit: int = 0
     score: float = 1.0
+
+
+@dataclass
+class Gate:
+    """A person's decision a step waits for ("if the manager approves"): a `core.approval` first."""
+
+    who: str | None
+    phrase: str
 
 
 @dataclass
@@ -200,6 +246,25 @@ class Reader:
                     if self._undo and self._undo[-1][0] == rest:
                         undo_open = len(self._undo) - 1
                     continue
+                if self._unplanned_failure(cond_text, rest):
+                    continue
+            gate: Gate | None = None
+            if cond_text is not None:
+                # "if the manager approves, refund it": an approval step, not a yes/no input
+                gate = self._gate(cond_text, unless="unless" in kinds and "if" not in lead.refs)
+                if gate is not None:
+                    kinds = [k for k in kinds if k not in {"if", "unless"}]
+                    cond_text = None
+                    if frame is not None:  # a new "if" ends the branch before it
+                        self._close(frame)
+                        frame = None
+            elif "after" in kinds and not any(
+                self.drafts[f].action.name == "core.approval" for f in self.frontier
+            ):
+                # "once finance signs off, refund it" with no approval asked for yet
+                gate = self._gate(lead.refs["after"], unless=False)
+                if gate is not None:
+                    kinds = [k for k in kinds if k != "after"]
             # compute where this item starts from
             deps = self._deps(
                 kinds,
@@ -241,7 +306,7 @@ class Reader:
             gerund_ref = self._gerund_ref(lead.refs.get("after"), deps, s_index, g_index)
             if gerund_ref is not None:
                 deps = gerund_ref
-            created = self._item(rest, deps, condition, s_index, g_index, borrowed_verb)
+            created = self._item(rest, deps, condition, s_index, g_index, borrowed_verb, gate)
             if created is None:
                 continue
             first_marker = first_marker or (ends_first and i_index == len(items) - 1)
@@ -396,6 +461,7 @@ class Reader:
         s_index: int,
         g_index: int,
         borrowed_verb: str,
+        gate: Gate | None = None,
     ) -> list[int] | None:
         text = rest.strip(" ,")
         attempts = timeout = None
@@ -434,14 +500,47 @@ class Reader:
             if attempts and self.drafts:
                 self._set_retry(self.drafts[-1], attempts)
             return None
-        trailing_if = re.search(r"\s+(?:only\s+)?(?:if|unless)\s+(.+)$", text, re.IGNORECASE)
-        if trailing_if and condition is None and not self.lex.failure.search(trailing_if.group(1)):
-            condition = Condition(
-                trailing_if.group(1), text[trailing_if.start() :].strip().startswith("unless"), list(deps)
-            )
+        trailing_if = re.search(r"\s+(?:only\s+)?(?:if|unless|should)\s+(.+)$", text, re.IGNORECASE)
+        trailing_once = re.search(r"\s+(?:once|when|after|as\s+soon\s+as)\s+(.+)$", text, re.IGNORECASE)
+        if trailing_if is None and trailing_once is not None and gate is None and condition is None:
+            # "refund it once finance signs off": the approval comes first
+            gate = self._gate(trailing_once.group(1), unless=False)
+            if gate is not None:
+                text = text[: trailing_once.start()]
+                plain = self.masked.plain(text)
+        if trailing_if and condition is None and self.lex.failure.search(trailing_if.group(1)):
+            # "notify support if the refund fails": about another step's outcome, not an input
+            cond_text, before = trailing_if.group(1), text[: trailing_if.start()]
+            if self._failure_clause(cond_text, before, s_index, g_index) or self._unplanned_failure(
+                cond_text, before
+            ):
+                return []
+        elif trailing_if and condition is None:
+            unless = text[trailing_if.start() :].strip().lower().startswith("unless")
+            trailing_gate = self._gate(trailing_if.group(1), unless=unless)
+            if trailing_gate is not None and gate is None:
+                gate = trailing_gate
+            elif trailing_gate is None:
+                condition = Condition(trailing_if.group(1), unless, list(deps))
             text = text[: trailing_if.start()]
             plain = self.masked.plain(text)
+        gate_phrase = ph.GATE_PHRASE_RE.search(text)
+        if gate_phrase is not None and gate is None and self._first_word_verb(text[: gate_phrase.start()]):
+            # "refund it with the manager's approval"
+            who = gate_phrase.group("who2") or gate_phrase.group("who")
+            gate = Gate(self._approver(who) if who else None, gate_phrase.group(0).strip())
+            text = text[: gate_phrase.start()]
+            plain = self.masked.plain(text)
+        until: tuple[str, str] | None = None
+        dated = ph.DATE_RE.search(text)
+        with_date = text
+        if dated is not None:
+            until = self._until(dated, for_wait=bool(ph.WAIT_RE.match(self.masked.plain(text).lower())))
+            text = (text[: dated.start()] + " " + text[dated.end() :]).strip(" ,")
+            plain = self.masked.plain(text)
         kind, extra = self._core_kind(text, plain)
+        if kind is None and until is not None and ph.WAIT_RE.match(plain.lower()):
+            kind, extra = "core.wait", None  # "wait until 2026-12-01"
         specs: list[tuple[ActionSpec, float, str | None]] = []
         if kind is not None:
             specs.append((self.catalog[kind], 1.0, None))
@@ -456,6 +555,58 @@ class Reader:
             copies = len(quoted) if len(quoted) >= 2 else (2 if self._repeated_object(plain) else 1)
             for n in range(copies):
                 specs.append((spec, score, quoted[n] if len(quoted) >= 2 else None))
+        pre: list[int] = []
+        if until is not None and kind != "core.wait":
+            topic = dated is not None and re.search(
+                r"\b(?:about|regarding|concerning|discussing|on\s+the\s+(?:topic|subject)\s+of)\b",
+                with_date[: dated.start()],
+                re.IGNORECASE,
+            )
+            if dated_input(specs[0][0]) or topic:
+                # "book a car on August 1, 2023": the booking's date, not a wait; "a meeting about
+                # the forecast on May 15": the date is part of what the meeting is about
+                text, until = with_date, None
+            elif not until[0]:
+                # "by Friday" is a deadline; "on December 1" has no year
+                self.warnings.append(
+                    f'"{until[1]}" was not planned: no step waits for it (give a full date such as '
+                    "2026-12-01 to wait until, or add a `core.wait` step with `until:`)"
+                )
+                until = None
+        if gate is not None:
+            shown = self._show(text)
+            approval = Draft(
+                len(self.drafts),
+                self.catalog["core.approval"],
+                gate.phrase,
+                list(deps),
+                condition,
+                sentence=s_index,
+                segment=g_index,
+                unit=self._unit,
+                message=f"Approve: {shown[:1].upper() + shown[1:]}?",
+            )
+            approval.approvers = [gate.who] if gate.who else None
+            self.drafts.append(approval)
+            pre.append(approval.index)
+        if until is not None and kind != "core.wait":
+            wait = Draft(
+                len(self.drafts),
+                self.catalog["core.wait"],
+                "wait until " + re.sub(r"^\S+\s+(?:or\s+after\s+|on\s+)?", "", until[1]),
+                pre[-1:] or list(deps),
+                condition,
+                sentence=s_index,
+                segment=g_index,
+                unit=self._unit,
+            )
+            wait.until = until[0]
+            self._note_utc(until)
+            self.drafts.append(wait)
+            pre.append(wait.index)
+        if pre:
+            self.frontier = [f for f in self.frontier if f not in deps]
+            deps = [pre[-1]]
         created: list[int] = []
         for spec, score, quoted_item in specs:
             draft = Draft(
@@ -475,6 +626,9 @@ class Reader:
             if spec.name == "core.wait":
                 draft.wait_s = extra if isinstance(extra, float) else None
                 draft.message = extra if isinstance(extra, str) else None
+                if until is not None and draft.wait_s is None and until[0]:
+                    draft.until = until[0]
+                    self._note_utc(until)
             elif isinstance(extra, str):
                 draft.message = extra
             if for_each:
@@ -504,7 +658,7 @@ class Reader:
         self.frontier += [
             i for i in created if not (wait_prefix is not None and i == created[0] and len(created) > 1)
         ]
-        return created
+        return [*pre, *created]
 
     def _core_kind(self, text: str, plain: str) -> tuple[str | None, float | str | None]:
         """`core.*` built-ins recognised by their phrases, with their main value."""
@@ -662,15 +816,118 @@ class Reader:
             return True
         return False
 
+    _WEAK_FAILURE = re.compile(r"\b(?:can't|cannot|couldn't|won't)\b", re.IGNORECASE)
+
+    def _unplanned_failure(self, cond_text: str, rest: str) -> bool:
+        """ "if the refund fails, notify support": the clause is about a step's outcome, which a
+        workflow cannot branch on (a failed step fails the run; then only compensations run).
+        Plan nothing for it and say so, rather than ask for a yes/no input "refund_fails"."""
+        failure = self.lex.failure.search(cond_text)
+        if failure is None:
+            return False
+        if self._WEAK_FAILURE.fullmatch(failure.group(0)):
+            # "if the customer won't renew" is a business fact; "if the shipment can't be booked" is a step's
+            subject = cond_text[: failure.start()]
+            people = [w for w in words(subject) if w in self.lex.people]
+            pronoun = re.match(
+                r"^\s*(?:it|that|this|either|any|anything|something|one|they)\b", subject, re.IGNORECASE
+            )
+            if people or (not self.resolve(subject) and not pronoun):
+                return False
+        what, when = self._show(rest), self._show(cond_text)
+        if ph.FAIL_RE.match(self.masked.plain(rest).lower()):
+            self.warnings.append(
+                f'"{what}" (if {when}) needs no step: a step that fails already fails the run'
+            )
+            return True
+        self.warnings.append(
+            f'not planned: "{what}" (if {when}). A workflow cannot run a step because another one '
+            "failed: a failed step fails the run, and then only the `compensate` actions of the steps "
+            'that completed run. To undo earlier work on failure, say "undo <step>"; to be told of a '
+            "failure, watch the run's events (API/CLI/UI) or alert on failed runs outside the plan"
+        )
+        return True
+
+    def _gate(self, phrase: str, unless: bool) -> Gate | None:
+        """ "the manager approves" / "it's approved by finance" / (unless) "legal objects": a
+        person's decision; None for anything else ("the credit check approves" is a step's result)."""
+        plain = self.masked.plain(phrase).strip(" ,")
+        if unless:
+            m = ph.REJECTS_RE.match(plain)
+            who = m.group("who") if m else None
+            if m is None:
+                return None
+        else:
+            m = ph.APPROVED_RE.match(plain) or ph.APPROVES_RE.match(plain)
+            if m is None:
+                return None
+            who = m.group("who")
+        if who:
+            who = re.sub(r"^(?:should|if|once|when)\s+", "", who, flags=re.IGNORECASE)
+            if set(words(who)) & ph.NOT_A_PERSON or self._names_step(who):
+                return None
+        return Gate(self._approver(who) if who else None, self._show(phrase))
+
+    def _names_step(self, text: str) -> bool:
+        return any(not self.drafts[i].action.is_core for i in self.resolve(text))
+
+    @staticmethod
+    def _approver(who: str) -> str | None:
+        """ "the VP of Sales" → "VP of Sales", "a manager's" → "manager"."""
+        cleaned = re.sub(r"(?:'s|s')$", "", who.strip())
+        cleaned = re.sub(r"^(?:the|a|an|our|their|my|your|his|her)\s+", "", cleaned, flags=re.IGNORECASE)
+        return cleaned.strip() or None
+
+    def _first_word_verb(self, text: str) -> bool:
+        tokens = words(self.masked.plain(text))
+        return bool(tokens) and stem(tokens[0]) in self.verbs and not self.lex.approval.search(text)
+
+    def _until(self, m: re.Match[str], for_wait: bool) -> tuple[str, str]:
+        """ "on 2026-12-01" → ("2026-12-01T00:00:00Z", the words said); "" when the words do not give a
+        full date, or name a deadline ("by ...") or an end ("suspend it until ...") rather than a start."""
+        said = self.masked.unmask(m.group(0)).strip()
+        prep = re.sub(r"\s+", " ", m.group("prep").lower())
+        if prep in {"by", "before", "no later than"} or (prep in {"until", "till"} and not for_wait):
+            return "", said
+        if m.group("iso"):
+            date = m.group("iso")
+        else:
+            month = ph.MONTH_NUMBER[(m.group("month") or m.group("month2")).lower().rstrip(".")]
+            day = int(m.group("day") or m.group("day2"))
+            year = m.group("year") or m.group("year2")
+            if not year:
+                return "", said
+            date = f"{int(year):04d}-{month:02d}-{day:02d}"
+        clock = m.group("isotime") or (self.masked.unmask(m.group("time")) if m.group("time") else "")
+        hour, minute = 0, 0
+        found = re.match(r"(\d{1,2})(?::(\d{2}))?(?::\d{2})?\s*(am|pm)?", clock.strip(), re.IGNORECASE)
+        if found:
+            hour, minute = int(found.group(1)), int(found.group(2) or 0)
+            if found.group(3):
+                hour = hour % 12 + (12 if found.group(3).lower() == "pm" else 0)
+        zone = m.group("zone") or "Z"
+        value = f"{date}T{hour:02d}:{minute:02d}:00{zone}"
+        try:
+            from datetime import datetime
+
+            datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return "", said
+        return value, said
+
+    def _note_utc(self, until: tuple[str, str]) -> None:
+        if until[0].endswith("Z") and not until[1].upper().endswith("Z"):
+            self.warnings.append(
+                f'read "{until[1]}" as {until[0]} (UTC); change `until` for another time zone'
+            )
+
     def _set_retry(self, draft: Draft, attempts: int) -> None:
         draft.attempts = attempts
 
     def _apply_undo(self) -> None:
         for rest, previous, count in self._undo:
-            candidates = [d for d in self.drafts[:count] if d.action.compensation]
-            if not candidates:
-                self.warnings.append(f'nothing before "{self._show(rest)}" can be undone in this catalog')
-                continue
+            done = self.drafts[:count]
+            candidates = [d for d in done if undoable(d.action)]
             parts = [
                 p for p in re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+|\s+by\s+", self.masked.plain(rest)) if p
             ]
@@ -707,18 +964,31 @@ class Reader:
             for part in parts:
                 part_words = [w for w in words(part) if w not in _GENERIC]
                 if is_generic(part):
-                    pool = [
-                        self.drafts[i] for i in previous if self.drafts[i].action.compensation
-                    ] or candidates
+                    pool = [self.drafts[i] for i in previous if undoable(self.drafts[i].action)] or candidates
+                    if not pool:
+                        self.warnings.append(self._cannot_undo(rest, [self.drafts[i] for i in previous]))
                     for d in pool:
                         d.compensate = True
                     continue
+                named = self._undone_step(part, done)
+                if named is not None:
+                    # "undo the CRM update", "roll back the stage change": the object is the step done
+                    if undoable(named.action):
+                        named.compensate = True
+                    else:
+                        self.warnings.append(self._cannot_undo(part, [named]))
+                    continue
                 names = sorted({d.action.compensation for d in candidates if d.action.compensation})
+                if not names:
+                    self.warnings.append(self._cannot_undo(part, [self.drafts[i] for i in previous]))
+                    continue
                 # every undo verb says "undo"; the object says which undo
                 ranked = self.matcher.rank(part, 1, among=names)
                 if not ranked or ranked[0][1] < 0.15 or not part_words:
                     self.warnings.append(
-                        f'could not tell what "{self._show(part)}" undoes; no compensation added'
+                        f'could not tell which step "{self._show(part)}" undoes, so no compensation was '
+                        "added; name the step it undoes (\"undo the <step>\") or write `compensate:` "
+                        "on that step"
                     )
                     continue
                 undo = ranked[0][0].name
@@ -728,6 +998,39 @@ class Reader:
                 chosen = [d for d, o in zip(holders, overlap, strict=True) if o == best]
                 for d in chosen:
                     d.compensate = True
+
+    def _undone_step(self, part: str, done: list[Draft]) -> Draft | None:
+        """The step a generic undo names by what it did: "undo the CRM update" → the step that
+        updated the CRM. None when the undo verb has its own meaning ("cancel the subscription")."""
+        verb = self.lex.generic_undo.search(part)
+        if verb is None or not done:
+            return None
+        obj = (part[: verb.start()] + " " + part[verb.end() :]).strip()
+        if not self._concept_set(obj):
+            return None
+        scored = [(self._overlap(obj, d), d.index) for d in done if not d.action.is_core]
+        if not scored:
+            return None
+        best = max(o for o, _ in scored)
+        top = [i for o, i in scored if o == best]
+        if best < 0.5 or len(top) != 1:
+            return None
+        return self.drafts[top[0]]
+
+    def _cannot_undo(self, part: str, drafts: list[Draft]) -> str:
+        named = [d for d in drafts if not d.action.is_core] or drafts
+        if not named:
+            return (
+                f'nothing before "{self._show(part)}" can be undone, so no compensation was added; '
+                "write `compensate:` on the step to undo"
+            )
+        which = ", ".join(sorted({d.action.name for d in named}))
+        return (
+            f'"{self._show(part)}": {which} has no `compensation` in the catalog and its output reports '
+            "no `previous_<input>` values to write back, so no compensation was added; add "
+            f"`compensation: <undo action>` to the catalog entry of {which}, or write `compensate:` on "
+            "the step"
+        )
 
     # -- references to earlier steps ("once the ticket exists")
 
