@@ -117,6 +117,7 @@ class Lexicon:
     umbrella: re.Pattern[str]
     undo: re.Pattern[str]
     generic_undo: re.Pattern[str]
+    generic_undo_words: frozenset[str]
     """Undo words whose object is the step done, not the undo action ("roll back the CRM update")."""
     failure: re.Pattern[str]
     approval: re.Pattern[str]
@@ -256,6 +257,7 @@ def build_lexicon(data: dict[str, Any]) -> Lexicon:
         umbrella=_alternation([str(v) for v in data.get("umbrella_verbs", [])]),
         undo=_alternation([str(v) for v in data.get("undo_words", [])]),
         generic_undo=_alternation([str(v) for v in data.get("generic_undo_words", [])]),
+        generic_undo_words=frozenset(w for v in data.get("generic_undo_words", []) for w in words(str(v))),
         failure=_alternation([str(v) for v in data.get("failure_words", [])]),
         approval=_alternation([str(v) for v in data.get("approval_words", [])]),
         numbers={str(k): int(v) for k, v in data.get("numbers", {}).items()},

@@ -196,11 +196,12 @@ DATE_RE = re.compile(
     r"\s*\b(?P<prep>on|at|after|from|starting|starting\s+on|on\s+or\s+after|until|till|by|before"
     r"|no\s+later\s+than)\s+"
     r"(?:(?:mon|tues|wednes|thurs|fri|satur|sun)day,?\s+)?"
-    r"(?:(?P<iso>\d{4}-\d{2}-\d{2})(?:[Tt ](?P<isotime>\d{1,2}:\d{2}(?::\d{2})?))?"
+    r"(?:the\s+)?"
+    r"(?:(?P<iso>\d{4}-\d{2}-\d{2}|⟦D\d+⟧)(?:[Tt ](?P<isotime>\d{1,2}:\d{2}(?::\d{2})?))?"
     r"(?P<zone>Z|[+-]\d{2}:?\d{2})?"
     rf"|(?P<month>{_MONTH_ALT})\.?\s+(?P<day>\d{{1,2}})(?:st|nd|rd|th)?"
     r"(?:,?\s+(?P<year>\d{4}))?"
-    rf"|(?P<day2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<month2>{_MONTH_ALT})\.?(?:,?\s+(?P<year2>\d{{4}}))?)\b"
-    r"(?:\s+at\s+(?P<time>\d{1,2}(?::\d{2})?\s*(?:am|pm)?|⟦N\d+⟧)(?!\w))?",
+    rf"|(?P<day2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<month2>{_MONTH_ALT})\.?(?:,?\s+(?P<year2>\d{{4}}))?)(?!\w)"
+    r"(?:,?\s+at\s+(?P<time>\d{1,2}(?::\d{2})?\s*(?:am|pm)?|⟦N\d+⟧(?:\s*(?:am|pm))?)(?!\w))?",
     re.IGNORECASE,
 )

@@ -46,6 +46,16 @@ def dated_input(action: ActionSpec) -> bool:
     return False
 
 
+def _iso_ok(value: str) -> bool:
+    from datetime import datetime
+
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
 def undoable(action: ActionSpec) -> bool:
     """The catalog names its undo, or the action reports what it changed from."""
     return bool(action.compensation) or bool(restorable(action))
@@ -889,8 +899,16 @@ class Reader:
         prep = re.sub(r"\s+", " ", m.group("prep").lower())
         if prep in {"by", "before", "no later than"} or (prep in {"until", "till"} and not for_wait):
             return "", said
-        if m.group("iso"):
-            date = m.group("iso")
+        iso = self.masked.unmask(m.group("iso") or "")
+        full = re.fullmatch(
+            r"(\d{4}-\d{2}-\d{2})[Tt ](\d{1,2}:\d{2}(?::\d{2})?)(?:\.\d+)?(Z|[+-]\d{2}:?\d{2})?", iso
+        )
+        if full:
+            parts = [int(x) for x in full.group(2).split(":")] + [0]
+            value = f"{full.group(1)}T{parts[0]:02d}:{parts[1]:02d}:{parts[2]:02d}{full.group(3) or 'Z'}"
+            return (value if _iso_ok(value) else ""), said
+        if iso:
+            date = iso
         else:
             month = ph.MONTH_NUMBER[(m.group("month") or m.group("month2")).lower().rstrip(".")]
             day = int(m.group("day") or m.group("day2"))
@@ -907,13 +925,7 @@ class Reader:
                 hour = hour % 12 + (12 if found.group(3).lower() == "pm" else 0)
         zone = m.group("zone") or "Z"
         value = f"{date}T{hour:02d}:{minute:02d}:00{zone}"
-        try:
-            from datetime import datetime
-
-            datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return "", said
-        return value, said
+        return (value if _iso_ok(value) else ""), said
 
     def _note_utc(self, until: tuple[str, str]) -> None:
         if until[0].endswith("Z") and not until[1].upper().endswith("Z"):
@@ -963,20 +975,20 @@ class Reader:
             parts = specific or parts[:1]
             for part in parts:
                 part_words = [w for w in words(part) if w not in _GENERIC]
+                named = self._undone_step(part, done)
+                if named is not None:
+                    # "undo the CRM update", "put the deal back": the object is the step done
+                    if undoable(named.action):
+                        named.compensate = True
+                    else:
+                        self.warnings.append(self._cannot_undo(part, [named]))
+                    continue
                 if is_generic(part):
                     pool = [self.drafts[i] for i in previous if undoable(self.drafts[i].action)] or candidates
                     if not pool:
                         self.warnings.append(self._cannot_undo(rest, [self.drafts[i] for i in previous]))
                     for d in pool:
                         d.compensate = True
-                    continue
-                named = self._undone_step(part, done)
-                if named is not None:
-                    # "undo the CRM update", "roll back the stage change": the object is the step done
-                    if undoable(named.action):
-                        named.compensate = True
-                    else:
-                        self.warnings.append(self._cannot_undo(part, [named]))
                     continue
                 names = sorted({d.action.compensation for d in candidates if d.action.compensation})
                 if not names:
@@ -1005,7 +1017,9 @@ class Reader:
         verb = self.lex.generic_undo.search(part)
         if verb is None or not done:
             return None
-        obj = (part[: verb.start()] + " " + part[verb.end() :]).strip()
+        # the words around and inside the undo phrase ("put the deal back") less the phrase's own
+        inside = [w for w in words(verb.group(0)) if w not in self.lex.generic_undo_words]
+        obj = " ".join([*words(part[: verb.start()]), *inside, *words(part[verb.end() :])])
         if not self._concept_set(obj):
             return None
         scored = [(self._overlap(obj, d), d.index) for d in done if not d.action.is_core]
