@@ -44,6 +44,7 @@ from runtime.journal_memory import AnyJournal
 from runtime.journal_schema import WHOLE_STEP
 from runtime.records import Event, RunState, StepState
 from runtime.routing import DefaultRouter, Router
+from runtime.routing_stats import RoutingStats
 from runtime.saga import Saga
 from runtime.wakeup import Wakeup
 from workflow.catalog import Catalog
@@ -80,6 +81,7 @@ class Engine(Saga):
         self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}"
         self.rng = rng or random.Random()
         self.stats_window_s = stats_window_s
+        self.routing_stats = RoutingStats(journal, stats_window_s)
         self.poll_interval_s = poll_interval_s
         """How often (real seconds) to look for approvals and cancels recorded by other processes."""
         self.lease_ttl_s = lease_ttl_s

@@ -50,6 +50,7 @@ from runtime.journal_schema import (
     step_results,
     timers,
 )
+from runtime.journal_stats import WindowTotals
 from runtime.journal_sync import WalSync
 from runtime.records import (
     ApprovalRecord,
@@ -63,7 +64,7 @@ from runtime.records import (
     UndoRecord,
     UndoState,
 )
-from runtime.routing import ActionStats
+from runtime.routing import ActionStats, Attempt
 
 log = logging.getLogger("overture.runtime")
 
@@ -1025,8 +1026,27 @@ class Journal:
             return [self._attempt(r) for r in conn.execute(query)]
 
     def action_stats(self, actions: Iterable[str], *, since: float) -> dict[str, ActionStats]:
-        """Recent outcomes per action (see `runtime.journal_stats`)."""
-        return journal_stats.action_stats(self._engine, actions, since=since)
+        """Per action, over its finished attempts started since `since`: calls, error rate and mean
+        latency, the same weighted by age over the newest of them (`ActionStats.latest_*`) and the
+        newest few one by one (`ActionStats.newest_*`); see `runtime.journal_stats`."""
+        names = list(actions)
+        totals = self.action_totals(names, since=since)
+        recent = self.recent_attempts([n for n in names if n in totals], since=since)
+        return {name: journal_stats.compose(totals.get(name), recent.get(name, ())) for name in names}
+
+    def action_totals(self, actions: Iterable[str], *, since: float) -> dict[str, WindowTotals]:
+        """The window half of `action_stats`, in a form that adds up (`journal_stats.WindowTotals`);
+        reads every attempt of the window."""
+        return journal_stats.action_totals(self._engine, actions, since=since)
+
+    def recent_attempts(self, actions: Iterable[str], *, since: float) -> dict[str, list[Attempt]]:
+        """The other half: per action, its newest finished attempts started since `since`, newest
+        first, at most `LATEST_MAX_ATTEMPTS`; one indexed read each, whatever the window holds."""
+        newest = journal_stats.NEWEST
+        return {
+            name: journal_stats.as_attempts(self._select(newest, {"action": name, "since": since}))
+            for name in dict.fromkeys(actions)
+        }
 
     # -- compensation ----------------------------------------------------------------------------
 

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from runtime.errors import RunNotFound
 from runtime.journal import OUTPUT_CAP_BYTES, EventListener, Journal, Redactor
 from runtime.journal_schema import WHOLE_STEP, item_of
-from runtime.journal_stats import FINISHED, latest_stats
+from runtime.journal_stats import FINISHED, WindowTotals, compose
 from runtime.records import (
     ApprovalRecord,
     AttemptRecord,
@@ -46,7 +46,7 @@ from runtime.records import (
     UndoRecord,
     UndoState,
 )
-from runtime.routing import ActionStats
+from runtime.routing import LATEST_MAX_ATTEMPTS, ActionStats, Attempt
 
 log = logging.getLogger("overture.runtime")
 
@@ -865,40 +865,48 @@ class MemoryJournal:
     def action_stats(self, actions: Iterable[str], *, since: float) -> dict[str, ActionStats]:
         """Recent outcomes per action, as `runtime.journal_stats` reads them from SQL: calls, error
         rate and mean latency over the finished attempts started since `since`, and the age-weighted
-        `latest_*` over the newest of them (`journal_stats.latest_stats`, shared) and the newest few
-        one by one (`newest_*`)."""
+        `latest_*` over the newest of them and the newest few one by one (`newest_*`), composed by
+        the same function (`journal_stats.compose`)."""
         names = list(actions)
+        totals = self.action_totals(names, since=since)
+        recent = self.recent_attempts([n for n in names if n in totals], since=since)
+        return {name: compose(totals.get(name), recent.get(name, ())) for name in names}
+
+    def action_totals(self, actions: Iterable[str], *, since: float) -> dict[str, WindowTotals]:
+        """`journal_stats.WindowTotals` per action with finished attempts started since `since`."""
+        totals: dict[str, WindowTotals] = {}
         with self._lock:
-            # (started_at, id, failed, duration_s) of each finished attempt in the window
-            window = {
-                name: [
+            for name in dict.fromkeys(actions):
+                calls = failed = timed = 0
+                duration = 0.0
+                for r in self._attempts_of_action.get(name, ()):
+                    if r["started_at"] >= since and r["outcome"] in FINISHED:
+                        calls += 1
+                        failed += r["outcome"] != "succeeded"
+                        if r["duration_s"] is not None:
+                            timed += 1
+                            duration += r["duration_s"]
+                if calls:
+                    totals[name] = (calls, failed, duration, timed)
+        return totals
+
+    def recent_attempts(self, actions: Iterable[str], *, since: float) -> dict[str, list[Attempt]]:
+        """Per action, its newest finished attempts started since `since`, newest first (ties in
+        start time broken by insertion order, as the SQL query does), at most `LATEST_MAX_ATTEMPTS`."""
+        recent: dict[str, list[Attempt]] = {}
+        with self._lock:
+            for name in dict.fromkeys(actions):
+                rows = [
                     (r["started_at"], r["id"], r["outcome"] != "succeeded", r["duration_s"])
-                    for r in self._attempts_of_action.get(name, [])
+                    for r in self._attempts_of_action.get(name, ())
                     if r["started_at"] >= since and r["outcome"] in FINISHED
                 ]
-                for name in dict.fromkeys(names)
-            }
-        stats: dict[str, ActionStats] = {}
-        for name, rows in window.items():
-            calls = len(rows)
-            durations = [r[3] for r in rows if r[3] is not None]
-            # newest first, ties in start time broken by insertion order, as the SQL query does
-            rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
-            weights, weighted_error, weighted_latency, last, newest_at, newest_failed = latest_stats(
-                [(float(r[0]), r[2], float(r[3]) if r[3] is not None else None) for r in rows]
-            )
-            stats[name] = ActionStats(
-                calls=calls,
-                error_rate=sum(1 for r in rows if r[2]) / max(1, calls),
-                mean_latency_s=sum(durations) / len(durations) if durations else None,
-                latest_calls=weights,
-                latest_error_rate=weighted_error,
-                latest_mean_latency_s=weighted_latency,
-                latest_started_at=last,
-                newest_started_at=newest_at,
-                newest_failed=newest_failed,
-            )
-        return {name: stats[name] for name in names}
+                rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
+                recent[name] = [
+                    (float(r[0]), r[2], float(r[3]) if r[3] is not None else None)
+                    for r in rows[:LATEST_MAX_ATTEMPTS]
+                ]
+        return recent
 
     # -- compensation ----------------------------------------------------------------------------
 

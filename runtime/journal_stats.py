@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -39,59 +40,68 @@ def latest_stats(newest_first: Sequence[Attempt]) -> LatestStats:
             tuple(a[0] for a in few), tuple(a[1] for a in few))
 
 
-# ties in start time broken by insertion order, so the cut at LATEST_MAX_ATTEMPTS is deterministic
-_NEWEST = (
+# an action's newest finished attempts in a window, newest first (ties in start time broken by
+# insertion order, so the cut at LATEST_MAX_ATTEMPTS is deterministic): one action at a time with a
+# limit, so the (action, started_at) index hands over those rows without reading the rest of the window
+NEWEST = (
     sa.select(attempts.c.started_at, attempts.c.outcome, attempts.c.duration_s)
     .where(
         attempts.c.action == sa.bindparam("action"),
         attempts.c.started_at >= sa.bindparam("since"),
-        attempts.c.outcome.in_(FINISHED),
+        # not IN: the journal runs this as a prepared statement, whose parameters are one value each
+        sa.or_(*(attempts.c.outcome == outcome for outcome in FINISHED)),
     )
     .order_by(attempts.c.started_at.desc(), attempts.c.id.desc())
     .limit(LATEST_MAX_ATTEMPTS)
 )
 
 
-def action_stats(engine: sa.Engine, actions: Iterable[str], *, since: float) -> dict[str, ActionStats]:
-    """Per action, over finished attempts started since `since`: calls, error rate and mean latency,
-    the same weighted by age over the newest of them (`ActionStats.latest_*`) and the newest few one
-    by one (`ActionStats.newest_*`)."""
-    names = list(actions)
-    in_window = (
-        attempts.c.action.in_(names),
-        attempts.c.started_at >= since,
-        attempts.c.outcome.in_(FINISHED),
-    )
+WindowTotals = tuple[int, int, float, int]
+"""(calls, failures, sum of durations, attempts with a duration) of an action's finished attempts in
+a window: what `ActionStats.calls`, `error_rate` and `mean_latency_s` are made of, in a form that
+adds up (`runtime.routing_stats` adds the attempts this process finished since it read them)."""
+
+
+def action_totals(engine: sa.Engine, actions: Iterable[str], *, since: float) -> dict[str, WindowTotals]:
+    """`WindowTotals` per action over the finished attempts started since `since` (actions with
+    none are left out). Reads every attempt of the window: the costly half of `action_stats`."""
     ok = sa.case((attempts.c.outcome == "succeeded", 0), else_=1)
     totals = (
-        sa.select(attempts.c.action, sa.func.count(), sa.func.sum(ok), sa.func.avg(attempts.c.duration_s))
-        .where(*in_window)
+        sa.select(
+            attempts.c.action,
+            sa.func.count(),
+            sa.func.sum(ok),
+            sa.func.sum(attempts.c.duration_s),
+            sa.func.count(attempts.c.duration_s),
+        )
+        .where(
+            attempts.c.action.in_(list(actions)),
+            attempts.c.started_at >= since,
+            attempts.c.outcome.in_(FINISHED),
+        )
         .group_by(attempts.c.action)
     )
-    window: dict[str, tuple[int, float, float | None]] = {}
-    latest: dict[str, list[Attempt]] = {}
     with engine.connect() as conn:
-        for name, calls, failed, latency in conn.execute(totals):
-            window[name] = (
-                int(calls),
-                float(failed or 0) / max(1, int(calls)),
-                float(latency) if latency is not None else None,
-            )
-        for name in window:
-            # one action at a time, newest first with a limit: the (action, started_at) index
-            # hands over those rows without reading the rest of the window
-            rows = conn.execute(_NEWEST, {"action": name, "since": since}).all()
-            latest[name] = [
-                (float(started_at), outcome != "succeeded", float(duration) if duration is not None else None)
-                for started_at, outcome, duration in rows
-            ]
-    stats = {}
-    for name in names:
-        calls, error_rate, mean_latency = window.get(name, (0, 0.0, None))
-        w, w_err, w_latency, last, newest_at, newest_failed = latest_stats(latest.get(name, ()))
-        stats[name] = ActionStats(
-            calls=calls, error_rate=error_rate, mean_latency_s=mean_latency, latest_calls=w,
-            latest_error_rate=w_err, latest_mean_latency_s=w_latency, latest_started_at=last,
-            newest_started_at=newest_at, newest_failed=newest_failed,
-        )
-    return stats
+        return {
+            name: (int(calls), int(failed or 0), float(duration or 0.0), int(timed or 0))
+            for name, calls, failed, duration, timed in conn.execute(totals)
+        }
+
+
+def as_attempts(rows: Iterable[Any]) -> list[Attempt]:
+    """`NEWEST`'s rows as `Attempt`s."""
+    return [
+        (float(started_at), outcome != "succeeded", float(duration) if duration is not None else None)
+        for started_at, outcome, duration in rows
+    ]
+
+
+def compose(totals: WindowTotals | None, recent: Sequence[Attempt]) -> ActionStats:
+    """One action's `ActionStats` from its window totals and its newest attempts (newest first)."""
+    calls, failed, duration, timed = totals or (0, 0, 0.0, 0)
+    w, w_err, w_latency, last, newest_at, newest_failed = latest_stats(recent)
+    return ActionStats(
+        calls=calls, error_rate=failed / max(1, calls), mean_latency_s=duration / timed if timed else None,
+        latest_calls=w, latest_error_rate=w_err, latest_mean_latency_s=w_latency, latest_started_at=last,
+        newest_started_at=newest_at, newest_failed=newest_failed,
+    )

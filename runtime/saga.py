@@ -129,13 +129,15 @@ class Saga(CoreActions):
         key = idempotency_key(run.id, step.id, unit.iteration, undo=True)
         while True:
             number += 1
-            attempt_id, output, exc = await self._attempt(
+            attempt_id, started_at, output, exc = await self._attempt(
                 run, step, unit.iteration, number, kind="compensation", action=spec, key=key, inputs=inputs
             )
             now = self.clock.now()
             if exc is None:
-                self.journal.finish_attempt(
+                self._end_attempt(
                     attempt_id,
+                    spec.name,
+                    started_at,
                     now,
                     outcome="succeeded",
                     output=output,
@@ -149,8 +151,10 @@ class Saga(CoreActions):
             outcome = "timeout" if exc.type == "timeout" else "failed"
             if exc.transient and exc.type not in policy.non_retryable and failures < policy.max_attempts:
                 delay = retry_delay(policy, failures + 1, self.rng, exc.retry_after)
-                self.journal.finish_attempt(
+                self._end_attempt(
                     attempt_id,
+                    spec.name,
+                    started_at,
                     now,
                     outcome=outcome,
                     error=error,
@@ -160,8 +164,10 @@ class Saga(CoreActions):
                 )
                 await self.clock.sleep(delay)
                 continue
-            self.journal.finish_attempt(
+            self._end_attempt(
                 attempt_id,
+                spec.name,
+                started_at,
                 now,
                 outcome=outcome,
                 error=error,

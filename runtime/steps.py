@@ -27,6 +27,7 @@ from runtime.journal_schema import WHOLE_STEP, item_of
 from runtime.records import StepRecord, StepState
 from runtime.retry import NO_RETRY, retry_delay
 from runtime.routing import Conditions, RouteChoice, Router
+from runtime.routing_stats import RoutingStats
 from workflow.catalog import ActionSpec, Catalog
 from workflow.document import Step
 from workflow.errors import ExpressionError
@@ -47,6 +48,7 @@ class StepRunner:
     worker_id: str
     rng: random.Random
     stats_window_s: float
+    routing_stats: RoutingStats
     _slots: asyncio.Semaphore
     _timers_changed: asyncio.Event
 
@@ -258,7 +260,7 @@ class StepRunner:
             now=now,
             runs_in_flight=self.runs_in_flight,
             worker_id=self.worker_id,
-            recent=self.journal.action_stats(candidates, since=now - self.stats_window_s),
+            recent=self.routing_stats.stats(candidates, now=now),
         )
         choice = self.router.choose(step, candidates, conditions)
         if choice.action not in candidates or choice.action not in self.catalog:
@@ -312,7 +314,7 @@ class StepRunner:
                         "message": f"action `{choice.action}` is not in the catalog",
                     },
                 )
-            attempt_id, output, exc = await self._attempt(
+            attempt_id, started_at, output, exc = await self._attempt(
                 run,
                 step,
                 iteration,
@@ -326,8 +328,10 @@ class StepRunner:
             )
             now = self.clock.now()
             if exc is None:
-                self.journal.finish_attempt(
+                self._end_attempt(
                     attempt_id,
+                    choice.action,
+                    started_at,
                     now,
                     outcome="succeeded",
                     output=output,
@@ -348,8 +352,10 @@ class StepRunner:
                 retryable = False  # a retry after the deadline would be cut off anyway
                 error["gave_up"] = "the retry would come after the run's deadline"
             if not retryable:
-                self.journal.finish_attempt(
+                self._end_attempt(
                     attempt_id,
+                    choice.action,
+                    started_at,
                     now,
                     outcome=outcome,
                     error=error,
@@ -358,8 +364,10 @@ class StepRunner:
                     data={"attempt": number, "action": choice.action, "error": error},
                 )
                 return StepState.FAILED, None, error
-            self.journal.finish_attempt(
+            self._end_attempt(
                 attempt_id,
+                choice.action,
+                started_at,
                 now,
                 outcome=outcome,
                 error=error,
@@ -383,16 +391,18 @@ class StepRunner:
         inputs: Any,
         propensity: float | None = None,
         candidates: Sequence[str] = (),
-    ) -> tuple[int, Any, ActionError | None]:
+    ) -> tuple[int, float, Any, ActionError | None]:
         """One journaled call of `action` (a step's, or with kind="compensation" its undo):
         the group commit's barrier, the attempt's start, the call under a slot. Returns the
-        attempt's id and the call's output or error; the caller ends the attempt."""
+        attempt's id, its start time and the call's output or error; the caller ends the attempt
+        (`_end_attempt`)."""
         async with self._slots:
             # the barrier of the group commit: the earlier steps' results this call may depend
             # on are on disk before anything leaves the process. Before the attempt's start, so
             # that its duration is the action's alone (its start needs no fsync: lost, the
             # step runs once more with the same key, as an in-flight one would)
             await self.journal.flush()
+            started_at = self.clock.now()
             attempt_id = self.journal.start_attempt(
                 run_id=run.id,
                 workflow_name=run.workflow.name,
@@ -402,7 +412,7 @@ class StepRunner:
                 kind=kind,
                 action=action.name,
                 idempotency_key=key,
-                now=self.clock.now(),
+                now=started_at,
                 worker_id=self.worker_id,
                 runs_in_flight=self.runs_in_flight,
                 propensity=propensity,
@@ -423,7 +433,14 @@ class StepRunner:
                 metadata=metadata,
             )
             output, exc = await self._invoke(call, step.timeout_s)
-        return attempt_id, output, exc
+        return attempt_id, started_at, output, exc
+
+    def _end_attempt(
+        self, attempt_id: int, action: str, started_at: float, now: float, *, outcome: str, **end: Any
+    ) -> None:
+        """`Journal.finish_attempt`, then the attempt counts in this process's routing stats."""
+        self.journal.finish_attempt(attempt_id, now, outcome=outcome, **end)
+        self.routing_stats.finished(action, outcome, started_at, now)
 
     async def _invoke(self, call: ActionCall, timeout_s: float | None) -> tuple[Any, ActionError | None]:
         """One call with the per-attempt timeout on the engine's clock; never raises ActionError."""
