@@ -142,6 +142,8 @@ class Reader:
         self.masked = Masked("")
         self._unit = 0
         self._undo: list[tuple[str, list[int], int]] = []
+        self._gated: int | None = None
+        """The sentence whose "if <someone> approves" became an approval step."""
 
     # -- the walk
 
@@ -259,18 +261,27 @@ class Reader:
                 if self._unplanned_failure(cond_text, rest):
                     continue
             gate: Gate | None = None
+            asked = any(d.action.name == "core.approval" for d in self.drafts)
+            if cond_text is not None and "if" in lead.refs and asked and self._rejection(cond_text):
+                self._unplanned_rejection(f"if {cond_text}", rest)
+                continue
+            if "else" in kinds and frame is None and self._gated == s_index:
+                # "if the manager approves, refund it; otherwise email them"
+                self._unplanned_rejection("otherwise", rest)
+                continue
             if cond_text is not None:
                 # "if the manager approves, refund it": an approval step, not a yes/no input
                 gate = self._gate(cond_text, unless="unless" in kinds and "if" not in lead.refs)
                 if gate is not None:
                     kinds = [k for k in kinds if k not in {"if", "unless"}]
                     cond_text = None
+                    self._gated = s_index
                     if frame is not None:  # a new "if" ends the branch before it
                         self._close(frame)
                         frame = None
-            elif "after" in kinds and not any(
-                self.drafts[f].action.name == "core.approval" for f in self.frontier
-            ):
+                    if self._open_approval():
+                        gate = None  # "ask the manager to approve it; if they do, ...": that approval
+            elif "after" in kinds and not self._open_approval():
                 # "once finance signs off, refund it" with no approval asked for yet
                 gate = self._gate(lead.refs["after"], unless=False)
                 if gate is not None:
@@ -518,6 +529,7 @@ class Reader:
             if gate is not None:
                 text = text[: trailing_once.start()]
                 plain = self.masked.plain(text)
+                gate = None if self._open_approval() else gate
         if trailing_if and condition is None and self.lex.failure.search(trailing_if.group(1)):
             # "notify support if the refund fails": about another step's outcome, not an input
             cond_text, before = trailing_if.group(1), text[: trailing_if.start()]
@@ -529,7 +541,7 @@ class Reader:
             unless = text[trailing_if.start() :].strip().lower().startswith("unless")
             trailing_gate = self._gate(trailing_if.group(1), unless=unless)
             if trailing_gate is not None and gate is None:
-                gate = trailing_gate
+                gate = None if self._open_approval() else trailing_gate
             elif trailing_gate is None:
                 condition = Condition(trailing_if.group(1), unless, list(deps))
             text = text[: trailing_if.start()]
@@ -874,9 +886,39 @@ class Reader:
             who = m.group("who")
         if who:
             who = re.sub(r"^(?:should|if|once|when)\s+", "", who, flags=re.IGNORECASE)
-            if set(words(who)) & ph.NOT_A_PERSON or self._names_step(who):
+            if who.lower() in {"they", "he", "she"}:
+                who = None  # "if they approve": whoever was asked
+            elif set(words(who)) & ph.NOT_A_PERSON or self._names_step(who):
                 return None
         return Gate(self._approver(who) if who else None, self._show(phrase))
+
+    def _open_approval(self) -> bool:
+        """An approval was just asked for: "if they approve" / "once approved" mean that one."""
+        return any(self.drafts[f].action.name == "core.approval" for f in self.frontier)
+
+    _REJECTED = re.compile(
+        r"^(?:(?:it|this|that|they|he|she|(?:the|their|our|his|her)\s+[\w\s'-]+?)"
+        r"(?:'s|\s+(?:is|are|was|were|gets|get))?\s+)?"
+        r"(?:not\s+approved|rejected|declined|denied|turned\s+down)(?:\s+by\s+.+)?$"
+        r"|^(?:it|this|that|they|he|she|(?:the|their|our|his|her|a|an)\s+)?[\w\s'-]*?"
+        r"(?:doesn't|don't|does\s+not|do\s+not|won't|didn't)\s+(?:approve|sign\s+off)\b.*$",
+        re.IGNORECASE,
+    )
+
+    def _rejection(self, phrase: str) -> bool:
+        """ "if they reject it", "if the refund is not approved": the other side of an approval."""
+        plain = self.masked.plain(phrase).strip(" ,")
+        if self._REJECTED.match(plain):
+            return True
+        m = ph.REJECTS_RE.match(plain)
+        return m is not None and not self._names_step(m.group("who"))
+
+    def _unplanned_rejection(self, when: str, rest: str) -> None:
+        self.warnings.append(
+            f'not planned: "{self._show(rest)}" ({when}). A rejection fails the `core.approval` step '
+            "and with it the run, so no step can run on a rejection; the steps that need the approval "
+            "simply do not run. Add a `compensate:` on earlier steps to undo them when that happens"
+        )
 
     def _names_step(self, text: str) -> bool:
         return any(not self.drafts[i].action.is_core for i in self.resolve(text))

@@ -356,3 +356,40 @@ def test_a_chat_medium_picks_the_chat_action(own: OfflinePlanner, text: str) -> 
 def test_without_a_medium_a_support_ticket_is_still_a_ticket(own: OfflinePlanner) -> None:
     wf = plan(own, "Refund charge ch_1, then open a support ticket about it.").workflow
     assert actions(wf) == ["helpdesk.open_ticket", "payments.refund_charge"]
+
+
+# -- an approval already asked for, and its rejection
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ask the manager to approve the refund. If they approve, refund charge ch_1.",
+        "Get finance's sign-off. If approved, refund charge ch_1.",
+        "Get finance's sign-off. Once it's approved, refund charge ch_1.",
+    ],
+)
+def test_if_approved_after_an_approval_means_that_approval(own: OfflinePlanner, text: str) -> None:
+    result = plan(own, text)
+    wf = result.workflow
+    assert actions(wf) == ["core.approval", "payments.refund_charge"]
+    assert step_of(wf, "payments.refund_charge").needs == [step_of(wf, "core.approval").id]
+    assert step_of(wf, "payments.refund_charge").if_ is None
+    assert boolean_inputs(result) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Ask the manager to approve the refund. If they approve, refund charge ch_1; "
+        "if they reject it, email a@b.example.",
+        "If the manager approves, refund charge ch_1; otherwise email a@b.example.",
+        "Refund charge ch_1 if the manager approves. If it's not approved, email a@b.example.",
+    ],
+)
+def test_a_step_on_rejection_is_warned_about(own: OfflinePlanner, text: str) -> None:
+    result = plan(own, text)
+    assert actions(result.workflow) == ["core.approval", "payments.refund_charge"]
+    assert boolean_inputs(result) == []
+    warning = next(w for w in result.warnings if w.startswith("not planned"))
+    assert "email a@b.example" in warning and "rejection fails" in warning
