@@ -11,14 +11,16 @@ from workflow.graph import dependency_graph, parallel_groups, transitive_reducti
 def _what(step: Step, catalog: Catalog) -> str:
     action = catalog.get(step.action)
     if step.action == "core.wait":
-        seconds = step.with_.get("seconds")
-        return (
-            f"wait {_duration(float(seconds))}"
-            if isinstance(seconds, int | float)
-            else "wait until the given time"
-        )
+        seconds, until = step.with_.get("seconds"), step.with_.get("until")
+        if isinstance(seconds, int | float):
+            return f"wait {_duration(float(seconds))}"
+        if isinstance(until, str) and "${{" not in until:
+            return f"wait until {until}"
+        return "wait until the given time"
     if step.action == "core.approval":
-        return f"ask for approval: {step.with_.get('prompt', '')}".rstrip(": ")
+        approvers = step.with_.get("approvers")
+        who = f" from {', '.join(map(str, approvers))}" if isinstance(approvers, list) and approvers else ""
+        return f"ask for approval{who}: {step.with_.get('prompt', '')}".rstrip(": ")
     if step.action in {"core.log", "core.fail"}:
         verb = "record in the run log" if step.action == "core.log" else "stop the run as failed"
         return f"{verb}: {step.with_.get('message', '')}"
@@ -64,8 +66,10 @@ def explain(workflow: Workflow, catalog: Catalog) -> str:
     for step in workflow.steps:
         if step.compensate:
             later = sorted(number[s] for s in graph.successors(step.id)) if step.id in graph else []
+            undo = step.compensate.action
+            how = f"{undo} writing the previous values back" if undo == step.action else undo
             lines.append(
                 f"If the run fails after step {number[step.id]} has finished, it is undone with "
-                f"{step.compensate.action}" + (f" (e.g. when step {later[0]} fails)." if later else ".")
+                f"{how}" + (f" (e.g. when step {later[0]} fails)." if later else ".")
             )
     return "\n".join(lines) + "\n"

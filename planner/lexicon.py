@@ -120,6 +120,7 @@ class Lexicon:
     generic_undo_words: frozenset[str]
     """Undo words whose object is the step done, not the undo action ("roll back the CRM update")."""
     failure: re.Pattern[str]
+    success: re.Pattern[str]
     approval: re.Pattern[str]
     numbers: dict[str, int]
     people: frozenset[str]
@@ -259,6 +260,7 @@ def build_lexicon(data: dict[str, Any]) -> Lexicon:
         generic_undo=_alternation([str(v) for v in data.get("generic_undo_words", [])]),
         generic_undo_words=frozenset(w for v in data.get("generic_undo_words", []) for w in words(str(v))),
         failure=_alternation([str(v) for v in data.get("failure_words", [])]),
+        success=_alternation([str(v) for v in data.get("success_words", [])]),
         approval=_alternation([str(v) for v in data.get("approval_words", [])]),
         numbers={str(k): int(v) for k, v in data.get("numbers", {}).items()},
         people=frozenset(str(v) for v in data.get("people", [])),

@@ -260,6 +260,12 @@ class Reader:
                     continue
                 if self._unplanned_failure(cond_text, rest):
                     continue
+            succeeded = self._succeeded(cond_text) if "if" in lead.refs and cond_text else None
+            if succeeded is not None:
+                # "if the refund goes through, email them": it runs after the refund, which succeeded
+                kinds = ["after" if k == "if" else k for k in kinds]
+                lead.refs["after"] = succeeded
+                cond_text = None
             gate: Gate | None = None
             asked = any(d.action.name == "core.approval" for d in self.drafts)
             if cond_text is not None and "if" in lead.refs and asked and self._rejection(cond_text):
@@ -891,6 +897,19 @@ class Reader:
             elif set(words(who)) & ph.NOT_A_PERSON or self._names_step(who):
                 return None
         return Gate(self._approver(who) if who else None, self._show(phrase))
+
+    def _succeeded(self, cond_text: str) -> str | None:
+        """ "the refund goes through" / "it works": the step named (or the one before, for a
+        pronoun) succeeded. Returns the words naming it; None when the clause is about anything else."""
+        plain = self.masked.plain(cond_text)
+        found = self.lex.success.search(plain)
+        tail = plain[found.end() :].strip(" ,").lower() if found else ""
+        if found is None or tail not in {"", "ok", "okay", "fine", "successfully"}:
+            return None
+        subject = plain[: found.start()].strip()
+        if re.fullmatch(r"(?:it|that|this|they|both|all|everything|all of (?:it|them|that))", subject, re.I):
+            return subject
+        return subject if self._names_step(subject) else None
 
     def _open_approval(self) -> bool:
         """An approval was just asked for: "if they approve" / "once approved" mean that one."""

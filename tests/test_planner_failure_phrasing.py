@@ -393,3 +393,30 @@ def test_a_step_on_rejection_is_warned_about(own: OfflinePlanner, text: str) -> 
     assert boolean_inputs(result) == []
     warning = next(w for w in result.warnings if w.startswith("not planned"))
     assert "email a@b.example" in warning and "rejection fails" in warning
+
+
+# -- "if <step> succeeds" is a dependency, not an input
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Refund charge ch_1, then create a billing customer for x@y.example. "
+        "If the refund goes through, email a@b.example.",
+        "Refund charge ch_1, then create a billing customer for x@y.example. "
+        "If the refund succeeds, email a@b.example.",
+    ],
+)
+def test_a_step_succeeding_is_a_dependency(own: OfflinePlanner, text: str) -> None:
+    result = plan(own, text)
+    wf = result.workflow
+    mail = step_of(wf, "email.send_message")
+    assert mail.if_ is None and boolean_inputs(result) == []
+    assert mail.needs == [step_of(wf, "payments.refund_charge").id]
+
+
+def test_a_fact_about_a_person_is_still_a_condition(own: OfflinePlanner) -> None:
+    result = plan(
+        own, "Create a billing customer for x@y.example. If the customer is happy, email a@b.example."
+    )
+    assert step_of(result.workflow, "email.send_message").if_ is not None
