@@ -207,6 +207,8 @@ class Reader:
     ) -> tuple[_Frame | None, int | None]:
         ends_first = re.search(r"\s+(?:first|beforehand)\s*$", seg, re.IGNORECASE) is not None
         seg = mk.TRAILING_NOISE.sub("", seg).strip()
+        # "refund it and cancel the plan if the manager approves": the approval gates every item
+        seg_gate, seg = self._segment_gate(seg)
         if mk.PURE_PAR.match(seg.strip()):
             self._parallelise([d for d in self.drafts if d.sentence == s_index and d.segment == g_index - 1])
             return frame, first_in_sentence
@@ -260,13 +262,16 @@ class Reader:
                     continue
                 if self._unplanned_failure(cond_text, rest):
                     continue
+            if seg_gate is not None and i_index == 0:
+                gate, seg_gate = seg_gate, None
+            else:
+                gate = None
             succeeded = self._succeeded(cond_text) if "if" in lead.refs and cond_text else None
             if succeeded is not None:
                 # "if the refund goes through, email them": it runs after the refund, which succeeded
                 kinds = ["after" if k == "if" else k for k in kinds]
                 lead.refs["after"] = succeeded
                 cond_text = None
-            gate: Gate | None = None
             asked = any(d.action.name == "core.approval" for d in self.drafts)
             if cond_text is not None and "if" in lead.refs and asked and self._rejection(cond_text):
                 self._unplanned_rejection(f"if {cond_text}", rest)
@@ -287,7 +292,7 @@ class Reader:
                         frame = None
                     if self._open_approval():
                         gate = None  # "ask the manager to approve it; if they do, ...": that approval
-            elif "after" in kinds and not self._open_approval():
+            elif "after" in kinds and gate is None and not self._open_approval():
                 # "once finance signs off, refund it" with no approval asked for yet
                 gate = self._gate(lead.refs["after"], unless=False)
                 if gate is not None:
@@ -333,7 +338,12 @@ class Reader:
             gerund_ref = self._gerund_ref(lead.refs.get("after"), deps, s_index, g_index)
             if gerund_ref is not None:
                 deps = gerund_ref
-            created = self._item(rest, deps, condition, s_index, g_index, borrowed_verb, gate)
+            if gate is not None:
+                # the approval comes before this item and the ones joined to it in this clause
+                joined = [rest, *(t for _, t in items[i_index + 1 :])]
+                asked_for = " and ".join([", ".join(joined[:-1]), joined[-1]] if len(joined) > 1 else joined)
+                deps = [self._approval(gate, asked_for, deps, condition, s_index, g_index)]
+            created = self._item(rest, deps, condition, s_index, g_index, borrowed_verb)
             if created is None:
                 continue
             first_marker = first_marker or (ends_first and i_index == len(items) - 1)
@@ -602,21 +612,7 @@ class Reader:
                 )
                 until = None
         if gate is not None:
-            shown = self._show(text)
-            approval = Draft(
-                len(self.drafts),
-                self.catalog["core.approval"],
-                gate.phrase,
-                list(deps),
-                condition,
-                sentence=s_index,
-                segment=g_index,
-                unit=self._unit,
-                message=f"Approve: {shown[:1].upper() + shown[1:]}?",
-            )
-            approval.approvers = [gate.who] if gate.who else None
-            self.drafts.append(approval)
-            pre.append(approval.index)
+            pre.append(self._approval(gate, text, deps, condition, s_index, g_index))
         if until is not None and kind != "core.wait":
             wait = Draft(
                 len(self.drafts),
@@ -897,6 +893,58 @@ class Reader:
             elif set(words(who)) & ph.NOT_A_PERSON or self._names_step(who):
                 return None
         return Gate(self._approver(who) if who else None, self._show(phrase))
+
+    def _approval(
+        self,
+        gate: Gate,
+        asked_for: str,
+        deps: list[int],
+        condition: Condition | None,
+        s_index: int,
+        g_index: int,
+    ) -> int:
+        """A `core.approval` draft after `deps`, asking about `asked_for`; it takes their place in
+        the frontier."""
+        shown = self._show(asked_for)
+        approval = Draft(
+            len(self.drafts),
+            self.catalog["core.approval"],
+            gate.phrase,
+            list(deps),
+            condition,
+            sentence=s_index,
+            segment=g_index,
+            unit=self._unit,
+            message=f"Approve: {shown[:1].upper() + shown[1:]}?",
+        )
+        approval.approvers = [gate.who] if gate.who else None
+        self.drafts.append(approval)
+        self.frontier = [f for f in self.frontier if f not in deps]
+        return approval.index
+
+    def _segment_gate(self, seg: str) -> tuple[Gate | None, str]:
+        """A gate said once at the end of a clause of joined items ("A and B if finance approves")."""
+        found = re.search(
+            r"\s+(?:only\s+)?(?:if|unless|once|when|after|as\s+soon\s+as)\s+([^,]+)$", seg, re.IGNORECASE
+        )
+        gate: Gate | None = None
+        if found is not None:
+            unless = found.group(0).strip().lower().startswith("unless")
+            gate = self._gate(found.group(1), unless=unless)
+        else:
+            found = ph.GATE_PHRASE_RE.search(seg)
+            if found is not None:
+                who = found.group("who2") or found.group("who")
+                gate = Gate(self._approver(who) if who else None, found.group(0).strip())
+        if gate is None or found is None or self._open_approval():
+            return None, seg
+        body = seg[: found.start()]
+        items = mk.split_items(mk.TRAILING_PAR.sub("", body).strip(" ,"), self.lex, self.verbs)
+        if len(items) < 2 or any(c not in {"start", "and", "comma"} for c, _ in items):
+            return None, seg  # one item reads it itself; after a "then" it is that item's alone
+        if any(mk.read_lead(t, self.lex, self.verbs)[0].kinds for _, t in items):
+            return None, seg
+        return gate, body
 
     def _succeeded(self, cond_text: str) -> str | None:
         """ "the refund goes through" / "it works": the step named (or the one before, for a

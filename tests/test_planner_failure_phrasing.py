@@ -420,3 +420,28 @@ def test_a_fact_about_a_person_is_still_a_condition(own: OfflinePlanner) -> None
         own, "Create a billing customer for x@y.example. If the customer is happy, email a@b.example."
     )
     assert step_of(result.workflow, "email.send_message").if_ is not None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "If finance approves, refund charge ch_1 and email a@b.example at the same time.",
+        "Refund charge ch_1 and email a@b.example in parallel once finance signs off.",
+    ],
+)
+def test_one_approval_gates_every_item_of_its_clause(own: OfflinePlanner, text: str) -> None:
+    wf = plan(own, text).workflow
+    assert actions(wf) == ["core.approval", "email.send_message", "payments.refund_charge"]
+    approval = step_of(wf, "core.approval")
+    assert step_of(wf, "payments.refund_charge").needs == [approval.id]
+    assert step_of(wf, "email.send_message").needs == [approval.id]
+    assert approval.with_["approvers"] == ["finance"]
+
+
+def test_a_gate_after_then_belongs_to_the_last_item(own: OfflinePlanner) -> None:
+    wf = plan(
+        own, "Create the billing customer for a@b.example, then refund charge ch_1 if the manager approves."
+    ).workflow
+    approval = step_of(wf, "core.approval")
+    assert step_of(wf, "payments.refund_charge").needs == [approval.id]
+    assert approval.needs == [step_of(wf, "billing.create_customer").id]
