@@ -46,6 +46,9 @@ def dated_input(action: ActionSpec) -> bool:
     return False
 
 
+_MODAL_WORDS = frozenset("should must need needs has have had to be been get gets got".split())
+
+
 def _iso_ok(value: str) -> bool:
     from datetime import datetime
 
@@ -1128,7 +1131,9 @@ class Reader:
             return None
         # the words around and inside the undo phrase ("put the deal back") less the phrase's own
         inside = [w for w in words(verb.group(0)) if w not in self.lex.generic_undo_words]
-        obj = " ".join([*words(part[: verb.start()]), *inside, *words(part[verb.end() :])])
+        said = [*words(part[: verb.start()]), *inside, *words(part[verb.end() :])]
+        # "the CRM update should be undone", "have the stage change reversed"
+        obj = " ".join(w for w in said if w not in _MODAL_WORDS)
         if not self._concept_set(obj):
             return None
         scored = [(self._overlap(obj, d), d.index) for d in done if not d.action.is_core]

@@ -174,6 +174,9 @@ STAGE_THEN_WORKSPACE = "Move opportunity OP-7 to negotiation, then provision a w
         "should provisioning fail, reverse the opportunity stage update",
         "if provisioning fails, revert the stage",
         "if provisioning fails, put the opportunity back",
+        "if provisioning fails, the stage change should be undone",
+        "if the workspace can't be provisioned, the stage update must be rolled back",
+        "if provisioning fails, have the stage change reversed",
     ],
 )
 def test_undo_of_an_action_reporting_its_previous_value_restores_it(own: OfflinePlanner, undo: str) -> None:
@@ -211,10 +214,13 @@ def test_undo_of_a_step_nothing_can_undo_says_what_to_add(own: OfflinePlanner) -
     assert "compensation:" in warning and "compensate:" in warning
 
 
-def test_catalog_compensations_still_win(own: OfflinePlanner) -> None:
+@pytest.mark.parametrize(
+    "undo", ["delete the billing customer", "the billing customer should be deleted"]
+)
+def test_catalog_compensations_still_win(own: OfflinePlanner, undo: str) -> None:
     result = plan(
         own, "Create the billing customer for a@b.example, then provision a workspace named acme; "
-        "if provisioning fails, delete the billing customer"
+        f"if provisioning fails, {undo}"
     )
     customer = step_of(result.workflow, "billing.create_customer")
     assert customer.compensate is not None and customer.compensate.action == "billing.delete_customer"
