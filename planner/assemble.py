@@ -25,6 +25,8 @@ _COMPARE = (
 
 def _step_id(draft: Draft, used: set[str]) -> str:
     base = _CORE_IDS.get(draft.action.name) or draft.action.name.rsplit(".", 1)[-1]
+    if draft.approvers and len(draft.approvers) == 1:
+        base = f"{snake(draft.approvers[0], 3)}_approval"  # "manager_approval", "vp_sales_approval"
     base = re.sub(r"[^A-Za-z0-9_-]", "_", base)
     candidate, n = base, 2
     while candidate in used:
