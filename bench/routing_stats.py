@@ -4,8 +4,8 @@
 
 For each rate (attempts per hour per candidate, two candidates, a SQLite journal on disk under
 `bench/out/`), times `Journal.action_stats` (every dispatch read the whole window before) and
-`RoutingStats.stats` (the engine's path: the window totals read at most once a second, the newest
-attempts at every dispatch) over dispatches spread across 3 seconds of wall time, so the mean
+`RoutingStats.stats` (the engine's path: the journal read at most once a second per action, this
+process's attempts merged in) over dispatches spread across 3 seconds of wall time, so the mean
 includes the re-reads. The last line is one JSON object of the figures.
 """
 

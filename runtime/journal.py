@@ -50,7 +50,7 @@ from runtime.journal_schema import (
     step_results,
     timers,
 )
-from runtime.journal_stats import WindowTotals
+from runtime.journal_stats import RecentAttempt, WindowTotals
 from runtime.journal_sync import WalSync
 from runtime.records import (
     ApprovalRecord,
@@ -64,7 +64,7 @@ from runtime.records import (
     UndoRecord,
     UndoState,
 )
-from runtime.routing import ActionStats, Attempt
+from runtime.routing import ActionStats
 
 log = logging.getLogger("overture.runtime")
 
@@ -1039,12 +1039,12 @@ class Journal:
         reads every attempt of the window."""
         return journal_stats.action_totals(self._engine, actions, since=since)
 
-    def recent_attempts(self, actions: Iterable[str], *, since: float) -> dict[str, list[Attempt]]:
+    def recent_attempts(self, actions: Iterable[str], *, since: float) -> dict[str, list[RecentAttempt]]:
         """The other half: per action, its newest finished attempts started since `since`, newest
         first, at most `LATEST_MAX_ATTEMPTS`; one indexed read each, whatever the window holds."""
         newest = journal_stats.NEWEST
         return {
-            name: journal_stats.as_attempts(self._select(newest, {"action": name, "since": since}))
+            name: journal_stats.as_recent(self._select(newest, {"action": name, "since": since}))
             for name in dict.fromkeys(actions)
         }
 

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from runtime.errors import RunNotFound
 from runtime.journal import OUTPUT_CAP_BYTES, EventListener, Journal, Redactor
 from runtime.journal_schema import WHOLE_STEP, item_of
-from runtime.journal_stats import FINISHED, WindowTotals, compose
+from runtime.journal_stats import FINISHED, RecentAttempt, WindowTotals, compose
 from runtime.records import (
     ApprovalRecord,
     AttemptRecord,
@@ -46,7 +46,7 @@ from runtime.records import (
     UndoRecord,
     UndoState,
 )
-from runtime.routing import LATEST_MAX_ATTEMPTS, ActionStats, Attempt
+from runtime.routing import LATEST_MAX_ATTEMPTS, ActionStats
 
 log = logging.getLogger("overture.runtime")
 
@@ -890,10 +890,10 @@ class MemoryJournal:
                     totals[name] = (calls, failed, duration, timed)
         return totals
 
-    def recent_attempts(self, actions: Iterable[str], *, since: float) -> dict[str, list[Attempt]]:
+    def recent_attempts(self, actions: Iterable[str], *, since: float) -> dict[str, list[RecentAttempt]]:
         """Per action, its newest finished attempts started since `since`, newest first (ties in
         start time broken by insertion order, as the SQL query does), at most `LATEST_MAX_ATTEMPTS`."""
-        recent: dict[str, list[Attempt]] = {}
+        recent: dict[str, list[RecentAttempt]] = {}
         with self._lock:
             for name in dict.fromkeys(actions):
                 rows = [
@@ -903,7 +903,7 @@ class MemoryJournal:
                 ]
                 rows.sort(key=lambda r: (r[0], r[1]), reverse=True)
                 recent[name] = [
-                    (float(r[0]), r[2], float(r[3]) if r[3] is not None else None)
+                    (float(r[0]), int(r[1]), r[2], float(r[3]) if r[3] is not None else None)
                     for r in rows[:LATEST_MAX_ATTEMPTS]
                 ]
         return recent

@@ -44,7 +44,7 @@ def latest_stats(newest_first: Sequence[Attempt]) -> LatestStats:
 # insertion order, so the cut at LATEST_MAX_ATTEMPTS is deterministic): one action at a time with a
 # limit, so the (action, started_at) index hands over those rows without reading the rest of the window
 NEWEST = (
-    sa.select(attempts.c.started_at, attempts.c.outcome, attempts.c.duration_s)
+    sa.select(attempts.c.started_at, attempts.c.id, attempts.c.outcome, attempts.c.duration_s)
     .where(
         attempts.c.action == sa.bindparam("action"),
         attempts.c.started_at >= sa.bindparam("since"),
@@ -88,18 +88,25 @@ def action_totals(engine: sa.Engine, actions: Iterable[str], *, since: float) ->
         }
 
 
-def as_attempts(rows: Iterable[Any]) -> list[Attempt]:
-    """`NEWEST`'s rows as `Attempt`s."""
+RecentAttempt = tuple[float, int, bool, float | None]
+"""(started_at, id, failed, duration_s) of one finished attempt: an `Attempt` with the id that
+breaks ties in start time, so lists read at different times merge in the journal's order."""
+
+
+def as_recent(rows: Iterable[Any]) -> list[RecentAttempt]:
+    """`NEWEST`'s rows as `RecentAttempt`s."""
     return [
-        (float(started_at), outcome != "succeeded", float(duration) if duration is not None else None)
-        for started_at, outcome, duration in rows
+        (float(started), int(id_), outcome != "succeeded", float(took) if took is not None else None)
+        for started, id_, outcome, took in rows
     ]
 
 
-def compose(totals: WindowTotals | None, recent: Sequence[Attempt]) -> ActionStats:
+def compose(totals: WindowTotals | None, recent: Sequence[RecentAttempt]) -> ActionStats:
     """One action's `ActionStats` from its window totals and its newest attempts (newest first)."""
     calls, failed, duration, timed = totals or (0, 0, 0.0, 0)
-    w, w_err, w_latency, last, newest_at, newest_failed = latest_stats(recent)
+    w, w_err, w_latency, last, newest_at, newest_failed = latest_stats(
+        [(started_at, failed_now, took) for started_at, _, failed_now, took in recent]
+    )
     return ActionStats(
         calls=calls, error_rate=failed / max(1, calls), mean_latency_s=duration / timed if timed else None,
         latest_calls=w, latest_error_rate=w_err, latest_mean_latency_s=w_latency, latest_started_at=last,

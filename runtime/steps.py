@@ -440,7 +440,7 @@ class StepRunner:
     ) -> None:
         """`Journal.finish_attempt`, then the attempt counts in this process's routing stats."""
         self.journal.finish_attempt(attempt_id, now, outcome=outcome, **end)
-        self.routing_stats.finished(action, outcome, started_at, now)
+        self.routing_stats.finished(action, outcome, attempt_id, started_at, now)
 
     async def _invoke(self, call: ActionCall, timeout_s: float | None) -> tuple[Any, ActionError | None]:
         """One call with the per-attempt timeout on the engine's clock; never raises ActionError."""

@@ -1,6 +1,6 @@
 """The routing stats a routed step hands its router (`runtime.routing_stats.RoutingStats`): the
-window totals are read now and then and this process's attempts are added in, so the router sees
-what `Journal.action_stats` would say, without a read of the whole window at every dispatch."""
+journal is read now and then and this process's attempts are merged in, so the router sees what
+`Journal.action_stats` would say, without reading the journal at every dispatch."""
 
 from __future__ import annotations
 
@@ -101,7 +101,7 @@ async def test_the_router_sees_what_the_journal_says_with_few_reads_of_the_windo
     for handed, truth in router.seen:
         for action in ("mail.send", "mail.send_backup"):
             assert same(handed[action], truth[action]), (action, handed[action], truth[action])
-    # the totals were read again only when the window (an hour) had moved on by a hundredth of
+    # the journal was read again only when the window (an hour) had moved on by a hundredth of
     # itself (36 s of the engine's clock), not at each of the decisions
     moves = (clock.now() - T0) / (WINDOW_S / 100)
     assert 1 <= engine.routing_stats.reads <= 1 + moves < len(router.seen) / 10
@@ -127,18 +127,17 @@ def test_another_processes_attempts_reach_the_totals_within_max_age(tmp_path: Pa
             finish(theirs, "geo.a", now - 100 + i, ok=True)
         first = stats.stats(["geo.a"], now=now)["geo.a"]
         assert (first.calls, first.error_rate) == (10, 0.0)
-        # another worker's outage: its failures are in the newest attempts at once (the change
-        # detection reads them at every dispatch) ...
+        # another worker's outage: its failures reach this process's router with the next read,
+        # once max_age_s of wall time has passed, in the totals and the newest attempts alike
         for i in range(3):
             finish(theirs, "geo.a", now + i, ok=False)
         now += 5.0
         soon = stats.stats(["geo.a"], now=now)["geo.a"]
-        assert soon.newest_failed[:3] == (True, True, True)
-        # ... and in the window totals once they are read again, after max_age_s of wall time
-        assert (soon.calls, soon.error_rate) == (10, 0.0)
+        assert (soon.calls, soon.error_rate, soon.newest_failed[:3]) == (10, 0.0, (False,) * 3)
         wall.t += 1.0
         later = stats.stats(["geo.a"], now=now)["geo.a"]
         assert later.calls == 13 and later.error_rate == pytest.approx(3 / 13)
+        assert later.newest_failed[:4] == (True, True, True, False)
         assert stats.reads == 2
         assert same(later, mine.action_stats(["geo.a"], since=now - WINDOW_S)["geo.a"])
     finally:
@@ -173,13 +172,30 @@ def test_attempts_counted_in_process_are_not_counted_twice_after_a_read(tmp_path
         assert stats.stats(["geo.a"], now=T0)["geo.a"].calls == 0
         # as the engine does: the journal's commit, then the count in process
         finish(journal, "geo.a", T0, ok=False, took=2.0)
-        stats.finished("geo.a", "failed", T0, T0 + 2.0)
-        stats.finished("geo.a", "interrupted", T0, T0 + 2.0)  # not a finished attempt: not counted
-        stats.finished("geo.b", "succeeded", T0, T0 + 2.0)  # never asked about: nothing kept
+        stats.finished("geo.a", "failed", 1, T0, T0 + 2.0)
+        stats.finished("geo.a", "interrupted", 2, T0, T0 + 2.0)  # not a finished attempt: not counted
+        stats.finished("geo.b", "succeeded", 3, T0, T0 + 2.0)  # never asked about: nothing kept
         before = stats.stats(["geo.a"], now=T0 + 3)["geo.a"]
         assert (before.calls, before.error_rate, before.mean_latency_s) == (1, 1.0, 2.0)
         wall.t += 5.0
         after = stats.stats(["geo.a"], now=T0 + 3)["geo.a"]
         assert (after.calls, after.error_rate, after.mean_latency_s, stats.reads) == (1, 1.0, 2.0, 2)
+    finally:
+        journal.close()
+
+
+def test_newest_attempts_leave_the_window_between_reads(tmp_path: Path) -> None:
+    journal = Journal.open(tmp_path / "journal.db")
+    try:
+        stats = RoutingStats(journal, WINDOW_S, monotonic=FakeMonotonic())
+        finish(journal, "geo.a", T0, ok=False)
+        finish(journal, "geo.a", T0 + 30, ok=True)
+        both = stats.stats(["geo.a"], now=T0 + WINDOW_S - 1)["geo.a"]
+        assert both.newest_failed == (False, True)
+        # six seconds on, no read: the failure left the window and the age-weighted stats with it
+        # (the totals stand as read until the window has moved on by 1%)
+        one = stats.stats(["geo.a"], now=T0 + WINDOW_S + 5)["geo.a"]
+        assert (one.newest_failed, one.latest_error_rate, one.calls, stats.reads) == ((False,), 0.0, 2, 1)
+        assert one.latest_started_at == both.latest_started_at == T0 + 30
     finally:
         journal.close()
