@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from test_planner_support import BENCH_CATALOG, actions, depends, edges, small_catalog, step_of
+from test_planner_support import actions, bench_planner, depends, edges, plan, small_catalog, step_of
 
-from planner.offline import OfflinePlanner, PlanningError, PlanResult
-from workflow.loader import load_catalog
-from workflow.validator import validate
+from planner.offline import OfflinePlanner, PlanningError
 
 
 @pytest.fixture(scope="module")
@@ -17,17 +15,7 @@ def small() -> OfflinePlanner:
 
 @pytest.fixture(scope="module")
 def bench() -> OfflinePlanner:
-    if not BENCH_CATALOG.exists():
-        pytest.skip("../shared/bench is not present")
-    return OfflinePlanner(load_catalog(BENCH_CATALOG))
-
-
-def plan(planner: OfflinePlanner, text: str) -> PlanResult:
-    result = planner.plan(text)
-    report = validate(result.workflow, planner.catalog)
-    assert report.ok, [str(p) for p in report.errors]
-    assert result.planner == "offline"
-    return result
+    return bench_planner()
 
 
 # -- sequence

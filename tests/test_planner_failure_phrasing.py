@@ -9,12 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_planner_support import BENCH_CATALOG, S, _obj, actions, depends, step_of
+from test_planner_support import S, _obj, actions, bench_planner, depends, plan, step_of
 
 from planner.offline import OfflinePlanner, PlanResult
 from workflow.catalog import ActionSpec, Catalog
-from workflow.loader import load_catalog
-from workflow.validator import validate
 
 
 def _catalog() -> Catalog:
@@ -97,16 +95,7 @@ def own() -> OfflinePlanner:
 
 @pytest.fixture(scope="module")
 def bench() -> OfflinePlanner:
-    if not BENCH_CATALOG.exists():
-        pytest.skip("../shared/bench is not present")
-    return OfflinePlanner(load_catalog(BENCH_CATALOG))
-
-
-def plan(planner: OfflinePlanner, text: str) -> PlanResult:
-    result = planner.plan(text)
-    report = validate(result.workflow, planner.catalog)
-    assert report.ok, [str(p) for p in report.errors]
-    return result
+    return bench_planner()
 
 
 def boolean_inputs(result: PlanResult) -> list[str]:

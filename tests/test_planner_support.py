@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from planner.offline import OfflinePlanner, PlanResult
 from workflow.catalog import ActionSpec, Catalog
 from workflow.document import Step, Workflow
 from workflow.graph import dependency_graph, transitive_reduction
+from workflow.loader import load_catalog
+from workflow.validator import validate
 
 BENCH_CATALOG = Path(__file__).resolve().parents[2] / "shared" / "bench" / "planner" / "catalog.yaml"
 
@@ -148,3 +153,19 @@ def depends(workflow: Workflow, later: Step, earlier: Step) -> bool:
     import networkx as nx
 
     return nx.has_path(dependency_graph(workflow), earlier.id, later.id)
+
+
+def bench_planner() -> OfflinePlanner:
+    """The offline planner on the planner benchmark's catalog (skips without ../shared)."""
+    if not BENCH_CATALOG.exists():
+        pytest.skip("../shared/bench is not present")
+    return OfflinePlanner(load_catalog(BENCH_CATALOG))
+
+
+def plan(planner: OfflinePlanner, text: str) -> PlanResult:
+    """The offline plan for `text`, checked to pass the validator."""
+    result = planner.plan(text)
+    report = validate(result.workflow, planner.catalog)
+    assert report.ok, [str(p) for p in report.errors]
+    assert result.planner == "offline"
+    return result
