@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.optimizer [--quick]
     .venv/bin/python -m bench.optimizer --decision-ab GIT_REF   # decision latency, now vs GIT_REF
-    .venv/bin/python -m bench.optimizer --seed-table [--seed-table-ref GIT_REF]   # regret at 500 runs
+    .venv/bin/python -m bench.optimizer --seed-table [--seed-table-ref GIT_REF] [--seed-table-runs N]
+        # regret after 500 (or N) runs of history across seeds; with a ref, that revision's optimizer beside
 
 Services with known latency and failure distributions (daily peaks, outage bursts, a slow
 degradation; see `bench/optimizer_sim.py`) are called by two kinds of workflow: a customer
@@ -419,30 +420,52 @@ def decision_latency(routers: Mapping[str, Any], n: int = 10_000) -> dict[str, d
             for name in routers}
 
 
-def _router_at(ref: str) -> type:
-    """`LearnedRouter` as `optimizer/router.py` was at git revision `ref`, imported apart."""
-    import importlib.util
+def _optimizer_at(ref: str) -> Any:
+    """The `optimizer` package as it was at git revision `ref`, imported apart under another name
+    (its modules' imports of one another rewritten to that name), so its training and its router
+    run beside today's in one process."""
+    import importlib
+    import re
     import subprocess
 
-    source = subprocess.run(["git", "show", f"{ref}:optimizer/router.py"], check=True, capture_output=True,
-                            text=True, cwd=Path(__file__).resolve().parents[1]).stdout
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
-        f.write(source)
-    spec = importlib.util.spec_from_file_location(f"router_at_{ref}", f.name)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.LearnedRouter  # type: ignore[no-any-return]
+    root = Path(__file__).resolve().parents[1]
+    alias = "optimizer_at_" + re.sub(r"\W", "_", ref)
+    if alias in sys.modules:
+        return sys.modules[alias]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], check=True, capture_output=True, text=True, cwd=root).stdout
+
+    tmp = Path(tempfile.mkdtemp(prefix="optimizer_at_"))
+    imports = re.compile(r"^(\s*)(from|import) optimizer(?=[.\s])", re.MULTILINE)
+    for name in git("ls-tree", "-r", "--name-only", ref, "optimizer/").split():
+        if not name.endswith(".py"):
+            continue
+        target = tmp / alias / Path(name).relative_to("optimizer")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(imports.sub(rf"\1\2 {alias}", git("show", f"{ref}:{name}")))
+    sys.path.insert(0, str(tmp))
+    return importlib.import_module(alias)
+
+
+def _learning_at(ref: str) -> tuple[Any, type]:
+    """`train` and `LearnedRouter` as they were at git revision `ref`."""
+    import importlib
+
+    package = _optimizer_at(ref).__name__
+    models = importlib.import_module(package + ".models")
+    router = importlib.import_module(package + ".router")
+    return models.train, router.LearnedRouter
 
 
 def decision_ab(ref: str, n: int) -> int:
     """The routing decision's latency now and at git revision `ref`, side by side in one process
-    (on the quick history's models)."""
+    (each router on its own revision's models of the quick history)."""
     svcs = services()
     records, _, _ = history(svcs, 2000, 40, 1)
-    models = train(records, window_s=WINDOW_S)
-    routers = {ref: _router_at(ref)(models, seed=0), "now": LearnedRouter(models, seed=0)}
+    ref_train, ref_router = _learning_at(ref)
+    routers = {ref: ref_router(ref_train(records, window_s=WINDOW_S), seed=0),
+               "now": LearnedRouter(train(records, window_s=WINDOW_S), seed=0)}
     figures = decision_latency(routers, n)
     for name, row in figures.items():
         print(f"route decision {name}: wall {row['wall_ms']} ms, CPU {row['cpu_ms']} ms", file=sys.stderr)
@@ -454,25 +477,27 @@ def seed_table(ref: str | None, runs: int = 500, history_seeds: Sequence[int] = 
                eval_seeds: Sequence[int] = (8, 9, 10, 11, 12)) -> int:
     """Routing regret after `runs` runs of history, per history seed × evaluation seed (the default
     run's pair is history 1, evaluation 8): one evaluation's regret swings by a point or two with
-    the luck of its outages, so a change is judged on the table's mean. With `ref`, the router at
-    that git revision side by side, on the same models and evaluations."""
+    the luck of its outages, so a change is judged on the table's mean. With `ref`, the optimizer
+    at that git revision (its training and its router) side by side, on the same histories and
+    evaluations."""
     svcs = services()
     wf = onboarding()
-    routers: dict[str, type] = {"now": LearnedRouter}
+    learners: dict[str, tuple[Any, type]] = {"now": (train, LearnedRouter)}
     if ref:
-        routers = {ref: _router_at(ref), **routers}
-    table: dict[str, dict[str, float]] = {name: {} for name in routers}
+        learners = {ref: _learning_at(ref), **learners}
+    table: dict[str, dict[str, float]] = {name: {} for name in learners}
     for h in history_seeds:
         records, _, _ = history(svcs, 11_000, 200, h)
         onb = [r for r in records if r.workflow == "onboarding"]
         order = list(dict.fromkeys(r.run_id for r in sorted(onb, key=lambda r: r.started_at)))
         keep = set(order[:runs])
-        models = train([r for r in onb if r.run_id in keep], window_s=WINDOW_S)
-        for e in eval_seeds:
-            for name, cls in routers.items():
+        kept = [r for r in onb if r.run_id in keep]
+        for name, (fit, cls) in learners.items():
+            models = fit(kept, window_s=WINDOW_S)
+            for e in eval_seeds:
                 _, dec = onboarding_eval(svcs, wf, cls(models, seed=h), runs=1500, seed=e, start_s=EVAL_START)
                 table[name][f"{h}/{e}"] = fmt(regret(dec, svcs))
-        for name in routers:
+        for name in learners:
             row = [table[name][f"{h}/{e}"] for e in eval_seeds]
             print(f"{name} history {h}: {row} mean {statistics.fmean(row):.4f}", file=sys.stderr)
     figures = {name: {"mean": fmt(statistics.fmean(t.values())), "median": fmt(statistics.median(t.values())),
@@ -495,10 +520,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed-table", action="store_true",
                         help="only routing regret after 500 runs, 3 history seeds × 5 evaluation seeds")
     parser.add_argument("--seed-table-ref", metavar="GIT_REF",
-                        help="with --seed-table: the router at GIT_REF beside today's")
+                        help="with --seed-table: the optimizer at GIT_REF (its training, its router) beside")
+    parser.add_argument("--seed-table-runs", type=int, default=500, metavar="N",
+                        help="with --seed-table: runs of history to train on (default 500)")
     args = parser.parse_args(argv)
     if args.seed_table:
-        return seed_table(args.seed_table_ref)
+        return seed_table(args.seed_table_ref, runs=args.seed_table_runs)
     if args.decision_ab:
         return decision_ab(args.decision_ab, args.decisions)
     seed = args.seed

@@ -31,6 +31,9 @@ FEATURE_NAMES = (
     "log_recent_calls",
 )
 N_FEATURES = len(FEATURE_NAMES)
+ROUTE_FEATURES = len(HOUR_CENTERS) + 1
+"""The leading features that do not depend on the routing policy (time of day, load): the router's
+models are fitted on these alone, the recent-window columns after them held at zero."""
 
 Prior = tuple[float, float]
 """(error rate, mean latency in seconds) of an action over all its history."""

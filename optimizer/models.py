@@ -2,7 +2,9 @@
 
 Per action (an alternative is just another action): duration quantiles (gradient-boosted quantile
 regression, for timeouts and run-duration predictions), a mean log-latency model and a logistic
-failure model (for the router, evaluated with numpy so a decision stays well under a millisecond).
+failure model on all the features, and the same two fitted on the time of day and load alone for
+the router (`route_*`; it folds the recent window's evidence in itself), evaluated as plain floats
+so a decision stays well under a millisecond.
 
 Training is on demand (`train`) or incremental (`update`): each action keeps a bounded sample of
 its recent feature rows, so an update refits only the actions that saw new attempts.
@@ -20,6 +22,7 @@ import numpy as np
 from optimizer.features import (
     DEFAULT_WINDOW_S,
     N_FEATURES,
+    ROUTE_FEATURES,
     Prior,
     action_priors,
     replay_features,
@@ -56,6 +59,17 @@ class ActionModel:
     lat_resid_q: dict[float, float] = field(default_factory=dict)
     """Quantiles of the log-scale residuals: with the log-linear model, conditional duration quantiles."""
     quantile_models: dict[float, object] = field(default_factory=dict)
+    route_fail_coef: np.ndarray | None = None
+    route_fail_bias: float = 0.0
+    route_lat_coef: np.ndarray | None = None
+    route_lat_bias: float = 0.0
+    route_lat_smear: float = 1.0
+    """The router's failure and log-latency models: the same fits on the time of day and the runs in
+    flight alone (the first `ROUTE_FEATURES` features; zeros for the recent-window ones). The router
+    reads its models without the window's stats and folds the window's evidence in on its own; a
+    fit that also sees those stats hands them part of the time of day's effect (a daily peak shows
+    in the window too), which a prediction with the stats at their means then misses: the peak
+    came out flattened. None: models trained before these existed (the router falls back)."""
     rows_x: np.ndarray = field(default_factory=lambda: np.empty((0, N_FEATURES)))
     rows_duration: np.ndarray = field(default_factory=lambda: np.empty(0))
     rows_ok: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
@@ -100,33 +114,55 @@ class ModelSet:
         return self.actions.get(action)
 
 
+def _fit_failure(x: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, float]:
+    """Logistic failure model: (coefficients, intercept)."""
+    from sklearn.linear_model import LogisticRegression
+
+    n, n_fail = len(ok), int((~ok).sum())
+    if 0 < n_fail < n:
+        clf = LogisticRegression(C=1.0, max_iter=300).fit(x, (~ok).astype(int))
+        return clf.coef_[0].astype(np.float64), float(clf.intercept_[0])
+    # all succeeded or all failed: a constant, kept off 0 and 1 so the router can still compare
+    fail_rate = (n_fail + 0.5) / (n + 1.0)
+    return np.zeros(x.shape[1]), math.log(fail_rate / (1.0 - fail_rate))
+
+
+def _fit_latency(x: np.ndarray, ok_d: np.ndarray) -> tuple[np.ndarray, float, float, np.ndarray]:
+    """Mean log-latency model of successful attempts: (coefficients, intercept, smearing factor,
+    residuals)."""
+    from sklearn.linear_model import Ridge
+
+    if ok_d.size >= 2:
+        y = np.log1p(ok_d)
+        reg = Ridge(alpha=1.0).fit(x, y)
+        resid = y - reg.predict(x)
+        return reg.coef_.astype(np.float64), float(reg.intercept_), float(np.mean(np.exp(resid))), resid
+    bias = float(np.log1p(ok_d.mean())) if ok_d.size else 0.0
+    return np.zeros(x.shape[1]), bias, 1.0, np.empty(0)
+
+
+def _padded(coef: np.ndarray) -> np.ndarray:
+    """Coefficients of the leading `ROUTE_FEATURES` features as a full-length vector (zeros after)."""
+    out = np.zeros(N_FEATURES)
+    out[: len(coef)] = coef
+    return out
+
+
 def _fit_action(action: str, x: np.ndarray, duration: np.ndarray, ok: np.ndarray, *,
                 boosted: bool = False) -> ActionModel:
     from sklearn.ensemble import HistGradientBoostingRegressor
-    from sklearn.linear_model import LogisticRegression, Ridge
 
     n = len(ok)
     n_fail = int((~ok).sum())
     ok_d = duration[ok]
     fail_rate = (n_fail + 0.5) / (n + 1.0)
-    if 0 < n_fail < n:
-        clf = LogisticRegression(C=1.0, max_iter=300).fit(x, (~ok).astype(int))
-        fail_coef, fail_bias = clf.coef_[0].astype(np.float64), float(clf.intercept_[0])
-    else:
-        # all succeeded or all failed: a constant, kept off 0 and 1 so the router can still compare
-        fail_coef, fail_bias = np.zeros(N_FEATURES), math.log(fail_rate / (1.0 - fail_rate))
-    if ok_d.size >= 2:
-        y = np.log1p(ok_d)
-        reg = Ridge(alpha=1.0).fit(x[ok], y)
-        resid = y - reg.predict(x[ok])
-        lat_coef, lat_bias = reg.coef_.astype(np.float64), float(reg.intercept_)
-        lat_smear = float(np.mean(np.exp(resid)))
-        resid_q = {q: float(np.quantile(resid, q)) for q in QUANTILES}
-    else:
-        resid_q = {}
-        lat_coef = np.zeros(N_FEATURES)
-        lat_bias = float(np.log1p(ok_d.mean())) if ok_d.size else 0.0
-        lat_smear = 1.0
+    fail_coef, fail_bias = _fit_failure(x, ok)
+    lat_coef, lat_bias, lat_smear, resid = _fit_latency(x[ok], ok_d)
+    resid_q = {q: float(np.quantile(resid, q)) for q in QUANTILES} if resid.size else {}
+    # the router's: time of day and load alone
+    xr = x[:, :ROUTE_FEATURES]
+    route_fail_coef, route_fail_bias = _fit_failure(xr, ok)
+    route_lat_coef, route_lat_bias, route_lat_smear, _ = _fit_latency(xr[ok], ok_d)
     quantile_models: dict[float, object] = {}
     if boosted and ok_d.size >= MIN_ROWS_FOR_BOOSTING:
         xb, yb = x[ok][-MAX_ROWS_FOR_BOOSTING:], ok_d[-MAX_ROWS_FOR_BOOSTING:]
@@ -149,6 +185,11 @@ def _fit_action(action: str, x: np.ndarray, duration: np.ndarray, ok: np.ndarray
         lat_smear=lat_smear,
         lat_resid_q=resid_q,
         quantile_models=quantile_models,
+        route_fail_coef=_padded(route_fail_coef),
+        route_fail_bias=route_fail_bias,
+        route_lat_coef=_padded(route_lat_coef),
+        route_lat_bias=route_lat_bias,
+        route_lat_smear=route_lat_smear,
         rows_x=x,
         rows_duration=duration,
         rows_ok=ok,

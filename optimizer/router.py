@@ -10,9 +10,12 @@ in seconds: the expected time until a successful attempt if failures are retried
 for the failures themselves (a step without retries fails its run).
 
 The models are read at the conditions that do not depend on the routing policy (time of day, runs
-in flight), with the recent-window features at their training means: a window the policy itself
+in flight), and are fitted on those alone (`ActionModel.route_*`): a window the policy itself
 emptied (traffic moved elsewhere) is outside anything the models saw, and extrapolating into it
-made decisions stick. The window's own evidence is folded in explicitly instead: the model's
+made decisions stick; and a fit that also saw the window's stats gave them part of the time of
+day's effect (a daily peak shows in the window too), so read without them the peak came out flat.
+(Models trained before the routing fits existed are read with the recent-window features at their
+training means.) The window's own evidence is folded in explicitly instead: the model's
 failure probability and expected duration are a prior worth `prior_calls` observations, the
 window's error rate and mean latency are evidence on top of it, so a service that slowed down
 since training moves traffic within a few calls. Once traffic has moved, the window of the avoided
@@ -40,7 +43,11 @@ costs more than a failure rate 20% of the way to one.
 Once traffic has moved off an action its window stops being news: only old attempts leave it, its
 successes expire while the failures that moved traffic stay newest, and its error rate would climb
 with nothing new to say. So the window's error rate is read only when a newer attempt arrived;
-otherwise the last one read, with its weight fading with `memory_half_life_s`, stands for it.
+otherwise the last one read, with its weight fading with `memory_half_life_s`, stands for it, and
+only for the share of it the filter puts down to the normal state (its probability of normal): the
+failures it puts down to a degraded spell are already its evidence, and counted twice (in the
+normal rate and in the suspicion) they kept traffic away from a recovered service, or from one a
+single unlucky failure had put under suspicion, long after the suspicion itself had faded.
 
 Exploration follows the uncertainty (probability matching, as Thompson sampling does, but with
 exact propensities): a candidate's log-cost is taken as uncertain by `uncertainty / √(1 + n)`,
@@ -148,9 +155,19 @@ class _Coefficients:
     """The recent-stat features' contribution at their training means."""
 
 
-def _coefficients(model: ActionModel, prior: tuple[float, float]) -> _Coefficients:
-    fc = [float(v) for v in model.fail_coef]
-    lc = [float(v) for v in model.lat_coef]
+def _coefficients(model: ActionModel, prior: tuple[float, float], *,
+                  recent_features: bool = False) -> _Coefficients:
+    route_fail = getattr(model, "route_fail_coef", None)
+    route_lat = getattr(model, "route_lat_coef", None)
+    if recent_features or route_fail is None or route_lat is None:
+        fail_coef, fail_bias = model.fail_coef, model.fail_bias
+        lat_coef, lat_bias, lat_smear = model.lat_coef, model.lat_bias, model.lat_smear
+    else:
+        # fitted on time of day and load alone: the window's evidence is the router's to fold in
+        fail_coef, fail_bias = route_fail, model.route_fail_bias
+        lat_coef, lat_bias, lat_smear = route_lat, model.route_lat_bias, model.route_lat_smear
+    fc = [float(v) for v in fail_coef]
+    lc = [float(v) for v in lat_coef]
     if len(fc) != N_FEATURES or len(lc) != N_FEATURES:
         raise ValueError(f"model of {model.action} has {len(fc)} features, expected {N_FEATURES}")
     bins = [0.0] * _N_BUMPS
@@ -164,9 +181,9 @@ def _coefficients(model: ActionModel, prior: tuple[float, float]) -> _Coefficien
     lat_mean = sum(w * m for w, m in zip(lc[_N_BUMPS + 1:], means, strict=True))
     return _Coefficients(
         fail_hours=_hour_table(fc[:_N_BUMPS]), lat_hours=_hour_table(lc[:_N_BUMPS]),
-        fail_rest=(fc[8], fc[9], fc[10], fc[11]), fail_bias=model.fail_bias,
-        lat_rest=(lc[8], lc[9], lc[10], lc[11]), lat_bias=model.lat_bias,
-        lat_smear=model.lat_smear, prior_error=prior[0], prior_latency=prior[1], rows_by_bin=tuple(bins),
+        fail_rest=(fc[8], fc[9], fc[10], fc[11]), fail_bias=fail_bias,
+        lat_rest=(lc[8], lc[9], lc[10], lc[11]), lat_bias=lat_bias,
+        lat_smear=lat_smear, prior_error=prior[0], prior_latency=prior[1], rows_by_bin=tuple(bins),
         fail_mean_rest=fail_mean, lat_mean_rest=lat_mean,
     )
 
@@ -242,7 +259,8 @@ class LearnedRouter:
     def replace_models(self, models: ModelSet) -> None:
         """Swap in a newer training without restarting the engine."""
         coefficients = {
-            action: _coefficients(model, models.priors.get(action, (model.failure_rate, model.mean_duration)))
+            action: _coefficients(model, models.priors.get(action, (model.failure_rate, model.mean_duration)),
+                                  recent_features=self.recent_features)
             for action, model in models.actions.items()
         }
         self.models = models
@@ -314,6 +332,10 @@ class LearnedRouter:
             # news, fading, does not
             err = memory.window_error
             calls = memory.window_calls * 0.5 ** (max(0.0, now - memory.window_at) / half_life)
+            # and only as far as those failures are the normal state's: the ones the filter puts down
+            # to a degraded spell are its evidence already (counted twice they kept traffic away
+            # from a recovered service, or from one a single unlucky failure put under suspicion)
+            calls *= memory.b0
         if calls > 0.0:
             p = (p * self.prior_calls + err * calls) / (self.prior_calls + calls)
         if stats is not None and stats.newest_started_at and stats.newest_started_at[0] > memory.state_at:

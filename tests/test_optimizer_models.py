@@ -354,3 +354,36 @@ def test_freeze_gc_moves_the_loaded_models_out_of_the_collectors_reach():
         assert collected({"made": ["later"]}) and gc.isenabled()
     finally:
         gc.unfreeze()
+
+
+def test_the_router_reads_a_daily_peak_at_full_height_though_the_window_sees_it_too():
+    # failures and latency both peak in the afternoon; at the peak the recent window's error rate
+    # and latency are high too, so a model that also learns from the window's stats puts part of
+    # the peak on them, and read (as the router reads it) without the window it came out flat (the
+    # mean latency at the peak read 2.3 s of 3.1). The router's models are fitted on the time of
+    # day and load alone
+    def afternoon(t: float) -> float:
+        return math.exp(-(((hour(t) - 15.0) / 3.0) ** 2))
+
+    def p_fail(t: float) -> float:
+        return 0.03 + 0.27 * afternoon(t)
+
+    def duration(t: float, rng) -> float:
+        return (1.0 + 2.0 * afternoon(t)) * float(np.exp(rng.gauss(0.0, 0.2)))
+
+    recs = attempts("svc.a", 4000, duration=duration, p_fail=p_fail, spacing_s=90.0)
+    models = train(recs, window_s=3600)
+    router = LearnedRouter(models, epsilon=0.0, uncertainty=0.0, change_prior=0.0)
+
+    def at(h: float):
+        days = 3 * 86_400.0
+        score = router.score("svc.a", Conditions(T0 + days + h * 3600.0, 0, "w", {}))
+        assert score is not None
+        return score
+
+    peak, night = at(15.0), at(3.0)
+    assert peak.failure_probability == pytest.approx(0.30, abs=0.05)
+    assert night.failure_probability == pytest.approx(0.03, abs=0.02)
+    mean_peak = 3.0 * np.exp(0.2**2 / 2)
+    assert peak.expected_duration_s == pytest.approx(mean_peak, rel=0.12)
+    assert night.expected_duration_s == pytest.approx(mean_peak / 3.0, rel=0.12)
