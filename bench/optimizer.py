@@ -436,7 +436,11 @@ def _optimizer_at(ref: str) -> Any:
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], check=True, capture_output=True, text=True, cwd=root).stdout
 
+    import atexit
+    import shutil
+
     tmp = Path(tempfile.mkdtemp(prefix="optimizer_at_"))
+    atexit.register(shutil.rmtree, tmp, ignore_errors=True)
     imports = re.compile(r"^(\s*)(from|import) optimizer(?=[.\s])", re.MULTILINE)
     for name in git("ls-tree", "-r", "--name-only", ref, "optimizer/").split():
         if not name.endswith(".py"):
