@@ -9,16 +9,30 @@ from typing import Any
 import networkx as nx
 
 from planner.lexicon import Lexicon, stem, words
-from planner.literals import entity_name, fill_literals, plain_string, typed
+from planner.literals import (
+    MONEY_RE,
+    entity_name,
+    field_matches,
+    fill_literals,
+    in_units,
+    money_input,
+    money_value,
+    plain_string,
+    typed,
+)
 from planner.reader import Condition, Draft, Reading, restorable
 from planner.text import snake
 from workflow.catalog import ActionSpec, Catalog
 from workflow.document import Compensation, RetryPolicy, Step, Workflow
 
 _CORE_IDS = {"core.wait": "wait", "core.approval": "approval", "core.log": "log", "core.fail": "fail"}
+_NUMERIC = frozenset({"integer", "number"})
 _COMPARE = (
-    (r"\b(?:over|above|more than|greater than|exceeds?|higher than|at least)\b", ">"),
-    (r"\b(?:under|below|less than|fewer than|lower than|at most)\b", "<"),
+    (r"\b(?:at least|or more|and up|and above)\b", ">="),
+    (r"\b(?:at most|or less|or fewer|and under|and below)\b", "<="),
+    (r"\b(?:over|above|more than|greater than|exceeds?|exceeding|higher than|bigger than|larger than)\b",
+     ">"),
+    (r"\b(?:under|below|less than|fewer than|lower than|smaller than)\b", "<"),
     (r"\b(?:isn't|is not|not|doesn't|never)\b", "!="),
 )
 
@@ -44,6 +58,10 @@ class Assembler:
         self._input_owner: dict[str, str] = {}
         self.warnings: list[str] = []
         self._entity: tuple[str, str] | None = None
+        self._preset: dict[int, dict[str, str]] = {}
+        """Inputs a condition reads, by draft: "if the order is over $5,000" → the charge's `amount`."""
+        self._compared: dict[str, str | None] = {}
+        """A condition's text → its expression on the inputs of the steps it is about."""
         """(input, value) of the name the request is about: "the account for Acme" → (name, Acme)."""
 
     def build(self, reading: Reading, request: str) -> Workflow:
@@ -62,8 +80,20 @@ class Assembler:
             graph = nx.DiGraph(list(nx.dfs_edges(graph)))
             graph.add_nodes_from(ids)
         reduced = nx.transitive_reduction(graph)
-        steps: list[Step] = []
         for d in drafts:
+            if d.condition is not None and d.condition.text not in self._compared:
+                # first, so that the steps the condition is about take the input it reads
+                text = d.condition.text
+                about = [by_index[n] for n in graph.successors(d.index)] if d.action.is_core else []
+                about += [x for x in drafts if x.condition is not None and x.condition.text == text]
+                self._compared[d.condition.text] = self._input_compare(
+                    d.condition.text, [x for x in about if not x.action.is_core], ids
+                )
+        steps: list[Step] = []
+        # a step said after the one it comes before ("refund it; refunds over $500 need approval")
+        # is listed before it
+        order = list(nx.lexicographical_topological_sort(graph))
+        for d in sorted(drafts, key=lambda x: order.index(x.index)):
             ancestors = self._nearest_first(graph, d.index)
             with_ = self._with(d, [(ids[a], by_index[a].action) for a in ancestors], ids[d.index])
             step = Step(
@@ -148,6 +178,8 @@ class Assembler:
                 if isinstance(out_schema, dict) and self._compatible(out_schema, schema):
                     values[key] = f"${{{{ steps.{source_id}.output.{key} }}}}"
                     break
+        for key, ref in self._preset.get(draft.index, {}).items():
+            values.setdefault(key, ref)
         for key in action.required_inputs:
             if key in values:
                 continue
@@ -255,7 +287,7 @@ class Assembler:
     # -- conditions
 
     def _condition(self, cond: Condition, upstream: list[tuple[str, ActionSpec]], reading: Reading) -> str:
-        expression = self._compare(cond.text, upstream, reading)
+        expression = self._compare(cond.text, upstream, reading) or self._compared.get(cond.text)
         if expression is None:
             name = snake(reading.masked.plain(cond.text), 6)
             name = name if re.match(r"^[a-z_]", name) else f"when_{name}"
@@ -294,6 +326,41 @@ class Assembler:
                 if word:
                     op = "!=" if op == "!=" else "=="
                     return f"steps.{source_id}.output.{field} {op} '{word}'"
+        return None
+
+    def _input_compare(self, text: str, about: list[Draft], ids: dict[int, str]) -> str | None:
+        """ "the order is over $5,000" / "it's above $500", said of a charge or a refund: a comparison
+        on that step's own amount input (in minor units when the catalog says so), which the step
+        then takes from the same run input; None when no step it is about has such an input."""
+        raw = self._masked.unmask(text)
+        plain = self._masked.plain(text).lower()
+        op = next((o for pattern, o in _COMPARE[:4] if re.search(pattern, plain)), None)
+        money = MONEY_RE.search(raw)
+        number = None if money else re.search(r"(?<![\w.$€£])(\d+(?:\.\d+)?)(?![\w%])", raw.replace(",", ""))
+        if op is None or (money is None and number is None):
+            return None
+        nouns = [w for w in words(plain) if w.isalpha() and len(w) > 2]
+        for draft in about:
+            props = draft.action.input_properties
+            numeric = {k: s for k, s in props.items() if isinstance(s, dict) and s.get("type") in _NUMERIC}
+            named = [k for k in numeric if any(field_matches(k, n, self.lex) for n in nouns)]
+            if money is not None:
+                named = [k for k in named if money_input(k, numeric[k])] or [
+                    k for k in numeric if money_input(k, numeric[k])
+                ]
+            if len(named) != 1:
+                continue
+            key, schema = named[0], numeric[named[0]]
+            if money is not None:
+                value = in_units(money_value(money), schema)
+            else:
+                value = typed(number.group(1), schema) if number else 0
+            given = fill_literals(draft.action, draft.text, self._masked, self.lex, draft.quoted).get(key)
+            if given is not None:
+                return f"{given} {op} {value}"  # the step's amount is written in the request
+            ref = self._input_ref(key, dict(schema), draft.action.name, ids[draft.index])
+            self._preset.setdefault(draft.index, {})[key] = ref
+            return f"{ref[4:-3]} {op} {value}"
         return None
 
     @staticmethod

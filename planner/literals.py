@@ -14,13 +14,75 @@ _EMAIL_RE = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
 _PHONE_RE = re.compile(
     r"(?<![\w-])(?:\+\d[\d\s().-]{7,16}\d|\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}|\d{10})(?![\w-])"
 )
-_MONEY_RE = re.compile(r"(?<!\w)[$€£]\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?(?:\s?(k|m)\b)?")
+MONEY_RE = re.compile(r"(?<!\w)[$€£]\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?(?:\s?(k|m)\b)?")
 _CHANNEL_RE = re.compile(r"(?<![\w&])#[\w-]+")
 _ID_RE = re.compile(r"\b(?=[A-Za-z0-9_-]*\d)[A-Za-z]+[_-][A-Za-z0-9_-]+\b|\b[a-z]{1,4}_[A-Za-z0-9_]+\b")
 _NUMBER_NOUN_RE = re.compile(r"\b(\d+)\s+([a-z][a-z-]+)")
 _REGION_RE = re.compile(r"\b(?:us|eu|ap|sa|ca|me|af|uk|au|jp|in)-[a-z]+(?:-\d)?\b")
 _MINOR_UNITS = re.compile(r"minor unit|cents|smallest (?:currency )?unit|pence", re.IGNORECASE)
+# what a message says: "post in #ops that the deal closed", "text them saying it shipped",
+# "let #billing know it's out"
+_SAYING_RE = re.compile(
+    r"\b(?:saying|to\s+say|with\s+the\s+(?:message|text|note)|let\s+[#\w\s-]{1,30}?\s+know(?:\s+that)?"
+    r"|tell\s+#[\w-]+(?:\s+channel)?(?:\s+that)?)\s*:?\s+"
+    r"(?P<said>.+)$",
+    re.IGNORECASE,
+)
+# "that" only after where or to whom the message goes: "the report that finance made" is not one
+_THAT_RE = re.compile(r"(?P<before>[#\w@.+-]+)\s*,?\s+that\s+(?P<said>.+)$", re.IGNORECASE)
+_TOLD = {
+    "channel", "slack", "teams", "chat", "room", "thread", "them", "him", "her", "us", "everyone",
+    "everybody",
+    "post", "announce", "say", "tell", "mention", "share", "confirm", "notify",
+}
+_MESSAGE_KEYS = {"text", "message", "body", "content", "msg", "message_text"}
+_MESSAGE_DESCRIPTION = re.compile(r"\bmessage (?:text|body)\b|\btext of the message\b", re.IGNORECASE)
+
+
+def message_said(raw: str, lex: Lexicon) -> str | None:
+    """What a message should say when the request words it ("post in #ops that the deal closed")."""
+    found = _SAYING_RE.search(raw)
+    if found is None:
+        found = _THAT_RE.search(raw)
+        before = found.group("before").lower() if found else ""
+        # a channel, an address, a phone number, "them", "the team", "post that ..."
+        told = before.startswith(("#", "+")) or "@" in before or before in _TOLD or before.isdigit()
+        if found is None or not (told or stem(before) in lex.people):
+            return None
+    said = found.group("said").strip(" .")
+    return said[:1].upper() + said[1:] or None
+
+
+def _message_key(props: dict[str, Any], out: dict[str, Any]) -> str | None:
+    """The input that takes a message's text (`text`, `body`, `message`, ...), by name or description."""
+    for key, schema in props.items():
+        if key in out or not isinstance(schema, dict) or not plain_string(schema):
+            continue
+        if key in _MESSAGE_KEYS or _MESSAGE_DESCRIPTION.search(str(schema.get("description", ""))):
+            return key
+    return None
+
+
 _ID_WORDS = {"id", "number", "no", "ref", "reference", "code", "key", "sku"}
+
+
+def money_value(match: re.Match[str]) -> float:
+    """ "$5,000" → 5000.0, "$1.5k" → 1500.0 (a match of `MONEY_RE`)."""
+    amount = float(match.group(1).replace(",", "")) + (float(match.group(2) or 0) / 100)
+    return amount * {"k": 1000, "m": 1_000_000}.get((match.group(3) or "").lower(), 1)
+
+
+def money_input(key: str, schema: dict[str, Any]) -> bool:
+    """An input that takes an amount of money (`amount`, `total`, `unit_price`, ...)."""
+    return any(w in key for w in ("amount", "price", "total", "fee", "limit")) and bool(
+        _types(schema) & {"integer", "number"}
+    )
+
+
+def in_units(amount: float, schema: dict[str, Any]) -> Any:
+    """An amount of money as the input takes it: in minor units (cents) when its description says so."""
+    value = amount * 100 if _MINOR_UNITS.search(str(schema.get("description", ""))) else amount
+    return typed(value, schema)
 
 
 def _types(schema: dict[str, Any]) -> set[str]:
@@ -94,7 +156,7 @@ def entity_name(raw: str, action: ActionSpec | None = None, lex: Lexicon | None 
     return None
 
 
-def _field_matches(field: str, noun: str, lex: Lexicon) -> bool:
+def field_matches(field: str, noun: str, lex: Lexicon) -> bool:
     base = field[:-3] if field.endswith("_id") else field
     parts = base.split("_")
     s = stem(noun)
@@ -125,18 +187,10 @@ def fill_literals(
         for key in free(lambda k, s: "phone" in k or (k == "to" and "email" not in action.name)):
             out[key] = re.sub(r"[^\d+]", "", phone)
             break
-    for match in _MONEY_RE.finditer(raw):
-        amount = float(match.group(1).replace(",", "")) + (float(match.group(2) or 0) / 100)
-        amount *= {"k": 1000, "m": 1_000_000}.get((match.group(3) or "").lower(), 1)
-        for key in free(
-            lambda k, s: (
-                any(w in k for w in ("amount", "price", "total", "fee", "limit"))
-                and _types(s) & {"integer", "number"}
-            )
-        ):
-            schema = props[key]
-            value = amount * 100 if _MINOR_UNITS.search(str(schema.get("description", ""))) else amount
-            out[key] = typed(value, schema)
+    for match in MONEY_RE.finditer(raw):
+        amount = money_value(match)
+        for key in free(lambda k, s: money_input(k, s)):
+            out[key] = in_units(amount, props[key])
             break
     for channel in _CHANNEL_RE.findall(raw):
         for key in free(lambda k, s: "channel" in k):
@@ -148,6 +202,10 @@ def fill_literals(
             out[key] = region.group(0)
     _ids(raw, props, out, lex)
     _quoted(action, text, masked, props, out, lex, quoted_item)
+    message_key = _message_key(props, out)
+    said = message_said(raw, lex) if message_key is not None else None
+    if message_key is not None and said is not None:
+        out[message_key] = said
     entity = entity_name(raw, action, lex)
     if entity is not None:
         for key in free(lambda k, s: k in _NAME_KEYS and plain_string(s)):
@@ -156,7 +214,7 @@ def fill_literals(
     for match in _NUMBER_NOUN_RE.finditer(raw):
         count, noun = int(match.group(1)), match.group(2)
         for key in free(lambda k, s: _types(s) & {"integer", "number"} and not k.endswith("amount")):
-            if _field_matches(key, noun, lex) or (key == "quantity" and noun.endswith("s")):
+            if field_matches(key, noun, lex) or (key == "quantity" and noun.endswith("s")):
                 out[key] = typed(count, props[key])
                 break
     for key, value in list(out.items()):
@@ -179,7 +237,7 @@ def _ids(raw: str, props: dict[str, Any], out: dict[str, Any], lex: Lexicon) -> 
                 if key in out or not isinstance(schema, dict) or "string" not in _types(schema):
                     continue
                 id_like = key.endswith("_id") or key in {"sku", "reference", "number"}
-                if id_like and (_field_matches(key, noun, lex) or (key == "sku" and noun == "sku")):
+                if id_like and (field_matches(key, noun, lex) or (key == "sku" and noun == "sku")):
                     out[key] = value
                     break
 
@@ -209,7 +267,7 @@ def _quoted(
             and "string" in _types(s)
             and s.get("format") not in {"email", "uri", "date-time"}
         ]
-        chosen = next((k for k in strings for n in near if _field_matches(k, n, lex)), None)
+        chosen = next((k for k in strings for n in near if field_matches(k, n, lex)), None)
         if chosen is None and any(n in {"named", "called", "name"} for n in near):
             chosen = next((k for k in strings if k in {"name", "title"}), None)
         if chosen is None:

@@ -205,3 +205,27 @@ DATE_RE = re.compile(
     r"(?:,?\s+at\s+(?P<time>\d{1,2}(?::\d{2})?\s*(?:am|pm)?|⟦N\d+⟧(?:\s*(?:am|pm))?)(?!\w))?",
     re.IGNORECASE,
 )
+
+# -- a threshold on an amount ("refunds over $1,000", "when the amount is above $500")
+
+_AMOUNT = r"(?:⟦N\d+⟧|[$€£]?\s?\d[\d,]*(?:\.\d+)?(?:\s?[km]\b)?)(?![\d,.]*\d|\s*(?:%|percent))"
+_THAN = (
+    r"(?:over|above|more\s+than|greater\s+than|higher\s+than|bigger\s+than|larger\s+than|exceeds?|exceeding"
+    r"|at\s+least|under|below|less\s+than|fewer\s+than|lower\s+than|at\s+most)"
+)
+_CMP_AMOUNT = re.compile(rf"\b{_THAN}\s+{_AMOUNT}(?:\s+or\s+(?:more|less|above|below|over|under))?", re.I)
+_COND_OPEN = re.compile(r"\b(?:for|on|of|when|if|whenever|where|provided|in\s+case)\s+", re.IGNORECASE)
+
+
+def threshold(text: str) -> tuple[str, str] | None:
+    """ "get approval for refunds over $1,000" → ("refunds over $1,000", "get approval");
+    "refunds above $500 need finance's approval" → ("refunds above $500", "need finance's approval")."""
+    found = _CMP_AMOUNT.search(text)
+    if found is None:
+        return None
+    opens = list(_COND_OPEN.finditer(text[: found.start()]))
+    start, cut = (opens[-1].end(), opens[-1].start()) if opens else (0, 0)
+    condition = text[start : found.end()].strip(" ,")
+    if len(condition.split()) > 9:
+        return None
+    return condition, (text[:cut] + " " + text[found.end() :]).strip(" ,")

@@ -145,6 +145,8 @@ class Reader:
         self.masked = Masked("")
         self._unit = 0
         self._undo: list[tuple[str, list[int], int]] = []
+        self._policies: dict[int, str] = {}
+        """Approvals said of a kind of step ("refunds over $500 need approval"), by what they name."""
         self._gated: int | None = None
         """The sentence whose "if <someone> approves" became an approval step."""
 
@@ -156,6 +158,7 @@ class Reader:
         for s_index, sentence in enumerate(all_sentences):
             self._sentence(s_index, sentence, len(all_sentences))
         self._apply_undo()
+        self._policy_steps()
         self._drop_summary(all_sentences)
         return Reading(self.drafts, self.masked, self.warnings)
 
@@ -283,6 +286,28 @@ class Reader:
                 # "if the manager approves, refund it; otherwise email them"
                 self._unplanned_rejection("otherwise", rest)
                 continue
+            gate_condition: Condition | None = None
+            unless_approved = "unless" in kinds and "if" not in lead.refs and cond_text is not None
+            if unless_approved and cond_text is not None and self._gate(cond_text, False):
+                negated = self._NEGATED.match(rest)
+                if negated is None:
+                    # "unless the manager approves, refund it": only on a rejection, which ends the run
+                    self._unplanned_unless(cond_text, rest)
+                    continue
+                # "unless the manager approves, don't refund it": only with the approval
+                rest = rest[negated.end() :]
+                kinds = ["if" if k == "unless" else k for k in kinds]
+                lead.refs["if"] = cond_text
+            if cond_text is not None and "if" in lead.refs:
+                both = self._gate_and_data(cond_text)
+                if both is not None:
+                    # "if the order is over $5,000 and the manager approves, charge the card": the
+                    # approval is asked only when the data condition holds; the charge needs it with
+                    # no `if` of its own (a skipped approval does not stop it, a rejection does)
+                    gate, gate_condition = both
+                    kinds = [k for k in kinds if k != "if"]
+                    cond_text = None
+                    self._gated = s_index
             if cond_text is not None:
                 # "if the manager approves, refund it": an approval step, not a yes/no input
                 gate = self._gate(cond_text, unless="unless" in kinds and "if" not in lead.refs)
@@ -345,13 +370,17 @@ class Reader:
                 # the approval comes before this item and the ones joined to it in this clause
                 joined = [rest, *(t for _, t in items[i_index + 1 :])]
                 asked_for = " and ".join([", ".join(joined[:-1]), joined[-1]] if len(joined) > 1 else joined)
-                deps = [self._approval(gate, asked_for, deps, condition, s_index, g_index)]
+                if gate_condition is not None:
+                    gate_condition.anchor = list(deps)
+                deps = [self._approval(gate, asked_for, deps, gate_condition or condition, s_index, g_index)]
             created = self._item(rest, deps, condition, s_index, g_index, borrowed_verb)
             if created is None:
                 continue
             first_marker = first_marker or (ends_first and i_index == len(items) - 1)
             if created and first_marker and earlier_unit is not None and i_index > 0:
                 self._move_before(created, earlier_unit)
+            elif len(created) == 1:
+                self._approval_before(created[0], first_marker, s_index)
             if created and "side" in kinds:
                 # a side step: what comes next still follows the step it hangs off
                 self.frontier = [f for f in self.frontier if f not in created]
@@ -540,6 +569,7 @@ class Reader:
             if attempts and self.drafts:
                 self._set_retry(self.drafts[-1], attempts)
             return None
+        gate_condition: Condition | None = None
         trailing_if = re.search(r"\s+(?:only\s+)?(?:if|unless|should)\s+(.+)$", text, re.IGNORECASE)
         trailing_once = re.search(r"\s+(?:once|when|after|as\s+soon\s+as)\s+(.+)$", text, re.IGNORECASE)
         if trailing_if is None and trailing_once is not None and gate is None and condition is None:
@@ -558,7 +588,21 @@ class Reader:
                 return []
         elif trailing_if and condition is None:
             unless = text[trailing_if.start() :].strip().lower().startswith("unless")
-            trailing_gate = self._gate(trailing_if.group(1), unless=unless)
+            both = None if unless else self._gate_and_data(trailing_if.group(1))
+            trailing_gate = both[0] if both else self._gate(trailing_if.group(1), unless=unless)
+            if unless and trailing_gate is None and self._gate(trailing_if.group(1), unless=False):
+                negated = self._NEGATED.match(text)
+                if negated is None:  # "refund it unless the manager approves"
+                    self._unplanned_unless(trailing_if.group(1), text[: trailing_if.start()])
+                    return []
+                # "don't refund it unless the manager approves": only with the approval
+                trailing_gate = self._gate(trailing_if.group(1), unless=False)
+                text = text[negated.end() :]
+                trailing_if = re.search(r"\s+unless\s+(.+)$", text, re.IGNORECASE) or trailing_if
+            if both is not None:
+                # "charge the card if the order is over $5,000 and finance signs off"
+                gate_condition = both[1]
+                gate_condition.anchor = list(deps)
             if trailing_gate is not None and gate is None:
                 gate = None if self._open_approval() else trailing_gate
             elif trailing_gate is None:
@@ -580,6 +624,11 @@ class Reader:
             text = (text[: dated.start()] + " " + text[dated.end() :]).strip(" ,")
             plain = self.masked.plain(text)
         kind, extra = self._core_kind(text, plain)
+        if kind == "core.approval" and condition is None:
+            # "get a manager's approval for refunds over $1,000": asked only above the amount
+            limit = ph.threshold(text)
+            if limit is not None:
+                condition = Condition(limit[0], False, list(deps))
         if kind is None and until is not None and ph.WAIT_RE.match(plain.lower()):
             kind, extra = "core.wait", None  # "wait until 2026-12-01"
         specs: list[tuple[ActionSpec, float, str | None]] = []
@@ -615,7 +664,7 @@ class Reader:
                 )
                 until = None
         if gate is not None:
-            pre.append(self._approval(gate, text, deps, condition, s_index, g_index))
+            pre.append(self._approval(gate, text, deps, gate_condition or condition, s_index, g_index))
         if until is not None and kind != "core.wait":
             wait = Draft(
                 len(self.drafts),
@@ -982,6 +1031,94 @@ class Reader:
             return True
         m = ph.REJECTS_RE.match(plain)
         return m is not None and not self._names_step(m.group("who"))
+
+    _NEGATED = re.compile(
+        r"^(?:do\s+not|don't|never|not|no|we\s+(?:should|must)\s*(?:not|n't)|(?:you\s+)?can(?:not|'t))\s+",
+        re.IGNORECASE,
+    )
+
+    def _unplanned_unless(self, cond_text: str, rest: str) -> None:
+        self._unplanned_rejection(
+            f"unless {self._show(cond_text)}, i.e. only when they do not approve", rest
+        )
+        self.warnings[-1] += (
+            '. To do it only with the approval, say "if {0}, {1}" or "don\'t {1} unless {0}"'.format(
+                self._show(cond_text), self._show(rest)
+            )
+        )
+
+    def _gate_and_data(self, cond_text: str) -> tuple[Gate, Condition] | None:
+        """ "the order is over $5,000 and the manager approves": a person's decision and a condition
+        on the data, in either order; None unless exactly one part is the decision."""
+        parts = re.split(r"\s*,?\s+and\s+(?:if\s+)?", cond_text)
+        if len(parts) < 2:
+            return None
+        gates = [
+            (i, self._gate(p, False) or self._gate(f"it {p}", False)) for i, p in enumerate(parts)
+        ]
+        found = [(i, g) for i, g in gates if g is not None]
+        if len(found) != 1:
+            return None
+        data = " and ".join(p for i, p in enumerate(parts) if i != found[0][0])
+        if len(words(self.masked.plain(data))) < 2:
+            return None  # "if finance and legal approve": two people, not a condition
+        return found[0][1], Condition(data)
+
+    _SUBJECT = re.compile(
+        r"^(?P<subj>.+?)\s+(?:needs?|requires?|must|has\s+to|have\s+to|should|(?:is|are)\s+subject\s+to)\b",
+        re.IGNORECASE,
+    )
+
+    _PRONOUN = re.compile(r"(?:it|this|that|they|these|those|the\s+(?:step|action))", re.IGNORECASE)
+
+    def _approval_before(self, index: int, first: bool, s_index: int) -> None:
+        """ "Refund the charge; if it's over $500, finance has to approve first", "refund it; refunds
+        above $500 need finance's approval": a conditional approval about an earlier step goes before it."""
+        draft = self.drafts[index]
+        if draft.action.name != "core.approval" or draft.condition is None:
+            return
+        earlier = [d.index for d in self.drafts[:index] if not d.action.is_core]
+        subject = self._SUBJECT.match(self.masked.plain(draft.text))
+        said = subject.group("subj") if subject else ""
+        target: int | None = None
+        named = False
+        if earlier and self._PRONOUN.fullmatch(said):
+            target = earlier[-1]
+        elif earlier and said:
+            scores = [(self._overlap(said, self.drafts[i]), i) for i in earlier]
+            best = max(scores)[0]
+            target = next((i for o, i in scores if o == best), None) if best >= 0.34 else None
+            named = target is not None
+        if target is None and first:
+            same = [i for i in earlier if self.drafts[i].sentence == s_index]
+            target = same[0] if same else None
+        if target is not None:
+            self._move_before([index], target)
+            if not named:
+                # "if it's over $500, finance has to approve first": say what is approved
+                what = self._show(self.drafts[target].text)
+                when = self._show(draft.condition.text)
+                draft.message = f"Approve: {what[:1].upper() + what[1:]} ({when})?"
+        elif said and not self._PRONOUN.fullmatch(said):
+            self._policies[index] = said
+
+    def _policy_steps(self) -> None:
+        """ "Refunds above $500 need finance's approval" and no refund asked for elsewhere: the refund
+        is the step the approval gates, so it is planned after it."""
+        for index, said in self._policies.items():
+            draft = self.drafts[index]
+            if any(index in d.needs for d in self.drafts) or draft.condition is None:
+                continue
+            noun = next((w for w in words(self.masked.plain(said)) if w not in _GENERIC), "")
+            verb = stem(noun)
+            if verb not in self.verbs:
+                continue
+            created = self._item(verb, [index], None, draft.sentence, draft.segment, "")
+            if created:
+                self.warnings.append(
+                    f'planned "{verb}" after the approval that "{self._show(draft.text)}" asks for; '
+                    "name the step to approve if it is another one"
+                )
 
     def _unplanned_rejection(self, when: str, rest: str) -> None:
         self.warnings.append(
