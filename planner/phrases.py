@@ -214,6 +214,10 @@ _THAN = (
     r"|at\s+least|under|below|less\s+than|fewer\s+than|lower\s+than|at\s+most)"
 )
 _CMP_AMOUNT = re.compile(rf"\b{_THAN}\s+{_AMOUNT}(?:\s+or\s+(?:more|less|above|below|over|under))?", re.I)
+_NOT_SUBJECT = re.compile(
+    r"approv\w*|sign(?:s|ed)?|off|okays?|must|needs?|needed|requires?|required|has|have|to|should|gets?|asks?"
+    r"|from|by|first|[\w-]+'s"
+)
 _COND_OPEN = re.compile(r"\b(?:for|on|of|when|if|whenever|where|provided|in\s+case)\s+", re.IGNORECASE)
 
 
@@ -224,7 +228,16 @@ def threshold(text: str) -> tuple[str, str] | None:
     if found is None:
         return None
     opens = list(_COND_OPEN.finditer(text[: found.start()]))
-    start, cut = (opens[-1].end(), opens[-1].start()) if opens else (0, 0)
+    if opens:
+        start, cut = opens[-1].end(), opens[-1].start()
+    else:
+        # the words it is said of: "finance must approve any refund above $500" → "any refund"
+        start = found.start()
+        for word in reversed(list(re.finditer(r"\S+", text[: found.start()]))[-4:]):
+            if _NOT_SUBJECT.fullmatch(word.group(0).lower()):
+                break
+            start = word.start()
+        cut = start
     condition = text[start : found.end()].strip(" ,")
     if len(condition.split()) > 9:
         return None

@@ -145,6 +145,7 @@ class Reader:
         self.masked = Masked("")
         self._unit = 0
         self._undo: list[tuple[str, list[int], int]] = []
+        self._has_else = False
         self._policies: dict[int, str] = {}
         """Approvals said of a kind of step ("refunds over $500 need approval"), by what they name."""
         self._gated: int | None = None
@@ -188,6 +189,7 @@ class Reader:
                 return
         frame: _Frame | None = None
         first_in_sentence: int | None = None
+        self._has_else = re.search(rf"\b(?:{mk.ELSE_WORDS})\b", sentence, re.IGNORECASE) is not None
         for g_index, seg in enumerate(segments(sentence)):
             frame, first_in_sentence = self._segment(
                 s_index, g_index, seg, frame, first_in_sentence, head_par
@@ -214,7 +216,7 @@ class Reader:
         ends_first = re.search(r"\s+(?:first|beforehand)\s*$", seg, re.IGNORECASE) is not None
         seg = mk.TRAILING_NOISE.sub("", seg).strip()
         # "refund it and cancel the plan if the manager approves": the approval gates every item
-        seg_gate, seg = self._segment_gate(seg)
+        seg_gate, seg_condition, seg = self._segment_gate(seg)
         if mk.PURE_PAR.match(seg.strip()):
             self._parallelise([d for d in self.drafts if d.sentence == s_index and d.segment == g_index - 1])
             return frame, first_in_sentence
@@ -261,6 +263,10 @@ class Reader:
                 frame = None
             condition: Condition | None = None
             cond_text = lead.refs.get("if") or lead.refs.get("unless")
+            if cond_text is None and "after" in kinds and ph.threshold(lead.refs["after"]):
+                # "when the refund is over $500, ...": a condition, not a step to wait for
+                kinds = ["if" if k == "after" else k for k in kinds]
+                cond_text = lead.refs["if"] = lead.refs.pop("after")
             if cond_text is not None and self.lex.failure.search(cond_text):
                 if self._failure_clause(cond_text, rest, s_index, g_index):
                     if self._undo and self._undo[-1][0] == rest:
@@ -268,8 +274,10 @@ class Reader:
                     continue
                 if self._unplanned_failure(cond_text, rest):
                     continue
+            gate_condition: Condition | None = None
             if seg_gate is not None and i_index == 0:
                 gate, seg_gate = seg_gate, None
+                gate_condition, seg_condition = seg_condition, None
             else:
                 gate = None
             succeeded = self._succeeded(cond_text) if "if" in lead.refs and cond_text else None
@@ -286,7 +294,6 @@ class Reader:
                 # "if the manager approves, refund it; otherwise email them"
                 self._unplanned_rejection("otherwise", rest)
                 continue
-            gate_condition: Condition | None = None
             unless_approved = "unless" in kinds and "if" not in lead.refs and cond_text is not None
             if unless_approved and cond_text is not None and self._gate(cond_text, False):
                 negated = self._NEGATED.match(rest)
@@ -353,6 +360,10 @@ class Reader:
                     self._close(frame)
                 condition = Condition(cond_text, "unless" in kinds, list(deps))
                 frame = _Frame(condition, list(deps))
+            elif frame is not None and not frame.has_else and self._guard_only(frame):
+                # "if it's over $500, get finance's sign-off, then refund it": the approval is the
+                # branch; the refund runs either way (a skipped approval does not stop it)
+                frame = None
             elif frame is not None:
                 condition = frame.condition
             first_marker = (
@@ -570,6 +581,7 @@ class Reader:
                 self._set_retry(self.drafts[-1], attempts)
             return None
         gate_condition: Condition | None = None
+        said_here: Condition | None = None
         trailing_if = re.search(r"\s+(?:only\s+)?(?:if|unless|should)\s+(.+)$", text, re.IGNORECASE)
         trailing_once = re.search(r"\s+(?:once|when|after|as\s+soon\s+as)\s+(.+)$", text, re.IGNORECASE)
         if trailing_if is None and trailing_once is not None and gate is None and condition is None:
@@ -607,6 +619,7 @@ class Reader:
                 gate = None if self._open_approval() else trailing_gate
             elif trailing_gate is None:
                 condition = Condition(trailing_if.group(1), unless, list(deps))
+                said_here = condition
             text = text[: trailing_if.start()]
             plain = self.masked.plain(text)
         gate_phrase = ph.GATE_PHRASE_RE.search(text)
@@ -614,6 +627,9 @@ class Reader:
             # "refund it with the manager's approval"
             who = gate_phrase.group("who2") or gate_phrase.group("who")
             gate = Gate(self._approver(who) if who else None, gate_phrase.group(0).strip())
+            if said_here is not None and not said_here.negate and ph.threshold(said_here.text):
+                # "refund it with finance's approval if it's over $500": the approval's condition
+                gate_condition, condition = said_here, None
             text = text[: gate_phrase.start()]
             plain = self.masked.plain(text)
         until: tuple[str, str] | None = None
@@ -974,29 +990,40 @@ class Reader:
         self.frontier = [f for f in self.frontier if f not in deps]
         return approval.index
 
-    def _segment_gate(self, seg: str) -> tuple[Gate | None, str]:
-        """A gate said once at the end of a clause of joined items ("A and B if finance approves")."""
+    def _segment_gate(self, seg: str) -> tuple[Gate | None, Condition | None, str]:
+        """A gate said once at the end of a clause of joined items ("A and B if finance approves",
+        "A and B if it's over $500 and finance approves"), with the data condition of the approval."""
         found = re.search(
             r"\s+(?:only\s+)?(?:if|unless|once|when|after|as\s+soon\s+as)\s+([^,]+)$", seg, re.IGNORECASE
         )
         gate: Gate | None = None
+        condition: Condition | None = None
+        unless_approved = False
         if found is not None:
             unless = found.group(0).strip().lower().startswith("unless")
-            gate = self._gate(found.group(1), unless=unless)
+            both = None if unless else self._gate_and_data(found.group(1))
+            gate, condition = both if both else (self._gate(found.group(1), unless=unless), None)
+            unless_approved = unless and gate is None and self._gate(found.group(1), False) is not None
         else:
             found = ph.GATE_PHRASE_RE.search(seg)
             if found is not None:
                 who = found.group("who2") or found.group("who")
                 gate = Gate(self._approver(who) if who else None, found.group(0).strip())
-        if gate is None or found is None or self._open_approval():
-            return None, seg
+        if (gate is None and not unless_approved) or found is None or self._open_approval():
+            return None, None, seg
         body = seg[: found.start()]
         items = mk.split_items(mk.TRAILING_PAR.sub("", body).strip(" ,"), self.lex, self.verbs)
         if len(items) < 2 or any(c not in {"start", "and", "comma"} for c, _ in items):
-            return None, seg  # one item reads it itself; after a "then" it is that item's alone
+            return None, None, seg  # one item reads it itself; after a "then" it is that item's alone
         if any(mk.read_lead(t, self.lex, self.verbs)[0].kinds for _, t in items):
-            return None, seg
-        return gate, body
+            return None, None, seg
+        if unless_approved:
+            if self._NEGATED.match(body) is None:
+                # "refund it and email them unless the manager approves": only on a rejection
+                self._unplanned_unless(found.group(1), body)
+                return None, None, ""
+            return None, None, seg  # "don't A or B unless ...": each item reads it
+        return gate, condition, body
 
     def _succeeded(self, cond_text: str) -> str | None:
         """ "the refund goes through" / "it works": the step named (or the one before, for a
@@ -1038,6 +1065,7 @@ class Reader:
     )
 
     def _unplanned_unless(self, cond_text: str, rest: str) -> None:
+        rest = rest[:1].lower() + rest[1:]
         self._unplanned_rejection(
             f"unless {self._show(cond_text)}, i.e. only when they do not approve", rest
         )
@@ -1069,7 +1097,10 @@ class Reader:
         re.IGNORECASE,
     )
 
-    _PRONOUN = re.compile(r"(?:it|this|that|they|these|those|the\s+(?:step|action))", re.IGNORECASE)
+    _PRONOUN = re.compile(
+        r"(?:it|this|that|they|these|those|the\s+(?:step|action)|anything|everything|any\s+of\s+(?:it|them))\b",
+        re.IGNORECASE,
+    )
 
     def _approval_before(self, index: int, first: bool, s_index: int) -> None:
         """ "Refund the charge; if it's over $500, finance has to approve first", "refund it; refunds
@@ -1082,13 +1113,19 @@ class Reader:
         said = subject.group("subj") if subject else ""
         target: int | None = None
         named = False
-        if earlier and self._PRONOUN.fullmatch(said):
+        if earlier and self._PRONOUN.match(said):
             target = earlier[-1]
-        elif earlier and said:
-            scores = [(self._overlap(said, self.drafts[i]), i) for i in earlier]
-            best = max(scores)[0]
-            target = next((i for o, i in scores if o == best), None) if best >= 0.34 else None
-            named = target is not None
+        elif earlier:
+            # "refunds over $500 need ...", "finance must approve any refund above $500" (a condition
+            # said in the approval's own words, not an "if" before it about another step's result)
+            own = draft.condition.text if draft.condition.text in draft.text else ""
+            for words_said in (said, self.masked.plain(own)):
+                scores = [(self._overlap(words_said, self.drafts[i]), i) for i in earlier if words_said]
+                best = max(scores)[0] if scores else 0.0
+                target = next((i for o, i in scores if o == best), None) if best >= 0.34 else None
+                if target is not None:
+                    named = True
+                    break
         if target is None and first:
             same = [i for i in earlier if self.drafts[i].sentence == s_index]
             target = same[0] if same else None
@@ -1099,8 +1136,16 @@ class Reader:
                 what = self._show(self.drafts[target].text)
                 when = self._show(draft.condition.text)
                 draft.message = f"Approve: {what[:1].upper() + what[1:]} ({when})?"
-        elif said and not self._PRONOUN.fullmatch(said):
+        elif said and not self._PRONOUN.match(said):
             self._policies[index] = said
+
+    def _guard_only(self, frame: _Frame) -> bool:
+        """The branch so far is an approval asked only when the condition holds (and no "otherwise"
+        follows, which would make what comes after it the branch)."""
+        if self._has_else:
+            return False
+        branch = [d for d in self.drafts if d.condition is frame.condition]
+        return bool(branch) and all(d.action.name == "core.approval" for d in branch)
 
     def _policy_steps(self) -> None:
         """ "Refunds above $500 need finance's approval" and no refund asked for elsewhere: the refund

@@ -220,6 +220,8 @@ _EVENT_RE = re.compile(r"^\s*(?:when|whenever|each\s+time|every\s+time)\s+(?P<ev
                        r"(?:then\s+)?", re.I)
 _TRAILING_EVENT_RE = re.compile(r"\s*,?\s+(?:whenever|every\s+time|each\s+time)\s+(?P<event>[^,;:.]+?)"
                                 r"\s*(?P<stop>[.!]?\s*)$", re.I)
+_STATE_RE = re.compile(r"\b(?:is|are|was|were|'s)\s+(?:over|above|under|below"
+                       r"|(?:more|less|greater|fewer)\s+than|at\s+(?:least|most))\s", re.I)
 _DETERMINERS = {"a", "an", "the", "new", "any", "some", "our", "their", "its", "one", "of"}
 _AUXILIARIES = {"is", "are", "was", "were", "gets", "get", "got", "has", "have", "been", "becomes"}
 _IRREGULAR = {"pays": "paid", "buys": "bought", "sends": "sent", "leaves": "left", "pay": "paid",
@@ -284,6 +286,8 @@ def _find_webhook(text: str) -> tuple[int, int, WebhookTrigger] | None:
         match = pattern.search(text)
         if match is None:
             continue
+        if _STATE_RE.search(match.group("event")):
+            continue  # "when the refund is over $500, ...": a condition on the run's data, not an event
         name = webhook_name(match.group("event"))
         if name is None:
             continue

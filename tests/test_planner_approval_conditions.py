@@ -108,6 +108,12 @@ def test_two_approvers_are_not_a_data_condition(bench: OfflinePlanner) -> None:
         ("Refund charge ch_1, but refunds over $500 need sign-off from finance first", 50000),
         ("Refund charge ch_1; it requires approval by finance when the amount is over $500", 50000),
         ("Refund charge ch_1; it needs sign-off from finance if it's above $500", 50000),
+        ("Refund charge ch_1. Approval from finance is needed for refunds over $500.", 50000),
+        ("Refund charge ch_1. Finance must approve any refund above $500.", 50000),
+        ("Refund charge ch_1; anything over $500 needs the CFO to sign off", 50000),
+        ("Refund charge ch_1 with finance's approval if it's over $500", 50000),
+        ("When the refund is over $500, get finance's sign-off first, then refund charge ch_1", 50000),
+        ("Refund charge ch_1 and email a@b.example if the refund is over $500 and finance approves", 50000),
     ],
 )
 def test_an_approval_above_an_amount_goes_before_the_step(
@@ -122,6 +128,33 @@ def test_an_approval_above_an_amount_goes_before_the_step(
         "payments.refund_charge"
     )
     _no_yes_no_inputs(wf)
+
+
+def test_when_an_amount_is_over_a_limit_is_no_trigger(bench: OfflinePlanner) -> None:
+    request_text = "When the refund is over $500, get finance's sign-off first, then refund charge ch_1"
+    wf = plan(bench, request_text).workflow
+    assert wf.triggers is None or wf.triggers.webhook is None
+
+
+def test_a_branch_with_an_otherwise_keeps_its_condition(bench: OfflinePlanner) -> None:
+    # with an "otherwise", what follows the approval is the branch, not the step it guards
+    wf = plan(
+        bench,
+        "If the score is low, ask the manager to approve, then charge the card; otherwise email a@b.example",
+    ).workflow
+    approval, charge = step_of(wf, "core.approval"), step_of(wf, "payments.charge_card")
+    email = step_of(wf, "email.send_message")
+    assert approval.if_ == charge.if_ and email.if_ == f"${{{{ not ({approval.if_[4:-3]}) }}}}"
+
+
+def test_the_steps_after_a_guarding_approval_run_either_way(bench: OfflinePlanner) -> None:
+    wf = plan(
+        bench,
+        "If the order is over $5,000, get the manager's approval, then charge the card and email a@b.example",
+    ).workflow
+    approval, _ = _gated(wf, "payments.charge_card")
+    assert approval.if_ == "${{ inputs.amount > 500000 }}"
+    assert step_of(wf, "email.send_message").if_ is None
 
 
 def test_an_approval_that_says_only_it_names_what_it_approves(bench: OfflinePlanner) -> None:
@@ -185,8 +218,8 @@ def test_the_condition_reads_the_input_the_catalog_gives(
 
 
 def _unless_warned(result: PlanResult) -> None:
-    opening = 'not planned: "refund charge ch_1" (unless '
-    warned = [w for w in result.warnings if w.lower().startswith(opening)]
+    opening = 'not planned: "refund charge ch_1'
+    warned = [w for w in result.warnings if w.lower().startswith(opening) and "(unless " in w]
     assert warned and "the manager" in warned[0] and "a rejection fails" in warned[0].lower(), result.warnings
 
 
@@ -196,6 +229,7 @@ def _unless_warned(result: PlanResult) -> None:
         "Create the account for Acme, then unless the manager approves, refund charge ch_1.",
         "Create the account for Acme. Refund charge ch_1 unless the manager approves.",
         "Create the account for Acme; unless it's approved by the manager, refund charge ch_1.",
+        "Create the account for Acme. Refund charge ch_1 and email a@b.example unless the manager approves.",
     ],
 )
 def test_a_step_unless_approved_is_warned_about(bench: OfflinePlanner, request_text: str) -> None:
@@ -287,3 +321,28 @@ def test_the_message_input_is_found_by_its_name_or_description() -> None:
     wf = plan(OfflinePlanner(catalog), "Broadcast in #general that the office is closed").workflow
     step = step_of(wf, "teamchat.broadcast")
     assert step.with_ == {"channel_name": "#general", "words": "The office is closed"}
+
+
+@pytest.mark.parametrize(
+    ("request_text", "condition"),
+    [
+        (
+            "Score customer cus_1. If the score is over 700, get the manager's approval, then charge "
+            "customer cus_1 $50.",
+            "${{ steps.score_customer.output.score > 700 }}",
+        ),
+        (
+            "Score customer cus_1, then if the score is under 300 and the manager approves, charge customer "
+            "cus_1 $50",
+            "${{ steps.score_customer.output.score < 300 }}",
+        ),
+    ],
+)
+def test_a_condition_on_an_earlier_result_keeps_the_approval_after_it(
+    small: OfflinePlanner, request_text: str, condition: str
+) -> None:
+    wf = plan(small, request_text).workflow
+    score = step_of(wf, "risk.score_customer")
+    approval, charge = _gated(wf, "payments.charge_card")
+    assert approval.if_ == condition and depends(wf, approval, score)
+    assert charge.with_["amount"] == 5000  # $50 in cents, written in the request
