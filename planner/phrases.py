@@ -179,6 +179,19 @@ GATE_PHRASE_RE = re.compile(
     r"(?:\s+(?:from|by|of)\s+(?P<who2>[\w'&-]+(?:\s+[\w'&-]+){0,4}))?\s*$",
     re.IGNORECASE,
 )
+# who an approval said in one clause is asked of: "sign-off from finance", "the CFO's approval",
+# "needs the CFO to sign off", "finance has to approve"
+_NAME = r"(?P<who>[\w&-]+(?:\s+(?:of\s+)?[\w&-]+){0,2}?)"
+_ASKED = r"(?:approval|sign-?off|signoff|go-ahead|ok|okay|blessing)"
+WHO_APPROVES = (
+    re.compile(rf"\b{_ASKED}\s+(?:from|by)\s+(?:the\s+|a\s+|an\s+|our\s+)?{_NAME}(?=\s+(?:for|on|when|if|before|first"
+               r"|is|are)\b|\s*[,;]|\s*$)", re.IGNORECASE),
+    re.compile(rf"(?:^|\s){_NAME}'s\s+{_ASKED}\b", re.IGNORECASE),
+    re.compile(rf"\b(?:needs?|requires?|gets?|asks?)\s+(?:the\s+|a\s+|an\s+|our\s+){_NAME}\s+to\s+"
+               r"(?:approve|sign\s+off|okay|ok)\b", re.IGNORECASE),
+    re.compile(rf"^(?:the\s+|a\s+|an\s+|our\s+)?{_NAME}\s+(?:has\s+to|have\s+to|must|needs?\s+to|should)\s+"
+               r"(?:approve|sign\s+off|okay|ok)\b", re.IGNORECASE),
+)
 NOT_A_PERSON = frozenset(
     "it this that they them either any both each all none is isn't are aren't not doesn't don't was wasn't"
     " check decision result results score answer system api".split()

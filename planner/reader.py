@@ -46,6 +46,7 @@ def dated_input(action: ActionSpec) -> bool:
     return False
 
 
+_NOT_WHO = frozenset({"need", "needs", "get", "gets", "with"})
 _MODAL_WORDS = frozenset("should must need needs has have had to be been get gets got".split())
 
 
@@ -640,11 +641,13 @@ class Reader:
             text = (text[: dated.start()] + " " + text[dated.end() :]).strip(" ,")
             plain = self.masked.plain(text)
         kind, extra = self._core_kind(text, plain)
+        approvers: list[str] | None = None
         if kind == "core.approval" and condition is None:
             # "get a manager's approval for refunds over $1,000": asked only above the amount
             limit = ph.threshold(text)
             if limit is not None:
                 condition = Condition(limit[0], False, list(deps))
+                approvers = self._approvers_said(limit[1])
         if kind is None and until is not None and ph.WAIT_RE.match(plain.lower()):
             kind, extra = "core.wait", None  # "wait until 2026-12-01"
         specs: list[tuple[ActionSpec, float, str | None]] = []
@@ -715,6 +718,7 @@ class Reader:
                 score=score,
                 quoted=quoted_item,
             )
+            draft.approvers = approvers
             if spec.name == "core.wait":
                 draft.wait_s = extra if isinstance(extra, float) else None
                 draft.message = extra if isinstance(extra, str) else None
@@ -1131,6 +1135,8 @@ class Reader:
             target = same[0] if same else None
         if target is not None:
             self._move_before([index], target)
+            if draft.approvers is None:
+                draft.approvers = self._approvers_said(draft.text)
             if not named:
                 # "if it's over $500, finance has to approve first": say what is approved
                 what = self._show(self.drafts[target].text)
@@ -1138,6 +1144,19 @@ class Reader:
                 draft.message = f"Approve: {what[:1].upper() + what[1:]} ({when})?"
         elif said and not self._PRONOUN.match(said):
             self._policies[index] = said
+
+    def _approvers_said(self, text: str) -> list[str] | None:
+        """ "refunds above $500 need finance's approval" → ["finance"]; None when no one is named."""
+        plain = self.masked.plain(text).strip(" ,")
+        for pattern in ph.WHO_APPROVES:
+            found = pattern.search(plain)
+            if found is None:
+                continue
+            said = [w for w in found.group("who").split() if w.lower() not in _NOT_WHO]
+            who = self._approver(" ".join(said)) if said else None
+            if who and not set(words(who)) & ph.NOT_A_PERSON and not self._names_step(who):
+                return [who]
+        return None
 
     def _guard_only(self, frame: _Frame) -> bool:
         """The branch so far is an approval asked only when the condition holds (and no "otherwise"

@@ -157,6 +157,24 @@ def test_the_steps_after_a_guarding_approval_run_either_way(bench: OfflinePlanne
     assert step_of(wf, "email.send_message").if_ is None
 
 
+@pytest.mark.parametrize(
+    ("request_text", "approver"),
+    [
+        ("Refund the charge; if it's over $500, finance has to approve first", "finance"),
+        ("Refund charge ch_1. Refunds above $500 need finance's approval.", "finance"),
+        ("Refund charge ch_1; anything over $500 needs the CFO to sign off", "CFO"),
+        ("Refund charge ch_1; it needs sign-off from finance if it's above $500", "finance"),
+        ("Get a manager's approval for refunds over $1,000, then refund charge ch_1", "manager"),
+        ("Refund charge ch_1. Approval from the VP of Sales is needed for refunds over $500.", "VP of Sales"),
+    ],
+)
+def test_an_approval_with_a_limit_names_its_approver(
+    bench: OfflinePlanner, request_text: str, approver: str
+) -> None:
+    approval = step_of(plan(bench, request_text).workflow, "core.approval")
+    assert approval.with_["approvers"] == [approver]
+
+
 def test_an_approval_that_says_only_it_names_what_it_approves(bench: OfflinePlanner) -> None:
     wf = plan(bench, "Refund the charge; if it's over $500, finance has to approve first").workflow
     assert step_of(wf, "core.approval").with_["prompt"] == "Approve: Refund the charge (it's over $500)?"
