@@ -380,7 +380,11 @@ class Reader:
                 deps = gerund_ref
             if gate is not None:
                 # the approval comes before this item and the ones joined to it in this clause
-                joined = [rest, *(t for _, t in items[i_index + 1 :])]
+                joined = [rest]
+                for connector_after, later_item in items[i_index + 1 :]:
+                    if connector_after in {"then", "followed"}:
+                        break  # "..., then post in #sales": after the gated steps, not asked about
+                    joined.append(later_item)
                 asked_for = " and ".join([", ".join(joined[:-1]), joined[-1]] if len(joined) > 1 else joined)
                 if gate_condition is not None:
                     gate_condition.anchor = list(deps)

@@ -77,6 +77,7 @@ def test_the_headline_request_fills_the_chat_message_too(bench: OfflinePlanner) 
     approval, charge = _gated(wf, "payments.charge_card")
     post = step_of(wf, "chat.post_message")
     assert approval.if_ == "${{ inputs.amount > 500000 }}"
+    assert approval.with_["prompt"] == "Approve: Charge the card?"  # the post comes after, not asked about
     assert post.if_ is None and depends(wf, post, charge)
     assert post.with_["channel"] == "#sales" and post.with_["text"] == "The deal closed"
     assert set(_run_inputs(wf)) == {"amount", "currency"}
