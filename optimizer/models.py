@@ -4,7 +4,9 @@ Per action (an alternative is just another action): duration quantiles (gradient
 regression, for timeouts and run-duration predictions), a mean log-latency model and a logistic
 failure model on all the features, and the same two fitted on the time of day and load alone for
 the router (`route_*`; it folds the recent window's evidence in itself), evaluated as plain floats
-so a decision stays well under a millisecond.
+so a decision stays well under a millisecond. The router's two are refitted with each attempt
+weighed by the outage filter's probability that the service was in its normal state then
+(`optimizer.outage`): an outage is the router's filter's to catch live, not a time-of-day effect.
 
 Training is on demand (`train`) or incremental (`update`): each action keeps a bounded sample of
 its recent feature rows, so an update refits only the actions that saw new attempts.
@@ -27,6 +29,7 @@ from optimizer.features import (
     action_priors,
     replay_features,
 )
+from optimizer.outage import normal_share
 from optimizer.records import AttemptRecord
 
 QUANTILES = (0.5, 0.9, 0.99)
@@ -73,6 +76,8 @@ class ActionModel:
     rows_x: np.ndarray = field(default_factory=lambda: np.empty((0, N_FEATURES)))
     rows_duration: np.ndarray = field(default_factory=lambda: np.empty(0))
     rows_ok: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=bool))
+    rows_started: np.ndarray = field(default_factory=lambda: np.empty(0))
+    """When each kept row's attempt started (empty: models trained before this was kept)."""
 
     def failure_probability(self, x: np.ndarray) -> float:
         z = float(x @ self.fail_coef) + self.fail_bias
@@ -114,27 +119,29 @@ class ModelSet:
         return self.actions.get(action)
 
 
-def _fit_failure(x: np.ndarray, ok: np.ndarray) -> tuple[np.ndarray, float]:
+def _fit_failure(x: np.ndarray, ok: np.ndarray,
+                 weight: np.ndarray | None = None) -> tuple[np.ndarray, float]:
     """Logistic failure model: (coefficients, intercept)."""
     from sklearn.linear_model import LogisticRegression
 
     n, n_fail = len(ok), int((~ok).sum())
     if 0 < n_fail < n:
-        clf = LogisticRegression(C=1.0, max_iter=300).fit(x, (~ok).astype(int))
+        clf = LogisticRegression(C=1.0, max_iter=300).fit(x, (~ok).astype(int), sample_weight=weight)
         return clf.coef_[0].astype(np.float64), float(clf.intercept_[0])
     # all succeeded or all failed: a constant, kept off 0 and 1 so the router can still compare
     fail_rate = (n_fail + 0.5) / (n + 1.0)
     return np.zeros(x.shape[1]), math.log(fail_rate / (1.0 - fail_rate))
 
 
-def _fit_latency(x: np.ndarray, ok_d: np.ndarray) -> tuple[np.ndarray, float, float, np.ndarray]:
+def _fit_latency(x: np.ndarray, ok_d: np.ndarray,
+                 weight: np.ndarray | None = None) -> tuple[np.ndarray, float, float, np.ndarray]:
     """Mean log-latency model of successful attempts: (coefficients, intercept, smearing factor,
     residuals)."""
     from sklearn.linear_model import Ridge
 
     if ok_d.size >= 2:
         y = np.log1p(ok_d)
-        reg = Ridge(alpha=1.0).fit(x, y)
+        reg = Ridge(alpha=1.0).fit(x, y, sample_weight=weight)
         resid = y - reg.predict(x)
         return reg.coef_.astype(np.float64), float(reg.intercept_), float(np.mean(np.exp(resid))), resid
     bias = float(np.log1p(ok_d.mean())) if ok_d.size else 0.0
@@ -148,8 +155,22 @@ def _padded(coef: np.ndarray) -> np.ndarray:
     return out
 
 
+def _outage_weights(xr: np.ndarray, ok: np.ndarray, started: np.ndarray | None, coef: np.ndarray,
+                    bias: float) -> np.ndarray | None:
+    """Per attempt, the outage filter's probability that the service was in its normal state then
+    (`optimizer.outage.normal_share`, the normal state failing at the first fit's rate), or None when
+    no attempt looks like an outage's (or the start times are not known). The router's models
+    are refitted with these weights: an outage is the filter's to catch, live; left in the fit, a
+    two-hour outage at ten o'clock became a time-of-day effect, a failure rate at ten every day."""
+    if started is None or len(started) != len(ok) or ok.all():
+        return None
+    p = 1.0 / (1.0 + np.exp(-np.clip(bias + xr @ coef, -50.0, 50.0)))
+    weight = np.asarray(normal_share(started.tolist(), (~ok).tolist(), p.tolist()))
+    return weight if weight.min() < 0.5 else None
+
+
 def _fit_action(action: str, x: np.ndarray, duration: np.ndarray, ok: np.ndarray, *,
-                boosted: bool = False) -> ActionModel:
+                boosted: bool = False, started: np.ndarray | None = None) -> ActionModel:
     from sklearn.ensemble import HistGradientBoostingRegressor
 
     n = len(ok)
@@ -159,10 +180,15 @@ def _fit_action(action: str, x: np.ndarray, duration: np.ndarray, ok: np.ndarray
     fail_coef, fail_bias = _fit_failure(x, ok)
     lat_coef, lat_bias, lat_smear, resid = _fit_latency(x[ok], ok_d)
     resid_q = {q: float(np.quantile(resid, q)) for q in QUANTILES} if resid.size else {}
-    # the router's: time of day and load alone
+    # the router's: time of day and load alone, and the service's usual behaviour rather than its
+    # outages' (`_outage_weights`)
     xr = x[:, :ROUTE_FEATURES]
     route_fail_coef, route_fail_bias = _fit_failure(xr, ok)
-    route_lat_coef, route_lat_bias, route_lat_smear, _ = _fit_latency(xr[ok], ok_d)
+    weight = _outage_weights(xr, ok, started, route_fail_coef, route_fail_bias)
+    if weight is not None:
+        route_fail_coef, route_fail_bias = _fit_failure(xr, ok, weight)
+    route_lat_coef, route_lat_bias, route_lat_smear, _ = _fit_latency(
+        xr[ok], ok_d, None if weight is None else weight[ok])
     quantile_models: dict[float, object] = {}
     if boosted and ok_d.size >= MIN_ROWS_FOR_BOOSTING:
         xb, yb = x[ok][-MAX_ROWS_FOR_BOOSTING:], ok_d[-MAX_ROWS_FOR_BOOSTING:]
@@ -193,6 +219,7 @@ def _fit_action(action: str, x: np.ndarray, duration: np.ndarray, ok: np.ndarray
         rows_x=x,
         rows_duration=duration,
         rows_ok=ok,
+        rows_started=np.empty(0) if started is None else started,
     )
 
 
@@ -201,7 +228,7 @@ def _tail(records: Sequence[AttemptRecord], window_s: float) -> list[AttemptReco
     return [r for r in records if r.started_at >= last - window_s]
 
 
-_Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
+_Rows = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 
 
 def _by_action(records: Sequence[AttemptRecord], x: np.ndarray) -> dict[str, _Rows]:
@@ -215,6 +242,7 @@ def _by_action(records: Sequence[AttemptRecord], x: np.ndarray) -> dict[str, _Ro
             x[arr],
             np.array([records[i].duration for i in idx]),
             np.array([records[i].ok for i in idx], dtype=bool),
+            np.array([records[i].started_at for i in idx], dtype=np.float64),
         )
     return out
 
@@ -237,9 +265,9 @@ def train(
 
     # one thread: on these small inputs BLAS/OpenMP start-up costs far more than it saves
     with threadpool_limits(1):
-        for action, (ax, ad, aok) in _by_action(records, x).items():
+        for action, (ax, ad, aok, ast) in _by_action(records, x).items():
             keep = slice(-MAX_ROWS_PER_ACTION, None)
-            model = _fit_action(action, ax[keep], ad[keep], aok[keep], boosted=boosted)
+            model = _fit_action(action, ax[keep], ad[keep], aok[keep], boosted=boosted, started=ast[keep])
             model.n_attempts, model.n_failures = len(aok), int((~aok).sum())
             actions[action] = model
     return ModelSet(
@@ -271,14 +299,19 @@ def update(previous: ModelSet, records: Sequence[AttemptRecord], *, boosted: boo
     from threadpoolctl import threadpool_limits
 
     limits = threadpool_limits(1)
-    for action, (ax, ad, aok) in _by_action(fresh, x).items():
+    for action, (ax, ad, aok, ast) in _by_action(fresh, x).items():
         old = previous.actions.get(action)
         new_n, new_fail = len(aok), int((~aok).sum())
+        started: np.ndarray | None = ast
         if old is not None:
+            old_started = getattr(old, "rows_started", np.empty(0))
+            # start times of the kept rows: unknown for models trained before they were kept
+            started = (np.concatenate([old_started, ast])[-MAX_ROWS_PER_ACTION:]
+                       if len(old_started) == len(old.rows_ok) else None)
             ax = np.vstack([old.rows_x, ax])[-MAX_ROWS_PER_ACTION:]
             ad = np.concatenate([old.rows_duration, ad])[-MAX_ROWS_PER_ACTION:]
             aok = np.concatenate([old.rows_ok, aok])[-MAX_ROWS_PER_ACTION:]
-        model = _fit_action(action, ax, ad, aok, boosted=boosted)
+        model = _fit_action(action, ax, ad, aok, boosted=boosted, started=started)
         model.n_attempts = (old.n_attempts if old else 0) + new_n
         model.n_failures = (old.n_failures if old else 0) + new_fail
         actions[action] = model

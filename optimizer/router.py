@@ -18,7 +18,11 @@ day's effect (a daily peak shows in the window too), so read without them the pe
 training means.) The window's own evidence is folded in explicitly instead: the model's
 failure probability and expected duration are a prior worth `prior_calls` observations, the
 window's error rate and mean latency are evidence on top of it, so a service that slowed down
-since training moves traffic within a few calls. Once traffic has moved, the window of the avoided
+since training moves traffic within a few calls. The failure probability is worth more where the
+model rests on more: as many observations as its training attempts at the same time of day
+(three-hour bins, as for exploration below), but never more than the window's own calls, so a
+window of a few calls (a couple of the service's usual failures) no longer swings a well-supported
+rate, while a full window still has as much say as the past. Once traffic has moved, the window of the avoided
 action empties; the router then remembers the last error rate it saw, fading with
 `memory_half_life_s`, so it does not return to a failing service the moment its window is empty.
 (`recent_features=True` reads the models' own recent-window coefficients instead, for comparison.)
@@ -79,6 +83,7 @@ from dataclasses import dataclass
 
 from optimizer.features import HOUR_CENTERS, HOUR_WIDTH, N_FEATURES
 from optimizer.models import ActionModel, ModelSet
+from optimizer.outage import DEFAULT_CHANGE_PRIOR, DEFAULT_OUTAGE_MEAN_S, LEVELS
 from runtime.routing import ActionStats, Conditions, RouteChoice
 from workflow.document import Step
 
@@ -89,13 +94,7 @@ DEFAULT_MEMORY_HALF_LIFE_S = 3600.0
 DEFAULT_EXPLORE_WITHIN = 2.0
 DEFAULT_UNCERTAINTY = 0.25
 """Spread of one observation's log-cost: one attempt says little about the next one's cost."""
-DEFAULT_CHANGE_PRIOR = 0.02
-"""Prior probability that a service is degraded (an outage) rather than as the model and window say."""
-DEFAULT_OUTAGE_MEAN_S = 3600.0
-"""How long a degraded spell lasts on average: how fast a verdict fades without news."""
-_LEVELS = (1.0 / 6.0, 0.5, 5.0 / 6.0)
-"""Degraded failure rates, as the share of the way from the normal rate to always failing: the
-midpoints of thirds of a uniform belief over that range (an outage's rate is not known up front)."""
+_LEVELS = LEVELS
 
 _N_BUMPS = len(HOUR_CENTERS)
 _BIN_HOURS = 24.0 / _N_BUMPS
@@ -337,7 +336,11 @@ class LearnedRouter:
             # from a recovered service, or from one a single unlucky failure put under suspicion)
             calls *= memory.b0
         if calls > 0.0:
-            p = (p * self.prior_calls + err * calls) / (self.prior_calls + calls)
+            # the model's rate is worth the attempts behind it at this time of day, at least
+            # `prior_calls` and at most as many as the window's own: a window of a few calls moves a
+            # well-supported rate less, and a full one still has as much say as the past
+            weight = max(self.prior_calls, min(c.rows_by_bin[hour_bin], calls))
+            p = (p * weight + err * calls) / (weight + calls)
         if stats is not None and stats.newest_started_at and stats.newest_started_at[0] > memory.state_at:
             self._filter(memory, stats.newest_started_at, stats.newest_failed, p)
 

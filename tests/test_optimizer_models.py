@@ -213,7 +213,11 @@ def test_router_fast_path_matches_the_models_numpy_predictions():
         x = feature_vector(cond.now, load, Recent(calls, err, lat), models.priors["geo.fast"])
         p = model.failure_probability(x)
         if calls:
-            p = (p * router.prior_calls + err * calls) / (router.prior_calls + calls)
+            # the model's rate counts as its training rows at this time of day (three-hour bins),
+            # within [prior_calls, the window's calls]
+            rows = int((model.rows_x[:, :8].argmax(axis=1) == int(((hours + 1.5) % 24) // 3)).sum())
+            weight = max(router.prior_calls, min(rows, calls))
+            p = (p * weight + err * calls) / (weight + calls)
         score = router.score("geo.fast", cond)
         assert score is not None
         assert score.failure_probability == pytest.approx(p, rel=1e-9)
@@ -387,3 +391,30 @@ def test_the_router_reads_a_daily_peak_at_full_height_though_the_window_sees_it_
     mean_peak = 3.0 * np.exp(0.2**2 / 2)
     assert peak.expected_duration_s == pytest.approx(mean_peak, rel=0.12)
     assert night.expected_duration_s == pytest.approx(mean_peak / 3.0, rel=0.12)
+
+
+def test_an_outage_in_the_history_is_not_learned_as_an_hour_of_the_day():
+    # 2% failures all day every day, except a two-hour outage (90% failing) at ten on the second
+    # day: fitted as it is, the time-of-day model reads ten o'clock as failing every day. The outage
+    # filter run over the history puts those attempts down to the outage, and the router's models
+    # are refitted without them
+    from optimizer.outage import normal_share
+
+    day = 86_400.0
+
+    def p_fail(t: float) -> float:
+        return 0.9 if day + 10 * 3600 <= t - T0 < day + 12 * 3600 else 0.02
+
+    recs = attempts("svc.a", 5 * 1440, duration=lognormal(1.0), p_fail=p_fail, spacing_s=60.0)
+    started = [r.started_at for r in recs]
+    share = normal_share(started, [not r.ok for r in recs], [0.02] * len(recs))
+    in_outage = [s for s, t in zip(share, started, strict=True)
+                 if day + 10.5 * 3600 <= t - T0 < day + 12 * 3600]
+    elsewhere = [s for s, t in zip(share, started, strict=True) if t - T0 >= day + 14 * 3600]
+    assert max(in_outage) < 0.1
+    assert np.mean(elsewhere) > 0.95
+
+    router = LearnedRouter(train(recs, window_s=3600), epsilon=0.0, uncertainty=0.0, change_prior=0.0)
+    score = router.score("svc.a", Conditions(T0 + 6 * day + 11 * 3600.0, 0, "w", {}))
+    assert score is not None
+    assert score.failure_probability < 0.05

@@ -5,6 +5,7 @@ back, and a recovery does."""
 
 from __future__ import annotations
 
+import pytest
 from optimizer_support import T0, router_models
 
 from optimizer.features import WindowStats
@@ -142,3 +143,28 @@ def test_the_verdict_fades_without_news_and_each_attempt_counts_once() -> None:
     later = Conditions(cond.now + 7200.0, 3, "w", {})
     faded = router.score("geo.fast", later)
     assert faded is not None and faded.change_probability < 0.2
+
+
+def test_a_window_moves_a_rate_backed_by_many_training_attempts_less():
+    # the same window (12 failures in 40 calls) beside a model fitted on a few attempts at this time
+    # of day, and beside one fitted on many: the model's rate counts as the attempts behind it (at
+    # least `prior_calls`, at most the window's calls), so the window moves the well-supported rate
+    # less, and never less than halfway: a full window has as much say as the past
+    from optimizer_support import attempts, lognormal
+
+    from optimizer.models import train
+
+    def fitted(n: int, spacing_s: float) -> LearnedRouter:
+        recs = attempts("geo.fast", n, duration=lognormal(1.0), p_fail=lambda t: 0.02, step_id="g",
+                        spacing_s=spacing_s, start=NOON - n * spacing_s)
+        return LearnedRouter(train(recs, window_s=3600), epsilon=0.0, uncertainty=0.0, change_prior=0.0)
+
+    window = ActionStats(40, 0.3, 1.0)
+    cond = Conditions(NOON + 86_400.0, 0, "w", {"geo.fast": window})
+    few = fitted(40, 3600.0).score("geo.fast", cond)
+    many = fitted(3000, 60.0).score("geo.fast", cond)
+    assert few is not None and many is not None
+    # few rows at noon: the configured prior (10 calls) against the window's 40
+    assert few.failure_probability == pytest.approx((0.02 * 10 + 0.3 * 40) / 50, abs=0.02)
+    # hundreds of rows at noon: worth as much as the window's 40 calls, no more
+    assert many.failure_probability == pytest.approx((0.02 * 40 + 0.3 * 40) / 80, abs=0.02)
