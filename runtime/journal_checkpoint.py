@@ -28,6 +28,8 @@ COMMITS_PER_CHECKPOINT = 200
 MAX_WAL_FRAMES = 2000
 """A log longer than this (8 MB of 4 KB pages) is caught up by the writer itself."""
 
+CATCH_UP_RETRY_COMMITS = 20
+"""After a catch-up that could not copy the whole log, the writer tries again this many commits on."""
 IDLE_CHECKPOINT_S = 1.0
 """Also checkpoint after this long with any commit since the last one, so the log stays short."""
 
@@ -41,6 +43,7 @@ class Checkpointer:
         self._stop = False
         self._commits = 0
         self._wal_frames = 0
+        self._catch_up_in = 0
         self._thread: threading.Thread | None = None
         self.checkpoints = 0
         """How many checkpoints ran (for tests and the benchmark)."""
@@ -55,8 +58,17 @@ class Checkpointer:
         if self._commits >= COMMITS_PER_CHECKPOINT:
             self._wake.set()
         if self._wal_frames > MAX_WAL_FRAMES:
-            self._wal_frames = 0
-            _checkpoint(writer)  # failing, the thread keeps trying; the log is only longer meanwhile
+            if self._catch_up_in > 0:
+                self._catch_up_in -= 1
+                return
+            done = _checkpoint(writer)
+            if done is not None and done[1] == done[2]:
+                self._wal_frames = 0  # all copied: the next write starts the log over
+            else:
+                # the thread was checkpointing at that moment (PASSIVE gives up at once) or a
+                # reader still needs old frames: try again a few commits on, not only once the
+                # thread next measures the log (under load the log grew past 16 MB meanwhile)
+                self._catch_up_in = CATCH_UP_RETRY_COMMITS
 
     def close(self) -> None:
         self._stop = True
@@ -76,21 +88,21 @@ class Checkpointer:
                 # a commit racing this reset is counted toward the next round, never lost: the
                 # counter only paces the checkpoints, the log itself says what is left to copy
                 self._commits = 0
-                frames = _checkpoint(connection)  # failing, it is tried again next round
-                if frames is not None:
-                    self._wal_frames = frames
+                done = _checkpoint(connection)  # failing, it is tried again next round
+                if done is not None:
+                    self._wal_frames = done[1]
                     self.checkpoints += 1
             _checkpoint(connection)  # leave the log short for the next process to open
         finally:
             connection.close()
 
 
-def _checkpoint(connection: Any) -> int | None:
-    """One PASSIVE checkpoint on a DBAPI connection; the log's length in frames, or None when
-    it failed (logged: commits go on, the log is only longer meanwhile)."""
+def _checkpoint(connection: Any) -> tuple[int, int, int] | None:
+    """One PASSIVE checkpoint on a DBAPI connection: (busy, the log's length in frames, frames
+    copied), or None when it failed (logged: commits go on, the log is only longer meanwhile)."""
     try:
-        ((_busy, frames, _copied),) = connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        ((busy, frames, copied),) = connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
     except Exception:
         log.exception("WAL checkpoint failed")
         return None
-    return int(frames)
+    return int(busy), int(frames), int(copied)
