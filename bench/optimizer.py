@@ -17,7 +17,9 @@ train on it; fresh runs then measure:
 - wasted cost of the fail-fast order (learned failure rates) vs the as-planned order and vs the
   ratio-rule order computed with the true failure rates;
 - routing regret of the learned policy vs the oracle that knows the true distributions, per
-  amount of history (the learning curve), and the success rate;
+  amount of history (the learning curve), and the success rate; the target's figure
+  (`regret_at_500_runs`) is the mean of five fresh evaluations of the policy learned from 500 runs
+  (one evaluation swings a point or two with the luck of its outages' first calls);
 - training time on ~100k attempts and the router's decision latency.
 
 The last line of output is one JSON object with the figures.
@@ -477,6 +479,23 @@ def decision_ab(ref: str, n: int) -> int:
     return 0
 
 
+def regret_after(svcs: dict[str, Service], fit: Any, cls: type, records: Sequence[Any], runs: int,
+                 history_seed: int, eval_seeds: Sequence[int]) -> dict[int, float]:
+    """Routing regret per evaluation seed of the policy `fit` learns from the first `runs` runs of
+    the onboarding history in `records` (`cls` is its router): fresh evaluations of 1,500 runs."""
+    wf = onboarding()
+    onb = [r for r in records if r.workflow == "onboarding"]
+    order = list(dict.fromkeys(r.run_id for r in sorted(onb, key=lambda r: r.started_at)))
+    keep = set(order[:runs])
+    models = fit([r for r in onb if r.run_id in keep], window_s=WINDOW_S)
+    out = {}
+    for e in eval_seeds:
+        router = cls(models, seed=history_seed)
+        _, dec = onboarding_eval(svcs, wf, router, runs=1500, seed=e, start_s=EVAL_START)
+        out[e] = fmt(regret(dec, svcs))
+    return out
+
+
 def seed_table(ref: str | None, runs: int = 500, history_seeds: Sequence[int] = (1, 2, 3),
                eval_seeds: Sequence[int] = (8, 9, 10, 11, 12)) -> int:
     """Routing regret after `runs` runs of history, per history seed × evaluation seed (the default
@@ -485,22 +504,15 @@ def seed_table(ref: str | None, runs: int = 500, history_seeds: Sequence[int] = 
     at that git revision (its training and its router) side by side, on the same histories and
     evaluations."""
     svcs = services()
-    wf = onboarding()
     learners: dict[str, tuple[Any, type]] = {"now": (train, LearnedRouter)}
     if ref:
         learners = {ref: _learning_at(ref), **learners}
     table: dict[str, dict[str, float]] = {name: {} for name in learners}
     for h in history_seeds:
         records, _, _ = history(svcs, 11_000, 200, h)
-        onb = [r for r in records if r.workflow == "onboarding"]
-        order = list(dict.fromkeys(r.run_id for r in sorted(onb, key=lambda r: r.started_at)))
-        keep = set(order[:runs])
-        kept = [r for r in onb if r.run_id in keep]
         for name, (fit, cls) in learners.items():
-            models = fit(kept, window_s=WINDOW_S)
-            for e in eval_seeds:
-                _, dec = onboarding_eval(svcs, wf, cls(models, seed=h), runs=1500, seed=e, start_s=EVAL_START)
-                table[name][f"{h}/{e}"] = fmt(regret(dec, svcs))
+            for e, value in regret_after(svcs, fit, cls, records, runs, h, eval_seeds).items():
+                table[name][f"{h}/{e}"] = value
         for name in learners:
             row = [table[name][f"{h}/{e}"] for e in eval_seeds]
             print(f"{name} history {h}: {row} mean {statistics.fmean(row):.4f}", file=sys.stderr)
@@ -574,7 +586,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ratios = [row["vs_oracle"] for row in makespan.values() if "vs_oracle" in row]
     curve = routing["learning_curve"]
-    at_500 = curve.get("500", {}).get("regret")
+    single_500 = curve.get("500", {}).get("regret")
+    # the target is judged on five fresh evaluations of the policy learned from 500 runs (the
+    # curve's is the first of them): one evaluation swings a point or two with its outages' luck
+    at_500 = single_500  # --quick: the one evaluation, for a smoke run
+    each_500: dict[int, float] = {}
+    if not args.quick:
+        each_500 = regret_after(svcs, train, LearnedRouter, records, 500, seed, range(seed + 7, seed + 12))
+        at_500 = fmt(statistics.fmean(each_500.values()))
+        print(f"regret after 500 runs, five evaluations: {list(each_500.values())} mean {at_500}",
+              file=sys.stderr)
     figures = {
         "attempts": len(records),
         "history_sim_s": fmt(sim_s),
@@ -585,6 +606,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                       if "speedup" in row)),
         "makespan": makespan,
         "regret_at_500_runs": at_500,
+        "regret_at_500_runs_each_evaluation": list(each_500.values()),
+        "regret_at_500_runs_learning_curve": single_500,
         "routing": routing,
         "route_decision_ms_p99": wall_ms["p99"],
         "route_decision_ms_p50": wall_ms["p50"],
