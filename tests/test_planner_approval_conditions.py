@@ -8,10 +8,18 @@ the amount is small and only after an approval when it is large (a rejection fai
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from test_planner_support import S, _obj, bench_planner, depends, plan, small_catalog, step_of
+from test_planner_support import (
+    S,
+    _obj,
+    bench_planner,
+    boolean_inputs,
+    depends,
+    plan,
+    run_inputs,
+    small_catalog,
+    step_of,
+)
 
 from planner.offline import OfflinePlanner, PlanResult
 from workflow.catalog import ActionSpec, Catalog
@@ -28,21 +36,12 @@ def small() -> OfflinePlanner:
     return OfflinePlanner(small_catalog())
 
 
-def _run_inputs(wf: Workflow) -> dict[str, Any]:
-    return dict((wf.inputs or {}).get("properties", {}))
-
-
 def _gated(wf: Workflow, action: str) -> tuple[Step, Step]:
     """The approval and the step it gates; the step needs it and has no `if` of its own."""
     approval, step = step_of(wf, "core.approval"), step_of(wf, action)
     assert depends(wf, step, approval), (step.needs, approval.id)
     assert step.if_ is None
     return approval, step
-
-
-def _no_yes_no_inputs(wf: Workflow) -> None:
-    booleans = [k for k, v in _run_inputs(wf).items() if v.get("type") == "boolean"]
-    assert not booleans, booleans
 
 
 # -- a data condition and an approval in one "if"
@@ -65,7 +64,7 @@ def test_amount_and_approval_make_a_conditional_approval(bench: OfflinePlanner, 
     assert approval.if_ == "${{ inputs.amount > 500000 }}"
     assert charge.with_["amount"] == "${{ inputs.amount }}"
     assert approval.with_["approvers"] == ["manager"]
-    _no_yes_no_inputs(wf)
+    assert boolean_inputs(wf) == []
 
 
 def test_the_headline_request_fills_the_chat_message_too(bench: OfflinePlanner) -> None:
@@ -80,7 +79,7 @@ def test_the_headline_request_fills_the_chat_message_too(bench: OfflinePlanner) 
     assert approval.with_["prompt"] == "Approve: Charge the card?"  # the post comes after, not asked about
     assert post.if_ is None and depends(wf, post, charge)
     assert post.with_["channel"] == "#sales" and post.with_["text"] == "The deal closed"
-    assert set(_run_inputs(wf)) == {"amount", "currency"}
+    assert set(run_inputs(wf)) == {"amount", "currency"}
 
 
 def test_an_amount_written_in_the_request_is_compared_as_written(bench: OfflinePlanner) -> None:
@@ -128,7 +127,7 @@ def test_an_approval_above_an_amount_goes_before_the_step(
     assert [s.action for s in wf.steps].index("core.approval") < [s.action for s in wf.steps].index(
         "payments.refund_charge"
     )
-    _no_yes_no_inputs(wf)
+    assert boolean_inputs(wf) == []
 
 
 def test_when_an_amount_is_over_a_limit_is_no_trigger(bench: OfflinePlanner) -> None:
@@ -257,7 +256,7 @@ def test_a_step_unless_approved_is_warned_about(bench: OfflinePlanner, request_t
     wf = result.workflow
     assert [s.action for s in wf.steps] == ["crm.create_account"]
     _unless_warned(result)
-    assert not _run_inputs(wf)
+    assert not run_inputs(wf)
 
 
 @pytest.mark.parametrize(
@@ -273,7 +272,7 @@ def test_not_unless_approved_is_an_approval(bench: OfflinePlanner, request_text:
     approval, refund = _gated(wf, "payments.refund_charge")
     assert approval.if_ is None and approval.with_["approvers"] == ["manager"]
     assert refund.with_["charge_id"] == "ch_1"
-    assert not _run_inputs(wf)
+    assert not run_inputs(wf)
 
 
 def test_unless_someone_objects_is_still_an_approval(bench: OfflinePlanner) -> None:

@@ -6,12 +6,10 @@ product's own headline requests."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
-from test_planner_support import S, _obj, actions, bench_planner, depends, plan, step_of
+from test_planner_support import S, _obj, actions, bench_planner, boolean_inputs, depends, plan, step_of
 
-from planner.offline import OfflinePlanner, PlanResult
+from planner.offline import OfflinePlanner
 from workflow.catalog import ActionSpec, Catalog
 
 
@@ -98,11 +96,6 @@ def bench() -> OfflinePlanner:
     return bench_planner()
 
 
-def boolean_inputs(result: PlanResult) -> list[str]:
-    props: dict[str, Any] = (result.workflow.inputs or {}).get("properties", {})
-    return [k for k, v in props.items() if v.get("type") == "boolean"]
-
-
 # -- the headline requests, on the benchmark's catalog
 
 HEADLINE_UNDO = (
@@ -139,7 +132,7 @@ def test_refund_headline_asks_for_approval_waits_for_the_date_and_invents_no_inp
     assert wait.with_ == {"until": "2026-12-01T00:00:00Z"}
     assert depends(wf, refund, wait) and depends(wf, wait, approval)
     assert refund.if_ is None
-    assert boolean_inputs(result) == []
+    assert boolean_inputs(result.workflow) == []
     unplanned = [w for w in result.warnings if "not planned" in w and "notify support on Slack" in w]
     assert unplanned, result.warnings
 
@@ -246,7 +239,7 @@ def test_an_approval_gate_becomes_an_approval_step(
     assert refund.if_ is None and approval.if_ is None
     assert approval.with_.get("approvers") == ([approver] if approver else None)
     assert "refund charge ch_1" in approval.with_["prompt"].lower()
-    assert boolean_inputs(result) == []
+    assert boolean_inputs(result.workflow) == []
 
 
 def test_steps_after_the_gated_one_follow_the_approval(own: OfflinePlanner) -> None:
@@ -279,7 +272,7 @@ def test_a_step_result_is_not_a_person_approving(own: OfflinePlanner) -> None:
 def test_a_failure_handler_is_warned_about_not_turned_into_an_input(own: OfflinePlanner, text: str) -> None:
     result = plan(own, text)
     assert actions(result.workflow) == ["payments.refund_charge"]
-    assert boolean_inputs(result) == []
+    assert boolean_inputs(result.workflow) == []
     assert step_of(result.workflow, "payments.refund_charge").if_ is None
     warning = next(w for w in result.warnings if w.startswith("not planned"))
     assert "fails the run" in warning and "compensate" in warning
@@ -370,7 +363,7 @@ def test_if_approved_after_an_approval_means_that_approval(own: OfflinePlanner, 
     assert actions(wf) == ["core.approval", "payments.refund_charge"]
     assert step_of(wf, "payments.refund_charge").needs == [step_of(wf, "core.approval").id]
     assert step_of(wf, "payments.refund_charge").if_ is None
-    assert boolean_inputs(result) == []
+    assert boolean_inputs(result.workflow) == []
 
 
 @pytest.mark.parametrize(
@@ -385,7 +378,7 @@ def test_if_approved_after_an_approval_means_that_approval(own: OfflinePlanner, 
 def test_a_step_on_rejection_is_warned_about(own: OfflinePlanner, text: str) -> None:
     result = plan(own, text)
     assert actions(result.workflow) == ["core.approval", "payments.refund_charge"]
-    assert boolean_inputs(result) == []
+    assert boolean_inputs(result.workflow) == []
     warning = next(w for w in result.warnings if w.startswith("not planned"))
     assert "email a@b.example" in warning and "rejection fails" in warning
 
@@ -406,7 +399,7 @@ def test_a_step_succeeding_is_a_dependency(own: OfflinePlanner, text: str) -> No
     result = plan(own, text)
     wf = result.workflow
     mail = step_of(wf, "email.send_message")
-    assert mail.if_ is None and boolean_inputs(result) == []
+    assert mail.if_ is None and boolean_inputs(result.workflow) == []
     assert mail.needs == [step_of(wf, "payments.refund_charge").id]
 
 

@@ -169,3 +169,13 @@ def plan(planner: OfflinePlanner, text: str) -> PlanResult:
     assert report.ok, [str(p) for p in report.errors]
     assert result.planner == "offline"
     return result
+
+
+def run_inputs(workflow: Workflow) -> dict[str, Any]:
+    """The plan's run inputs: property name → schema."""
+    return dict((workflow.inputs or {}).get("properties", {}))
+
+
+def boolean_inputs(workflow: Workflow) -> list[str]:
+    """The plan's yes/no run inputs (what a misread condition turns into)."""
+    return [k for k, v in run_inputs(workflow).items() if v.get("type") == "boolean"]
