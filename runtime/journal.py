@@ -1029,10 +1029,7 @@ class Journal:
         """Per action, over its finished attempts started since `since`: calls, error rate and mean
         latency, the same weighted by age over the newest of them (`ActionStats.latest_*`) and the
         newest few one by one (`ActionStats.newest_*`); see `runtime.journal_stats`."""
-        names = list(actions)
-        totals = self.action_totals(names, since=since)
-        recent = self.recent_attempts([n for n in names if n in totals], since=since)
-        return {name: journal_stats.compose(totals.get(name), recent.get(name, ())) for name in names}
+        return journal_stats.action_stats(self, actions, since=since)
 
     def action_totals(self, actions: Iterable[str], *, since: float) -> dict[str, WindowTotals]:
         """The window half of `action_stats`, in a form that adds up (`journal_stats.WindowTotals`);

@@ -30,10 +30,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from runtime import journal_stats
 from runtime.errors import RunNotFound
 from runtime.journal import OUTPUT_CAP_BYTES, EventListener, Journal, Redactor
 from runtime.journal_schema import WHOLE_STEP, item_of
-from runtime.journal_stats import FINISHED, RecentAttempt, WindowTotals, compose
+from runtime.journal_stats import FINISHED, RecentAttempt, WindowTotals
 from runtime.records import (
     ApprovalRecord,
     AttemptRecord,
@@ -866,11 +867,8 @@ class MemoryJournal:
         """Recent outcomes per action, as `runtime.journal_stats` reads them from SQL: calls, error
         rate and mean latency over the finished attempts started since `since`, and the age-weighted
         `latest_*` over the newest of them and the newest few one by one (`newest_*`), composed by
-        the same function (`journal_stats.compose`)."""
-        names = list(actions)
-        totals = self.action_totals(names, since=since)
-        recent = self.recent_attempts([n for n in names if n in totals], since=since)
-        return {name: compose(totals.get(name), recent.get(name, ())) for name in names}
+        the same function (`journal_stats.action_stats`)."""
+        return journal_stats.action_stats(self, actions, since=since)
 
     def action_totals(self, actions: Iterable[str], *, since: float) -> dict[str, WindowTotals]:
         """`journal_stats.WindowTotals` per action with finished attempts started since `since`."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
@@ -112,3 +112,21 @@ def compose(totals: WindowTotals | None, recent: Sequence[RecentAttempt]) -> Act
         latest_calls=w, latest_error_rate=w_err, latest_mean_latency_s=w_latency, latest_started_at=last,
         newest_started_at=newest_at, newest_failed=newest_failed,
     )
+
+
+class StatsSource(Protocol):
+    """The two reads `ActionStats` is made of (both journals provide them)."""
+
+    def action_totals(self, actions: Sequence[str], *, since: float) -> dict[str, WindowTotals]: ...
+
+    def recent_attempts(self, actions: Sequence[str], *, since: float) -> dict[str, list[RecentAttempt]]: ...
+
+
+def action_stats(source: StatsSource, actions: Iterable[str], *, since: float) -> dict[str, ActionStats]:
+    """Per action, over its finished attempts started since `since`: calls, error rate and mean
+    latency, the same weighted by age over the newest of them (`ActionStats.latest_*`) and the newest
+    few one by one (`ActionStats.newest_*`), from `source`'s two reads."""
+    names = list(actions)
+    totals = source.action_totals(names, since=since)
+    recent = source.recent_attempts([n for n in names if n in totals], since=since)
+    return {name: compose(totals.get(name), recent.get(name, ())) for name in names}

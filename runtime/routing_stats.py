@@ -17,21 +17,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from runtime.journal_stats import FINISHED, RecentAttempt, WindowTotals, compose
+from runtime.journal_stats import FINISHED, RecentAttempt, StatsSource, WindowTotals, compose
 from runtime.routing import LATEST_MAX_ATTEMPTS, ActionStats
 
 MAX_AGE_S = 1.0
 """How long (wall time) an action's window totals are used before they are read again."""
-
-
-class StatsSource(Protocol):
-    """What `RoutingStats` reads (both journals provide it)."""
-
-    def action_totals(self, actions: Sequence[str], *, since: float) -> dict[str, WindowTotals]: ...
-
-    def recent_attempts(self, actions: Sequence[str], *, since: float) -> dict[str, list[RecentAttempt]]: ...
 
 
 @dataclass
