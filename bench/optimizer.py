@@ -405,18 +405,12 @@ def decision_latency(routers: Mapping[str, Any], n: int = 10_000) -> dict[str, d
     wall: dict[str, list[int]] = {name: [0] * n for name in routers}
     cpu: dict[str, list[int]] = {name: [0] * n for name in routers}
     order = list(routers.items())
-    clock = time.perf_counter_ns
-    for i, cond in enumerate(conditions):
-        for name, router in (order if i % 2 else order[::-1]):
-            t = clock()
-            router.choose(step, candidates, cond)
-            wall[name][i] = clock() - t
-    thread_clock = time.thread_time_ns
-    for i, cond in enumerate(conditions):
-        for name, router in (order if i % 2 else order[::-1]):
-            t = thread_clock()
-            router.choose(step, candidates, cond)
-            cpu[name][i] = thread_clock() - t
+    for clock, into in ((time.perf_counter_ns, wall), (time.thread_time_ns, cpu)):
+        for i, cond in enumerate(conditions):
+            for name, router in (order if i % 2 else order[::-1]):
+                t = clock()
+                router.choose(step, candidates, cond)
+                into[name][i] = clock() - t
     gc.unfreeze()
     return {name: {"wall_ms": _quantiles_ms(wall[name]), "cpu_ms": _quantiles_ms(cpu[name])}
             for name in routers}
