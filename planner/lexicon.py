@@ -17,6 +17,16 @@ import yaml
 
 _OBJECT_PRONOUNS = frozenset("them him her it this that these those everything us me".split())
 _PARTICLES = frozenset("up off on back down out in over".split())
+_DETERMINERS = frozenset("the a an our their your his her my its this that these those".split())
+# a verb, then a short noun phrase ("the on-call manager", "our sales director", "them") that ends
+# where a preposition, a determiner, a quote or the clause does: "email the customer the receipt"
+_RECIPIENT = re.compile(
+    r"^\s*(?P<verb>[a-z][a-z-]*)\s+(?P<np>(?:(?:the|our|their|your|his|her|my|a|an|every|each|all)\s+)?"
+    r"(?:[a-z][a-z-]*\s+){0,2}?[a-z][a-z-]*)"
+    r"(?=\s*$|\s*[,.;:]|\s+(?:by|via|over|through|per|on|in|at|with|about|that|to|of|for|and|if|once|when|after"
+    r"|know|the|a|an|their|our|your|his|her|its|⟦)\b)",
+    re.IGNORECASE,
+)
 _WORD_RE = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
 _IRREGULAR = {
     "went": "go",
@@ -126,6 +136,7 @@ class Lexicon:
     people: frozenset[str]
     light_verbs: frozenset[str]
     durations: dict[str, int]
+    message_verbs: frozenset[str] = frozenset()
 
     def concepts(self, text: str) -> list[str]:
         """Stemmed words plus the concept tokens of every synonym and phrase found in `text`."""
@@ -203,6 +214,24 @@ class Lexicon:
                 out.update(stem(w) for w in added.split())
         return out
 
+    def without_recipient(self, text: str) -> str:
+        """`text` less the person a message verb addresses: "notify the customer by email" →
+        "notify by email", "send the sales director an SMS" → "send an SMS". The recipient is who
+        hears of the step, not what it acts on, so "customer" must not pull toward customer records.
+        Unchanged unless the verb is a message verb and a person-headed phrase follows it."""
+        found = _RECIPIENT.match(text)
+        if found is None or found.group("verb").lower() not in self.message_verbs:
+            return text
+        tokens = words(found.group("np"))
+        if not tokens or (tokens[-1].rstrip("s") not in self.people and tokens[-1] not in self.people):
+            return text
+        if any(t in _DETERMINERS for t in tokens[1:]):
+            return text
+        if set(self.single.get(stem(tokens[-1]), ())) & set(self.single.get("chat", ())):
+            return text  # "tell the team": a team is told in its chat, the words name the medium
+        rest = text[found.end() :].strip()
+        return f"{found.group('verb')} {rest}".strip()
+
     def number(self, token: str) -> int | None:
         token = token.lower().replace(",", "")
         if token.isdigit():
@@ -266,6 +295,7 @@ def build_lexicon(data: dict[str, Any]) -> Lexicon:
         people=frozenset(str(v) for v in data.get("people", [])),
         light_verbs=frozenset(str(v) for v in data.get("light_verbs", [])),
         durations={str(k): int(v) for k, v in data.get("durations", {}).items()},
+        message_verbs=frozenset(str(v) for v in data.get("message_verbs", [])),
     )
 
 

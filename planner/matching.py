@@ -170,6 +170,9 @@ class ActionMatcher:
         index = self._index
         if not self.actions:
             return []
+        if verb:
+            # "text the customer": the person told is not what the action acts on
+            text, verb = self.lex.without_recipient(text), self.lex.without_recipient(verb)
         sim_w = index.word_matrix @ _query_vector(index.words, index.word_analyzer, self._concepts(text))
         sim_c = index.char_matrix @ _query_vector(index.chars, index.char_analyzer, self._char_text(text))
         out = [float(_WORD_WEIGHT * w + _CHAR_WEIGHT * c) for w, c in zip(sim_w, sim_c, strict=True)]

@@ -518,7 +518,8 @@ class Reader:
         if stem(ref.split()[0].lower()) not in self.verbs:
             return None
         plain = self.masked.plain(ref)
-        best = self.matcher.rank(self._weighted(plain), 1, verb=plain)
+        told = self.lex.without_recipient(plain)
+        best = self.matcher.rank(self._weighted(told), 1, verb=told)
         if not best or best[0][1] < MATCH_THRESHOLD:
             return None
         if any(self.drafts[i].action.name == best[0][0].name for i in self.resolve(ref)):
@@ -810,7 +811,8 @@ class Reader:
         if starts and self._is_statement(tokens) and not _MODAL.search(plain) and self._has_subject(plain):
             self.warnings.append(f'read "{self._show(plain)}" as background, not a step')
             return None
-        ranked = self.matcher.rank(self._weighted(query), 3, verb=query)
+        told = self.lex.without_recipient(query)  # "notify the customer": not a customer record
+        ranked = self.matcher.rank(self._weighted(told), 3, verb=told)
         if not ranked:
             return None
         spec, score = ranked[0]
