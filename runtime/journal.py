@@ -23,6 +23,7 @@ the WAL is checkpointed off the writer's thread (`journal_checkpoint`).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
@@ -34,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from runtime import journal_sql, journal_stats
 from runtime.errors import RunNotFound
@@ -137,7 +140,7 @@ def _add_missing_columns(engine: sa.Engine, schema: str | None) -> None:
                 conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {kind}'))
 
 
-_STATEMENTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+_STATEMENTS: dict[tuple[Any, ...], Any] = {}
 
 
 def _statement(kind: str, table: sa.Table, keys: Sequence[str], names: Sequence[str]) -> Any:
@@ -155,6 +158,27 @@ def _statement(kind: str, table: sa.Table, keys: Sequence[str], names: Sequence[
             params.update({k: sa.bindparam(f"v_{k}", type_=table.c[k].type) for k in keys})
             stmt = table.insert().values(params)
         _STATEMENTS[cache_key] = stmt
+    return stmt
+
+
+def _upsert_statement(
+    dialect: str, table: sa.Table, keys: Sequence[str], names: Sequence[str], keep: Sequence[str] = ()
+) -> Any:
+    """A prepared INSERT ... ON CONFLICT (keys) DO UPDATE SET names (one statement where an
+    UPDATE and, when it found no row, an INSERT were two); a column in `keep` keeps a value it
+    already has. Built once per dialect and column set, as `_statement`."""
+    cache_key = ("upsert", dialect, table.name, tuple(keys), tuple(names), tuple(keep))
+    stmt = _STATEMENTS.get(cache_key)
+    if stmt is None:
+        insert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(table)
+        columns = (*keys, *names, *keep)
+        insert = insert.values({n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in columns})
+        update: dict[str, Any] = {n: insert.excluded[n] for n in names}
+        for n in keep:
+            update[n] = sa.func.coalesce(table.c[n], insert.excluded[n])
+        stmt = _STATEMENTS[cache_key] = insert.on_conflict_do_update(
+            index_elements=[table.c[k] for k in keys], set_=update
+        )
     return stmt
 
 
@@ -188,25 +212,7 @@ _ATTEMPT_END = (
     "output_size",
     "output_truncated",
 )
-_STEP_START = ("state", "action", "inputs", "attempts", "not_before", "updated_at", "started_at")
-_STEP_START_UPDATE = (
-    step_results.update()
-    .where(
-        step_results.c.run_id == sa.bindparam("k_run_id"),
-        step_results.c.step_id == sa.bindparam("k_step_id"),
-        step_results.c.iteration == sa.bindparam("k_iteration"),
-    )
-    .values(
-        {
-            **{n: sa.bindparam(f"v_{n}", type_=step_results.c[n].type) for n in _STEP_START[:-1]},
-            "started_at": sa.func.coalesce(
-                step_results.c.started_at, sa.bindparam("v_started_at", type_=sa.Double)
-            ),
-        }
-    )
-)
-
-
+_STEP_START = ("state", "action", "inputs", "attempts", "not_before", "updated_at")
 # the statements run per step or per run, built once (see `_statement`)
 _CANCEL_REQUESTED = sa.select(runs.c.cancel_requested).where(runs.c.id == sa.bindparam("run_id"))
 _RUN_BY_ID = sa.select(runs).where(runs.c.id == sa.bindparam("run_id"))
@@ -273,6 +279,7 @@ class Journal:
         self._engine = engine
         # an in-memory SQLite journal has nothing to fsync: no durability switching for it
         self._on_sqlite = engine.dialect.name == "sqlite"
+        self._dialect = engine.dialect.name
         self._sqlite_file = self._on_sqlite and engine.url.database not in (None, "", ":memory:")
         self._listeners: list[EventListener] = []
         # attempts started by this process and not finished yet: finish_attempt needs their key
@@ -300,6 +307,9 @@ class Journal:
         self._checkpointer: Checkpointer | None = None
         self._write_lock = threading.RLock()
         self._compiled: dict[int, journal_sql.Prepared] = {}
+        self._schema_map: dict[str | None, str] | None = engine.get_execution_options().get(
+            "schema_translate_map"
+        )
 
     # -- opening --------------------------------------------------------------------------------
 
@@ -426,38 +436,42 @@ class Journal:
             return None
 
     def _exec(self, conn: sa.Connection, stmt: Any, params: Mapping[str, Any]) -> Any:
-        """Run one of the module's prebuilt statements; returns the DBAPI cursor (SQLite, see
-        `journal_sql`) or the SQLAlchemy result, both with `rowcount` (`_inserted_id` gives an
-        insert's key)."""
-        if not self._on_sqlite:
-            return conn.execute(stmt, params)
+        """Run one of the module's prebuilt statements in `conn`'s transaction; returns the DBAPI
+        cursor (see `journal_sql`), with `rowcount` (`_inserted_id` gives an insert's key)."""
         return journal_sql.execute(conn.connection.dbapi_connection, self._prepared(stmt), params)
 
     def _prepared(self, stmt: Any) -> journal_sql.Prepared:
         prepared = self._compiled.get(id(stmt))
         if prepared is None or prepared.stmt is not stmt:
-            prepared = self._compiled[id(stmt)] = journal_sql.prepare(stmt, self._engine.dialect)
+            compiled = stmt
+            if not self._on_sqlite and isinstance(stmt, sa.Insert):
+                key = stmt.table.autoincrement_column  # type: ignore[attr-defined]
+                if key is not None:  # sqlite3 has `lastrowid`; PostgreSQL says it with RETURNING
+                    compiled = stmt.returning(key)
+            prepared = journal_sql.prepare(compiled, self._engine.dialect, self._schema_map)
+            prepared = self._compiled[id(stmt)] = dataclasses.replace(prepared, stmt=stmt)
         return prepared
 
     def _select(self, stmt: Any, params: Mapping[str, Any], conn: sa.Connection | None = None) -> list[Any]:
         """The rows of one of the module's prebuilt SELECTs (attribute access, values decoded):
-        in `conn`'s transaction, else on SQLite the writer's connection outside a transaction
-        (it sees the last commit), else a pooled connection."""
-        if not self._on_sqlite:
-            if conn is not None:
-                return list(conn.execute(stmt, params))
-            with self._engine.connect() as pooled:
-                return list(pooled.execute(stmt, params))
+        in `conn`'s transaction, else on the writer's connection outside a transaction (it sees
+        the last commit; on PostgreSQL in autocommit, one round trip and no BEGIN/ROLLBACK)."""
+        prepared = self._prepared(stmt)
         with self._write_lock:
             conn = conn or self._writer_connection()
             dbapi = conn.connection.dbapi_connection
-            prepared = self._prepared(stmt)
-            return journal_sql.rows(journal_sql.execute(dbapi, prepared, params), prepared)
+            if self._on_sqlite or conn.in_transaction() or dbapi.info.transaction_status:  # type: ignore[union-attr]
+                return journal_sql.rows(journal_sql.execute(dbapi, prepared, params), prepared)
+            dbapi.autocommit = True  # type: ignore[union-attr]
+            try:
+                return journal_sql.rows(journal_sql.execute(dbapi, prepared, params), prepared)
+            finally:
+                dbapi.autocommit = False  # type: ignore[union-attr]
 
     def _inserted_id(self, result: Any) -> int:
         if self._on_sqlite:
             return int(result.lastrowid)
-        return int(result.inserted_primary_key[0])
+        return int(result.fetchone()[0])
 
     async def flush(self) -> None:
         """Return once every commit made so far is on disk: with `defer_fsync`, one fsync of the
@@ -734,6 +748,8 @@ class Journal:
     def _upsert(
         self, conn: sa.Connection, table: sa.Table, key: Mapping[str, Any], values: Mapping[str, Any]
     ) -> None:
+        # not INSERT ... ON CONFLICT: its row must pass the NOT NULL checks before it conflicts,
+        # and an update here may give only a few columns of a row that has the rest
         params = {f"k_{k}": v for k, v in key.items()}
         params.update({f"v_{n}": v for n, v in values.items()})
         if self._exec(conn, _statement("update", table, tuple(key), tuple(values)), params).rowcount == 0:
@@ -844,9 +860,9 @@ class Journal:
             key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
             if kind == "action":
                 params = {
-                    "k_run_id": run_id,
-                    "k_step_id": step_id,
-                    "k_iteration": iteration,
+                    "v_run_id": run_id,
+                    "v_step_id": step_id,
+                    "v_iteration": iteration,
                     "v_state": StepState.RUNNING.value,
                     "v_action": action,
                     "v_inputs": self.redact(inputs),
@@ -856,9 +872,10 @@ class Journal:
                     # only the first attempt sets when the step started (coalesce keeps an earlier one)
                     "v_started_at": now if attempt == 1 else None,
                 }
-                if self._exec(conn, _STEP_START_UPDATE, params).rowcount == 0:
-                    params.update({"v_run_id": run_id, "v_step_id": step_id, "v_iteration": iteration})
-                    self._exec(conn, _statement("insert", step_results, tuple(key), _STEP_START), params)
+                statement = _upsert_statement(
+                    self._dialect, step_results, tuple(key), _STEP_START, ("started_at",)
+                )
+                self._exec(conn, statement, params)
             else:
                 self._upsert(
                     conn,

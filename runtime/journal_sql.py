@@ -1,15 +1,15 @@
-"""The journal's per-step statements on SQLite, run straight on the DBAPI cursor.
+"""The journal's per-step statements, run straight on the DBAPI cursor (sqlite3 or psycopg).
 
 SQLAlchemy builds and compiles each statement once; executing it through a `Connection` then
 cost ~60 µs a statement in parameter processing, result set-up and bookkeeping, most of a no-op
-step. Here a statement is compiled once per dialect and run on the DBAPI cursor with SQLAlchemy's
-own bind and result processors, so what is stored and read back is exactly what SQLAlchemy would
-store and read (JSON text, floats, booleans), in the caller's transaction.
+step (on PostgreSQL more than the round trip itself). Here a statement is compiled once per
+dialect and run on the DBAPI cursor with SQLAlchemy's own bind and result processors, so what is
+stored and read back is exactly what SQLAlchemy would store and read (JSON text, floats,
+booleans), in the caller's transaction.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 Processor = Callable[[Any], Any] | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Prepared:
     """One compiled statement and what it takes to run it."""
 
@@ -35,8 +35,17 @@ class Prepared:
     """Values of parameters the caller doesn't pass: literals in the statement, column defaults."""
     row: Callable[..., Any] | None
     """For a SELECT: the named tuple rows are built as (attribute access like SQLAlchemy's rows)."""
-    columns: tuple[Processor, ...]
-    """For a SELECT: per column, SQLAlchemy's result processor (JSON decoding, booleans)."""
+    columns: tuple[Processor, ...] | None
+    """For a SELECT: per column, SQLAlchemy's result processor (JSON decoding, booleans). None
+    until the first rows arrive where the processor depends on the type the server reports
+    (psycopg's numeric columns)."""
+    types: tuple[Any, ...]
+    """For a SELECT: per column, its SQLAlchemy type."""
+    dialect: sa.Dialect
+    named: bool
+    """The driver takes a mapping of names (psycopg's `%(name)s`), not a sequence (sqlite3's `?`)."""
+    error: type[Exception]
+    """The driver's base exception class, re-raised as SQLAlchemy's `DBAPIError` subclasses."""
 
 
 def _bind_processor(type_: Any, dialect: sa.Dialect) -> Processor:
@@ -52,9 +61,23 @@ def _bind_processor(type_: Any, dialect: sa.Dialect) -> Processor:
     return process_json
 
 
-def prepare(stmt: Any, dialect: sa.Dialect) -> Prepared:
-    compiled = stmt.compile(dialect=dialect)
-    names = tuple(compiled.positiontup or ())
+def prepare(
+    stmt: Any, dialect: sa.Dialect, schema_translate_map: Mapping[str | None, str] | None = None
+) -> Prepared:
+    """Compile `stmt` for `dialect`; `schema_translate_map` as the engine's execution option
+    (a PostgreSQL journal in a schema of its own)."""
+    compiled = stmt.compile(
+        dialect=dialect,
+        schema_translate_map=schema_translate_map,
+        render_schema_translate=bool(schema_translate_map),
+    )
+    named = compiled.positiontup is None
+    if named:
+        if compiled.escaped_bind_names:
+            raise TypeError(f"bind names that need escaping: {sorted(compiled.escaped_bind_names)}")
+        names = tuple(compiled.bind_names[b] for b in compiled.binds.values())
+    else:
+        names = tuple(compiled.positiontup)
     binds = [compiled.binds[n] for n in names]
     processors = tuple(_bind_processor(b.type, dialect) for b in binds)
     fixed = {n: b.effective_value for n, b in zip(names, binds, strict=True) if not b.required}
@@ -65,26 +88,32 @@ def prepare(stmt: Any, dialect: sa.Dialect) -> Prepared:
             raise TypeError(f"{column} has a default that is not a constant")
         fixed[column.key] = column.default.arg
     make: Callable[..., Any] | None = None
-    columns: tuple[Processor, ...] = ()
+    types: tuple[Any, ...] = ()
     if isinstance(stmt, sa.Select):
         selected = list(stmt.selected_columns)
         make = namedtuple("Row", [str(c.key) for c in selected], rename=True)  # type: ignore[misc,no-redef]
-        columns = tuple(c.type.dialect_impl(dialect).result_processor(dialect, None) for c in selected)
-    return Prepared(stmt, compiled.string, names, processors, fixed, make, columns)
+        types = tuple(c.type for c in selected)
+    columns = None if named else tuple(t.dialect_impl(dialect).result_processor(dialect, None) for t in types)
+    error = dialect.loaded_dbapi.Error
+    return Prepared(
+        stmt, compiled.string, names, processors, fixed, make, columns, types, dialect, named, error
+    )
 
 
 def execute(dbapi_connection: Any, prepared: Prepared, params: Mapping[str, Any]) -> Any:
-    """Run `prepared` on the connection's cursor; returns the cursor (`rowcount`, `lastrowid`)."""
+    """Run `prepared` on the connection's cursor; returns the cursor (`rowcount`; sqlite3's
+    `lastrowid`, psycopg's RETURNING row)."""
     fixed = prepared.fixed
     values = []
     for name, process in zip(prepared.names, prepared.processors, strict=True):
         value = params[name] if name in params else fixed[name]
         values.append(process(value) if process is not None else value)
+    bound: Any = dict(zip(prepared.names, values, strict=True)) if prepared.named else values
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(prepared.sql, values)
-    except sqlite3.Error as exc:  # the same exception classes as SQLAlchemy's execution raises
-        raise sa.exc.DBAPIError.instance(prepared.sql, values, exc, sqlite3.Error) from exc
+        cursor.execute(prepared.sql, bound)
+    except prepared.error as exc:  # the same exception classes as SQLAlchemy's execution raises
+        raise sa.exc.DBAPIError.instance(prepared.sql, bound, exc, prepared.error) from exc
     return cursor
 
 
@@ -92,7 +121,13 @@ def rows(cursor: Any, prepared: Prepared) -> list[Any]:
     """The rows of an executed SELECT, processed as SQLAlchemy would, as named tuples."""
     assert prepared.row is not None, "not a SELECT"
     make = prepared.row
-    processors: Sequence[Processor] = prepared.columns
+    processors: Sequence[Processor] | None = prepared.columns
+    if processors is None:
+        dialect = prepared.dialect
+        processors = prepared.columns = tuple(
+            t.dialect_impl(dialect).result_processor(dialect, d[1])
+            for t, d in zip(prepared.types, cursor.description, strict=True)
+        )
     if not any(processors):
         return [make(*r) for r in cursor.fetchall()]
     return [

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 from test_workers import (  # noqa: F401 - `database` is a fixture
@@ -136,8 +137,17 @@ async def test_the_engine_drives_a_taken_run_from_what_the_take_read(journal: Jo
     link = HandoffLink(journal)
     other = Journal.open(journal._engine.url.render_as_string(hide_password=False))
     statements: list[str] = []
+    # the journal's own statements go straight to psycopg's cursor on its writer connection
+    # (`runtime.journal_sql`); anything on a pooled connection goes through SQLAlchemy
     sa.event.listen(journal._engine, "before_cursor_execute",
                     lambda _c, _k, sql, *_: statements.append(" ".join(sql.split())))
+
+    class Traced(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **options: Any) -> Any:
+            statements.append(" ".join(str(query).split()))
+            return super().execute(query, params, **options)
+
+    journal._writer_connection().connection.dbapi_connection.cursor_factory = Traced  # type: ignore[union-attr]
     two = {"name": "x", "steps": [{"id": "a", "action": "w.work"},
                                   {"id": "b", "action": "w.work", "needs": ["a"]}]}
     try:
