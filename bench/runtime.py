@@ -37,6 +37,7 @@ import gc
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -322,21 +323,34 @@ def run_peer(
     args = [str(python), str(HERE / "peers" / script), "--dir", str(directory), "--sizes", json.dumps(sizes)]
     args += extra
     env = {**os.environ, "PYTHONPATH": ""}
-    try:
-        done = subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env, cwd=directory)
-    except subprocess.TimeoutExpired as exc:
+    # the peer's output goes to files, not pipes: a server the peer starts (Prefect's temporary
+    # one) inherits them and would hold a pipe open past the peer's own exit, so that waiting for
+    # its end of file waited out the whole timeout; its own session, so that whatever it left
+    # running is stopped with it
+    out_path, err_path = directory / f"{name}.stdout", directory / f"{name}.stderr"
+    with out_path.open("w") as out, err_path.open("w") as err:
+        peer = subprocess.Popen(args, stdout=out, stderr=err, env=env, cwd=directory, start_new_session=True)
+        try:
+            returncode: int | None = peer.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            returncode = None
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(peer.pid, signal.SIGKILL)
+            peer.wait()
+    stdout, stderr = out_path.read_text(), err_path.read_text()
+    if returncode is None:
         # keep what finished: the peer scripts print each workload's figures on stderr as they go
         partial: dict[str, Any] = {"error": f"timed out after {timeout:g}s"}
-        text = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
-        for line in text.splitlines():
+        for line in stderr.splitlines():
             if line.startswith("{"):
                 with contextlib.suppress(ValueError):
                     partial.update(json.loads(line))
         return partial
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
-        return {"error": f"exit {done.returncode}: {' | '.join(tail)}"}
+    lines = [line for line in stdout.splitlines() if line.startswith("{")]
+    if returncode != 0 or not lines:
+        tail = (stderr or stdout).strip().splitlines()[-5:]
+        return {"error": f"exit {returncode}: {' | '.join(tail)}"}
     figures: dict[str, Any] = json.loads(lines[-1])
     return figures
 
