@@ -66,7 +66,12 @@ _LEAD = [
             re.IGNORECASE,
         ),
     ),
-    ("before", re.compile(r"^before\s+(?P<ref>[^,]+?)\s*,\s*", re.IGNORECASE)),
+    (
+        "before",
+        re.compile(
+            r"^(?:before|prior\s+to|ahead\s+of|in\s+advance\s+of)\s+(?P<ref>[^,]+?)\s*,\s*", re.IGNORECASE
+        ),
+    ),
     ("unless", re.compile(r"^unless\s+(?P<ref>[^,]+?)\s*,\s*", re.IGNORECASE)),
     ("seq", re.compile(rf"^(?:{SEQ_WORDS})\b\s*,?\s*", re.IGNORECASE)),
 ]
@@ -87,7 +92,7 @@ PURE_PAR = re.compile(
     re.IGNORECASE,
 )
 TRAILING_NOISE = re.compile(
-    r"\s+(?:before\s+(?:any|anything|we|you|it|they|money|the\s+money|going|moving|doing)\b.*"
+    r"\s+(?:before\s+(?:any|anything|we|you|it|they|money|the\s+money|going|moving|doing)\b[^,;]*"
     r"|first|at\s+the\s+end|right\s+away|immediately|straight\s+away|afterwards?|as\s+well|too|for\s+me)\s*$",
     re.IGNORECASE,
 )
@@ -102,7 +107,7 @@ _BOUNDARY = re.compile(
 
 _SUBORDINATE = re.compile(
     r"^\s*(?:(?:and|but|then)\s+)?(?:only\s+after|only\s+when|only\s+once|once|when|after|as\s+soon\s+as|if|only\s+if|unless|while|in\s+case|right\s+after"
-    r"|immediately\s+after|before|for\s+each|for\s+every|at\s+the\s+same\s+time\s+as|in\s+parallel\s+with|upon"
+    r"|immediately\s+after|before|prior\s+to|ahead\s+of|for\s+each|for\s+every|at\s+the\s+same\s+time\s+as|in\s+parallel\s+with|upon"
     r"|otherwise|whenever)\b",
     re.IGNORECASE,
 )

@@ -187,14 +187,20 @@ WHO_APPROVES = (
     re.compile(rf"\b{_ASKED}\s+(?:from|by)\s+(?:the\s+|a\s+|an\s+|our\s+)?{_NAME}(?=\s+(?:for|on|when|if|before|first"
                r"|is|are)\b|\s*[,;]|\s*$)", re.IGNORECASE),
     re.compile(rf"(?:^|\s){_NAME}'s\s+{_ASKED}\b", re.IGNORECASE),
-    re.compile(rf"\b(?:needs?|requires?|gets?|asks?)\s+(?:the\s+|a\s+|an\s+|our\s+){_NAME}\s+to\s+"
+    re.compile(rf"\b(?:needs?|requires?|gets?|asks?|ask(?:ing)?|have|has)\s+(?:the\s+|a\s+|an\s+|our\s+)?{_NAME}\s+to\s+"
                r"(?:approve|sign\s+off|okay|ok)\b", re.IGNORECASE),
+    re.compile(rf"\b(?:have|has|let)\s+(?:the\s+|a\s+|an\s+|our\s+){_NAME}\s+(?:approve|sign\s+off|okay|ok)\b",
+               re.IGNORECASE),
+    # "get VP approval", "needs finance sign-off"
+    re.compile(rf"\b(?:get|gets|getting|needs?|requires?|obtain|seek|with)\s+(?:the\s+|a\s+|an\s+)?{_NAME}\s+"
+               rf"{_ASKED}\b", re.IGNORECASE),
     re.compile(rf"^(?:the\s+|a\s+|an\s+|our\s+)?{_NAME}\s+(?:has\s+to|have\s+to|must|needs?\s+to|should)\s+"
                r"(?:approve|sign\s+off|okay|ok)\b", re.IGNORECASE),
 )
 NOT_A_PERSON = frozenset(
     "it this that they them either any both each all none is isn't are aren't not doesn't don't was wasn't"
-    " check decision result results score answer system api".split()
+    " check decision result results score answer system api manual final formal written explicit human prior"
+    " quick extra additional second another further".split()
 )
 
 # -- a point in time attached to a step ("refund it on 2026-12-01", "after 2026-12-01 09:00")

@@ -47,6 +47,7 @@ def dated_input(action: ActionSpec) -> bool:
 
 
 _NOT_WHO = frozenset({"need", "needs", "get", "gets", "with"})
+_POSSESSIVES = frozenset("your their our his her my its you them him me us".split())
 _MODAL_WORDS = frozenset("should must need needs has have had to be been get gets got".split())
 
 
@@ -215,6 +216,7 @@ class Reader:
         head_par: bool,
     ) -> tuple[_Frame | None, int | None]:
         ends_first = re.search(r"\s+(?:first|beforehand)\s*$", seg, re.IGNORECASE) is not None
+        seg = self._before_tails(seg)
         seg = mk.TRAILING_NOISE.sub("", seg).strip()
         # "refund it and cancel the plan if the manager approves": the approval gates every item
         seg_gate, seg_condition, seg = self._segment_gate(seg)
@@ -402,8 +404,9 @@ class Reader:
                 self.frontier = [f for f in self.frontier if f not in created]
                 self.frontier += [d for d in deps if d not in self.frontier]
             if created and "before" in kinds:
-                # "before X, do Y": Y first, then X
-                later = self._item(lead.refs["before"], list(created), condition, s_index, g_index, "")
+                # "before X, do Y": Y first, then X ("before we charge the card": charge the card)
+                said = self._tail_step(lead.refs["before"]) or lead.refs["before"]
+                later = self._item(said, list(created), condition, s_index, g_index, "")
                 if later:
                     created = [*created, *later]
             if created:
@@ -419,6 +422,69 @@ class Reader:
                 # after "A and, at the same time, B", what follows waits for both
                 chain = [*chain, *sinks] if {"par", "par_ref", "block"} & set(kinds) or par_all else sinks
         return frame, first_in_sentence
+
+    _BEFORE_TAIL = re.compile(
+        r"(?<=[\w')⟧])(?<!\band)(?<!\bbut)(?<!\bthen)\s+(?:(?:but\s+)?only\s+)?"
+        r"(?:before|prior\s+to|ahead\s+of|in\s+advance\s+of)\s+(?P<tail>[^,;]+)",
+        re.IGNORECASE,
+    )
+    _TAIL_SUBJECT = re.compile(
+        r"^(?:(?:we|you|they|i|he|she|someone|anyone|anybody|the\s+team|our\s+team)\s+"
+        r"(?:(?:can|could|will|may|might|should|do|actually|ever|go\s+ahead\s+and|go\s+and|get\s+to)\s+)*)",
+        re.IGNORECASE,
+    )
+    _TAIL_NOUN = re.compile(r"^(?:the|a|an|any|their|our|its|this|that)\s+(?P<noun>[a-z]+)\b", re.IGNORECASE)
+    _VAGUE_TAIL = re.compile(
+        r"^(?:go|going|goes|move|moving|proceed|proceeding|continue|continuing|do|doing|start|starting|begin"
+        r"|beginning|act|acting|commit|committing|touch|touching|finish|finishing|anything|any|everything)\b"
+        r"(?:\s+(?:on|ahead|further|forward|anything|any\s+further|with\s+(?:it|this|that|anything|the\s+rest)"
+        r"|that|this|it|out|through|anything\s+else|else))*\s*$",
+        re.IGNORECASE,
+    )
+
+    def _before_tails(self, seg: str) -> str:
+        """ "the manager has to approve before we charge the card, then email the receipt": the
+        step said after "before we" / "prior to" / "ahead of" comes next, so the clause reads as
+        "the manager has to approve, then charge the card, then email the receipt". A tail that names
+        no step ("before we go further", "before anything goes out") is left for the filler."""
+        out, last = [], 0
+        for found in self._BEFORE_TAIL.finditer(seg):
+            step = self._tail_step(found.group("tail"))
+            if step is None:
+                continue
+            out.append(f"{seg[last : found.start()]}, then {step}")
+            last = found.end()
+        if not out:
+            return seg
+        return "".join(out) + seg[last:]
+
+    def _tail_step(self, tail: str) -> str | None:
+        """The step "before we charge the card" / "prior to charging it" / "ahead of the refund"
+        names, as an instruction ("charge the card", "charging it", "refund"); None when the words
+        name no step of the catalog ("before we go further", "before noon")."""
+        tail = tail.strip()
+        subject = self._TAIL_SUBJECT.match(tail)
+        step = tail[subject.end() :] if subject else tail
+        if self._VAGUE_TAIL.match(step):
+            return None
+        tokens = words(self.masked.plain(step))
+        if not tokens:
+            return None
+        if stem(tokens[0]) not in self.verbs:
+            noun = self._TAIL_NOUN.match(step)
+            if step != tail or noun is None or stem(noun.group("noun")) not in self.verbs:
+                return None
+            # "ahead of the refund": the refund is the step
+            step = noun.group("noun") + step[noun.end() :]
+        elif step == tail and not tokens[0].endswith("ing"):
+            return None  # "before noon", "before sign-off": no subject and no gerund, not a step
+        plain = self.lex.without_recipient(self.masked.plain(step))
+        if self.lex.approval.search(plain):
+            return None
+        best = self.matcher.rank(self._weighted(plain), 1, verb=plain)
+        if not best or best[0][1] < MATCH_THRESHOLD:
+            return None
+        return step
 
     def _deps(
         self,
@@ -589,7 +655,9 @@ class Reader:
         gate_condition: Condition | None = None
         said_here: Condition | None = None
         trailing_if = re.search(r"\s+(?:only\s+)?(?:if|unless|should)\s+(.+)$", text, re.IGNORECASE)
-        trailing_once = re.search(r"\s+(?:once|when|after|as\s+soon\s+as)\s+(.+)$", text, re.IGNORECASE)
+        trailing_once = re.search(
+            r"\s+(?:(?:but\s+)?only\s+)?(?:once|when|after|as\s+soon\s+as)\s+(.+)$", text, re.IGNORECASE
+        )
         if trailing_if is None and trailing_once is not None and gate is None and condition is None:
             # "refund it once finance signs off": the approval comes first
             gate = self._gate(trailing_once.group(1), unless=False)
@@ -653,6 +721,10 @@ class Reader:
             if limit is not None:
                 condition = Condition(limit[0], False, list(deps))
                 approvers = self._approvers_said(limit[1])
+        if kind == "core.approval" and approvers is None:
+            # "get approval from finance", "the manager has to approve": the same approvers an
+            # approval with a limit names ("finance's approval for refunds over $500")
+            approvers = self._approvers_said(text)
         if kind is None and until is not None and ph.WAIT_RE.match(plain.lower()):
             kind, extra = "core.wait", None  # "wait until 2026-12-01"
         specs: list[tuple[ActionSpec, float, str | None]] = []
@@ -1160,7 +1232,7 @@ class Reader:
                 continue
             said = [w for w in found.group("who").split() if w.lower() not in _NOT_WHO]
             who = self._approver(" ".join(said)) if said else None
-            if who and not set(words(who)) & ph.NOT_A_PERSON and not self._names_step(who):
+            if who and not set(words(who)) & (ph.NOT_A_PERSON | _POSSESSIVES) and not self._names_step(who):
                 return [who]
         return None
 

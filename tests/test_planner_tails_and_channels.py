@@ -100,3 +100,109 @@ def test_a_person_after_a_record_verb_still_names_the_record(
 def test_matcher_reads_the_recipient_as_a_recipient(text: str, action: str) -> None:
     ranked = ActionMatcher(small_catalog()).rank(text, 3, verb=text)
     assert ranked[0][0].name == action, ranked
+
+
+# -- "before we ...", "prior to ...", "ahead of ...": the step said there comes next
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "The manager has to approve before we charge the card, then email the receipt",
+        "The manager must approve before charging the card, then email the receipt",
+        "The manager needs to approve before you charge the card, then email the receipt",
+        "Get the manager's approval prior to charging the card, then email the receipt",
+        "Get the manager's approval ahead of charging the card, and then email the receipt",
+        "Before we charge the card, the manager has to approve; then email the receipt",
+        "Prior to charging the card, get the manager's approval. Then email the receipt",
+        "Only after the manager approves, charge the card, then email the receipt",
+        "Charge the card only after the manager approves, then email the receipt",
+        "Once the manager approves, charge the card and then email the receipt",
+    ],
+)
+def test_approval_then_the_step_said_after_before_then_the_rest(
+    bench: OfflinePlanner, request_text: str
+) -> None:
+    wf = plan(bench, request_text).workflow
+    assert _order(wf) == ["core.approval", "payments.charge_card", "email.send_message"]
+    approval = step_of(wf, "core.approval")
+    assert approval.with_.get("approvers") == ["manager"]
+    assert step_of(wf, "payments.charge_card").if_ is None
+
+
+@pytest.mark.parametrize(
+    ("request_text", "expected"),
+    [
+        (
+            "Finance has to sign off ahead of the refund, then email the customer",
+            ["core.approval", "payments.refund_charge", "email.send_message"],
+        ),
+        ("Charge the card before we book the shipment", ["payments.charge_card", "shipping.create_shipment"]),
+        (
+            "Open a support ticket before they close the deal, then post in #sales",
+            ["support.create_ticket", "crm.update_deal_stage", "chat.post_message"],
+        ),
+    ],
+)
+def test_a_before_tail_names_the_next_step(
+    bench: OfflinePlanner, request_text: str, expected: list[str]
+) -> None:
+    assert _order(plan(bench, request_text).workflow) == expected
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "Get the manager's approval before we go further, then charge the card",
+        "The manager has to approve before anything goes out, then charge the card",
+        "The manager must approve before any money moves; then charge the card",
+    ],
+)
+def test_a_before_tail_that_names_no_step_is_filler_and_keeps_what_follows(
+    bench: OfflinePlanner, request_text: str
+) -> None:
+    wf = plan(bench, request_text).workflow
+    assert _order(wf) == ["core.approval", "payments.charge_card"]
+
+
+# -- who approves, with or without a limit
+
+
+@pytest.mark.parametrize(
+    ("request_text", "approver"),
+    [
+        ("Get approval from finance, then refund charge ch_1", "finance"),
+        ("Ask finance to approve, then refund charge ch_1", "finance"),
+        ("Ask the sales director to approve, then refund charge ch_1", "sales director"),
+        ("Get the CFO's sign-off, then refund charge ch_1", "CFO"),
+        ("Get VP approval, then refund charge ch_1", "VP"),
+        ("Have the CFO sign off, then refund charge ch_1", "CFO"),
+        ("The account director must approve, then refund charge ch_1", "account director"),
+    ],
+)
+def test_an_approval_without_a_limit_names_its_approver(
+    bench: OfflinePlanner, request_text: str, approver: str
+) -> None:
+    wf = plan(bench, request_text).workflow
+    assert _order(wf) == ["core.approval", "payments.refund_charge"]
+    assert step_of(wf, "core.approval").with_.get("approvers") == [approver]
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "Get approval, then refund charge ch_1",
+        "Get a manual approval, then refund charge ch_1",
+        "Get their approval, then refund charge ch_1",
+    ],
+)
+def test_an_approval_naming_no_one_has_no_approvers(bench: OfflinePlanner, request_text: str) -> None:
+    wf = plan(bench, request_text).workflow
+    assert "approvers" not in step_of(wf, "core.approval").with_
+
+
+def test_limit_and_no_limit_approvals_name_approvers_alike(bench: OfflinePlanner) -> None:
+    limited = plan(bench, "Get approval from finance for refunds over $500, then refund charge ch_1").workflow
+    plain = plan(bench, "Get approval from finance, then refund charge ch_1").workflow
+    assert step_of(limited, "core.approval").with_.get("approvers") == ["finance"]
+    assert step_of(plain, "core.approval").with_.get("approvers") == ["finance"]
