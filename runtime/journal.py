@@ -38,7 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from runtime import journal_sql, journal_stats
+from runtime import journal_pg, journal_sql, journal_stats
 from runtime.errors import RunNotFound
 from runtime.journal_checkpoint import Checkpointer
 from runtime.journal_schema import (
@@ -213,8 +213,19 @@ _ATTEMPT_END = (
     "output_truncated",
 )
 _STEP_START = ("state", "action", "inputs", "attempts", "not_before", "updated_at")
+"""A step's row at its attempt's start, but for `started_at` (kept when it has one)."""
+
+
+def _prefixed(values: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's values as the `v_` parameters of `_statement`'s and `_upsert_statement`'s SQL."""
+    return {f"v_{n}": v for n, v in values.items()}
+
+
 # the statements run per step or per run, built once (see `_statement`)
 _CANCEL_REQUESTED = sa.select(runs.c.cancel_requested).where(runs.c.id == sa.bindparam("run_id"))
+_ATTEMPT_BY_ID = sa.select(
+    attempts.c.run_id, attempts.c.step_id, attempts.c.iteration, attempts.c.started_at
+).where(attempts.c.id == sa.bindparam("id"))
 _RUN_BY_ID = sa.select(runs).where(runs.c.id == sa.bindparam("run_id"))
 _RUN_STATE = sa.select(runs.c.state).where(runs.c.id == sa.bindparam("run_id"))
 _STEPS_OF_RUN = sa.select(step_results).where(step_results.c.run_id == sa.bindparam("run_id"))
@@ -398,6 +409,21 @@ class Journal:
                 self._wal.committed(synced=synced)
             if self._checkpointer is not None:
                 self._checkpointer.committed(conn.connection.dbapi_connection)
+        self._tell(pending)
+
+    @contextmanager
+    def _one_statement(self) -> Iterator[tuple[sa.Connection, list[Event]]]:
+        """PostgreSQL: a write made of ONE statement (see `journal_pg`), run in autocommit: the
+        statement is its own transaction, without BEGIN and COMMIT round trips of their own.
+        Its events go to the listeners after it."""
+        pending: list[Event] = []
+        with self._write_lock:
+            conn = self._writer_connection()
+            with self._autocommit(conn):
+                yield conn, pending
+        self._tell(pending)
+
+    def _tell(self, pending: list[Event]) -> None:
         for event in pending:
             for listener in list(self._listeners):
                 try:
@@ -438,7 +464,18 @@ class Journal:
     def _exec(self, conn: sa.Connection, stmt: Any, params: Mapping[str, Any]) -> Any:
         """Run one of the module's prebuilt statements in `conn`'s transaction; returns the DBAPI
         cursor (see `journal_sql`), with `rowcount` (`_inserted_id` gives an insert's key)."""
-        return journal_sql.execute(conn.connection.dbapi_connection, self._prepared(stmt), params)
+        return self._execute(conn, self._prepared(stmt), params)
+
+    def _execute(self, conn: sa.Connection, prepared: journal_sql.Prepared, params: Mapping[str, Any]) -> Any:
+        """`journal_sql.execute` on `conn`; a connection the server dropped is invalidated, as
+        SQLAlchemy's own execution would, so the next write reconnects instead of failing on."""
+        dbapi = conn.connection.dbapi_connection
+        try:
+            return journal_sql.execute(dbapi, prepared, params)
+        except sa.exc.DBAPIError as exc:
+            if not self._on_sqlite and self._engine.dialect.is_disconnect(exc.orig, dbapi, None):  # type: ignore[arg-type]
+                conn.invalidate(exc.orig)
+            raise
 
     def _prepared(self, stmt: Any) -> journal_sql.Prepared:
         prepared = self._compiled.get(id(stmt))
@@ -460,12 +497,22 @@ class Journal:
         with self._write_lock:
             conn = conn or self._writer_connection()
             dbapi = conn.connection.dbapi_connection
-            if self._on_sqlite or conn.in_transaction() or dbapi.info.transaction_status:  # type: ignore[union-attr]
-                return journal_sql.rows(journal_sql.execute(dbapi, prepared, params), prepared)
-            dbapi.autocommit = True  # type: ignore[union-attr]
-            try:
-                return journal_sql.rows(journal_sql.execute(dbapi, prepared, params), prepared)
-            finally:
+            if self._on_sqlite or dbapi.autocommit or conn.in_transaction() or dbapi.info.transaction_status:  # type: ignore[union-attr]
+                return journal_sql.rows(self._execute(conn, prepared, params), prepared)
+            with self._autocommit(conn):
+                return journal_sql.rows(self._execute(conn, prepared, params), prepared)
+
+    @staticmethod
+    @contextmanager
+    def _autocommit(conn: sa.Connection) -> Iterator[None]:
+        """PostgreSQL: the writer's connection in autocommit for the block (each statement its own
+        transaction: no BEGIN and COMMIT round trips of their own)."""
+        dbapi = conn.connection.dbapi_connection
+        dbapi.autocommit = True  # type: ignore[union-attr]
+        try:
+            yield
+        finally:
+            if not conn.invalidated:  # a dropped connection is replaced, not restored
                 dbapi.autocommit = False  # type: ignore[union-attr]
 
     def _inserted_id(self, result: Any) -> int:
@@ -489,6 +536,25 @@ class Journal:
             conn.connection.dbapi_connection.execute(f"PRAGMA synchronous={level}")  # type: ignore[union-attr]
             info["synchronous"] = level
 
+    def _event_values(
+        self,
+        run_id: str,
+        type_: str,
+        now: float,
+        step_id: str | None = None,
+        iteration: int | None = None,
+        data: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """An event row's columns: its data redacted, the iteration only for a for-each item."""
+        return {
+            "run_id": run_id,
+            "time": now,
+            "type": type_,
+            "step_id": step_id,
+            "iteration": None if iteration == WHOLE_STEP else iteration,
+            "data": self.redact(dict(data or {})),
+        }
+
     def _event(
         self,
         conn: sa.Connection,
@@ -500,25 +566,11 @@ class Journal:
         iteration: int | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> Event:
-        clean = self.redact(dict(data or {}))
-        if iteration == WHOLE_STEP:
-            iteration = None  # events name an item only for for-each items
+        values = self._event_values(run_id, type_, now, step_id, iteration, data)
         result = self._exec(
-            conn,
-            _statement("insert", events, (), ("run_id", "time", "type", "step_id", "iteration", "data")),
-            {
-                "v_run_id": run_id,
-                "v_time": now,
-                "v_type": type_,
-                "v_step_id": step_id,
-                "v_iteration": iteration,
-                "v_data": clean,
-            },
+            conn, _statement("insert", events, (), journal_pg.EVENT_COLUMNS), _prefixed(values)
         )
-        seq = self._inserted_id(result)
-        event = Event(
-            seq=seq, run_id=run_id, time=now, type=type_, step_id=step_id, iteration=iteration, data=clean
-        )
+        event = Event(seq=self._inserted_id(result), **values)
         pending.append(event)
         return event
 
@@ -834,48 +886,65 @@ class Journal:
 
         Not fsynced on SQLite (see `_tx`): the next fsync of the log, at the latest the one that
         makes the completion durable, syncs this with it."""
+        attempt_row = {
+            "run_id": run_id,
+            "workflow_name": workflow_name,
+            "step_id": step_id,
+            "iteration": iteration,
+            "attempt": attempt,
+            "kind": kind,
+            "action": action,
+            "idempotency_key": idempotency_key,
+            "started_at": now,
+            "outcome": "started",
+            "worker_id": worker_id,
+            "runs_in_flight": runs_in_flight,
+            "propensity": propensity,
+            "candidates": list(candidates) if candidates else None,
+            "output_truncated": False,
+        }
+        key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+        event = self._event_values(
+            run_id,
+            "step.started" if kind == "action" else "compensation.step_started",
+            now,
+            step_id,
+            item_of(iteration),
+            {"attempt": attempt, "action": action, "idempotency_key": idempotency_key},
+        )
+        if kind == "action":
+            step_row = {
+                "state": StepState.RUNNING.value,
+                "action": action,
+                "inputs": self.redact(inputs),
+                "attempts": attempt,
+                "not_before": None,
+                "updated_at": now,
+                # only the first attempt sets when the step started (coalesce keeps an earlier one)
+                "started_at": now if attempt == 1 else None,
+            }
+        if kind == "action" and not self._on_sqlite:
+            statement = journal_pg.start(_ATTEMPT_START, _STEP_START)
+            params = {
+                **journal_pg.prefixed("a_", attempt_row),
+                **journal_pg.prefixed("s_", {**key, **step_row}),
+                **journal_pg.prefixed("e_", event),
+            }
+            with self._one_statement() as (conn, pending):
+                ((attempt_id, seq),) = self._select(statement, params, conn)
+                pending.append(Event(seq=seq, **event))
+            self._open_attempts[attempt_id] = (run_id, step_id, iteration, now)
+            return attempt_id
         with self._tx(durable=False) as (conn, pending):
             result = self._exec(
-                conn,
-                _statement("insert", attempts, (), _ATTEMPT_START),
-                {
-                    "v_run_id": run_id,
-                    "v_workflow_name": workflow_name,
-                    "v_step_id": step_id,
-                    "v_iteration": iteration,
-                    "v_attempt": attempt,
-                    "v_kind": kind,
-                    "v_action": action,
-                    "v_idempotency_key": idempotency_key,
-                    "v_started_at": now,
-                    "v_outcome": "started",
-                    "v_worker_id": worker_id,
-                    "v_runs_in_flight": runs_in_flight,
-                    "v_propensity": propensity,
-                    "v_candidates": list(candidates) if candidates else None,
-                    "v_output_truncated": False,
-                },
+                conn, _statement("insert", attempts, (), _ATTEMPT_START), _prefixed(attempt_row)
             )
             attempt_id = self._inserted_id(result)
-            key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
             if kind == "action":
-                params = {
-                    "v_run_id": run_id,
-                    "v_step_id": step_id,
-                    "v_iteration": iteration,
-                    "v_state": StepState.RUNNING.value,
-                    "v_action": action,
-                    "v_inputs": self.redact(inputs),
-                    "v_attempts": attempt,
-                    "v_not_before": None,
-                    "v_updated_at": now,
-                    # only the first attempt sets when the step started (coalesce keeps an earlier one)
-                    "v_started_at": now if attempt == 1 else None,
-                }
                 statement = _upsert_statement(
                     self._dialect, step_results, tuple(key), _STEP_START, ("started_at",)
                 )
-                self._exec(conn, statement, params)
+                self._exec(conn, statement, _prefixed({**key, **step_row}))
             else:
                 self._upsert(
                     conn,
@@ -889,16 +958,10 @@ class Journal:
                         "updated_at": now,
                     },
                 )
-            self._event(
-                conn,
-                pending,
-                run_id,
-                "step.started" if kind == "action" else "compensation.step_started",
-                now,
-                step_id,
-                item_of(iteration),
-                {"attempt": attempt, "action": action, "idempotency_key": idempotency_key},
+            result = self._exec(
+                conn, _statement("insert", events, (), journal_pg.EVENT_COLUMNS), _prefixed(event)
             )
+            pending.append(Event(seq=self._inserted_id(result), **event))
         self._open_attempts[attempt_id] = (run_id, step_id, iteration, now)
         return attempt_id
 
@@ -917,60 +980,67 @@ class Journal:
     ) -> None:
         """End an attempt; with `step`/`undo` also update its step/compensation row and append the
         event — all in ONE transaction, so a crash leaves either all of it or none."""
+        opened = self._open_attempts.pop(attempt_id, None)
+        if opened is None:  # started by another process (or before a restart)
+            (row,) = self._select(_ATTEMPT_BY_ID, {"id": attempt_id})
+            opened = (row.run_id, row.step_id, row.iteration, row.started_at)
+        run_id, step_id, iteration, started_at = opened
+        clean_output = self.redact(output) if output is not None else None
+        size = _json_size(clean_output) if clean_output is not None else None
+        truncated = size is not None and size > OUTPUT_CAP_BYTES
+        stored = {"preview": json.dumps(clean_output, default=str)[:4096]} if truncated else clean_output
+        err = self.redact(error) if error else None
+        end = {
+            "ended_at": now,
+            "duration_s": max(0.0, now - started_at),
+            "outcome": outcome,
+            "error_type": err.get("type") if err else None,
+            "error_class": err.get("class") if err else None,
+            "error_message": err.get("message") if err else None,
+            "transient": err.get("transient") if err else None,
+            "retry_after": err.get("retry_after") if err else None,
+            "output": stored,
+            "output_size": size,
+            "output_truncated": truncated,
+        }
+        key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+        step_row = None
+        if step is not None:
+            fields = dict(step)
+            state = fields.pop("state", None)
+            step_row = self._step_values(now, StepState(state) if state else None, fields)
+        event_row = (
+            self._event_values(run_id, event, now, step_id, item_of(iteration), data) if event else None
+        )
+        if not self._on_sqlite and undo is None and step_row and "state" in step_row and event_row:
+            statement = journal_pg.finish(_ATTEMPT_END, tuple(step_row))
+            params = {
+                "a_id": attempt_id,
+                **journal_pg.prefixed("a_", end),
+                **journal_pg.prefixed("s_", {**key, **step_row}),
+                **journal_pg.prefixed("e_", event_row),
+            }
+            with self._one_statement() as (conn, pending):
+                ((seq,),) = self._select(statement, params, conn)
+                pending.append(Event(seq=seq, **event_row))
+            return
         with self._tx() as (conn, pending):
-            opened = self._open_attempts.pop(attempt_id, None)
-            if opened is None:  # started by another process (or before a restart)
-                row = conn.execute(sa.select(attempts).where(attempts.c.id == attempt_id)).one()
-                opened = (row.run_id, row.step_id, row.iteration, row.started_at)
-            run_id, step_id, iteration, started_at = opened
-            clean_output = self.redact(output) if output is not None else None
-            size = _json_size(clean_output) if clean_output is not None else None
-            truncated = size is not None and size > OUTPUT_CAP_BYTES
-            stored = {"preview": json.dumps(clean_output, default=str)[:4096]} if truncated else clean_output
-            err = self.redact(error) if error else None
             self._exec(
                 conn,
                 _statement("update", attempts, ("id",), _ATTEMPT_END),
-                {
-                    "k_id": attempt_id,
-                    "v_ended_at": now,
-                    "v_duration_s": max(0.0, now - started_at),
-                    "v_outcome": outcome,
-                    "v_error_type": err.get("type") if err else None,
-                    "v_error_class": err.get("class") if err else None,
-                    "v_error_message": err.get("message") if err else None,
-                    "v_transient": err.get("transient") if err else None,
-                    "v_retry_after": err.get("retry_after") if err else None,
-                    "v_output": stored,
-                    "v_output_size": size,
-                    "v_output_truncated": truncated,
-                },
+                {"k_id": attempt_id, **_prefixed(end)},
             )
-            key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
-            if step is not None:
-                fields = dict(step)
-                state = fields.pop("state", None)
-                self._upsert(
-                    conn,
-                    step_results,
-                    key,
-                    self._step_values(now, StepState(state) if state else None, fields),
-                )
+            if step_row is not None:
+                self._upsert(conn, step_results, key, step_row)
             if undo is not None:
                 values = {k: (self.redact(v) if k == "error" else v) for k, v in undo.items()}
                 values["updated_at"] = now
                 self._upsert(conn, compensations, key, values)
-            if event:
-                self._event(
-                    conn,
-                    pending,
-                    run_id,
-                    event,
-                    now,
-                    step_id,
-                    item_of(iteration),
-                    data,
+            if event_row is not None:
+                result = self._exec(
+                    conn, _statement("insert", events, (), journal_pg.EVENT_COLUMNS), _prefixed(event_row)
                 )
+                pending.append(Event(seq=self._inserted_id(result), **event_row))
 
     def interrupt_attempts(self, run_id: str, now: float) -> list[AttemptRecord]:
         """Mark the attempts left `started` by a crash as `interrupted`; returns them."""

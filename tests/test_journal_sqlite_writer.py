@@ -221,3 +221,54 @@ def test_a_postgres_writer_that_lost_its_server_connection_reconnects(tmp_path: 
     finally:
         journal.drop_schema()
         journal.close()
+
+
+def test_a_postgres_write_on_a_dropped_connection_fails_once_and_the_next_reconnects() -> None:
+    """No idle time to trigger the writer's ping: the failed statement itself marks the
+    connection gone (as SQLAlchemy's execution does), for the per-step statements that run on
+    psycopg's cursor directly and for the one-statement attempt writes."""
+    import uuid
+
+    import psycopg
+    import sqlalchemy as sa
+    from runtime_support import PG_URL, postgres_available
+
+    reason = postgres_available()
+    if reason:
+        pytest.skip(reason)
+    journal = Journal.open(PG_URL, schema=f"t_{uuid.uuid4().hex[:10]}")
+
+    def drop_writer() -> int:
+        writer = journal._writer_connection()
+        pid = writer.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        writer.rollback()
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as admin:
+            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+        return int(pid)
+
+    def start(step_id: str) -> int:
+        return journal.start_attempt(
+            run_id="r", workflow_name="wf", step_id=step_id, iteration=-1, attempt=1, kind="action",
+            action="a.b", idempotency_key=f"r:{step_id}", now=3.0, worker_id=None, runs_in_flight=None,
+            propensity=None, candidates=None, inputs={},
+        )
+
+    try:
+        new_run(journal, "r")
+        for write in (
+            lambda: journal.put_step("r", "s", -1, 2.0, state=StepState.SUCCEEDED, output={"ok": 1}),
+            lambda: start("t"),
+        ):
+            pid = drop_writer()
+            with pytest.raises(sa.exc.OperationalError):
+                write()
+            write()  # a new connection, at once
+            again = journal._writer_connection()
+            assert again.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
+            again.rollback()
+        assert journal.step_results("r")[("s", -1)].output == {"ok": 1}
+        assert journal.step_results("r")[("t", -1)].state == StepState.RUNNING
+        assert journal.cancel_requested("r") is False  # a read on the writer's connection too
+    finally:
+        journal.drop_schema()
+        journal.close()

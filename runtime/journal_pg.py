@@ -1,0 +1,97 @@
+"""An attempt's start and end on PostgreSQL as one statement each: one round trip, not five.
+
+On SQLite a transaction's statements are calls into the library; on PostgreSQL each is a round
+trip, and so are psycopg's BEGIN and the COMMIT: an attempt's start (its attempt row, its step's
+row, the event) took five, its end five more, and a no-op step spent most of its time waiting on
+the server. PostgreSQL runs the data-modifying WITH clauses of one statement atomically, as one
+transaction when the connection is in autocommit, so each write here is one statement with the
+same rows and the same all-or-nothing guarantee as the transaction it replaces.
+
+The statements are built once per column set (as `journal._statement`), each part's bind
+parameters under a prefix of its own (`a_` attempt, `s_` step, `e_` event), since the parts
+share column names with different values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+from runtime.journal_schema import attempts, events, step_results
+
+STEP_KEY = ("run_id", "step_id", "iteration")
+EVENT_COLUMNS = ("run_id", "time", "type", "step_id", "iteration", "data")
+
+_BUILT: dict[tuple[Any, ...], Any] = {}
+
+
+def _binds(table: sa.Table, names: Sequence[str], prefix: str) -> dict[str, Any]:
+    return {n: sa.bindparam(f"{prefix}{n}", type_=table.c[n].type) for n in names}
+
+
+def _row(table: sa.Table, names: Sequence[str], prefix: str) -> dict[str, Any]:
+    """An inserted row's values: `names` as parameters, the other columns' constant defaults as
+    literals (SQLAlchemy fills those in for a statement's own INSERT, not for one in a WITH)."""
+    defaults = {
+        c.name: sa.literal(c.default.arg, type_=c.type)  # type: ignore[attr-defined]
+        for c in table.c
+        if c.name not in names and c.default is not None and c.default.is_scalar
+    }
+    return {**_binds(table, names, prefix), **defaults}
+
+
+def _step_upsert(names: Sequence[str], keep: Sequence[str]) -> Any:
+    """The step's row: inserted, or updated in `names` (a column in `keep` keeps a value it
+    has). Its values hold every NOT NULL column (the callers give `state` and `updated_at`)."""
+    insert = postgresql_insert(step_results).values(_row(step_results, (*STEP_KEY, *names, *keep), "s_"))
+    update: dict[str, Any] = {n: insert.excluded[n] for n in names}
+    for n in keep:
+        update[n] = sa.func.coalesce(step_results.c[n], insert.excluded[n])
+    return insert.on_conflict_do_update(index_elements=[step_results.c[k] for k in STEP_KEY], set_=update)
+
+
+def _event() -> Any:
+    return sa.insert(events).values(_row(events, EVENT_COLUMNS, "e_")).returning(events.c.seq).cte("e")
+
+
+def start(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
+    """Insert the attempt (`a_*`), upsert its step's row (`s_*`, keeping an earlier
+    `started_at`) and append the event (`e_*`); selects the attempt's id and the event's seq."""
+    key = ("start", tuple(attempt_columns), tuple(step_columns))
+    stmt = _BUILT.get(key)
+    if stmt is None:
+        attempt = (
+            sa.insert(attempts)
+            .values(_row(attempts, attempt_columns, "a_"))
+            .returning(attempts.c.id)
+            .cte("a")
+        )
+        step = _step_upsert(step_columns, ("started_at",)).cte("s")
+        event = _event()
+        stmt = _BUILT[key] = sa.select(attempt.c.id, event.c.seq).add_cte(step)
+    return stmt
+
+
+def finish(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
+    """Update the attempt `a_id` (`a_*`), upsert its step's row (`s_*`) and append the event
+    (`e_*`); selects the event's seq."""
+    key = ("finish", tuple(attempt_columns), tuple(step_columns))
+    stmt = _BUILT.get(key)
+    if stmt is None:
+        attempt = (
+            sa.update(attempts)
+            .where(attempts.c.id == sa.bindparam("a_id", type_=attempts.c.id.type))
+            .values(_binds(attempts, attempt_columns, "a_"))
+            .cte("a")
+        )
+        step = _step_upsert(step_columns, ()).cte("s")
+        event = _event()
+        stmt = _BUILT[key] = sa.select(event.c.seq).add_cte(attempt, step)
+    return stmt
+
+
+def prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+    return {f"{prefix}{n}": v for n, v in values.items()}
