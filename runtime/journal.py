@@ -223,6 +223,7 @@ def _prefixed(values: Mapping[str, Any]) -> dict[str, Any]:
 
 # the statements run per step or per run, built once (see `_statement`)
 _CANCEL_REQUESTED = sa.select(runs.c.cancel_requested).where(runs.c.id == sa.bindparam("run_id"))
+_EVENT_INSERT = _statement("insert", events, (), journal_pg.EVENT_COLUMNS)
 _ATTEMPT_BY_ID = sa.select(
     attempts.c.run_id, attempts.c.step_id, attempts.c.iteration, attempts.c.started_at
 ).where(attempts.c.id == sa.bindparam("id"))
@@ -423,6 +424,39 @@ class Journal:
                 yield conn, pending
         self._tell(pending)
 
+    @contextmanager
+    def _single(self, *, durable: bool = True) -> Iterator[tuple[sa.Connection, list[Event]]]:
+        """A write of exactly one statement: on PostgreSQL in autocommit (`_one_statement`), on
+        SQLite a transaction as `_tx`."""
+        with self._one_statement() if not self._on_sqlite else self._tx(durable=durable) as (conn, pending):
+            yield conn, pending
+
+    def _write_together(
+        self, parts: Sequence[tuple[Any, Mapping[str, Any]]], event: Mapping[str, Any] | None
+    ) -> None:
+        """Prebuilt statements with their parameters, and an event row, in one transaction: on
+        PostgreSQL one statement (`journal_pg.together`), on SQLite one after the other."""
+        if self._on_sqlite:
+            with self._tx() as (conn, pending):
+                for stmt, params in parts:
+                    self._exec(conn, stmt, params)
+                if event is not None:
+                    result = self._exec(conn, _EVENT_INSERT, _prefixed(event))
+                    pending.append(Event(seq=self._inserted_id(result), **event))
+            return
+        merged: dict[str, Any] = {}
+        for _, params in parts:
+            for name, value in params.items():
+                if merged.setdefault(name, value) is not value and merged[name] != value:
+                    raise ValueError(f"statements joined in one write give `{name}` two values")
+        if event is not None:
+            merged.update(journal_pg.prefixed("e_", dict(event)))
+        statement = journal_pg.together([stmt for stmt, _ in parts], event=event is not None)
+        with self._one_statement() as (conn, pending):
+            ((seq,),) = self._select(statement, merged, conn)
+            if event is not None:
+                pending.append(Event(seq=seq, **event))
+
     def _tell(self, pending: list[Event]) -> None:
         for event in pending:
             for listener in list(self._listeners):
@@ -567,9 +601,7 @@ class Journal:
         data: Mapping[str, Any] | None = None,
     ) -> Event:
         values = self._event_values(run_id, type_, now, step_id, iteration, data)
-        result = self._exec(
-            conn, _statement("insert", events, (), journal_pg.EVENT_COLUMNS), _prefixed(values)
-        )
+        result = self._exec(conn, _EVENT_INSERT, _prefixed(values))
         event = Event(seq=self._inserted_id(result), **values)
         pending.append(event)
         return event
@@ -620,47 +652,35 @@ class Journal:
         deadline_at: float | None,
         worker_id: str | None,
     ) -> None:
-        with self._tx() as (conn, pending):
-            values = {
-                "id": run_id,
-                "workflow_name": workflow_name,
-                "workflow_version": workflow_version,
-                "document": document,
-                "inputs": inputs,
-                "state": RunState.RUNNING.value,
+        values = {
+            "id": run_id,
+            "workflow_name": workflow_name,
+            "workflow_version": workflow_version,
+            "document": document,
+            "inputs": inputs,
+            "state": RunState.RUNNING.value,
+            "created_at": now,
+            "updated_at": now,
+            "deadline_at": deadline_at,
+            "cancel_requested": False,
+            "worker_id": worker_id,
+        }
+        parts: list[tuple[Any, Mapping[str, Any]]] = [
+            (_statement("insert", runs, (), tuple(values)), _prefixed(values))
+        ]
+        if deadline_at is not None:
+            timer = {
+                "run_id": run_id,
+                "step_id": "",
+                "iteration": WHOLE_STEP,
+                "kind": "deadline",
+                "wake_at": deadline_at,
+                "fired": False,
                 "created_at": now,
-                "updated_at": now,
-                "deadline_at": deadline_at,
-                "cancel_requested": False,
-                "worker_id": worker_id,
             }
-            conn.execute(
-                _statement("insert", runs, (), tuple(values)), {f"v_{k}": v for k, v in values.items()}
-            )
-            if deadline_at is not None:
-                conn.execute(
-                    timers.insert().values(
-                        run_id=run_id,
-                        step_id="",
-                        iteration=WHOLE_STEP,
-                        kind="deadline",
-                        wake_at=deadline_at,
-                        fired=False,
-                        created_at=now,
-                    )
-                )
-            self._event(
-                conn,
-                pending,
-                run_id,
-                "run.started",
-                now,
-                data={
-                    "workflow": workflow_name,
-                    "version": workflow_version,
-                    "deadline_at": deadline_at,
-                },
-            )
+            parts.append((_statement("insert", timers, (), tuple(timer)), _prefixed(timer)))
+        data = {"workflow": workflow_name, "version": workflow_version, "deadline_at": deadline_at}
+        self._write_together(parts, self._event_values(run_id, "run.started", now, data=data))
 
     @staticmethod
     def _run(row: Any) -> RunRecord:
@@ -736,24 +756,26 @@ class Journal:
             values["error"] = self.redact(error)
         if compensation is not None:
             values["compensation"] = compensation
-        with self._tx() as (conn, pending):
-            params = {"k_id": run_id, **{f"v_{k}": v for k, v in values.items()}}
-            self._exec(conn, _statement("update", runs, ("id",), tuple(values)), params)
-            if state.finished:
-                self._exec(
-                    conn,
-                    _statement("update", timers, ("run_id",), ("fired",)),
-                    {"k_run_id": run_id, "v_fired": True},
-                )
-            if event:
-                self._event(conn, pending, run_id, event, now, data={"state": state.value, **(data or {})})
+        parts: list[tuple[Any, Mapping[str, Any]]] = [
+            (_statement("update", runs, ("id",), tuple(values)), {"k_id": run_id, **_prefixed(values)})
+        ]
+        if state.finished:
+            parts.append(
+                (_statement("update", timers, ("run_id",), ("fired",)), {"k_run_id": run_id, "v_fired": True})
+            )
+        row = (
+            self._event_values(run_id, event, now, data={"state": state.value, **(data or {})})
+            if event
+            else None
+        )
+        self._write_together(parts, row)
 
     # -- leases: one driver per run across processes ------------------------------------------------
 
     def claim(self, run_id: str, owner: str, *, now: float, ttl: float) -> bool:
         """Take (or renew) the right to drive a run; False while another worker's lease holds."""
         # not fsynced: a lease lost to a power cut is no loss, every worker went with it
-        with self._tx(durable=False) as (conn, _):
+        with self._single(durable=False) as (conn, _):
             result = self._exec(
                 conn,
                 _CLAIM,
@@ -768,7 +790,7 @@ class Journal:
         return result.rowcount == 1
 
     def release(self, run_id: str, owner: str) -> None:
-        with self._tx(durable=False) as (conn, _):
+        with self._single(durable=False) as (conn, _):
             self._exec(conn, _RELEASE, {"k_run_id": run_id, "k_owner": owner})
 
     def orphaned_runs(self, *, now: float) -> list[str]:
@@ -958,9 +980,7 @@ class Journal:
                         "updated_at": now,
                     },
                 )
-            result = self._exec(
-                conn, _statement("insert", events, (), journal_pg.EVENT_COLUMNS), _prefixed(event)
-            )
+            result = self._exec(conn, _EVENT_INSERT, _prefixed(event))
             pending.append(Event(seq=self._inserted_id(result), **event))
         self._open_attempts[attempt_id] = (run_id, step_id, iteration, now)
         return attempt_id
@@ -1037,9 +1057,7 @@ class Journal:
                 values["updated_at"] = now
                 self._upsert(conn, compensations, key, values)
             if event_row is not None:
-                result = self._exec(
-                    conn, _statement("insert", events, (), journal_pg.EVENT_COLUMNS), _prefixed(event_row)
-                )
+                result = self._exec(conn, _EVENT_INSERT, _prefixed(event_row))
                 pending.append(Event(seq=self._inserted_id(result), **event_row))
 
     def interrupt_attempts(self, run_id: str, now: float) -> list[AttemptRecord]:

@@ -9,7 +9,8 @@ same rows and the same all-or-nothing guarantee as the transaction it replaces.
 
 The statements are built once per column set (as `journal._statement`), each part's bind
 parameters under a prefix of its own (`a_` attempt, `s_` step, `e_` event), since the parts
-share column names with different values.
+share column names with different values. `together` does the same for the run-level writes
+(a run's creation, its end), from the journal's own prebuilt statements.
 """
 
 from __future__ import annotations
@@ -91,6 +92,19 @@ def finish(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
         event = _event()
         stmt = _BUILT[key] = sa.select(event.c.seq).add_cte(attempt, step)
     return stmt
+
+
+def together(statements: Sequence[Any], *, event: bool) -> Any:
+    """One statement running `statements` (prebuilt DML whose parameters don't clash) and, with
+    `event`, appending an event (`e_*`); selects the event's seq (else 1)."""
+    key = ("together", *(id(s) for s in statements), event)
+    built = _BUILT.get(key)
+    if built is None:
+        parts = [s.cte(f"w{i}") for i, s in enumerate(statements)]
+        selected = _event().c.seq if event else sa.literal(1)
+        # the parts are held beside it: their ids are the key
+        built = _BUILT[key] = (sa.select(selected).add_cte(*parts), tuple(statements))
+    return built[0]
 
 
 def prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
