@@ -19,7 +19,10 @@ depends on it: group commit, one fsync of the log at each barrier, before every 
 `normal` is SQLite WAL with synchronous=NORMAL and no fsync at all (commits survive a process
 crash, the last ones may be lost on power loss); `memory` is the same engine on `MemoryJournal`
 (plain Python, nothing outlives the process). The database files live under `bench/out/` (the
-disk the project lives on).
+disk the project lives on). `postgresql` (not measured unless named in `--modes`) is the journal
+on PostgreSQL, as workers share it (`$OVERTURE_BENCH_DATABASE_URL`, default the local server's
+`test` database; each workload in a scratch schema, dropped after): every commit durable on the
+server (synchronous_commit as the server has it), one round trip per attempt's start and end.
 
 Peers run the same workloads in their own venv (`bench/.peers-venv`, created from
 `bench/requirements-peers.txt` on first use) in subprocesses of this same invocation; their
@@ -118,14 +121,26 @@ def rss_bytes() -> int:
 # -- journals ------------------------------------------------------------------------------------
 
 
+DATABASE_URL = os.environ.get("OVERTURE_BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+"""The PostgreSQL of the `postgresql` mode (each workload in a scratch schema, dropped after)."""
+
+
 def open_journal(mode: str, directory: Path) -> AnyJournal:
     if mode == "memory":
         return MemoryJournal()
+    if mode == "postgresql":
+        return Journal.open(DATABASE_URL, schema=f"overture_bench_{time.monotonic_ns()}")
     path = directory / f"journal-{mode}-{time.monotonic_ns()}.db"
     journal = Journal.open(path)
     if mode == "normal":
         journal.fsync = False  # WAL commits that are not fsynced (they survive a process crash)
     return journal
+
+
+def close_journal(journal: AnyJournal) -> None:
+    if isinstance(journal, Journal) and journal.schema:
+        journal.drop_schema()
+    journal.close()
 
 
 def journal_bytes(journal: AnyJournal) -> int:
@@ -174,7 +189,7 @@ async def bench_chain(mode: str, directory: Path, n: int) -> dict[str, float]:
         run_id = await engine.start_run(workflow)
         result = await engine.wait(run_id)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    journal.close()
+    close_journal(journal)
     assert result.succeeded, result
     gaps = [(b - a) * 1000 for a, b in zip(invoker.stamps, invoker.stamps[1:], strict=False)]
     return {
@@ -196,7 +211,7 @@ async def bench_fanout(mode: str, directory: Path, n: int) -> dict[str, float]:
         run_id = await engine.start_run(fanout_workflow(), {"items": list(range(n))})
         result = await engine.wait(run_id)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    journal.close()
+    close_journal(journal)
     assert result.succeeded, result
     return {
         "steps": n,
@@ -223,7 +238,7 @@ async def bench_runs(mode: str, directory: Path, n: int) -> dict[str, float]:
         t0, c0 = time.perf_counter(), time.process_time()
         await asyncio.gather(*(one() for _ in range(n)))
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    journal.close()
+    close_journal(journal)
     return {
         "runs": n,
         "runs_per_s": n / wall,
@@ -258,7 +273,7 @@ async def bench_parked(mode: str, directory: Path, n: int) -> dict[str, float]:
         gc.collect()
         after, disk_after = rss_bytes(), journal_bytes(journal)
         parked = len(journal.approvals(pending_only=True))
-    journal.close()
+    close_journal(journal)
     assert parked == n + 50, parked
     return {
         "runs": n,
