@@ -37,6 +37,29 @@ _COMPARE = (
 )
 
 
+# a number said in a condition: "$5,000", "20%", "10 seats", "5k", "600"
+_NUMBER_SAID = re.compile(
+    r"(?<![\w.])[$€£]?\s?(?P<num>\d[\d,]*(?:\.\d+)?)(?:\s?(?P<k>[km])\b)?"
+    r"(?:\s*(?P<unit>%|per\s?cent\b|pct\b|[a-z]+(?:\s+[a-z]+){0,2}\b))?",
+    re.IGNORECASE,
+)
+_SCALE = {"k": 1000, "m": 1_000_000}
+_NOT_UNIT = frozenset(
+    "and or then but if so to for in on at by of the a an is are was per each every from with than times x"
+    .split()
+)
+_CURRENCY_WORDS = frozenset("dollars dollar usd eur euros euro gbp pounds pound bucks".split())
+_CMP_WORDS = re.compile(
+    r"\b(?:is|are|was|were|has|have|had|gets?|exceeds?|exceeding|comes?\s+to|totals|of|over|above|under"
+    r"|below|more\s+than|less\s+than|fewer\s+than|greater\s+than|higher\s+than|lower\s+than|at\s+least"
+    r"|at\s+most|bigger\s+than|larger\s+than|smaller\s+than)\b",
+    re.IGNORECASE,
+)
+_SUBJECT_STOP = frozenset(
+    "the a an it its it's this that their our his her my your they any each every of for on in with".split()
+)
+
+
 def _step_id(draft: Draft, used: set[str]) -> str:
     base = _CORE_IDS.get(draft.action.name) or draft.action.name.rsplit(".", 1)[-1]
     if draft.approvers and len(draft.approvers) == 1:
@@ -289,15 +312,38 @@ class Assembler:
     def _condition(self, cond: Condition, upstream: list[tuple[str, ActionSpec]], reading: Reading) -> str:
         expression = self._compare(cond.text, upstream, reading) or self._compared.get(cond.text)
         if expression is None:
-            name = snake(reading.masked.plain(cond.text), 6)
-            name = name if re.match(r"^[a-z_]", name) else f"when_{name}"
-            self._declare(
-                name,
-                {"type": "boolean", "description": f"whether {reading.masked.unmask(cond.text)}"},
-                "condition",
-            )
-            expression = f"inputs.{name}"
+            expression = self._number_compare(cond.text) or self._mixed(cond.text)
+        if expression is None:
+            expression = self._flag(cond.text)
         return f"${{{{ not ({expression}) }}}}" if cond.negate else f"${{{{ {expression} }}}}"
+
+    def _flag(self, text: str) -> str:
+        """A yes/no run input for a condition on nothing the plan knows ("the customer is VIP")."""
+        name = snake(self._masked.plain(text), 6)
+        name = name if re.match(r"^[a-z_]", name) else f"when_{name}"
+        self._declare(
+            name, {"type": "boolean", "description": f"whether {self._masked.unmask(text)}"}, "condition"
+        )
+        return f"inputs.{name}"
+
+    def _mixed(self, text: str) -> str | None:
+        """ "the customer is on Enterprise and the discount is over 5%": the comparison on a number
+        input, the rest a yes/no input, joined as said (not one yes/no input for the whole)."""
+        parts = re.split(r"\s*,?\s+(and|or)\s+(?:if\s+)?", text)
+        if len(parts) < 3:
+            return None
+        numeric = [
+            bool(_NUMBER_SAID.search(self._masked.unmask(p)))
+            and any(re.search(c, self._masked.plain(p).lower()) for c, _ in _COMPARE[:4])
+            for p in parts[::2]
+        ]
+        if not any(numeric) or any(len(words(self._masked.plain(p))) < 2 for p in parts[::2]):
+            return None
+        joined = ""
+        for i, part in enumerate(parts[::2]):
+            expression = (self._number_compare(part) if numeric[i] else None) or self._flag(part)
+            joined += f" {parts[2 * i - 1].lower()} {expression}" if i else expression
+        return joined
 
     def _compare(self, text: str, upstream: list[tuple[str, ActionSpec]], reading: Reading) -> str | None:
         plain = reading.masked.plain(text).lower()
@@ -328,7 +374,30 @@ class Assembler:
                     return f"steps.{source_id}.output.{field} {op} '{word}'"
         return None
 
+    @staticmethod
+    def _joined(parts: list[str], compare: Any) -> str | None:
+        """Each comparison of a compound condition read by `compare`, joined as said."""
+        found = [compare(part) for part in parts[::2]]
+        if any(e is None for e in found):
+            return None
+        joined = str(found[0])
+        for joiner, expression in zip(parts[1::2], found[1:], strict=True):
+            joined += f" {joiner.lower()} {expression}"
+        return joined
+
     def _input_compare(self, text: str, about: list[Draft], ids: dict[int, str]) -> str | None:
+        if re.search(r"\s(?:and|or)\s", text):
+            parts = self._compound(text)
+            if parts is None:
+                return None
+            # "the order is over $5,000 and the discount above 5%": the amount the charge takes
+            # and a number of its own for the discount
+            return self._joined(
+                parts, lambda part: self._one_input_compare(part, about, ids) or self._number_compare(part)
+            )
+        return self._one_input_compare(text, about, ids)
+
+    def _one_input_compare(self, text: str, about: list[Draft], ids: dict[int, str]) -> str | None:
         """ "the order is over $5,000" / "it's above $500", said of a charge or a refund: a comparison
         on that step's own amount input (in minor units when the catalog says so), which the step
         then takes from the same run input; None when no step it is about has such an input."""
@@ -362,6 +431,85 @@ class Assembler:
             self._preset.setdefault(draft.index, {})[key] = ref
             return f"{ref[4:-3]} {op} {value}"
         return None
+
+    def _compound(self, text: str) -> list[str] | None:
+        """ "more than 10 seats and the discount is over 5%": the comparisons joined by and/or
+        (text, joiner, text, ...), when every part compares a number; None otherwise."""
+        parts = re.split(r"\s*,?\s+(and|or)\s+(?:if\s+)?", text)
+        if len(parts) < 3:
+            return None
+        for part in parts[::2]:
+            plain = self._masked.plain(part).lower()
+            if not any(re.search(p, plain) for p, _ in _COMPARE[:4]):
+                return None
+            if not _NUMBER_SAID.search(self._masked.unmask(part)):
+                return None
+        return parts
+
+    def _number_compare(self, text: str) -> str | None:
+        """ "the discount is more than 20%", "the deal has more than 10 seats", "the order is over
+        $5,000" with no step taking that number: a number run input compared in the `if`
+        (`inputs.discount > 20`), never a yes/no input named after the sentence."""
+        if re.search(r"\s(?:and|or)\s", text):
+            parts = self._compound(text)
+            return None if parts is None else self._joined(parts, lambda part: self._number_compare(part))
+        raw = self._masked.unmask(text)
+        plain = self._masked.plain(text).lower()
+        op = next((o for pattern, o in _COMPARE[:4] if re.search(pattern, plain)), None)
+        said = _NUMBER_SAID.search(raw)
+        if op is None or said is None:
+            return None
+        money = MONEY_RE.search(said.group(0))
+        if money is not None:
+            value: float = money_value(money)
+        else:
+            value = float(said.group("num").replace(",", "")) * _SCALE.get((said.group("k") or "").lower(), 1)
+        unit = (said.group("unit") or "").lower()
+        if unit not in {"%", "percent", "per cent", "pct"}:
+            # "10 seats and ...", "3 open tickets": the words up to the first that is not the unit's
+            kept = []
+            for w in unit.split():
+                if w in _NOT_UNIT:
+                    break
+                kept.append(w)
+            unit = "_".join(kept)
+        subject = _CMP_WORDS.split(raw[: said.start()], maxsplit=1)[0]
+        # "the discount on the Meridian deal": the discount
+        subject = re.split(r"\s+(?:on|of|for|in|at|from|with|to|by)\s+", subject, maxsplit=1)[0]
+        subject_words = [w for w in words(subject) if w not in _SUBJECT_STOP and not w.isdigit()]
+        if subject_words and re.search(r"[^su]s$", subject_words[-1]) and len(subject_words[-1]) > 3:
+            # "discounts over 20% need approval": the run has one discount
+            subject_words[-1] = subject_words[-1][:-1]
+        percent = unit in {"%", "percent", "per cent", "pct"}
+        currency = money is not None or unit.split("_")[0] in _CURRENCY_WORDS
+        count = bool(unit) and not percent and not currency
+        # "more than 10 seats": the count is named by its unit; else by what the sentence is about
+        noun = unit if count else "_".join(subject_words[-3:])
+        if not noun:
+            return None
+        name = re.sub(r"[^a-z0-9_]", "_", noun.lower()).strip("_")
+        if currency and not re.search(r"(?:amount|total|price|cost|value|fee|revenue|spend|budget)$", name):
+            name = f"{name}_amount"
+        name = name if re.match(r"^[a-z_]", name) else f"value_{name}"
+        what = " ".join(subject_words) or name.replace("_", " ")
+        schema: dict[str, Any]
+        if percent:
+            schema = {"type": "number", "description": f"the {what}, in percent (e.g. 25 for 25%)"}
+        elif currency:
+            symbol = unit.split("_")[0]
+            if money is not None and money.group(0)[0] in "$€£":
+                symbol = money.group(0)[0]
+            schema = {"type": "number", "description": f"the {what}, in {symbol} (not cents)"}
+        elif count and "." not in said.group("num"):
+            counted = unit.replace("_", " ")
+            schema = {"type": "integer", "minimum": 0, "description": f"the number of {counted}"}
+        else:
+            schema = {"type": "number", "description": f"the {what}"}
+        if name in self.inputs and self.inputs[name].get("type") not in _NUMERIC:
+            return None
+        self._declare(name, schema, "condition")
+        shown = int(value) if float(value).is_integer() else value
+        return f"inputs.{name} {op} {shown}"
 
     @staticmethod
     def _after_verb(plain: str, field: str) -> str | None:

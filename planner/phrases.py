@@ -227,7 +227,8 @@ DATE_RE = re.compile(
 
 # -- a threshold on an amount ("refunds over $1,000", "when the amount is above $500")
 
-_AMOUNT = r"(?:⟦N\d+⟧|[$€£]?\s?\d[\d,]*(?:\.\d+)?(?:\s?[km]\b)?)(?![\d,.]*\d|\s*(?:%|percent))"
+# "$1,000", "5k", "20%", "15 percent": a percentage is a threshold too ("discounts over 20%")
+_AMOUNT = r"(?:⟦N\d+⟧|[$€£]?\s?\d[\d,]*(?:\.\d+)?(?:\s?[km]\b)?)(?:\s?%|\s+per\s?cent\b)?(?![\d,.]*\d)"
 _THAN = (
     r"(?:over|above|more\s+than|greater\s+than|higher\s+than|bigger\s+than|larger\s+than|exceeds?|exceeding"
     r"|at\s+least|under|below|less\s+than|fewer\s+than|lower\s+than|at\s+most)"

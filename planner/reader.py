@@ -1067,7 +1067,7 @@ class Reader:
             unit=self._unit,
             message=f"Approve: {shown[:1].upper() + shown[1:]}?",
         )
-        approval.approvers = [gate.who] if gate.who else None
+        approval.approvers = self._people(gate.who) if gate.who else None
         self.drafts.append(approval)
         self.frontier = [f for f in self.frontier if f not in deps]
         return approval.index
@@ -1233,8 +1233,13 @@ class Reader:
             said = [w for w in found.group("who").split() if w.lower() not in _NOT_WHO]
             who = self._approver(" ".join(said)) if said else None
             if who and not set(words(who)) & (ph.NOT_A_PERSON | _POSSESSIVES) and not self._names_step(who):
-                return [who]
+                return self._people(who)
         return None
+
+    def _people(self, who: str) -> list[str]:
+        """ "finance and legal" → ["finance", "legal"]: each of them approves."""
+        named = [self._approver(w) for w in re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+", who) if w.strip()]
+        return [w for w in named if w] or [who]
 
     def _guard_only(self, frame: _Frame) -> bool:
         """The branch so far is an approval asked only when the condition holds (and no "otherwise"

@@ -221,7 +221,11 @@ _EVENT_RE = re.compile(r"^\s*(?:when|whenever|each\s+time|every\s+time)\s+(?P<ev
 _TRAILING_EVENT_RE = re.compile(r"\s*,?\s+(?:whenever|every\s+time|each\s+time)\s+(?P<event>[^,;:.]+?)"
                                 r"\s*(?P<stop>[.!]?\s*)$", re.I)
 _STATE_RE = re.compile(r"\b(?:is|are|was|were|'s)\s+(?:over|above|under|below"
-                       r"|(?:more|less|greater|fewer)\s+than|at\s+(?:least|most))\s", re.I)
+                       r"|(?:more|less|greater|fewer)\s+than|at\s+(?:least|most))\s"
+                       # "when the discount exceeds 15%", "when the order tops $5,000": a number compared
+                       r"|\b(?:exceeds?|exceeding|tops|goes\s+(?:over|above|below|under)|falls\s+(?:below|under)"
+                       r"|drops\s+(?:below|under)|rises\s+above|has\s+(?:over|more\s+than|fewer\s+than|less\s+than))"
+                       r"\s+[$€£]?\d", re.I)
 _DETERMINERS = {"a", "an", "the", "new", "any", "some", "our", "their", "its", "one", "of"}
 _AUXILIARIES = {"is", "are", "was", "were", "gets", "get", "got", "has", "have", "been", "becomes"}
 _IRREGULAR = {"pays": "paid", "buys": "bought", "sends": "sent", "leaves": "left", "pay": "paid",

@@ -5,7 +5,15 @@ conditions said as percentages, counts and amounts, and on the approvers an appr
 from __future__ import annotations
 
 import pytest
-from test_planner_support import bench_planner, depends, plan, small_catalog, step_of
+from test_planner_support import (
+    bench_planner,
+    boolean_inputs,
+    depends,
+    plan,
+    run_inputs,
+    small_catalog,
+    step_of,
+)
 
 from planner.matching import ActionMatcher
 from planner.offline import OfflinePlanner
@@ -206,3 +214,103 @@ def test_limit_and_no_limit_approvals_name_approvers_alike(bench: OfflinePlanner
     plain = plan(bench, "Get approval from finance, then refund charge ch_1").workflow
     assert step_of(limited, "core.approval").with_.get("approvers") == ["finance"]
     assert step_of(plain, "core.approval").with_.get("approvers") == ["finance"]
+
+
+# -- numbers in conditions: percentages, counts, amounts no step takes
+
+
+@pytest.mark.parametrize(
+    ("request_text", "name", "kind", "expression"),
+    [
+        (
+            "If the discount is more than 20%, ask the sales director to approve, then update the deal stage "
+            "in the CRM",
+            "discount",
+            "number",
+            "inputs.discount > 20",
+        ),
+        (
+            "When the discount exceeds 15 percent, the VP must approve; then update the deal stage",
+            "discount",
+            "number",
+            "inputs.discount > 15",
+        ),
+        (
+            "Get approval from the sales director for discounts over 25%, then update the deal stage",
+            "discount",
+            "number",
+            "inputs.discount > 25",
+        ),
+        (
+            "If the deal has more than 10 seats, get VP approval, then update the deal stage",
+            "seats",
+            "integer",
+            "inputs.seats > 10",
+        ),
+        (
+            "If the order is over $500, ask the manager to approve, then email the receipt",
+            "order_amount",
+            "number",
+            "inputs.order_amount > 500",
+        ),
+        (
+            "If the order total is at least 5000 dollars, get approval from finance, then email the receipt",
+            "order_total",
+            "number",
+            "inputs.order_total >= 5000",
+        ),
+    ],
+)
+def test_a_number_in_a_condition_is_a_number_input_compared_in_the_if(
+    bench: OfflinePlanner, request_text: str, name: str, kind: str, expression: str
+) -> None:
+    wf = plan(bench, request_text).workflow
+    assert boolean_inputs(wf) == []
+    inputs = run_inputs(wf)
+    assert inputs[name]["type"] == kind, inputs
+    approval = step_of(wf, "core.approval")
+    assert approval.if_ == f"${{{{ {expression} }}}}"
+    later = [s for s in wf.steps if s.action != "core.approval"]
+    assert len(later) == 1 and later[0].if_ is None and depends(wf, later[0], approval)
+
+
+def test_a_percentage_input_says_it_is_a_percentage(bench: OfflinePlanner) -> None:
+    wf = plan(
+        bench,
+        "If the discount is more than 20%, ask the sales director to approve, then update the deal stage "
+        "in the CRM",
+    ).workflow
+    discount = run_inputs(wf)["discount"]
+    assert "percent" in discount["description"]
+    approval = step_of(wf, "core.approval")
+    assert approval.with_.get("approvers") == ["sales director"]
+    assert _order(wf) == ["core.approval", "crm.update_deal_stage"]
+
+
+def test_two_comparisons_make_two_number_inputs(bench: OfflinePlanner) -> None:
+    said = "If the deal has more than 10 seats and the discount is over 5%, get VP approval"
+    wf = plan(bench, said).workflow
+    assert step_of(wf, "core.approval").if_ == "${{ inputs.seats > 10 and inputs.discount > 5 }}"
+    assert run_inputs(wf)["seats"]["type"] == "integer"
+    assert run_inputs(wf)["discount"]["type"] == "number"
+
+
+def test_a_comparison_beside_a_fact_keeps_its_number(bench: OfflinePlanner) -> None:
+    said = "If the customer is on the Enterprise plan and the discount is over 5%, get VP approval"
+    wf = plan(bench, said).workflow
+    expression = step_of(wf, "core.approval").if_ or ""
+    assert "inputs.discount > 5" in expression and " and inputs." in expression
+    assert run_inputs(wf)["discount"]["type"] == "number"
+    assert len(boolean_inputs(wf)) == 1
+
+
+def test_an_amount_a_step_takes_is_still_that_steps_input(bench: OfflinePlanner) -> None:
+    wf = plan(bench, "If the order is over $5,000, get the manager's approval, then charge the card").workflow
+    approval = step_of(wf, "core.approval")
+    assert approval.if_ == "${{ inputs.amount > 500000 }}"  # the charge's amount, in cents
+    assert step_of(wf, "payments.charge_card").with_["amount"] == "${{ inputs.amount }}"
+
+
+def test_two_approvers_named_together(bench: OfflinePlanner) -> None:
+    wf = plan(bench, "Get approval from finance and legal, then refund charge ch_1").workflow
+    assert step_of(wf, "core.approval").with_.get("approvers") == ["finance", "legal"]
