@@ -452,7 +452,17 @@ class Reader:
             step = self._tail_step(found.group("tail"))
             if step is None:
                 continue
-            out.append(f"{seg[last : found.start()]}, then {step}")
+            head = seg[last : found.start()]
+            limit = ph.threshold(step)
+            if limit is not None and self.lex.approval.search(head) and not ph.threshold(head):
+                # "approve before charging the card for more than $1,000": the approval is asked
+                # only above the amount; the charge runs either way
+                said, rest = limit
+                verb = said.split()[0] if said.split() else ""
+                if not words(self.masked.plain(rest)) and stem(verb) in self.verbs:
+                    said, rest = said[len(verb) :].strip(), verb  # "refund anything over $500"
+                head, step = f"{head} if it is {said}", rest
+            out.append(f"{head}, then {step}")
             last = found.end()
         if not out:
             return seg
@@ -916,10 +926,14 @@ class Reader:
             and (raw[1][:1].isupper() or any(c.isdigit() for c in raw[1]))
         )
 
-    @staticmethod
-    def _weighted(query: str) -> str:
+    def _weighted(self, query: str) -> str:
         """The query with its direct object said twice: "raise the invoice against customer X" is
-        about the invoice, the thing right after the verb."""
+        about the invoice, the thing right after the verb. Not after a verb that names a medium
+        ("email the invoice", "text them the tracking number"): that object is what the message is
+        about, and the verb says what is done."""
+        first = words(query)[:1]
+        if first and first[0] in self.lex.message_verbs and first[0] != "send":
+            return query
         head = re.split(
             r"\s+(?:for|to|from|against|with|in|on|at|by|under|into|as|so|that|via|using|about|of)\s+",
             query,

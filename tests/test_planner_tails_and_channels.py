@@ -62,6 +62,8 @@ def _order(wf: Workflow) -> list[str]:
         ("Refund charge ch_1, then text the customer", "sms.send_message"),
         ("Refund charge ch_1, then send the customer an SMS", "sms.send_message"),
         ("Refund charge ch_1, then notify the buyer by text", "sms.send_message"),
+        ("Refund charge ch_1, then email the customer the invoice", "email.send_message"),
+        ("Refund charge ch_1, then email the invoice to the customer", "email.send_message"),
         ("Refund charge ch_1, then ping #ops on Slack", "chat.post_message"),
         ("Refund charge ch_1, then let #ops know", "chat.post_message"),
         ("Refund charge ch_1, then tell the team in chat", "chat.post_message"),
@@ -314,3 +316,29 @@ def test_an_amount_a_step_takes_is_still_that_steps_input(bench: OfflinePlanner)
 def test_two_approvers_named_together(bench: OfflinePlanner) -> None:
     wf = plan(bench, "Get approval from finance and legal, then refund charge ch_1").workflow
     assert step_of(wf, "core.approval").with_.get("approvers") == ["finance", "legal"]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "action", "expression"),
+    [
+        (
+            "Ask the manager to approve before charging the card for more than $1,000",
+            "payments.charge_card",
+            "${{ inputs.amount > 100000 }}",
+        ),
+        (
+            "The manager must approve before we refund anything over $500, then email the customer",
+            "payments.refund_charge",
+            "${{ inputs.amount > 50000 }}",
+        ),
+    ],
+)
+def test_a_limit_in_a_before_tail_is_the_approvals_condition(
+    bench: OfflinePlanner, request_text: str, action: str, expression: str
+) -> None:
+    wf = plan(bench, request_text).workflow
+    approval, step = step_of(wf, "core.approval"), step_of(wf, action)
+    assert approval.if_ == expression
+    assert approval.with_.get("approvers") == ["manager"]
+    assert step.if_ is None and depends(wf, step, approval)
+    assert boolean_inputs(wf) == []
