@@ -150,13 +150,12 @@ def _statement(kind: str, table: sa.Table, keys: Sequence[str], names: Sequence[
     cache_key = (kind, table.name, tuple(keys), tuple(names))
     stmt = _STATEMENTS.get(cache_key)
     if stmt is None:
-        params = {n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in names}
         if kind == "update":
+            params = {n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in names}
             where = [table.c[k] == sa.bindparam(f"k_{k}", type_=table.c[k].type) for k in keys]
             stmt = table.update().where(*where).values(params)
         else:
-            params.update({k: sa.bindparam(f"v_{k}", type_=table.c[k].type) for k in keys})
-            stmt = table.insert().values(params)
+            stmt = table.insert().values(journal_pg.row_values(table, (*names, *keys), "v_"))
         _STATEMENTS[cache_key] = stmt
     return stmt
 
@@ -172,7 +171,7 @@ def _upsert_statement(
     if stmt is None:
         insert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(table)
         columns = (*keys, *names, *keep)
-        insert = insert.values({n: sa.bindparam(f"v_{n}", type_=table.c[n].type) for n in columns})
+        insert = insert.values(journal_pg.row_values(table, columns, "v_"))
         update: dict[str, Any] = {n: insert.excluded[n] for n in names}
         for n in keep:
             update[n] = sa.func.coalesce(table.c[n], insert.excluded[n])
@@ -874,15 +873,12 @@ class Journal:
         **fields: Any,
     ) -> None:
         """Write a step's state (and its event) in one transaction."""
-        with self._tx() as (conn, pending):
-            self._upsert(
-                conn,
-                step_results,
-                {"run_id": run_id, "step_id": step_id, "iteration": iteration},
-                self._step_values(now, state, fields),
-            )
-            if event:
-                self._event(conn, pending, run_id, event, now, step_id, iteration, data)
+        key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+        values = self._step_values(now, state, fields)
+        # one INSERT ... ON CONFLICT: the row holds every NOT NULL column (state, updated_at)
+        upsert = _upsert_statement(self._dialect, step_results, tuple(key), tuple(values))
+        row = self._event_values(run_id, event, now, step_id, iteration, data) if event else None
+        self._write_together([(upsert, _prefixed({**key, **values}))], row)
 
     # -- attempts --------------------------------------------------------------------------------
 

@@ -33,9 +33,10 @@ def _binds(table: sa.Table, names: Sequence[str], prefix: str) -> dict[str, Any]
     return {n: sa.bindparam(f"{prefix}{n}", type_=table.c[n].type) for n in names}
 
 
-def _row(table: sa.Table, names: Sequence[str], prefix: str) -> dict[str, Any]:
-    """An inserted row's values: `names` as parameters, the other columns' constant defaults as
-    literals (SQLAlchemy fills those in for a statement's own INSERT, not for one in a WITH)."""
+def row_values(table: sa.Table, names: Sequence[str], prefix: str) -> dict[str, Any]:
+    """An inserted row's values: `names` as parameters `<prefix><name>`, the other columns'
+    constant defaults as literals (SQLAlchemy fills those in for a statement's own INSERT, not
+    for one inside a WITH)."""
     defaults = {
         c.name: sa.literal(c.default.arg, type_=c.type)  # type: ignore[attr-defined]
         for c in table.c
@@ -47,7 +48,9 @@ def _row(table: sa.Table, names: Sequence[str], prefix: str) -> dict[str, Any]:
 def _step_upsert(names: Sequence[str], keep: Sequence[str]) -> Any:
     """The step's row: inserted, or updated in `names` (a column in `keep` keeps a value it
     has). Its values hold every NOT NULL column (the callers give `state` and `updated_at`)."""
-    insert = postgresql_insert(step_results).values(_row(step_results, (*STEP_KEY, *names, *keep), "s_"))
+    insert = postgresql_insert(step_results).values(
+        row_values(step_results, (*STEP_KEY, *names, *keep), "s_")
+    )
     update: dict[str, Any] = {n: insert.excluded[n] for n in names}
     for n in keep:
         update[n] = sa.func.coalesce(step_results.c[n], insert.excluded[n])
@@ -55,7 +58,7 @@ def _step_upsert(names: Sequence[str], keep: Sequence[str]) -> Any:
 
 
 def _event() -> Any:
-    return sa.insert(events).values(_row(events, EVENT_COLUMNS, "e_")).returning(events.c.seq).cte("e")
+    return sa.insert(events).values(row_values(events, EVENT_COLUMNS, "e_")).returning(events.c.seq).cte("e")
 
 
 def start(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
@@ -66,7 +69,7 @@ def start(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
     if stmt is None:
         attempt = (
             sa.insert(attempts)
-            .values(_row(attempts, attempt_columns, "a_"))
+            .values(row_values(attempts, attempt_columns, "a_"))
             .returning(attempts.c.id)
             .cte("a")
         )
