@@ -18,6 +18,10 @@ Durability on SQLite: a commit is fsynced as it is made, except for an engine's 
 before any action call and before the engine reports to its caller (group commit, see
 `journal_sync`). The per-step statements skip SQLAlchemy's execution layer (`journal_sql`) and
 the WAL is checkpointed off the writer's thread (`journal_checkpoint`).
+
+On PostgreSQL every statement is a round trip: the hot writes (an attempt's start and end, a
+step's state, a run's creation and state) are one statement each, their parts as WITH clauses
+run in autocommit (`journal_pg`), and reads go to the writer's connection in autocommit.
 """
 
 from __future__ import annotations
