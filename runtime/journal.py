@@ -26,6 +26,7 @@ run in autocommit (`journal_pg`), and reads go to the writer's connection in aut
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import json
@@ -217,6 +218,14 @@ _ATTEMPT_END = (
 )
 _STEP_START = ("state", "action", "inputs", "attempts", "not_before", "updated_at")
 """A step's row at its attempt's start, but for `started_at` (kept when it has one)."""
+
+
+def _in_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _prefixed(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -529,7 +538,14 @@ class Journal:
     def _select(self, stmt: Any, params: Mapping[str, Any], conn: sa.Connection | None = None) -> list[Any]:
         """The rows of one of the module's prebuilt SELECTs (attribute access, values decoded):
         in `conn`'s transaction, else on the writer's connection outside a transaction (it sees
-        the last commit; on PostgreSQL in autocommit, one round trip and no BEGIN/ROLLBACK)."""
+        the last commit; on PostgreSQL in autocommit, one round trip and no BEGIN/ROLLBACK).
+
+        On PostgreSQL only from an event loop's thread (the engine's reads between its writes):
+        the service's worker threads read on pooled connections instead, side by side, rather
+        than one at a time behind the engine's writes."""
+        if conn is None and not self._on_sqlite and not _in_event_loop():
+            with self._engine.connect() as pooled:
+                return list(pooled.execute(stmt, params))
         prepared = self._prepared(stmt)
         with self._write_lock:
             conn = conn or self._writer_connection()

@@ -272,3 +272,42 @@ def test_a_postgres_write_on_a_dropped_connection_fails_once_and_the_next_reconn
     finally:
         journal.drop_schema()
         journal.close()
+
+
+def test_a_postgres_read_off_the_event_loop_does_not_wait_behind_the_writer() -> None:
+    """The service's worker threads read on pooled connections: a read from such a thread goes
+    on while the engine's thread holds the writer (here: its lock, as during a write)."""
+    import uuid
+
+    from runtime_support import PG_URL, postgres_available
+
+    from runtime.records import RunState
+
+    reason = postgres_available()
+    if reason:
+        pytest.skip(reason)
+    journal = Journal.open(PG_URL, schema=f"t_{uuid.uuid4().hex[:10]}")
+    try:
+        new_run(journal, "r")
+        held, release = threading.Event(), threading.Event()
+
+        def writer_busy() -> None:
+            with journal._write_lock:
+                held.set()
+                release.wait(10)
+
+        busy = threading.Thread(target=writer_busy)
+        busy.start()
+        assert held.wait(5)
+        read: list[object] = []
+        reader = threading.Thread(target=lambda: read.append(journal.get_run("r").state))
+        reader.start()
+        reader.join(5)
+        done_while_held = not reader.is_alive()
+        release.set()
+        busy.join()
+        reader.join()
+        assert done_while_held and read == [RunState.RUNNING]
+    finally:
+        journal.drop_schema()
+        journal.close()
