@@ -453,8 +453,7 @@ class Journal:
                 for stmt, params in parts:
                     self._exec(conn, stmt, params)
                 if event is not None:
-                    result = self._exec(conn, _EVENT_INSERT, _prefixed(event))
-                    pending.append(Event(seq=self._inserted_id(result), **event))
+                    self._insert_event(conn, pending, event)
             return
         merged: dict[str, Any] = {}
         for _, params in parts:
@@ -619,7 +618,13 @@ class Journal:
         iteration: int | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> Event:
-        values = self._event_values(run_id, type_, now, step_id, iteration, data)
+        return self._insert_event(
+            conn, pending, self._event_values(run_id, type_, now, step_id, iteration, data)
+        )
+
+    def _insert_event(self, conn: sa.Connection, pending: list[Event], values: Mapping[str, Any]) -> Event:
+        """Append an event row (`_event_values`) in `conn`'s transaction; it goes to the listeners
+        after the commit."""
         result = self._exec(conn, _EVENT_INSERT, _prefixed(values))
         event = Event(seq=self._inserted_id(result), **values)
         pending.append(event)
@@ -996,8 +1001,7 @@ class Journal:
                         "updated_at": now,
                     },
                 )
-            result = self._exec(conn, _EVENT_INSERT, _prefixed(event))
-            pending.append(Event(seq=self._inserted_id(result), **event))
+            self._insert_event(conn, pending, event)
         self._open_attempts[attempt_id] = (run_id, step_id, iteration, now)
         return attempt_id
 
@@ -1073,8 +1077,7 @@ class Journal:
                 values["updated_at"] = now
                 self._upsert(conn, compensations, key, values)
             if event_row is not None:
-                result = self._exec(conn, _EVENT_INSERT, _prefixed(event_row))
-                pending.append(Event(seq=self._inserted_id(result), **event_row))
+                self._insert_event(conn, pending, event_row)
 
     def interrupt_attempts(self, run_id: str, now: float) -> list[AttemptRecord]:
         """Mark the attempts left `started` by a crash as `interrupted`; returns them."""
