@@ -92,7 +92,7 @@ PURE_PAR = re.compile(
     re.IGNORECASE,
 )
 TRAILING_NOISE = re.compile(
-    r"\s+(?:before\s+(?:any|anything|we|you|it|they|money|the\s+money|going|moving|doing)\b[^,;]*"
+    r"\s+(?:before\s+(?:any|anything|anyone|someone|we|you|i|he|she|it|they|money|the\s+money|going|moving|doing)\b[^,;]*"
     r"|first|at\s+the\s+end|right\s+away|immediately|straight\s+away|afterwards?|as\s+well|too|for\s+me)\s*$",
     re.IGNORECASE,
 )

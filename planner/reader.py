@@ -437,9 +437,13 @@ class Reader:
     _VAGUE_TAIL = re.compile(
         r"^(?:go|going|goes|move|moving|proceed|proceeding|continue|continuing|do|doing|start|starting|begin"
         r"|beginning|act|acting|commit|committing|touch|touching|finish|finishing|anything|any|everything)\b"
-        r"(?:\s+(?:on|ahead|further|forward|anything|any\s+further|with\s+(?:it|this|that|anything|the\s+rest)"
+        r"(?:\s+(?:on|ahead|further|forward|live|home|anything|any\s+further|with\s+(?:it|this|that|anything|the\s+rest)"
         r"|that|this|it|out|through|anything\s+else|else))*\s*$",
         re.IGNORECASE,
+    )
+
+    _TIME_NOUNS = frozenset(
+        "end start beginning close open finish deadline cutoff launch weekend holidays holiday break".split()
     )
 
     def _before_tails(self, seg: str) -> str:
@@ -480,11 +484,18 @@ class Reader:
         tokens = words(self.masked.plain(step))
         if not tokens:
             return None
+        if stem(tokens[0]) not in self.verbs and step != tail:
+            return None  # "before they notice", "before I leave": a verb no action is known by
         if stem(tokens[0]) not in self.verbs:
             noun = self._TAIL_NOUN.match(step)
-            if step != tail or noun is None or stem(noun.group("noun")) not in self.verbs:
+            if (
+                noun is None
+                or stem(noun.group("noun")) not in self.verbs
+                or noun.group("noun").lower() in self._TIME_NOUNS
+                or re.match(r"\s+of\b", step[noun.end() :])
+            ):
                 return None
-            # "ahead of the refund": the refund is the step
+            # "ahead of the refund": the refund is the step ("before the end of May" is a time)
             step = noun.group("noun") + step[noun.end() :]
         elif step == tail and not tokens[0].endswith("ing"):
             return None  # "before noon", "before sign-off": no subject and no gerund, not a step

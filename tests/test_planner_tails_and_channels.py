@@ -20,6 +20,9 @@ from planner.offline import OfflinePlanner
 from workflow.document import Workflow
 
 
+_EMAIL = "email.send_message"
+
+
 @pytest.fixture(scope="module")
 def bench() -> OfflinePlanner:
     return bench_planner()
@@ -342,3 +345,18 @@ def test_a_limit_in_a_before_tail_is_the_approvals_condition(
     assert approval.with_.get("approvers") == ["manager"]
     assert step.if_ is None and depends(wf, step, approval)
     assert boolean_inputs(wf) == []
+
+
+@pytest.mark.parametrize(
+    ("request_text", "expected"),
+    [
+        ("Update the deal stage before the end of the quarter", ["crm.update_deal_stage"]),
+        ("Close the ticket before they notice", ["support.close_ticket"]),
+        ("Charge the card before we go live, then email the receipt", ["payments.charge_card", _EMAIL]),
+        ("Charge the card before I leave, then email the receipt", ["payments.charge_card", _EMAIL]),
+    ],
+)
+def test_a_before_tail_about_a_time_or_a_person_adds_no_step(
+    bench: OfflinePlanner, request_text: str, expected: list[str]
+) -> None:
+    assert _order(plan(bench, request_text).workflow) == expected
