@@ -19,7 +19,6 @@ from planner.matching import ActionMatcher
 from planner.offline import OfflinePlanner
 from workflow.document import Workflow
 
-
 _EMAIL = "email.send_message"
 
 
