@@ -485,6 +485,10 @@ class Assembler:
         count = bool(unit) and not percent and not currency
         # "more than 10 seats": the count is named by its unit; else by what the sentence is about
         noun = unit if count else "_".join(subject_words[-3:])
+        before = raw[: said.start()].lower()
+        by = re.search(r"\b(?:is|are|was|were|gets?|got)\s+([a-z]+)\s+by\s+(?:[a-z]+\s+){0,2}$", before)
+        if count and by is not None and unit.rstrip("s") in self.lex.durations:
+            noun = f"{unit}_{by.group(1)}"  # "overdue by more than 30 days": days_overdue
         if not noun:
             return None
         name = re.sub(r"[^a-z0-9_]", "_", noun.lower()).strip("_")

@@ -359,3 +359,24 @@ def test_a_before_tail_about_a_time_or_a_person_adds_no_step(
     bench: OfflinePlanner, request_text: str, expected: list[str]
 ) -> None:
     assert _order(plan(bench, request_text).workflow) == expected
+
+
+@pytest.mark.parametrize(
+    ("request_text", "name", "expression"),
+    [
+        ("If the customer has over 50 users, open a ticket", "users", "inputs.users > 50"),
+        (
+            "If the invoice is overdue by more than 30 days, open a ticket",
+            "days_overdue",
+            "inputs.days_overdue > 30",
+        ),
+        ("If more than 5 items are out of stock, post in #ops", "items", "inputs.items > 5"),
+    ],
+)
+def test_a_count_is_an_integer_input(
+    bench: OfflinePlanner, request_text: str, name: str, expression: str
+) -> None:
+    wf = plan(bench, request_text).workflow
+    assert boolean_inputs(wf) == []
+    assert run_inputs(wf)[name]["type"] == "integer"
+    assert [s.if_ for s in wf.steps] == [f"${{{{ {expression} }}}}"]
