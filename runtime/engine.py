@@ -42,7 +42,7 @@ from runtime.errors import (
 from runtime.invocation import Invoker
 from runtime.journal_memory import AnyJournal
 from runtime.journal_schema import WHOLE_STEP
-from runtime.records import Event, RunState, StepState
+from runtime.records import Event, RunRecord, RunState, StepState
 from runtime.routing import DefaultRouter, Router
 from runtime.routing_stats import RoutingStats
 from runtime.saga import Saga
@@ -123,7 +123,7 @@ class Engine(Saga):
         run_id = run_id or uuid.uuid4().hex
         now = self.clock.now()
         limit = deadline_s if deadline_s is not None else workflow.deadline_s
-        self.journal.create_run(
+        record = self.journal.create_run(
             run_id,
             workflow_name=workflow.name,
             workflow_version=workflow.version,
@@ -135,7 +135,7 @@ class Engine(Saga):
         )
         self._timers_changed.set()
         self._ensure_scheduler()
-        self._ensure_driving(run_id)
+        self._ensure_driving(run_id, fresh=record)
         await self.journal.flush()  # the caller is told the run exists: it must
         return run_id
 
@@ -355,7 +355,12 @@ class Engine(Saga):
                 if not future.done():
                     future.set_result(None)
 
-    def _ensure_driving(self, run_id: str, taken: TakenRun | None = None) -> asyncio.Task[None]:
+    def _ensure_driving(
+        self, run_id: str, taken: TakenRun | None = None, *, fresh: RunRecord | None = None
+    ) -> asyncio.Task[None]:
+        """Drive the run unless a driver here does (then poke it). `taken`: see
+        `run_until_settled`; `fresh`: the record of a run just created here (no steps, no attempts
+        yet: the driver claims it but reads nothing back)."""
         if self._closed:
             raise InvalidRunState("the engine is closed", run_id=run_id)
         task = self._drivers.get(run_id)
@@ -363,7 +368,8 @@ class Engine(Saga):
             self._pokes[run_id].set()
             return task
         self._pokes[run_id] = Wakeup()
-        task = asyncio.get_running_loop().create_task(self._drive(run_id, taken), name=f"run-{run_id}")
+        driving = self._drive(run_id, taken, fresh)
+        task = asyncio.get_running_loop().create_task(driving, name=f"run-{run_id}")
         task.add_done_callback(self._driver_done)
         self._drivers[run_id] = task
         return task
@@ -434,13 +440,16 @@ class Engine(Saga):
 
     # -- the driver ------------------------------------------------------------------------------
 
-    def _load(self, run_id: str, taken: TakenRun | None = None) -> ActiveRun:
-        record = taken.record if taken is not None else self.journal.get_run(run_id)
+    def _load(self, run_id: str, taken: TakenRun | None = None, fresh: RunRecord | None = None) -> ActiveRun:
+        record = taken.record if taken is not None else fresh or self.journal.get_run(run_id)
         workflow = Workflow.model_validate(record.document)
         graph = run_graph(workflow)
         deps = {sid: set(graph.predecessors(sid)) for sid in workflow.step_ids}
         run = ActiveRun(record=record, workflow=workflow, deps=deps)
-        rows = run.replay = dict(taken.steps) if taken is not None else self.journal.step_results(run_id)
+        if taken is not None:
+            rows = run.replay = dict(taken.steps)
+        else:
+            rows = run.replay = {} if fresh is not None else self.journal.step_results(run_id)
         for step in workflow.steps:
             row = rows.get((step.id, WHOLE_STEP))
             run.status[step.id] = row.state if row else None
@@ -448,14 +457,16 @@ class Engine(Saga):
                 run.outputs[step.id] = row.output
         return run
 
-    async def _drive(self, run_id: str, taken: TakenRun | None = None) -> None:
+    async def _drive(
+        self, run_id: str, taken: TakenRun | None = None, fresh: RunRecord | None = None
+    ) -> None:
         if taken is None and not self.journal.claim(
             run_id, self.worker_id, now=time.time(), ttl=self.lease_ttl_s
         ):
             log.info("run %s is driven by another worker; leaving it alone", run_id)
             return
         keeper = asyncio.ensure_future(self._keep_lease(run_id))
-        driving = asyncio.ensure_future(self._drive_claimed(run_id, taken))
+        driving = asyncio.ensure_future(self._drive_claimed(run_id, taken, fresh))
         try:
             await asyncio.wait({driving, keeper}, return_when=asyncio.FIRST_COMPLETED)
             if not driving.done():
@@ -484,13 +495,15 @@ class Engine(Saga):
             except Exception:
                 log.exception("could not renew the lease on run %s", run_id)
 
-    async def _drive_claimed(self, run_id: str, taken: TakenRun | None = None) -> None:
-        run = self._load(run_id, taken)
+    async def _drive_claimed(
+        self, run_id: str, taken: TakenRun | None = None, fresh: RunRecord | None = None
+    ) -> None:
+        run = self._load(run_id, taken, fresh)
         if run.record.state.finished:
             return
         now = self.clock.now()
         # this driver is the only one for the run: any attempt still `started` was lost in a crash
-        if taken is None or taken.started_attempts:
+        if (taken is None and fresh is None) or (taken is not None and taken.started_attempts):
             self.journal.interrupt_attempts(run_id, now)
         if run.record.state == RunState.COMPENSATING:
             run.fail(

@@ -37,6 +37,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -675,7 +676,8 @@ class Journal:
         now: float,
         deadline_at: float | None,
         worker_id: str | None,
-    ) -> None:
+    ) -> RunRecord:
+        """Journal a new run; returns its record as `get_run` would read it back."""
         values = {
             "id": run_id,
             "workflow_name": workflow_name,
@@ -705,6 +707,10 @@ class Journal:
             parts.append((_statement("insert", timers, (), tuple(timer)), _prefixed(timer)))
         data = {"workflow": workflow_name, "version": workflow_version, "deadline_at": deadline_at}
         self._write_together(parts, self._event_values(run_id, "run.started", now, data=data))
+        # the document and inputs as they come back from their JSON (a date as its text)
+        stored = {"document": json.loads(_dumps(document)), "inputs": json.loads(_dumps(inputs))}
+        unset = dict.fromkeys(("ended_at", "error", "compensation", "owner", "lease_until"))
+        return self._run(SimpleNamespace(**{**values, **stored, **unset}))
 
     @staticmethod
     def _run(row: Any) -> RunRecord:

@@ -304,7 +304,7 @@ class MemoryJournal:
         now: float,
         deadline_at: float | None,
         worker_id: str | None,
-    ) -> None:
+    ) -> RunRecord:
         row = {
             "id": run_id,
             "workflow_name": workflow_name,
@@ -339,7 +339,9 @@ class MemoryJournal:
                 self._timers.setdefault(run_id, {})[("", WHOLE_STEP)] = timer
                 self._unfired[(run_id, "", WHOLE_STEP)] = timer
             event = self._event(run_id, "run.started", now, None, None, clean)
+            record = self._run(row)
         self._notify(event)
+        return record
 
     @staticmethod
     def _run(row: Row) -> RunRecord:

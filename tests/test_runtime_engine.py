@@ -866,3 +866,43 @@ async def test_a_run_whose_worker_died_is_taken_over_when_its_lease_runs_out(
     async with make_engine(journal, clock, invoker, poll_interval_s=0.01) as engine:
         result = await asyncio.wait_for(engine.wait("orphan"), 5)
     assert result.succeeded and invoker.count("a") == 1 and invoker.count("b") == 1
+
+
+async def test_a_run_started_here_is_driven_without_reading_it_back(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """`start_run` hands its driver the record it just wrote: the driver claims the run but reads
+    neither the run, its steps nor its in-flight attempts again before the first call (it still
+    looks for a cancel); a run it did not create here is read as before."""
+    journal = Journal.open(tmp_path / "j.db")
+    statements: list[str] = []
+    journal._writer_connection().connection.dbapi_connection.set_trace_callback(statements.append)  # type: ignore[union-attr]
+    # the run's whole row, its step rows, its attempts left `started`
+    reads_back = ("SELECT overture_runs.id, overture_runs.workflow_name", "FROM overture_step_results",
+                  "WHERE overture_attempts.run_id")
+
+    def before_first_call() -> list[str]:
+        first = next(i for i, sql in enumerate(statements) if sql.startswith("INSERT INTO overture_attempts"))
+        return [" ".join(sql.split()) for sql in statements[:first]]
+
+    invoker = ScriptedInvoker({"crm.create_account": lambda call: {"account_id": "a1"}})
+    wf = workflow({"steps": [{"id": "a", "action": "crm.create_account", "with": {"email": "x@y.z"}}]})
+    try:
+        async with make_engine(journal, clock, invoker) as engine:
+            fresh = await engine.start_run(wf)
+            assert (await engine.wait(fresh)).state == RunState.SUCCEEDED
+            early = before_first_call()
+            assert not [sql for sql in early if any(part in sql for part in reads_back)], early
+            assert any("cancel_requested" in sql for sql in early)
+            assert any(sql.startswith("UPDATE overture_runs SET owner") for sql in early)  # claimed
+
+            statements.clear()
+            journal.create_run("elsewhere", workflow_name=wf.name, workflow_version=None,
+                               document=wf.to_data(), inputs={}, now=clock.now(), deadline_at=None,
+                               worker_id="another")
+            assert (await engine.wait("elsewhere")).state == RunState.SUCCEEDED
+            early = before_first_call()
+            for part in reads_back:
+                assert any(part in sql for sql in early), (part, early)
+    finally:
+        journal.close()

@@ -15,6 +15,7 @@ from typing import Any
 from runtime.active_run import TakenRun
 from runtime.engine import Engine
 from runtime.journal import Journal
+from runtime.records import RunRecord
 from runtime.workers.handoff import HandoffLink
 from runtime.workers.queue import RunQueue
 from workflow.document import Workflow
@@ -36,7 +37,8 @@ class QueueingEngine(Engine):
     def _ensure_scheduler(self) -> None:
         return None
 
-    def _ensure_driving(self, run_id: str, taken: TakenRun | None = None) -> asyncio.Task[None]:
+    def _ensure_driving(self, run_id: str, taken: TakenRun | None = None, *,
+                        fresh: RunRecord | None = None) -> asyncio.Task[None]:
         task = self._enqueues.get(run_id)
         if task is None or task.done():
             task = asyncio.get_running_loop().create_task(self._enqueue(run_id), name=f"enqueue-{run_id}")
