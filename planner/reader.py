@@ -1047,6 +1047,12 @@ class Reader:
         )
         return True
 
+    _HAVE_APPROVAL = re.compile(
+        r"^(?:(?:we|you|they|i)(?:'ve)?\s+(?:have|get|got|receive|received|obtain|obtained)(?:\s+got)?"
+        r"|there(?:'s|\s+is))\s+(?P<what>.+)$",
+        re.IGNORECASE,
+    )
+
     def _gate(self, phrase: str, unless: bool) -> Gate | None:
         """ "the manager approves" / "it's approved by finance" / (unless) "legal objects": a
         person's decision; None for anything else ("the credit check approves" is a step's result)."""
@@ -1059,7 +1065,15 @@ class Reader:
         else:
             m = ph.APPROVED_RE.match(plain) or ph.APPROVES_RE.match(plain)
             if m is None:
-                return None
+                # "once we have the manager's approval", "when there is sign-off from finance"
+                had = self._HAVE_APPROVAL.match(plain)
+                given = ph.GATE_PHRASE_RE.match(f" with {had.group('what')}") if had else None
+                if given is None:
+                    return None
+                who = given.group("who2") or given.group("who")
+                if who and (set(words(who)) & (ph.NOT_A_PERSON | _POSSESSIVES) or self._names_step(who)):
+                    who = None
+                return Gate(self._approver(who) if who else None, self._show(phrase))
             who = m.group("who")
         if who:
             who = re.sub(r"^(?:should|if|once|when)\s+", "", who, flags=re.IGNORECASE)

@@ -285,6 +285,12 @@ def _slug(words: list[str]) -> str | None:
     return name if name.count("-") >= 1 else None
 
 
+def _approval_words() -> re.Pattern[str]:
+    from planner.lexicon import lexicon
+
+    return lexicon().approval
+
+
 def _find_webhook(text: str) -> tuple[int, int, WebhookTrigger] | None:
     for pattern in (_EVENT_RE, _TRAILING_EVENT_RE):
         match = pattern.search(text)
@@ -292,6 +298,8 @@ def _find_webhook(text: str) -> tuple[int, int, WebhookTrigger] | None:
             continue
         if _STATE_RE.search(match.group("event")):
             continue  # "when the refund is over $500, ...": a condition on the run's data, not an event
+        if _approval_words().search(match.group("event")):
+            continue  # "when finance signs off, ...": a person's decision is a core.approval step
         name = webhook_name(match.group("event"))
         if name is None:
             continue

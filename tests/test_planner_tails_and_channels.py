@@ -383,3 +383,31 @@ def test_a_count_is_an_integer_input(
     assert boolean_inputs(wf) == []
     assert run_inputs(wf)[name]["type"] == "integer"
     assert [s.if_ for s in wf.steps] == [f"${{{{ {expression} }}}}"]
+
+
+# -- "once/when <someone> approves, ...": an approval, not an event or a lost clause
+
+
+@pytest.mark.parametrize(
+    ("request_text", "approver"),
+    [
+        ("When finance signs off, refund charge ch_1, then notify the customer", "finance"),
+        ("When it is approved by finance, refund charge ch_1, then notify the customer", "finance"),
+        ("Once we have finance's approval, refund charge ch_1, then notify the customer", "finance"),
+        ("When we get the manager's approval, refund charge ch_1, then notify the customer", "manager"),
+        ("Once there is sign-off from finance, refund charge ch_1, then notify the customer", "finance"),
+    ],
+)
+def test_once_someone_approves_is_an_approval_first(
+    bench: OfflinePlanner, request_text: str, approver: str
+) -> None:
+    wf = plan(bench, request_text).workflow
+    assert wf.triggers is None or wf.triggers.webhook is None
+    assert _order(wf) == ["core.approval", "payments.refund_charge", "email.send_message"]
+    assert step_of(wf, "core.approval").with_.get("approvers") == [approver]
+
+
+def test_an_event_is_still_a_webhook(bench: OfflinePlanner) -> None:
+    wf = plan(bench, "When a refund is requested, refund charge ch_1, then notify the customer").workflow
+    assert wf.triggers is not None and wf.triggers.webhook is not None
+    assert _order(wf) == ["payments.refund_charge", "email.send_message"]
