@@ -106,6 +106,9 @@ class ActiveRun:
     """Steps this driver has started: for these the journal has moved on from `replay`."""
     reads: dict[str, frozenset[str] | None] = field(default_factory=dict)
     """Per step: which steps' results its expressions read (`steps_read`), worked out once."""
+    cancel_seen: bool | None = None
+    """The run's cancel flag as the last step attempt's end read it (in the same transaction), for
+    the driver's next look at stop requests, which then needs no read of its own."""
     _steps_context: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property

@@ -147,7 +147,9 @@ class Engine(Saga):
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiters[run_id].append(future)
         self._ensure_scheduler()
-        if state != RunState.WAITING:
+        driver = self._drivers.get(run_id)
+        if state != RunState.WAITING and (driver is None or driver.done()):
+            # (a driver here is not poked: a poke makes it look at its waiting steps again)
             self._ensure_driving(run_id)
         loop = asyncio.get_running_loop()
         end = None if timeout is None else loop.time() + timeout
@@ -585,6 +587,8 @@ class Engine(Saga):
         # another process may have asked to cancel; the rest of the run row is known (and its
         # document is large: reading all of it after every step cost more than the step's writes)
         record = run.record
+        if cancel_known is None:  # read with the last step's end, if one ended since the last look
+            cancel_known, run.cancel_seen = run.cancel_seen, None
         requested = cancel_known if cancel_known is not None else self.journal.cancel_requested(run.id)
         if requested:
             run.fail({"type": "cancelled", "message": "the run was cancelled"}, cancelled=True)

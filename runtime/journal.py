@@ -1023,9 +1023,10 @@ class Journal:
         undo: Mapping[str, Any] | None = None,
         event: str | None = None,
         data: Mapping[str, Any] | None = None,
-    ) -> None:
+    ) -> bool | None:
         """End an attempt; with `step`/`undo` also update its step/compensation row and append the
-        event — all in ONE transaction, so a crash leaves either all of it or none."""
+        event — all in ONE transaction, so a crash leaves either all of it or none. With `step`,
+        returns the run's cancel flag as that transaction read it (the driver looks at it next)."""
         opened = self._open_attempts.pop(attempt_id, None)
         if opened is None:  # started by another process (or before a restart)
             (row,) = self._select(_ATTEMPT_BY_ID, {"id": attempt_id})
@@ -1062,14 +1063,15 @@ class Journal:
             statement = journal_pg.finish(_ATTEMPT_END, tuple(step_row))
             params = {
                 "a_id": attempt_id,
+                "r_id": run_id,
                 **journal_pg.prefixed("a_", end),
                 **journal_pg.prefixed("s_", {**key, **step_row}),
                 **journal_pg.prefixed("e_", event_row),
             }
             with self._one_statement() as (conn, pending):
-                ((seq,),) = self._select(statement, params, conn)
+                ((seq, cancel),) = self._select(statement, params, conn)
                 pending.append(Event(seq=seq, **event_row))
-            return
+            return None if cancel is None else bool(cancel)
         with self._tx() as (conn, pending):
             self._exec(
                 conn,
@@ -1084,6 +1086,8 @@ class Journal:
                 self._upsert(conn, compensations, key, values)
             if event_row is not None:
                 self._insert_event(conn, pending, event_row)
+            found = self._select(_CANCEL_REQUESTED, {"run_id": run_id}, conn) if step_row is not None else []
+        return bool(found[0][0]) if found else None
 
     def interrupt_attempts(self, run_id: str, now: float) -> list[AttemptRecord]:
         """Mark the attempts left `started` by a crash as `interrupted`; returns them."""

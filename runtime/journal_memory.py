@@ -701,9 +701,10 @@ class MemoryJournal:
         undo: Mapping[str, Any] | None = None,
         event: str | None = None,
         data: Mapping[str, Any] | None = None,
-    ) -> None:
+    ) -> bool | None:
         """End an attempt; with `step`/`undo` also update its step/compensation row and append the
-        event — all at once, or (on an error) none of it."""
+        event — all at once, or (on an error) none of it. With `step`, returns the run's cancel
+        flag as it was then (as `Journal.finish_attempt`)."""
         row = self._attempts[attempt_id - 1] if 0 < attempt_id <= len(self._attempts) else None
         if row is None:
             raise sa.exc.NoResultFound(f"no attempt {attempt_id}")
@@ -774,10 +775,13 @@ class MemoryJournal:
                 self._put_step_row(run_id, key, step_values)
             if undo_values is not None:
                 self._put_undo_row(run_id, key, undo_values)
+            run = self._runs.get(run_id) if step_values is not None else None
+            cancel = None if run is None else bool(run["cancel_requested"])
             if not event or clean is None:
-                return
+                return cancel
             written = self._event(run_id, event, now, key[0], key[1], clean)
         self._notify(written)
+        return cancel
 
     def interrupt_attempts(self, run_id: str, now: float) -> list[AttemptRecord]:
         """Mark the attempts left `started` by a crash as `interrupted`; returns them (as they were

@@ -21,7 +21,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
-from runtime.journal_schema import attempts, events, step_results
+from runtime.journal_schema import attempts, events, runs, step_results
 
 STEP_KEY = ("run_id", "step_id", "iteration")
 EVENT_COLUMNS = ("run_id", "time", "type", "step_id", "iteration", "data")
@@ -81,7 +81,7 @@ def start(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
 
 def finish(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
     """Update the attempt `a_id` (`a_*`), upsert its step's row (`s_*`) and append the event
-    (`e_*`); selects the event's seq."""
+    (`e_*`); selects the event's seq and the run's cancel flag (`r_id`)."""
     key = ("finish", tuple(attempt_columns), tuple(step_columns))
     stmt = _BUILT.get(key)
     if stmt is None:
@@ -93,7 +93,8 @@ def finish(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
         )
         step = _step_upsert(step_columns, ()).cte("s")
         event = _event()
-        stmt = _BUILT[key] = sa.select(event.c.seq).add_cte(attempt, step)
+        cancel = sa.select(runs.c.cancel_requested).where(runs.c.id == sa.bindparam("r_id")).scalar_subquery()
+        stmt = _BUILT[key] = sa.select(event.c.seq, cancel).add_cte(attempt, step)
     return stmt
 
 

@@ -135,6 +135,7 @@ class Saga(CoreActions):
             now = self.clock.now()
             if exc is None:
                 self._end_attempt(
+                    run,
                     attempt_id,
                     spec.name,
                     started_at,
@@ -152,6 +153,7 @@ class Saga(CoreActions):
             if exc.transient and exc.type not in policy.non_retryable and failures < policy.max_attempts:
                 delay = retry_delay(policy, failures + 1, self.rng, exc.retry_after)
                 self._end_attempt(
+                    run,
                     attempt_id,
                     spec.name,
                     started_at,
@@ -165,6 +167,7 @@ class Saga(CoreActions):
                 await self.clock.sleep(delay)
                 continue
             self._end_attempt(
+                run,
                 attempt_id,
                 spec.name,
                 started_at,

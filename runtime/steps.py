@@ -329,6 +329,7 @@ class StepRunner:
             now = self.clock.now()
             if exc is None:
                 self._end_attempt(
+                    run,
                     attempt_id,
                     choice.action,
                     started_at,
@@ -353,6 +354,7 @@ class StepRunner:
                 error["gave_up"] = "the retry would come after the run's deadline"
             if not retryable:
                 self._end_attempt(
+                    run,
                     attempt_id,
                     choice.action,
                     started_at,
@@ -365,6 +367,7 @@ class StepRunner:
                 )
                 return StepState.FAILED, None, error
             self._end_attempt(
+                run,
                 attempt_id,
                 choice.action,
                 started_at,
@@ -436,10 +439,21 @@ class StepRunner:
         return attempt_id, started_at, output, exc
 
     def _end_attempt(
-        self, attempt_id: int, action: str, started_at: float, now: float, *, outcome: str, **end: Any
+        self,
+        run: ActiveRun,
+        attempt_id: int,
+        action: str,
+        started_at: float,
+        now: float,
+        *,
+        outcome: str,
+        **end: Any,
     ) -> None:
-        """`Journal.finish_attempt`, then the attempt counts in this process's routing stats."""
-        self.journal.finish_attempt(attempt_id, now, outcome=outcome, **end)
+        """`Journal.finish_attempt`, then the attempt counts in this process's routing stats; the
+        cancel flag the journal read with it is kept for the driver's next look."""
+        seen = self.journal.finish_attempt(attempt_id, now, outcome=outcome, **end)
+        if seen is not None:
+            run.cancel_seen = seen
         self.routing_stats.finished(action, outcome, attempt_id, started_at, now)
 
     async def _invoke(self, call: ActionCall, timeout_s: float | None) -> tuple[Any, ActionError | None]:

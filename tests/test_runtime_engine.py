@@ -906,3 +906,47 @@ async def test_a_run_started_here_is_driven_without_reading_it_back(
                 assert any(part in sql for sql in early), (part, early)
     finally:
         journal.close()
+
+
+async def test_a_cancel_asked_elsewhere_during_a_step_is_read_with_its_end(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    """The step's end reads the run's cancel flag in its own transaction: a cancel another process
+    asks for while the step runs stops the run before the next step, and the driver's look at
+    stop requests after the step reads nothing more."""
+    journal = Journal.open(tmp_path / "j.db")
+    other = Journal.open(tmp_path / "j.db")
+    statements: list[str] = []
+    journal._writer_connection().connection.dbapi_connection.set_trace_callback(statements.append)  # type: ignore[union-attr]
+
+    def create(call: ActionCall) -> dict[str, Any]:
+        other.request_cancel(call.run_id, clock.now(), by="someone")
+        return {"account_id": "a1"}
+
+    invoker = ScriptedInvoker(
+        {"crm.create_account": create, "billing.charge": lambda call: {"charge_id": "c"}}
+    )
+    wf = workflow({"steps": [
+        {"id": "a", "action": "crm.create_account", "with": {"email": "x@y.z"}},
+        {"id": "b", "action": "billing.charge", "needs": ["a"], "with": {"amount": 1}},
+    ]})
+    try:
+        async with make_engine(journal, clock, invoker) as engine:
+            run_id = await engine.start_run(wf)
+            result = await engine.wait(run_id)
+        assert result.state == RunState.CANCELLED
+        assert result.steps == {"a": StepState.SUCCEEDED}  # b never started
+        statements[:] = [sql.strip() for sql in statements]
+        ended = next(
+            i for i, sql in enumerate(statements) if sql.startswith("UPDATE overture_attempts SET ended_at")
+        )
+        commit = next(i for i in range(ended, len(statements)) if statements[i] == "COMMIT")
+        reads = [i for i, sql in enumerate(statements) if "SELECT overture_runs.cancel_requested" in sql]
+        after = [i for i in reads if i > ended]
+        assert after and after[0] < commit  # read inside the end's transaction
+        # and not again before the saga's writes begin (the next write after the end's commit)
+        next_write = next(i for i in range(commit + 1, len(statements)) if statements[i] == "BEGIN")
+        assert not [i for i in after if commit < i < next_write]
+    finally:
+        other.close()
+        journal.close()
