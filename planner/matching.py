@@ -186,6 +186,14 @@ class ActionMatcher:
                     out[i] += _NAMESPACE_BONUS
         return out
 
+    def verb_fits(self, action: ActionSpec, text: str) -> bool:
+        """The verb opening `text` says what `action` does ("charged the card" / payments.charge_card),
+        not only its object ("paid the invoice" is not billing.void_invoice)."""
+        index = self._index
+        if action not in index.actions:
+            return False
+        return bool(self.lex.verb_concepts(text) & index.verbs[index.actions.index(action)])
+
     def rank(
         self, text: str, k: int = 5, *, verb: str | None = None, among: Iterable[str] | None = None
     ) -> list[tuple[ActionSpec, float]]:

@@ -378,6 +378,8 @@ class Reader:
             if pre is not None:
                 rest, deps = pre
             gerund_ref = self._gerund_ref(lead.refs.get("after"), deps, s_index, g_index)
+            if gerund_ref is None and "after" in kinds:
+                gerund_ref = self._passive_ref(lead.refs.get("after"), deps, s_index, g_index)
             if gerund_ref is not None:
                 deps = gerund_ref
             if gate is not None:
@@ -613,6 +615,28 @@ class Reader:
             return None
         basis = [d for d in deps if not any(d == self._unit_tail(f) for f in self.resolve(ref))] or deps
         created = self._item(ref, basis, None, s_index, g_index, "")
+        return [created[-1]] if created else None
+
+    _PASSIVE = re.compile(
+        r"^(?P<obj>(?:the|their|our|his|her|a|an)\s+[\w\s'-]+?)\s+(?:is|are|was|were|has\s+been|have\s+been"
+        r"|gets|get|got)\s+(?P<verb>[a-z]+(?:ed|en)|paid|sent|sold|held|set\s+up|built|shut)$",
+        re.IGNORECASE,
+    )
+
+    def _passive_ref(self, ref: str | None, deps: list[int], s_index: int, g_index: int) -> list[int] | None:
+        """ "once the card is charged, email the receipt" with no charge planned: the charge is a
+        step of its own that comes first (not words to drop)."""
+        if not ref:
+            return None
+        found = self._PASSIVE.match(self.masked.plain(ref).strip())
+        if found is None or self.resolve(ref) or stem(found.group("verb").split()[0]) not in self.verbs:
+            return None
+        said = f"{found.group('verb')} {found.group('obj')}"
+        plain = self.masked.plain(said)
+        best = self.matcher.rank(self._weighted(plain), 1, verb=plain)
+        if not best or best[0][1] < MATCH_THRESHOLD or not self.matcher.verb_fits(best[0][0], plain):
+            return None  # "once the invoice is paid": what someone else does, not a step to plan
+        created = self._item(said, deps, None, s_index, g_index, "")
         return [created[-1]] if created else None
 
     def _parallelise(self, group: list[Draft]) -> None:

@@ -411,3 +411,30 @@ def test_an_event_is_still_a_webhook(bench: OfflinePlanner) -> None:
     wf = plan(bench, "When a refund is requested, refund charge ch_1, then notify the customer").workflow
     assert wf.triggers is not None and wf.triggers.webhook is not None
     assert _order(wf) == ["payments.refund_charge", "email.send_message"]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "expected"),
+    [
+        ("Once the card is charged, email the receipt", ["payments.charge_card", _EMAIL]),
+        ("After the shipment is booked, text the customer", ["shipping.create_shipment", "sms.send_message"]),
+        ("Charge the card. Once the card is charged, email the receipt", ["payments.charge_card", _EMAIL]),
+    ],
+)
+def test_once_a_step_is_done_plans_that_step_first(
+    bench: OfflinePlanner, request_text: str, expected: list[str]
+) -> None:
+    assert _order(plan(bench, request_text).workflow) == expected
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "Once the invoice is paid, email the receipt",
+        "Once the customer is verified, email the receipt",
+    ],
+)
+def test_once_something_is_done_by_others_adds_no_unrelated_step(
+    bench: OfflinePlanner, request_text: str
+) -> None:
+    assert [s.action for s in plan(bench, request_text).workflow.steps] == [_EMAIL]
