@@ -150,6 +150,8 @@ class Reader:
         self._has_else = False
         self._policies: dict[int, str] = {}
         """Approvals said of a kind of step ("refunds over $500 need approval"), by what they name."""
+        self._before_planned: list[tuple[str, int]] = []
+        """Clauses said before a step already planned ("approve before we charge it"), with that step."""
         self._gated: int | None = None
         """The sentence whose "if <someone> approves" became an approval step."""
 
@@ -396,6 +398,11 @@ class Reader:
             created = self._item(rest, deps, condition, s_index, g_index, borrowed_verb)
             if created is None:
                 continue
+            said = rest.strip(" ,")
+            for pending in [p for p in self._before_planned if said and p[0].endswith(said)][:1]:
+                self._before_planned.remove(pending)
+                if created:
+                    self._move_before(created, pending[1])
             first_marker = first_marker or (ends_first and i_index == len(items) - 1)
             if created and first_marker and earlier_unit is not None and i_index > 0:
                 self._move_before(created, earlier_unit)
@@ -408,9 +415,13 @@ class Reader:
             if created and "before" in kinds:
                 # "before X, do Y": Y first, then X ("before we charge the card": charge the card)
                 said = self._tail_step(lead.refs["before"]) or lead.refs["before"]
-                later = self._item(said, list(created), condition, s_index, g_index, "")
-                if later:
-                    created = [*created, *later]
+                planned = self._planned(said) if said != lead.refs["before"] else None
+                if planned is not None and planned not in created:
+                    self._move_before(created, planned)  # "charge it. Before we charge it, ..."
+                else:
+                    later = self._item(said, list(created), condition, s_index, g_index, "")
+                    if later:
+                        created = [*created, *later]
             if created:
                 verb = words(self.masked.plain(rest))
                 if verb and stem(verb[0]) in self.verbs:
@@ -459,6 +470,13 @@ class Reader:
             if step is None:
                 continue
             head = seg[last : found.start()]
+            earlier = self._planned(step)
+            if earlier is not None:
+                # "charge the card. The manager has to approve before we charge it": that charge
+                self._before_planned.append((head.strip(" ,"), earlier))
+                out.append(head)
+                last = found.end()
+                continue
             limit = ph.threshold(step)
             if limit is not None and self.lex.approval.search(head) and not ph.threshold(head):
                 # "approve before charging the card for more than $1,000": the approval is asked
@@ -473,6 +491,15 @@ class Reader:
         if not out:
             return seg
         return "".join(out) + seg[last:]
+
+    def _planned(self, step: str) -> int | None:
+        """The step already planned that `step` names again ("charging" after "charge the card")."""
+        plain = self.lex.without_recipient(self.masked.plain(step))
+        best = self.matcher.rank(self._weighted(plain), 1, verb=plain)
+        if not best:
+            return None
+        same = [d.index for d in self.drafts if d.action.name == best[0][0].name]
+        return same[-1] if same else None
 
     def _tail_step(self, tail: str) -> str | None:
         """The step "before we charge the card" / "prior to charging it" / "ahead of the refund"

@@ -438,3 +438,18 @@ def test_once_something_is_done_by_others_adds_no_unrelated_step(
     bench: OfflinePlanner, request_text: str
 ) -> None:
     assert [s.action for s in plan(bench, request_text).workflow.steps] == [_EMAIL]
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "Charge the card, then email the receipt. The manager has to approve before we charge the card.",
+        "Charge the card, then email the receipt. The manager has to approve before charging.",
+        "Charge the card, then email the receipt. Before we charge the card, get the manager's approval.",
+    ],
+)
+def test_a_before_tail_naming_a_planned_step_puts_the_approval_before_it(
+    bench: OfflinePlanner, request_text: str
+) -> None:
+    wf = plan(bench, request_text).workflow
+    assert _order(wf) == ["core.approval", "payments.charge_card", "email.send_message"]
