@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -63,7 +64,8 @@ def test_structured_output_mode_gives_a_valid_plan(server: FakeOpenAI, catalog: 
     assert result.workflow.step("notify").needs == ["invoice"]
     meta = result.workflow.metadata
     assert meta["planner"] == "llm" and meta["model"] == "test-model" and meta["output_mode"] == "json_schema"
-    assert meta["prompt_version"].startswith("1+")
+    version = (Path(__file__).resolve().parents[1] / "prompts" / "VERSION").read_text().strip()
+    assert meta["prompt_version"].startswith(f"{version}+")  # VERSION, then the templates' hash
     assert meta["usage"] == {"prompt_tokens": 321, "completion_tokens": 45, "total_tokens": 366, "calls": 1}
 
     body = server.chat_requests[0].body
