@@ -94,7 +94,7 @@ def test_describe_plan_edit_accept_run_approve_history(stack: Stack, page: Any) 
     page.wait_for_selector("svg.graph g.node")
     nodes = page.locator("svg.graph g.node")
     assert nodes.count() == 4
-    assert page.locator("svg.graph g.node[data-step=approval] .badge-approval").count() == 1
+    assert page.locator("svg.graph g.node[data-step=manager_approval] .badge-approval").count() == 1
     undo = page.locator("svg.graph g.node[data-step=update_account] .badge-undo text")
     assert undo.text_content() == "↶ delete_account"
     assert "Check the plan" in page.locator("h1").inner_text()
@@ -144,14 +144,14 @@ def test_describe_plan_edit_accept_run_approve_history(stack: Stack, page: Any) 
     page.locator("#run-button").click()
     page.wait_for_url(re.compile(r"#/runs/"))
     # the run waits for the approval; the card is there and the graph shows the waiting step
-    page.wait_for_selector("[data-approval=approval]")
-    page.wait_for_selector("svg.graph g.node.state-waiting[data-step=approval]")
+    page.wait_for_selector("[data-approval=manager_approval]")
+    page.wait_for_selector("svg.graph g.node.state-waiting[data-step=manager_approval]")
     assert page.locator("svg.graph g.node.state-succeeded[data-step=update_account]").count() == 1
     assert page.locator("#live").inner_text().strip() == "live"
     shot(page, "05-run-waiting-for-approval")
 
-    page.locator("#comment-approval").fill("Initech is a good fit")
-    page.locator("#approve-approval").click()
+    page.locator("#comment-manager_approval").fill("Initech is a good fit")
+    page.locator("#approve-manager_approval").click()
     page.wait_for_selector("#run-state[data-state=succeeded]")
     page.wait_for_selector("svg.graph g.node.state-succeeded[data-step=notify_team]")
     assert page.locator("svg.graph g.node.state-succeeded").count() == 4
@@ -198,13 +198,13 @@ def test_reject_fails_the_run_and_undoes(stack: Stack, page: Any) -> None:
     shot(page, "08a-run-step-running")
     stack.state.latency_scale = 0.5
     page.wait_for_selector("svg.graph g.node.state-succeeded[data-step=update_account]")
-    page.wait_for_selector("#reject-approval")
-    page.locator("#reject-approval").click()
+    page.wait_for_selector("#reject-manager_approval")
+    page.locator("#reject-manager_approval").click()
     page.wait_for_selector("#run-state[data-state=failed]")
     page.wait_for_selector("svg.graph g.node.state-undone[data-step=update_account]")
     page.wait_for_selector("#compensation")
     assert "complete" in page.locator("#compensation").inner_text()
-    assert page.locator("svg.graph g.node.state-failed[data-step=approval]").count() == 1
+    assert page.locator("svg.graph g.node.state-failed[data-step=manager_approval]").count() == 1
     shot(page, "08-run-rejected-compensated")
     assert [c.operation for c in stack.state.calls if c.is_undo] == ["delete_account"]
 
@@ -249,8 +249,8 @@ def test_edit_an_accepted_workflow_by_instruction_and_save_a_version(stack: Stac
     page.locator("#instruction").fill("remove the approval step")
     page.locator("#instruction").press("Enter")
     page.wait_for_selector("#save-version")
-    assert "removed step `approval`" in page.locator("[role=status].warn-box").inner_text()
-    assert page.locator("svg.graph g.node[data-step=approval]").count() == 0
+    assert "removed step `manager_approval`" in page.locator("[role=status].warn-box").inner_text()
+    assert page.locator("svg.graph g.node[data-step=manager_approval]").count() == 0
     # a draft cannot be run until it is saved
     assert page.locator("#run-form").count() == 0
     shot(page, "12-workflow-edit-preview")
