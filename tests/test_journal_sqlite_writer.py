@@ -311,3 +311,46 @@ def test_a_postgres_read_off_the_event_loop_does_not_wait_behind_the_writer() ->
     finally:
         journal.drop_schema()
         journal.close()
+
+
+def test_the_writer_catches_up_when_the_thread_reports_nothing(tmp_path: Path) -> None:
+    """A checkpoint round on a disk busy with others can take seconds; until it reports, the
+    writer goes by its own count of commits since the log was last copied whole."""
+    from runtime.journal_checkpoint import MAX_WAL_FRAMES, Checkpointer
+
+    path = tmp_path / "w.db"
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("PRAGMA journal_size_limit=1048576")  # a rewound log is cut back to 1 MB
+    writer.execute("CREATE TABLE t (v TEXT)")
+    stuck = threading.Event()
+
+    class StuckRound:  # the thread's connection: its round never comes back while the writer writes
+        def cursor(self) -> StuckRound:
+            return self
+
+        def execute(self, sql: str) -> StuckRound:
+            stuck.wait(30)
+            return self
+
+        def fetchall(self) -> list[tuple[int, int, int]]:
+            return [(0, 0, 0)]
+
+        def close(self) -> None:
+            pass
+
+    checkpointer = Checkpointer(StuckRound)
+    wal = tmp_path / "w.db-wal"
+    try:
+        for i in range(MAX_WAL_FRAMES + 200):
+            writer.execute("INSERT INTO t VALUES (?)", ("x" * 3000 + str(i),))  # a page or more a commit
+            checkpointer.committed(writer)
+        # without the count, 2,200 commits of a page or more leave a log of 9 MB or more; with it the
+        # log was copied and rewound after 2,000 and holds the last ~200 commits
+        assert wal.stat().st_size < 4 * 1024 * 1024, wal.stat().st_size
+        assert writer.execute("SELECT count(*) FROM t").fetchone() == (MAX_WAL_FRAMES + 200,)
+    finally:
+        stuck.set()
+        checkpointer.close()
+        writer.close()
