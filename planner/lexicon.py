@@ -137,6 +137,8 @@ class Lexicon:
     light_verbs: frozenset[str]
     durations: dict[str, int]
     message_verbs: frozenset[str] = frozenset()
+    verb_groups: frozenset[str] = frozenset()
+    """The concept tokens of the verb synonym groups (`synonyms`, not `noun_synonyms`)."""
 
     def concepts(self, text: str) -> list[str]:
         """Stemmed words plus the concept tokens of every synonym and phrase found in `text`."""
@@ -214,6 +216,11 @@ class Lexicon:
                 out.update(stem(w) for w in added.split())
         return out
 
+    def verb_sense(self, text: str) -> set[str]:
+        """`verb_concepts` less the noun groups: the concepts of the opening word *as a verb*
+        ("call" the customer is phoning, not "a call" on the calendar)."""
+        return {c for c in self.verb_concepts(text) if not c.startswith("syn") or c in self.verb_groups}
+
     def without_recipient(self, text: str) -> str:
         """`text` less the person a message verb addresses: "notify the customer by email" →
         "notify by email", "send the sales director an SMS" → "send an SMS". The recipient is who
@@ -266,7 +273,8 @@ def _alternation(items: list[str]) -> re.Pattern[str]:
 def build_lexicon(data: dict[str, Any]) -> Lexicon:
     single: dict[str, list[str]] = {}
     multi: dict[str, list[str]] = {}
-    for index, group in enumerate(data.get("synonyms", [])):
+    verb_groups = len(data.get("synonyms", []))
+    for index, group in enumerate([*data.get("synonyms", []), *data.get("noun_synonyms", [])]):
         token = f"syn{index}"
         for entry in group:
             entry = str(entry).lower()
@@ -296,6 +304,7 @@ def build_lexicon(data: dict[str, Any]) -> Lexicon:
         light_verbs=frozenset(str(v) for v in data.get("light_verbs", [])),
         durations={str(k): int(v) for k, v in data.get("durations", {}).items()},
         message_verbs=frozenset(str(v) for v in data.get("message_verbs", [])),
+        verb_groups=frozenset(f"syn{i}" for i in range(verb_groups)),
     )
 
 

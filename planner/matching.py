@@ -9,6 +9,7 @@ concept tokens, one over character n-grams of the raw words, which catches `book
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -47,6 +48,18 @@ def action_verbs(action: ActionSpec) -> str:
     return " ".join(out)
 
 
+def action_doings(action: ActionSpec) -> str:
+    """The words that say what an action does: its whole name and the verbs of its description
+    (the first word and one after "and"/"or": "Creates a user ... and returns an invitation link")."""
+    described = re.findall(r"[A-Za-z][A-Za-z'-]*", action.description)
+    verbs = described[:1] + [
+        w
+        for before, w in itertools.pairwise(described)
+        if before.lower() in {"and", "or", "then"} and w.lower().endswith("s")
+    ]
+    return " ".join([*split_name(action.name), *verbs])
+
+
 def action_namespace(action: ActionSpec) -> str:
     return split_name(action.name)[0] if "." in action.name else ""
 
@@ -80,6 +93,10 @@ class _Index:
     char_analyzer: Callable[[str], list[str]]
     verbs: list[set[str]]
     namespaces: list[set[str]]
+    doings: list[set[str]]
+    """Concepts of what each action does (`action_doings`), for `verb_relates`."""
+    fields: list[set[str]]
+    """Stems of the words of each action's input and output field names."""
 
 
 _CACHE: dict[tuple[Any, ...], _Index] = {}
@@ -124,6 +141,7 @@ class ActionMatcher:
             actions = [a for a in actions if not a.is_core]
         self.actions = actions
         self._index = self._build(actions)
+        self._creating = {c for c in self.lex.single.get("create", ()) if c.startswith("syn")}
 
     def _concepts(self, text: str) -> str:
         return " ".join(self.lex.concepts(text))
@@ -157,6 +175,8 @@ class ActionMatcher:
             chars.build_analyzer(),
             [self._verb_concepts(action_verbs(a)) for a in actions],
             [self._verb_concepts(action_namespace(a)) for a in actions],
+            [self._verb_concepts(action_doings(a)) for a in actions],
+            [{stem(w) for w in _field_words(a.input) + _field_words(a.output)} for a in actions],
         )
         _CACHE[key] = index
         return index
@@ -193,6 +213,54 @@ class ActionMatcher:
         if action not in index.actions:
             return False
         return bool(self.lex.verb_concepts(text) & index.verbs[index.actions.index(action)])
+
+    def verb_is(self, action: ActionSpec, text: str) -> bool:
+        """The verb opening `text` is the action's own ("provision" / "Provisions a new workspace",
+        "note" / crm.add_note), not a synonym, or names the medium the action belongs to ("text
+        them" / sms.send_message)."""
+        index = self._index
+        if action not in index.actions:
+            return False
+        first = [stem(w) for w in re.findall(r"[A-Za-z][A-Za-z'-]*", text)[:1]]
+        own = {stem(w) for w in [*action_verbs(action).split(), *split_name(action.name.rsplit(".", 1)[-1])]}
+        medium = self.lex.verb_sense(text) & index.namespaces[index.actions.index(action)]
+        return bool(set(first) & own or medium)
+
+    def verb_relates(self, action: ActionSpec, text: str) -> bool:
+        """The verb opening `text` has something to do with `action`: the action's name or the verbs
+        of its description say it or a synonym ("bill" / billing, "sign up" / Creates); a field or a
+        longer word of its description is made of it ("close" / `close_reason`, "invite" / an
+        invitation link); the action is a message and the verb one of telling ("ping #ops" / a chat
+        post); it makes what the clause makes ("add a chat message"); or one of the two verbs says
+        nothing of its own ("take care of the refund", "Do a specific operation on a stock").
+        False when only the other words of `text` found the action: "order pizza for the team" is
+        not a post to the team's chat, "call the customer" is not a billing customer made."""
+        index = self._index
+        if action not in index.actions:
+            return False
+        i = index.actions.index(action)
+        tokens = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]*", text)]
+        if not tokens:
+            return True
+        if tokens[0] in self.lex.light_verbs or self.lex.umbrella.match(text.strip()):
+            return True  # "make a transfer", "take care of the refund": the object says what is done
+        light = {stem(v) for v in self.lex.light_verbs}
+        if any(s in light and s not in self.lex.single for s in map(stem, action_verbs(action).split())):
+            return True  # "Do a specific operation on a stock": any verb may name what it does
+        concepts = self.lex.verb_sense(text)
+        if concepts & index.doings[i]:
+            return True
+        verb = stem(tokens[0])
+        if verb in index.fields[i]:
+            return True  # "close the deal" / a deal's `close_reason`
+        made = {stem(w) for w in split_name(action.name.rsplit(".", 1)[-1])[1:]}
+        if made & {stem(t) for t in tokens[1:]} and concepts & self._creating:
+            return True  # "add a chat message" / chat.post_message: making the very thing it makes
+        described = (w.lower() for w in re.findall(r"[A-Za-z]+", action.description))
+        if len(verb) >= 4 and any(w.startswith(verb) and len(w) >= len(verb) + 3 for w in described):
+            return True  # "invite" / "an invitation link"
+        telling = {stem(v) for v in self.lex.message_verbs}
+        return verb in telling and any(stem(w) in telling for w in split_name(action.name))
 
     def rank(
         self, text: str, k: int = 5, *, verb: str | None = None, among: Iterable[str] | None = None

@@ -14,6 +14,8 @@ from planner.text import PLACEHOLDER_RE, Masked, mask, segments, sentences
 from workflow.catalog import ActionSpec, Catalog
 
 MATCH_THRESHOLD = 0.2
+_RUNNER_UP = 0.25
+"""How far below the best match an action whose verb fits may score and still be taken instead."""
 
 
 def restorable(action: ActionSpec) -> dict[str, str]:
@@ -141,6 +143,9 @@ class Reader:
         self.lex = lex
         catalog_verbs = {stem(action_verbs(a).split()[0]) for a in matcher.actions if action_verbs(a)}
         self.verbs = frozenset({stem(v) for v in lex.verbs} | {v for v in catalog_verbs if len(v) > 2})
+        heads = {action_verbs(a).split()[0].lower() for a in matcher.actions if action_verbs(a)}
+        self.imperatives = frozenset(lex.verbs | {v for v in heads if len(v) > 2})
+        """Verbs as an instruction opens with them ("order", not "ordered" or "orders")."""
         self.drafts: list[Draft] = []
         self.frontier: list[int] = []
         self.warnings: list[str] = []
@@ -945,6 +950,7 @@ class Reader:
         wanted = bool(_WANT.match(plain))
         question = bool(_QUESTION.match(plain))
         starts = bool(tokens) and stem(tokens[0]) in self.verbs
+        own_verb = bool(tokens) and tokens[0] in self.imperatives
         query = plain
         if not starts and borrowed_verb and not question and not self._is_statement(tokens):
             query = f"{borrowed_verb} {plain}"
@@ -973,6 +979,22 @@ class Reader:
             self.warnings.append(
                 f"no action in this catalog does {what}; closest: {spec.name} ({score:.2f}); "
                 "left out of the plan"
+            )
+            return None
+        if own_verb and not self.matcher.verb_relates(spec, plain):
+            # a close runner-up that does what the verb says ("provision the account" / a workspace
+            # provisioned, not the CRM account the noun found)
+            fitting = [
+                (a, s)
+                for a, s in ranked[1:]
+                if s >= MATCH_THRESHOLD and s >= score - _RUNNER_UP and self.matcher.verb_is(a, told)
+            ]
+            if fitting:
+                return fitting[0]
+            # "order pizza for the team": only "team" found the chat post; nothing here orders
+            self.warnings.append(
+                f'no action in this catalog does "{self._show(plain)}": the closest, {spec.name} '
+                f'({score:.2f}), does not "{tokens[0]}" (only the other words matched); left out of the plan'
             )
             return None
         return spec, score
