@@ -138,6 +138,8 @@ class Lexicon:
     durations: dict[str, int]
     message_verbs: frozenset[str] = frozenset()
     verb_groups: frozenset[str] = frozenset()
+    teams: frozenset[str] = frozenset()
+    """Teams and departments ("finance", "legal"): common nouns, not names."""
     """The concept tokens of the verb synonym groups (`synonyms`, not `noun_synonyms`)."""
 
     def concepts(self, text: str) -> list[str]:
@@ -305,6 +307,7 @@ def build_lexicon(data: dict[str, Any]) -> Lexicon:
         durations={str(k): int(v) for k, v in data.get("durations", {}).items()},
         message_verbs=frozenset(str(v) for v in data.get("message_verbs", [])),
         verb_groups=frozenset(f"syn{i}" for i in range(verb_groups)),
+        teams=frozenset(str(v) for v in data.get("teams", [])),
     )
 
 

@@ -1349,8 +1349,12 @@ class Reader:
         return None
 
     def _people(self, who: str) -> list[str]:
-        """ "finance and legal" → ["finance", "legal"]: each of them approves."""
+        """ "finance and legal" → ["finance", "legal"]: each of them approves. A role or a team
+        is a common noun, lower-case whatever the capitals ("Finance has to sign off" → "finance");
+        a name stays as written ("Maria", "VP")."""
         named = [self._approver(w) for w in re.split(r"\s*,\s*(?:and\s+)?|\s+and\s+", who) if w.strip()]
+        common = self.lex.people | self.lex.teams
+        named = [w.lower() if w and w.istitle() and w.lower() in common else w for w in named]
         return [w for w in named if w] or [who]
 
     def _guard_only(self, frame: _Frame) -> bool:

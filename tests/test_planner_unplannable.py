@@ -114,3 +114,21 @@ def test_a_close_runner_up_that_does_what_the_verb_says_is_taken() -> None:
 def test_a_note_is_a_note_not_the_refund_it_mentions(bench: OfflinePlanner) -> None:
     steps, _ = _actions(bench, "Note the refund on the account")
     assert steps == ["crm.add_note"]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "approvers"),
+    [
+        ("Finance has to sign off before we refund the charge", ["finance"]),
+        ("Get approval from finance, then refund the charge", ["finance"]),
+        ("The Manager has to approve before we charge the card", ["manager"]),
+        ("Legal and Finance must approve, then send the contract for signature", ["legal", "finance"]),
+        ("Maria has to approve before we charge the card", ["Maria"]),
+    ],
+)
+def test_a_team_or_role_approver_is_lower_case_and_a_name_as_written(
+    bench: OfflinePlanner, request_text: str, approvers: list[str]
+) -> None:
+    steps = plan(bench, request_text).workflow.steps
+    approval = next(s for s in steps if s.action == "core.approval")
+    assert approval.with_.get("approvers") == approvers
