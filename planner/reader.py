@@ -170,7 +170,22 @@ class Reader:
         self._apply_undo()
         self._policy_steps()
         self._drop_summary(all_sentences)
+        self._name_what_is_approved()
         return Reading(self.drafts, self.masked, self.warnings)
+
+    def _name_what_is_approved(self) -> None:
+        """ "The manager has to approve before we charge the card": the prompt asks about the step
+        the approval gates ("Approve: charge the card?"), not the clause that asked for it. Only an
+        approval whose prompt is still its own clause and that some step waits for."""
+        for draft in self.drafts:
+            if draft.action.name != "core.approval" or draft.message != self.masked.unmask(draft.text):
+                continue
+            gated = [d for d in self.drafts if draft.index in d.needs and not d.action.is_core]
+            if not gated or len(gated) > 3:
+                continue
+            shown = " and ".join(dict.fromkeys(self._show(d.text) for d in gated))
+            if len(shown) <= 100:
+                draft.message = f"Approve: {shown[:1].upper() + shown[1:]}?"
 
     def _sentence(self, s_index: int, sentence: str, total: int) -> None:
         head_par = False

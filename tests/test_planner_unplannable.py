@@ -132,3 +132,18 @@ def test_a_team_or_role_approver_is_lower_case_and_a_name_as_written(
     steps = plan(bench, request_text).workflow.steps
     approval = next(s for s in steps if s.action == "core.approval")
     assert approval.with_.get("approvers") == approvers
+
+
+@pytest.mark.parametrize(
+    ("request_text", "prompt"),
+    [
+        ("The manager has to approve before we charge the card", "Approve: Charge the card?"),
+        ("Get approval from finance, then refund the charge", "Approve: Refund the charge?"),
+    ],
+)
+def test_an_approval_prompt_names_the_step_it_gates(
+    bench: OfflinePlanner, request_text: str, prompt: str
+) -> None:
+    steps = plan(bench, request_text).workflow.steps
+    approval = next(s for s in steps if s.action == "core.approval")
+    assert approval.with_["prompt"] == prompt
