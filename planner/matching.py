@@ -98,6 +98,15 @@ class _Index:
     fields: list[set[str]]
     """Stems of the words of each action's input and output field names."""
 
+    def position(self, action: ActionSpec) -> int | None:
+        """Where `action` is in the index, by name: the index is shared by every catalog with the
+        same names, descriptions and fields (`_fingerprint`), whose `ActionSpec`s differ in what the
+        fingerprint leaves out (an invoke block's URL) and so are not equal to these."""
+        for i, known in enumerate(self.actions):
+            if known.name == action.name:
+                return i
+        return None
+
 
 _CACHE: dict[tuple[Any, ...], _Index] = {}
 
@@ -210,20 +219,22 @@ class ActionMatcher:
         """The verb opening `text` says what `action` does ("charged the card" / payments.charge_card),
         not only its object ("paid the invoice" is not billing.void_invoice)."""
         index = self._index
-        if action not in index.actions:
+        i = index.position(action)
+        if i is None:
             return False
-        return bool(self.lex.verb_concepts(text) & index.verbs[index.actions.index(action)])
+        return bool(self.lex.verb_concepts(text) & index.verbs[i])
 
     def verb_is(self, action: ActionSpec, text: str) -> bool:
         """The verb opening `text` is the action's own ("provision" / "Provisions a new workspace",
         "note" / crm.add_note), not a synonym, or names the medium the action belongs to ("text
         them" / sms.send_message)."""
         index = self._index
-        if action not in index.actions:
+        i = index.position(action)
+        if i is None:
             return False
         first = [stem(w) for w in re.findall(r"[A-Za-z][A-Za-z'-]*", text)[:1]]
         own = {stem(w) for w in [*action_verbs(action).split(), *split_name(action.name.rsplit(".", 1)[-1])]}
-        medium = self.lex.verb_sense(text) & index.namespaces[index.actions.index(action)]
+        medium = self.lex.verb_sense(text) & index.namespaces[i]
         return bool(set(first) & own or medium)
 
     def verb_relates(self, action: ActionSpec, text: str) -> bool:
@@ -236,9 +247,9 @@ class ActionMatcher:
         False when only the other words of `text` found the action: "order pizza for the team" is
         not a post to the team's chat, "call the customer" is not a billing customer made."""
         index = self._index
-        if action not in index.actions:
+        i = index.position(action)
+        if i is None:
             return False
-        i = index.actions.index(action)
         tokens = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]*", text)]
         if not tokens:
             return True

@@ -4,10 +4,13 @@ customer made); matches where the verb differs from the action's name but means 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from test_planner_support import bench_planner, plan, small_catalog
 
 from planner.offline import OfflinePlanner
+from workflow.loader import load_catalog
 
 
 @pytest.fixture(scope="module")
@@ -147,3 +150,17 @@ def test_an_approval_prompt_names_the_step_it_gates(
     steps = plan(bench, request_text).workflow.steps
     approval = next(s for s in steps if s.action == "core.approval")
     assert approval.with_["prompt"] == prompt
+
+
+def test_catalogs_that_differ_only_in_how_actions_are_called_plan_alike(tmp_path: Path) -> None:
+    """The matcher's index is shared by catalogs with the same actions (names, descriptions,
+    fields); one whose actions call other URLs is still read verb by verb, not left out."""
+    from service.demo.catalog import REQUEST, write_demo_catalog
+
+    plans = []
+    for port in (1001, 1002):
+        written = write_demo_catalog(tmp_path / f"c{port}.yaml", f"http://127.0.0.1:{port}", "127.0.0.1", 25)
+        catalog = load_catalog(written)
+        plans.append([(s.id, s.action) for s in OfflinePlanner(catalog).plan(REQUEST).workflow.steps])
+    assert plans[0] == plans[1]
+    assert len(plans[0]) == 5
