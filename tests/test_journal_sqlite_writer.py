@@ -7,6 +7,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -194,10 +195,11 @@ def test_a_busy_writer_keeps_the_log_short(tmp_path: Path) -> None:
     assert peak < 16 * 1024 * 1024, peak
 
 
-def test_a_postgres_writer_that_lost_its_server_connection_reconnects(tmp_path: Path) -> None:
+@pytest.fixture
+def postgres_journal() -> Iterator[Journal]:
+    """A journal on the local PostgreSQL, in a schema of its own (dropped after)."""
     import uuid
 
-    import psycopg
     from runtime_support import PG_URL, postgres_available
 
     reason = postgres_available()
@@ -205,38 +207,41 @@ def test_a_postgres_writer_that_lost_its_server_connection_reconnects(tmp_path: 
         pytest.skip(reason)
     journal = Journal.open(PG_URL, schema=f"t_{uuid.uuid4().hex[:10]}")
     try:
-        new_run(journal, "r")
-        writer = journal._writer_connection()
-        pid = writer.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
-        writer.rollback()
-        # the server ends the writer's session (a restart, an idle timeout, an operator)
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as admin:
-            assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
-        journal._writer_used -= 60  # it sat idle past the ping threshold meanwhile
-        journal.put_step("r", "s", -1, 2.0, state=StepState.SUCCEEDED, output={"ok": True})
-        assert journal.step_results("r")[("s", -1)].output == {"ok": True}
-        again = journal._writer_connection()
-        assert again.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
-        again.rollback()
+        yield journal
     finally:
         journal.drop_schema()
         journal.close()
 
 
-def test_a_postgres_write_on_a_dropped_connection_fails_once_and_the_next_reconnects() -> None:
+def test_a_postgres_writer_that_lost_its_server_connection_reconnects(postgres_journal: Journal) -> None:
+    import psycopg
+
+    journal = postgres_journal
+    new_run(journal, "r")
+    writer = journal._writer_connection()
+    pid = writer.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    writer.rollback()
+    # the server ends the writer's session (a restart, an idle timeout, an operator)
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=test", autocommit=True) as admin:
+        assert admin.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+    journal._writer_used -= 60  # it sat idle past the ping threshold meanwhile
+    journal.put_step("r", "s", -1, 2.0, state=StepState.SUCCEEDED, output={"ok": True})
+    assert journal.step_results("r")[("s", -1)].output == {"ok": True}
+    again = journal._writer_connection()
+    assert again.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
+    again.rollback()
+
+
+
+def test_a_postgres_write_on_a_dropped_connection_fails_once_and_the_next_reconnects(
+    postgres_journal: Journal,
+) -> None:
     """No idle time to trigger the writer's ping: the failed statement itself marks the
     connection gone (as SQLAlchemy's execution does), for the per-step statements that run on
     psycopg's cursor directly and for the one-statement attempt writes."""
-    import uuid
-
     import psycopg
-    import sqlalchemy as sa
-    from runtime_support import PG_URL, postgres_available
 
-    reason = postgres_available()
-    if reason:
-        pytest.skip(reason)
-    journal = Journal.open(PG_URL, schema=f"t_{uuid.uuid4().hex[:10]}")
+    journal = postgres_journal
 
     def drop_writer() -> int:
         writer = journal._writer_connection()
@@ -253,64 +258,53 @@ def test_a_postgres_write_on_a_dropped_connection_fails_once_and_the_next_reconn
             propensity=None, candidates=None, inputs={},
         )
 
-    try:
-        new_run(journal, "r")
-        for write in (
-            lambda: journal.put_step("r", "s", -1, 2.0, state=StepState.SUCCEEDED, output={"ok": 1}),
-            lambda: start("t"),
-        ):
-            pid = drop_writer()
-            with pytest.raises(sa.exc.OperationalError):
-                write()
-            write()  # a new connection, at once
-            again = journal._writer_connection()
-            assert again.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
-            again.rollback()
-        assert journal.step_results("r")[("s", -1)].output == {"ok": 1}
-        assert journal.step_results("r")[("t", -1)].state == StepState.RUNNING
-        assert journal.cancel_requested("r") is False  # a read on the writer's connection too
-    finally:
-        journal.drop_schema()
-        journal.close()
+    new_run(journal, "r")
+    for write in (
+        lambda: journal.put_step("r", "s", -1, 2.0, state=StepState.SUCCEEDED, output={"ok": 1}),
+        lambda: start("t"),
+    ):
+        pid = drop_writer()
+        with pytest.raises(sa.exc.OperationalError):
+            write()
+        write()  # a new connection, at once
+        again = journal._writer_connection()
+        assert again.exec_driver_sql("SELECT pg_backend_pid()").scalar_one() != pid
+        again.rollback()
+    assert journal.step_results("r")[("s", -1)].output == {"ok": 1}
+    assert journal.step_results("r")[("t", -1)].state == StepState.RUNNING
+    assert journal.cancel_requested("r") is False  # a read on the writer's connection too
 
 
-def test_a_postgres_read_off_the_event_loop_does_not_wait_behind_the_writer() -> None:
+
+def test_a_postgres_read_off_the_event_loop_does_not_wait_behind_the_writer(
+    postgres_journal: Journal,
+) -> None:
     """The service's worker threads read on pooled connections: a read from such a thread goes
     on while the engine's thread holds the writer (here: its lock, as during a write)."""
-    import uuid
-
-    from runtime_support import PG_URL, postgres_available
-
     from runtime.records import RunState
 
-    reason = postgres_available()
-    if reason:
-        pytest.skip(reason)
-    journal = Journal.open(PG_URL, schema=f"t_{uuid.uuid4().hex[:10]}")
-    try:
-        new_run(journal, "r")
-        held, release = threading.Event(), threading.Event()
+    journal = postgres_journal
+    new_run(journal, "r")
+    held, release = threading.Event(), threading.Event()
 
-        def writer_busy() -> None:
-            with journal._write_lock:
-                held.set()
-                release.wait(10)
+    def writer_busy() -> None:
+        with journal._write_lock:
+            held.set()
+            release.wait(10)
 
-        busy = threading.Thread(target=writer_busy)
-        busy.start()
-        assert held.wait(5)
-        read: list[object] = []
-        reader = threading.Thread(target=lambda: read.append(journal.get_run("r").state))
-        reader.start()
-        reader.join(5)
-        done_while_held = not reader.is_alive()
-        release.set()
-        busy.join()
-        reader.join()
-        assert done_while_held and read == [RunState.RUNNING]
-    finally:
-        journal.drop_schema()
-        journal.close()
+    busy = threading.Thread(target=writer_busy)
+    busy.start()
+    assert held.wait(5)
+    read: list[object] = []
+    reader = threading.Thread(target=lambda: read.append(journal.get_run("r").state))
+    reader.start()
+    reader.join(5)
+    done_while_held = not reader.is_alive()
+    release.set()
+    busy.join()
+    reader.join()
+    assert done_while_held and read == [RunState.RUNNING]
+
 
 
 def test_the_writer_catches_up_when_the_thread_reports_nothing(tmp_path: Path) -> None:
