@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from planner.offline import OfflinePlanner
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -27,3 +31,22 @@ def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OVERTURE_DATABASE_URL"):
         if name in os.environ and not os.environ.get("OVERTURE_KEEP_ENV"):
             monkeypatch.delenv(name, raising=False)
+
+
+# the planner tests' planners, one per test module (its action index is built once)
+@pytest.fixture(scope="module")
+def bench() -> OfflinePlanner:
+    """The offline planner on the development catalog (../shared/bench/planner/catalog.yaml)."""
+    from test_planner_support import bench_planner
+
+    return bench_planner()
+
+
+@pytest.fixture(scope="module")
+def small() -> OfflinePlanner:
+    """The offline planner on the planner tests' small catalog (`test_planner_support`)."""
+    from test_planner_support import small_catalog
+
+    from planner.offline import OfflinePlanner
+
+    return OfflinePlanner(small_catalog())

@@ -12,28 +12,16 @@ import pytest
 from test_planner_support import (
     S,
     _obj,
-    bench_planner,
     boolean_inputs,
     depends,
     plan,
     run_inputs,
-    small_catalog,
     step_of,
 )
 
 from planner.offline import OfflinePlanner, PlanResult
 from workflow.catalog import ActionSpec, Catalog
 from workflow.document import Step, Workflow
-
-
-@pytest.fixture(scope="module")
-def bench() -> OfflinePlanner:
-    return bench_planner()
-
-
-@pytest.fixture(scope="module")
-def small() -> OfflinePlanner:
-    return OfflinePlanner(small_catalog())
 
 
 def _gated(wf: Workflow, action: str) -> tuple[Step, Step]:

@@ -3,20 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from test_planner_support import actions, bench_planner, depends, edges, plan, small_catalog, step_of
+from test_planner_support import actions, depends, edges, plan, step_of
 
 from planner.offline import OfflinePlanner, PlanningError
-
-
-@pytest.fixture(scope="module")
-def small() -> OfflinePlanner:
-    return OfflinePlanner(small_catalog())
-
-
-@pytest.fixture(scope="module")
-def bench() -> OfflinePlanner:
-    return bench_planner()
-
 
 # -- sequence
 

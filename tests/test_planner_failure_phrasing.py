@@ -7,7 +7,7 @@ product's own headline requests."""
 from __future__ import annotations
 
 import pytest
-from test_planner_support import S, _obj, actions, bench_planner, boolean_inputs, depends, plan, step_of
+from test_planner_support import S, _obj, actions, boolean_inputs, depends, plan, step_of
 
 from planner.offline import OfflinePlanner
 from workflow.catalog import ActionSpec, Catalog
@@ -89,11 +89,6 @@ def _catalog() -> Catalog:
 @pytest.fixture(scope="module")
 def own() -> OfflinePlanner:
     return OfflinePlanner(_catalog())
-
-
-@pytest.fixture(scope="module")
-def bench() -> OfflinePlanner:
-    return bench_planner()
 
 
 # -- the headline requests, on the benchmark's catalog

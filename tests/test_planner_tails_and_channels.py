@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import pytest
 from test_planner_support import (
-    bench_planner,
     boolean_inputs,
     depends,
     plan,
@@ -20,16 +19,6 @@ from planner.offline import OfflinePlanner
 from workflow.document import Workflow
 
 _EMAIL = "email.send_message"
-
-
-@pytest.fixture(scope="module")
-def bench() -> OfflinePlanner:
-    return bench_planner()
-
-
-@pytest.fixture(scope="module")
-def small() -> OfflinePlanner:
-    return OfflinePlanner(small_catalog())
 
 
 def _order(wf: Workflow) -> list[str]:

@@ -7,15 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_planner_support import bench_planner, plan, small_catalog
+from test_planner_support import plan, small_catalog
 
 from planner.offline import OfflinePlanner
 from workflow.loader import load_catalog
-
-
-@pytest.fixture(scope="module")
-def bench() -> OfflinePlanner:
-    return bench_planner()
 
 
 def _actions(planner: OfflinePlanner, text: str) -> tuple[list[str], list[str]]:
