@@ -41,8 +41,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from runtime import journal_pg, journal_sql, journal_stats
 from runtime.errors import RunNotFound
@@ -175,15 +173,8 @@ def _upsert_statement(
     cache_key = ("upsert", dialect, table.name, tuple(keys), tuple(names), tuple(keep))
     stmt = _STATEMENTS.get(cache_key)
     if stmt is None:
-        insert = (sqlite_insert if dialect == "sqlite" else postgresql_insert)(table)
-        columns = (*keys, *names, *keep)
-        insert = insert.values(journal_pg.row_values(table, columns, "v_"))
-        update: dict[str, Any] = {n: insert.excluded[n] for n in names}
-        for n in keep:
-            update[n] = sa.func.coalesce(table.c[n], insert.excluded[n])
-        stmt = _STATEMENTS[cache_key] = insert.on_conflict_do_update(
-            index_elements=[table.c[k] for k in keys], set_=update
-        )
+        stmt = journal_pg.upsert(table, keys, names, keep, "v_", sqlite=dialect == "sqlite")
+        _STATEMENTS[cache_key] = stmt
     return stmt
 
 
@@ -231,7 +222,7 @@ def _in_event_loop() -> bool:
 
 def _prefixed(values: Mapping[str, Any]) -> dict[str, Any]:
     """A row's values as the `v_` parameters of `_statement`'s and `_upsert_statement`'s SQL."""
-    return {f"v_{n}": v for n, v in values.items()}
+    return journal_pg.prefixed("v_", values)
 
 
 # the statements run per step or per run, built once (see `_statement`)
@@ -462,7 +453,7 @@ class Journal:
                 if merged.setdefault(name, value) is not value and merged[name] != value:
                     raise ValueError(f"statements joined in one write give `{name}` two values")
         if event is not None:
-            merged.update(journal_pg.prefixed("e_", dict(event)))
+            merged.update(journal_pg.prefixed("e_", event))
         statement = journal_pg.together([stmt for stmt, _ in parts], event=event is not None)
         with self._one_statement() as (conn, pending):
             ((seq,),) = self._select(statement, merged, conn)

@@ -10,16 +10,18 @@ same rows and the same all-or-nothing guarantee as the transaction it replaces.
 The statements are built once per column set (as `journal._statement`), each part's bind
 parameters under a prefix of its own (`a_` attempt, `s_` step, `e_` event), since the parts
 share column names with different values. `together` does the same for the run-level writes
-(a run's creation, its end), from the journal's own prebuilt statements.
+(a run's creation, its end), from the journal's own prebuilt statements. `row_values`, `upsert`
+and `prefixed` build the journal's statements on SQLite as well.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from runtime.journal_schema import attempts, events, runs, step_results
 
@@ -45,16 +47,25 @@ def row_values(table: sa.Table, names: Sequence[str], prefix: str) -> dict[str, 
     return {**_binds(table, names, prefix), **defaults}
 
 
-def _step_upsert(names: Sequence[str], keep: Sequence[str]) -> Any:
-    """The step's row: inserted, or updated in `names` (a column in `keep` keeps a value it
-    has). Its values hold every NOT NULL column (the callers give `state` and `updated_at`)."""
-    insert = postgresql_insert(step_results).values(
-        row_values(step_results, (*STEP_KEY, *names, *keep), "s_")
-    )
+def upsert(
+    table: sa.Table,
+    keys: Sequence[str],
+    names: Sequence[str],
+    keep: Sequence[str],
+    prefix: str,
+    *,
+    sqlite: bool,
+) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET names, for SQLite or PostgreSQL: the row
+    inserted, or updated in `names` (a column in `keep` keeps a value it has), from parameters
+    `<prefix><name>`. The values must hold every NOT NULL column: the row is checked before it
+    conflicts."""
+    insert = (sqlite_insert if sqlite else postgresql_insert)(table)
+    insert = insert.values(row_values(table, (*keys, *names, *keep), prefix))
     update: dict[str, Any] = {n: insert.excluded[n] for n in names}
     for n in keep:
-        update[n] = sa.func.coalesce(step_results.c[n], insert.excluded[n])
-    return insert.on_conflict_do_update(index_elements=[step_results.c[k] for k in STEP_KEY], set_=update)
+        update[n] = sa.func.coalesce(table.c[n], insert.excluded[n])
+    return insert.on_conflict_do_update(index_elements=[table.c[k] for k in keys], set_=update)
 
 
 def _event() -> Any:
@@ -73,7 +84,7 @@ def start(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
             .returning(attempts.c.id)
             .cte("a")
         )
-        step = _step_upsert(step_columns, ("started_at",)).cte("s")
+        step = upsert(step_results, STEP_KEY, step_columns, ("started_at",), "s_", sqlite=False).cte("s")
         event = _event()
         stmt = _BUILT[key] = sa.select(attempt.c.id, event.c.seq).add_cte(step)
     return stmt
@@ -91,7 +102,7 @@ def finish(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
             .values(_binds(attempts, attempt_columns, "a_"))
             .cte("a")
         )
-        step = _step_upsert(step_columns, ()).cte("s")
+        step = upsert(step_results, STEP_KEY, step_columns, (), "s_", sqlite=False).cte("s")
         event = _event()
         cancel = sa.select(runs.c.cancel_requested).where(runs.c.id == sa.bindparam("r_id")).scalar_subquery()
         stmt = _BUILT[key] = sa.select(event.c.seq, cancel).add_cte(attempt, step)
@@ -111,5 +122,7 @@ def together(statements: Sequence[Any], *, event: bool) -> Any:
     return built[0]
 
 
-def prefixed(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
+def prefixed(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """A row's values as the parameters `<prefix><name>` of statements built here and in
+    `journal` (whose own prefix is `v_`)."""
     return {f"{prefix}{n}": v for n, v in values.items()}
