@@ -85,9 +85,9 @@ def read_data(path: str | Path) -> Any:
 def workflow_from_data(data: Any, *, source: str | None = None) -> Workflow:
     """Build a Workflow, raising DocumentError with every field problem on a bad shape."""
     if not isinstance(data, dict):
-        raise DocumentError(
-            f"expected a mapping with `name` and `steps` at the top, found {type(data).__name__}", path=source
-        )
+        found = _kind_of(data)
+        raise DocumentError(f"expected a mapping with `name` and `steps` at the top, found {found}",
+                            path=source)
     try:
         return Workflow.model_validate(data)
     except ValidationError as exc:
@@ -123,18 +123,33 @@ def catalog_from_data(data: Any, *, source: str = "<catalog>") -> Catalog:
     if isinstance(data, list):
         data = {"actions": data}
     if not isinstance(data, dict):
-        raise DocumentError(f"expected a mapping with `actions: [...]`, found {type(data).__name__}",
-                            path=source)
+        found = _kind_of(data)
+        raise DocumentError(f"expected a mapping with `actions: [...]`, found {found}", path=source)
     try:
         parsed = CatalogFile.model_validate(data)
     except ValidationError as exc:
         raise DocumentError("not a valid action catalog", path=source,
                             problems=problems_from_validation(exc)) from None
-    names = [a.name for a in parsed.actions]
-    dupes = sorted({n for n in names if names.count(n) > 1})
+    problems: list[Problem] = []
+    first: dict[str, int] = {}
+    dupes: set[str] = set()
+    for index, action in enumerate(parsed.actions):
+        if action.name in first:
+            dupes.add(action.name)
+            problems.append(Problem(
+                f"actions[{index}].name", f"action `{action.name}` is already defined by "
+                f"actions[{first[action.name]}]", "give every action its own name", code="duplicate_action"))
+        else:
+            first[action.name] = index
     if dupes:
-        raise DocumentError(f"action names must be unique; repeated: {', '.join(dupes)}", path=source)
+        raise DocumentError(f"action names must be unique; repeated: {', '.join(sorted(dupes))}",
+                            path=source, problems=problems)
     return Catalog(parsed.actions, sources=[source])
+
+
+def _kind_of(data: Any) -> str:
+    """A parsed value's kind, for messages: its type's name, or that there is nothing."""
+    return "nothing (the document is empty)" if data is None else type(data).__name__
 
 
 def _catalog_files(path: Path) -> list[Path]:
