@@ -150,6 +150,9 @@ def validation_items(errors: Sequence[Any]) -> list[ProblemItem]:
             message = f"the body is not valid JSON: {err.get('ctx', {}).get('error', message)}"
             loc = loc[:1]
             hint = "send a JSON object with Content-Type: application/json"
+        elif kind == "json_value":  # service.api.models.JsonObject: located inside the field
+            loc = [*loc, *err.get("ctx", {}).get("at", ())]
+            hint = err.get("ctx", {}).get("hint")
         elif kind == "model_attributes_type" or kind == "dict_type":
             hint = "send a JSON object with Content-Type: application/json"
         items.append(ProblemItem(location=format_location(loc), message=message, hint=hint, code=kind))
@@ -163,7 +166,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def _api_problem(request: Request, exc: ApiProblem) -> JSONResponse:
         problems = exc.problems
         if not problems and exc.status in (404, 409):
-            problems = path_items(request, exc.detail)
+            problems = path_items(request, exc.detail, exc.status)
         return problem_response(request, exc.status, exc.detail, kind=exc.kind, title=exc.title,
                                 problems=problems, headers=exc.headers)
 
@@ -199,6 +202,10 @@ def install_problem_handlers(app: FastAPI) -> None:
             headers["Allow"] = allowed
             detail = f"{request.method} is not allowed on {request.url.path}" + (
                 f"; allowed: {allowed}" if allowed else "")
+        if exc.status_code == 400 and detail == BODY_PARSE_ERROR:  # FastAPI's, for any parser failure
+            item = unreadable_body(exc.__cause__)
+            return problem_response(request, 422, f"the body is not valid JSON: {item.message}",
+                                    kind="invalid-request", title="The request is not valid", problems=[item])
         if exc.status_code == 413:  # the body limit (service.api.limits), counted as the body arrived
             return problem_response(request, 413, detail, kind=BODY_TOO_LARGE, headers=headers,
                                     problems=[ProblemItem(location="body", message=detail or "too large",
@@ -223,7 +230,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(OvertureError)
     async def _overture_error(request: Request, exc: OvertureError) -> JSONResponse:
         status, kind = status_of(exc)
-        problems = path_items(request, str(exc)) if status in (404, 409) else []
+        problems = path_items(request, str(exc), status) if status in (404, 409) else []
         if kind == "run-not-found":
             problems = [p.model_copy(update={"hint": "GET /v1/runs lists the runs"}) for p in problems]
         return problem_response(request, status, str(exc), kind=kind, problems=problems)
@@ -237,15 +244,34 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
 
-def path_items(request: Request, message: str) -> list[ProblemItem]:
+BODY_PARSE_ERROR = "There was an error parsing the body"
+
+
+def unreadable_body(cause: BaseException | None) -> ProblemItem:
+    """Why a JSON body could not be parsed at all (FastAPI answers a bare 400 for anything but a
+    syntax error): bytes that are not UTF-8, or nesting too deep for the parser."""
+    if isinstance(cause, UnicodeDecodeError):
+        return ProblemItem(location="body", code="json_invalid",
+                           message=f"byte {cause.start} is not UTF-8 ({cause.reason})",
+                           hint="send the JSON encoded as UTF-8")
+    if isinstance(cause, RecursionError):
+        return ProblemItem(location="body", code="json_too_deep",
+                           message="the JSON is nested too deeply to read",
+                           hint="nest objects and arrays at most a few hundred levels deep")
+    found = type(cause).__name__ if cause is not None else "unknown error"
+    return ProblemItem(location="body", code="json_invalid", message=f"it could not be read ({found})",
+                       hint="send a JSON object with Content-Type: application/json")
+
+
+def path_items(request: Request, message: str, status: int) -> list[ProblemItem]:
     """For a 404/409 raised without a location: the path parameter the resource was named by
     (`run_id` when the route has one, else the last path parameter)."""
     params = list(request.path_params)
     if not params:
         return []
     name = "run_id" if "run_id" in params else params[-1]
-    return [ProblemItem(location=f"path.{name}", message=message, code="not_found" if
-                        "not found" in message or message.startswith("no ") else "conflict")]
+    return [ProblemItem(location=f"path.{name}", message=message,
+                        code="not_found" if status == 404 else "conflict")]
 
 
 def not_json(request: Request, errors: Sequence[Any]) -> bool:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from service.problems import ProblemItem
 
@@ -41,6 +44,62 @@ def iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
 
 
+MAX_NUMBER = 2**31 - 1
+"""The largest version, iteration or event number a request may name; larger ones are refused (422)
+before they reach the database, whose integer columns cannot hold them."""
+
+
+Loc = tuple[int | str, ...]
+
+
+def json_value_problems(value: Any, path: Loc = ()) -> Iterator[tuple[Loc, str, str]]:
+    """Where `value` (parsed JSON) holds something that is not plain JSON data: `NaN` or
+    `Infinity` (which Python's JSON parser accepts, but no JSON document may contain, and which would
+    be stored as `null`) or a string with an unpaired surrogate escape (`"\\ud800"`, which cannot
+    be stored as UTF-8 or sent back). Yields (location, message, hint)."""
+    stack: list[tuple[Loc, Any]] = [(path, value)]
+    while stack:
+        at, item = stack.pop()
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                name = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
+                yield at, f"{name} is not a JSON number", "send a finite number, or the text as a string"
+        elif isinstance(item, str):
+            if not _utf8(item):
+                yield at, "the string holds an unpaired UTF-16 surrogate escape (e.g. `\\ud800`)", _UNICODE
+        elif isinstance(item, dict):
+            for key in item:
+                if isinstance(key, str) and not _utf8(key):
+                    where = (*at, key.encode("utf-8", "backslashreplace").decode())
+                    yield where, "the key holds an unpaired UTF-16 surrogate escape", _UNICODE
+            stack.extend(reversed([((*at, key), child) for key, child in item.items()]))
+        elif isinstance(item, list):
+            stack.extend(reversed([((*at, i), child) for i, child in enumerate(item)]))
+
+
+_UNICODE = "send valid Unicode text (a surrogate escape must be one of a high-low pair)"
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _plain_json(value: Any) -> Any:
+    for at, message, hint in json_value_problems(value):
+        raise PydanticCustomError("json_value", "{message}", {"message": message, "hint": hint,
+                                                             "at": list(at)})
+    return value
+
+
+JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json)]
+"""A JSON object of plain JSON data (see `json_value_problems`), located where it is not."""
+JsonObjects = Annotated[list[dict[str, Any]], AfterValidator(_plain_json)]
+
+
 class _Model(BaseModel):
     # the docstring under each field becomes its description in the OpenAPI document
     model_config = ConfigDict(use_attribute_docstrings=True)
@@ -64,7 +123,7 @@ class CatalogCreate(_Request):
 
     name: str = Field(min_length=1, max_length=200)
     """A name for people; catalogs are addressed by their id."""
-    actions: list[dict[str, Any]] | None = None
+    actions: JsonObjects | None = None
     """The actions, as in a catalog file's `actions:` list."""
     content: str | None = Field(default=None, max_length=5_000_000)
     """The catalog file's text, YAML or JSON (`actions: [...]`)."""
@@ -189,7 +248,7 @@ class WorkflowCreate(_Request):
 
     plan_id: str | None = None
     """A plan from `POST /v1/plans`."""
-    document: dict[str, Any] | None = None
+    document: JsonObject | None = None
     """A workflow document (as JSON)."""
     catalog_id: str | None = None
     """The catalog the document uses (with `document`; a plan brings its own)."""
@@ -210,9 +269,9 @@ class WorkflowUpdate(_Request):
         {"document": EXAMPLE_WORKFLOW, "base_version": 1},
     ]})
 
-    document: dict[str, Any]
+    document: JsonObject
     """The new document (validated against the workflow's catalog)."""
-    base_version: int | None = Field(default=None, ge=1)
+    base_version: int | None = Field(default=None, ge=1, le=MAX_NUMBER)
     """The version this edit started from; a 409 when someone saved a newer one meanwhile."""
 
 
@@ -229,7 +288,7 @@ class WorkflowEdit(_Request):
     """Which planner interprets the instruction."""
     save: bool = True
     """Save the result as a new version; false returns a draft only."""
-    base_version: int | None = Field(default=None, ge=1)
+    base_version: int | None = Field(default=None, ge=1, le=MAX_NUMBER)
     """The version to edit (default: the latest); saving refuses with 409 if it is no longer the latest."""
 
 
@@ -300,9 +359,9 @@ class RunCreate(_Request):
 
     workflow_id: str
     """The workflow to run."""
-    version: int | None = Field(default=None, ge=1)
+    version: int | None = Field(default=None, ge=1, le=MAX_NUMBER)
     """Which version (default: the latest)."""
-    inputs: dict[str, Any] = Field(default_factory=dict)
+    inputs: JsonObject = Field(default_factory=dict)
     """The run's inputs, checked against the workflow's `inputs` schema."""
 
 
@@ -319,7 +378,7 @@ class Decision(_Request):
     """Why, for the run's history."""
     by: str | None = Field(default=None, max_length=200)
     """Who decided; default: the API token's name."""
-    iteration: int | None = Field(default=None, ge=0)
+    iteration: int | None = Field(default=None, ge=0, le=MAX_NUMBER)
     """For an approval step with `for_each`: which item (default: every pending one)."""
 
 

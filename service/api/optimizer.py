@@ -45,7 +45,7 @@ def load_service_router(svc: Services) -> Any:
 class TrainIn(BaseModel):
     incremental: bool = False
     """Continue from the latest stored version with the attempts since."""
-    window_s: float = Field(default=3600.0, gt=0)
+    window_s: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
     """Recent-stats window; the engine's `stats_window_s`."""
 
 

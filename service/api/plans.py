@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.api.models import PlanCreate, PlannerName, PlanOut, iso
+from service.api.models import JsonObject, PlanCreate, PlannerName, PlanOut, iso
 from service.api.services import Services, services
 from service.problems import ApiProblem, ProblemItem, status_of, to_item
 from service.store import PlanRow, new_id
@@ -102,7 +102,7 @@ class PlanEdit(BaseModel):
 
     instruction: str = Field(min_length=3, max_length=10_000)
     """What to change, e.g. "remove the approval step"."""
-    document: dict[str, Any] | None = None
+    document: JsonObject | None = None
     """The draft as edited so far (e.g. in the UI's forms); default: the plan's own document."""
     planner: PlannerName = "auto"
     """Which planner interprets the instruction."""

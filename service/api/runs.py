@@ -32,6 +32,8 @@ from workflow.loader import format_location
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
+MAX_EVENT_SEQ = 2**63 - 1
+"""Event sequence numbers are 64-bit database integers."""
 _STATES = ("running", "waiting", "compensating", "succeeded", "failed", "cancelled")
 
 
@@ -235,7 +237,8 @@ def _sse(event: Any) -> str:
 async def stream_events(
     run_id: str,
     request: Request,
-    after: int | None = Query(default=None, ge=0, description="Send events with a seq above this."),
+    after: int | None = Query(default=None, ge=0, le=MAX_EVENT_SEQ,
+                              description="Send events with a seq above this."),
     last_event_id: str | None = Header(default=None, description="Resume after this event (set by "
                                        "EventSource when it reconnects)."),
     svc: Services = Depends(services),
@@ -249,12 +252,19 @@ async def stream_events(
     since = after or 0
     if last_event_id:
         try:
-            since = max(since, int(last_event_id.strip()))
+            resume = int(last_event_id.strip())
         except ValueError:
             raise ApiProblem(400, "Last-Event-ID must be an event sequence number", kind="bad-last-event-id",
                              problems=[ProblemItem(location="header.Last-Event-ID",
                                                    message=f"not a number: {last_event_id[:40]!r}")],
                              ) from None
+        if resume > MAX_EVENT_SEQ:
+            raise ApiProblem(400, "Last-Event-ID is larger than any event sequence number",
+                             kind="bad-last-event-id", problems=[ProblemItem(
+                                 location="header.Last-Event-ID",
+                                 message=f"{last_event_id[:40]} is above {MAX_EVENT_SEQ}",
+                                 hint="send the `id:` of the last event received")])
+        since = max(since, resume)
     accept = request.headers.get("accept", "")
     if "application/json" in accept and "text/event-stream" not in accept:
         return JSONResponse([e.to_data() for e in journal.events_since(run_id, since)])

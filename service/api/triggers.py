@@ -331,8 +331,11 @@ def _set_paused(workflow_id: str, trigger_id: str, paused: bool, svc: Services, 
     target = _target(svc, triggers, workflow_id)
     known = target.trigger_ids()
     if trigger_id not in known and trigger_id != "all":
-        raise ApiProblem(404, f"workflow `{workflow_id}` has no trigger `{trigger_id}`; it has: "
-                         + (", ".join(known) or "none"), kind="trigger-not-found")
+        message = (f"workflow `{workflow_id}` has no trigger `{trigger_id}`; it has: "
+                   + (", ".join(known) or "none"))
+        raise ApiProblem(404, message, kind="trigger-not-found", problems=[ProblemItem(
+            location="path.trigger_id", message=message, code="not_found",
+            hint=f"GET /v1/workflows/{workflow_id}/triggers lists the trigger ids (or use `all`)")])
     for tid in known if trigger_id == "all" else [trigger_id]:
         triggers.store.set_paused(workflow_id, tid, paused, now=triggers.clock.now(),
                                   by=getattr(caller, "name", None))

@@ -34,9 +34,11 @@ from runtime.triggers import (
     verify,
     webhook_trigger_id,
 )
+from service.api.models import json_value_problems
 from service.api.services import Services, services
 from service.api.triggers import TriggerInputsInvalid, Triggers, app_triggers, default_secret_name
 from service.problems import ApiProblem, ProblemItem
+from workflow.loader import format_location
 
 router = APIRouter(tags=["webhooks"])
 
@@ -82,6 +84,12 @@ def _body_inputs(body: bytes) -> dict[str, Any]:
                          kind="invalid-inputs", title="The delivery's body is not valid",
                          problems=[ProblemItem(location="body", message="expected a JSON object",
                                                code="type")])
+    for at, message, hint in json_value_problems(data):
+        location = format_location(at, "body")
+        raise ApiProblem(422, f"{location}: {message}", kind="invalid-inputs",
+                         title="The delivery's body is not valid",
+                         problems=[ProblemItem(location=location, message=message, hint=hint,
+                                               code="json_value")])
     return data
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 
 from service.api.models import (
+    MAX_NUMBER,
     EditOut,
     VersionOut,
     WorkflowCreate,
@@ -17,11 +18,11 @@ from service.api.models import (
     iso,
 )
 from service.api.services import Services, services
-from service.problems import ApiProblem, ProblemItem, to_item
+from service.problems import ApiProblem, ProblemItem, status_of, to_item
 from service.store import WorkflowRow, WorkflowVersionRow
 from workflow.catalog import Catalog
 from workflow.document import Workflow
-from workflow.errors import InvalidWorkflow
+from workflow.errors import InvalidWorkflow, OvertureError
 from workflow.validator import ensure_valid, validate
 
 router = APIRouter(prefix="/v1/workflows", tags=["workflows"])
@@ -55,6 +56,13 @@ def create_workflow(body: WorkflowCreate, response: Response, svc: Services = De
     The document is validated against the catalog; a 422 lists every problem with its location."""
     if body.plan_id is not None:
         plan = svc.plan_row(body.plan_id, "body.plan_id")
+        if body.catalog_id is not None and body.catalog_id != plan.catalog_id:
+            message = (f"plan `{plan.id}` was made for catalog `{plan.catalog_id}`, not `{body.catalog_id}`; "
+                       "a plan brings its own catalog")
+            raise ApiProblem(422, message, kind="invalid-request", title="The request is not valid",
+                             problems=[ProblemItem(location="body.catalog_id", message=message,
+                                                   code="conflict", hint="leave `catalog_id` out, or plan "
+                                                   f"again against catalog `{body.catalog_id}`")])
         catalog_id, document, source, note = plan.catalog_id, dict(plan.document), "plan", plan.id
     else:
         catalog_id = body.catalog_id or "default"
@@ -143,7 +151,17 @@ def _run_editor(workflow: Workflow, instruction: str, catalog: Catalog, mode: st
     except ModuleNotFoundError:
         raise ApiProblem(503, "editing by instruction is not available (planner.edit is missing)",
                          kind="editor-unavailable") from None
-    result = module.edit_workflow(workflow, instruction, catalog, mode=mode)
+    try:
+        result = module.edit_workflow(workflow, instruction, catalog, mode=mode)
+    except OvertureError as exc:
+        status, kind = status_of(exc)
+        if status != 422:
+            raise  # an LLM that is not configured or not reachable: 503 from the problem handler
+        # the instruction itself could not be applied: locate it, so a client can mark the field
+        raise ApiProblem(422, str(exc), kind=kind, problems=[ProblemItem(
+            location="body.instruction", message=str(exc), code=kind.replace("-", "_"),
+            hint=getattr(exc, "hint", None) or "name the step and the change, using the catalog's "
+                 "words for actions, e.g. \"retry the CRM update up to 3 times\"")]) from None
     edited: Workflow = result.workflow
     summary = "; ".join(str(c) for c in result.changes) or None
     return edited, summary, [str(w) for w in result.warnings]
@@ -163,15 +181,17 @@ def list_versions(workflow_id: str, svc: Services = Depends(services)) -> list[V
 
 
 @router.get("/{workflow_id}/versions/{version}", response_model=VersionOut, summary="Show one version")
-def get_version(workflow_id: str, version: int, svc: Services = Depends(services)) -> VersionOut:
+def get_version(workflow_id: str, version: int = Path(ge=1, le=MAX_NUMBER, description="From 1."),
+                svc: Services = Depends(services)) -> VersionOut:
     return version_out(svc.version_row(workflow_id, version))
 
 
 @router.get("/{workflow_id}/diff", summary="Diff two versions")
 def diff_versions(
     workflow_id: str,
-    from_: int = Query(alias="from", ge=1, description="The older version."),
-    to: int | None = Query(default=None, ge=1, description="The newer version (default: the latest)."),
+    from_: int = Query(alias="from", ge=1, le=MAX_NUMBER, description="The older version."),
+    to: int | None = Query(default=None, ge=1, le=MAX_NUMBER,
+                           description="The newer version (default: the latest)."),
     svc: Services = Depends(services),
 ) -> dict[str, Any]:
     """Steps added, removed and changed field by field, and dependency edges added and removed;
