@@ -246,6 +246,25 @@ async def test_duplicate_action_names_and_empty_content_say_where_and_what(tmp_p
         assert "found nothing (the document is empty)" in assert_problem(r, 422)["detail"]
 
 
+async def test_blank_and_multi_line_names_are_refused(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as api:
+        catalog_id = await api.upload_catalog()
+        r = await api.client.post("/v1/catalogs", json={"name": "   ", "actions": CATALOG["actions"]})
+        assert "blank" in located(assert_problem(r, 422))["body.name"]["message"]
+        for name, message in (("  ", "the name is blank"), ("on\nboard", "control character")):
+            r = await api.client.post(
+                "/v1/workflows", json={"document": {**WORKFLOW, "name": name}, "catalog_id": catalog_id}
+            )
+            item = located(assert_problem(r, 422))["document.name"]
+            assert message in item["message"] and item["hint"]
+            r = await api.client.post(
+                "/v1/workflows", json={"document": WORKFLOW, "catalog_id": catalog_id, "name": name}
+            )
+            assert list(located(assert_problem(r, 422))) == ["document.name"]
+        assert (await api.client.get("/v1/workflows")).json() == []
+        assert len((await api.client.get("/v1/catalogs")).json()) == 1
+
+
 # -- requests that were silently half-ignored, or refused without a location ---------------------------
 
 

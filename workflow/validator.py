@@ -17,6 +17,7 @@ import json
 import re
 import types
 import typing
+import unicodedata
 import zoneinfo
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ PROBLEM_CODES: dict[str, str] = {
     "invalid_step_id": "a step id has characters other than letters, digits, `_` and `-`",
     "out_of_range": "a number (retry, timeout, concurrency) is outside its allowed range",
     "invalid_schema": "the workflow's `inputs` is not a valid JSON Schema",
+    "invalid_name": "the workflow's `name` is blank or holds control characters (a line break, a tab)",
     # steps and references
     "duplicate_step_id": "two steps share an id",
     "unknown_action": "an action (step, compensation or alternative) is not in the catalog",
@@ -475,6 +477,8 @@ class _Validator:
                      "start the document with `name:` and `steps:`", "invalid_document")
             return ValidationReport(self.problems, None)
 
+        self._check_name(workflow.name if workflow is not None else
+                         document.get("name") if isinstance(document, Mapping) else None)
         self._check_inputs_schema()
         self._check_duplicate_ids()
         contexts = [_StepContext(i, s, self.catalog.get(s.action)) for i, s in steps]
@@ -490,6 +494,18 @@ class _Validator:
         self._check_triggers(triggers_data)
         self.problems.sort(key=_problem_order)
         return ValidationReport(self.problems, workflow)
+
+    def _check_name(self, name: Any) -> None:
+        """A name people can see and type: one line, not blank (the model checks it is a string)."""
+        if not isinstance(name, str) or not name:
+            return
+        control = next((c for c in name if unicodedata.category(c) == "Cc"), None)
+        if not name.strip():
+            self.add("name", "the name is blank", _FIELD_HINTS["name"], "invalid_name")
+        elif control is not None:
+            cleaned = " ".join("".join(" " if unicodedata.category(c) == "Cc" else c for c in name).split())
+            self.add("name", f"the name holds a control character ({control!r}); a name is one line of text",
+                     f"rename it, e.g. `{cleaned}`", "invalid_name")
 
     def _parse(self, data: Mapping[str, Any]) -> tuple[Workflow | None, list[tuple[int, Step]]]:
         raw_steps = data.get("steps")

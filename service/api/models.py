@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from service.problems import ProblemItem
@@ -129,6 +129,13 @@ class CatalogCreate(_Request):
     """The catalog file's text, YAML or JSON (`actions: [...]`)."""
     format: Literal["yaml", "json"] | None = None
     """How to read `content`; by default YAML, which also reads JSON."""
+
+    @field_validator("name")
+    @classmethod
+    def _not_blank(cls, name: str) -> str:
+        if not name.strip():
+            raise ValueError("the name is blank; give the catalog a name people can tell apart, e.g. `crm`")
+        return name
 
     @model_validator(mode="after")
     def _one_source(self) -> CatalogCreate:
