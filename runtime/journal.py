@@ -21,7 +21,11 @@ the WAL is checkpointed off the writer's thread (`journal_checkpoint`).
 
 On PostgreSQL every statement is a round trip: the hot writes (an attempt's start and end, a
 step's state, a run's creation and state) are one statement each, their parts as WITH clauses
-run in autocommit (`journal_pg`), and reads go to the writer's connection in autocommit.
+run in autocommit (`journal_pg`), and reads go to the writer's connection in autocommit. So are
+a cancel request, an approval's request and decision, a timer set and fired, a compensation
+row, an appended event, and the marking of attempts a crash left in flight (after the read that
+finds them); a write whose event depends on its UPDATE finding a row appends the event only then
+(`journal_pg.together(..., guarded=True)`), as the transaction that raised or returned did.
 """
 
 from __future__ import annotations
@@ -252,6 +256,18 @@ _CLAIM = (
     )
     .values(owner=sa.bindparam("v_owner"), lease_until=sa.bindparam("v_lease_until", type_=sa.Double))
 )
+# PostgreSQL: the writes whose event depends on their UPDATE finding its row, RETURNING it
+# (`journal_pg.together(..., guarded=True)`)
+_CANCEL_REQUEST = (
+    runs.update().where(runs.c.id == sa.bindparam("k_id")).values(cancel_requested=True).returning(runs.c.id)
+)
+_APPROVAL_KEY = ("run_id", "step_id", "iteration")
+_DECISION = (
+    _statement("update", approvals, _APPROVAL_KEY, ("decided_at", "approved", "decided_by", "comment"))
+    .where(approvals.c.decided_at.is_(None))
+    .returning(approvals.c.run_id)
+)
+_TIMER_SET = ("kind", "wake_at", "fired", "created_at")
 _RELEASE = (
     runs.update()
     .where(runs.c.id == sa.bindparam("k_run_id"), runs.c.owner == sa.bindparam("k_owner"))
@@ -439,17 +455,25 @@ class Journal:
             yield conn, pending
 
     def _write_together(
-        self, parts: Sequence[tuple[Any, Mapping[str, Any]]], event: Mapping[str, Any] | None
-    ) -> None:
+        self,
+        parts: Sequence[tuple[Any, Mapping[str, Any]]],
+        event: Mapping[str, Any] | None,
+        *,
+        guarded: bool = False,
+    ) -> bool:
         """Prebuilt statements with their parameters, and an event row, in one transaction: on
-        PostgreSQL one statement (`journal_pg.together`), on SQLite one after the other."""
+        PostgreSQL one statement (`journal_pg.together`), on SQLite one after the other.
+
+        `guarded` (PostgreSQL only): the first statement RETURNs the rows it wrote and the event
+        is appended only when there was one; returns whether there was (else True)."""
         if self._on_sqlite:
+            assert not guarded, "a guarded write is one statement, on PostgreSQL"
             with self._tx() as (conn, pending):
                 for stmt, params in parts:
                     self._exec(conn, stmt, params)
                 if event is not None:
                     self._insert_event(conn, pending, event)
-            return
+            return True
         merged: dict[str, Any] = {}
         for _, params in parts:
             for name, value in params.items():
@@ -457,11 +481,12 @@ class Journal:
                     raise ValueError(f"statements joined in one write give `{name}` two values")
         if event is not None:
             merged.update(journal_pg.prefixed("e_", event))
-        statement = journal_pg.together([stmt for stmt, _ in parts], event=event is not None)
+        statement = journal_pg.together([stmt for stmt, _ in parts], event=event is not None, guarded=guarded)
         with self._one_statement() as (conn, pending):
             ((seq,),) = self._select(statement, merged, conn)
-            if event is not None:
+            if event is not None and seq is not None:
                 pending.append(Event(seq=seq, **event))
+        return seq is not None
 
     def _tell(self, pending: list[Event]) -> None:
         for event in pending:
@@ -635,7 +660,7 @@ class Journal:
         iteration: int | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> Event:
-        with self._tx() as (conn, pending):
+        with self._single() as (conn, pending):
             return self._event(conn, pending, run_id, type_, now, step_id, iteration, data)
 
     def events_since(self, run_id: str, seq: int = 0, *, limit: int | None = None) -> list[Event]:
@@ -835,6 +860,11 @@ class Journal:
         return bool(value)
 
     def request_cancel(self, run_id: str, now: float, *, by: str | None = None) -> None:
+        if not self._on_sqlite:  # one statement: the flag, and the event when the run was there
+            event = self._event_values(run_id, "run.cancel_requested", now, data={"by": by})
+            if not self._write_together([(_CANCEL_REQUEST, {"k_id": run_id})], event, guarded=True):
+                raise RunNotFound(run_id)
+            return
         with self._tx() as (conn, pending):
             result = conn.execute(runs.update().where(runs.c.id == run_id).values(cancel_requested=True))
             if result.rowcount == 0:
@@ -1085,8 +1115,11 @@ class Journal:
 
     def interrupt_attempts(self, run_id: str, now: float) -> list[AttemptRecord]:
         """Mark the attempts left `started` by a crash as `interrupted`; returns them."""
-        if not self._select(_STARTED_ATTEMPTS, {"run_id": run_id}):
+        found = self._select(_STARTED_ATTEMPTS, {"run_id": run_id})
+        if not found:
             return []  # the usual case (a new run): no write transaction for nothing
+        if not self._on_sqlite:
+            return self._interrupt_in_one(run_id, now, found)
         with self._tx() as (conn, pending):
             rows = self._select(_STARTED_ATTEMPTS, {"run_id": run_id}, conn)
             for row in rows:
@@ -1113,6 +1146,40 @@ class Journal:
                     {"attempt": row.attempt, "action": row.action},
                 )
         return [self._attempt(r) for r in rows]
+
+    def _interrupt_in_one(self, run_id: str, now: float, found: Sequence[Any]) -> list[AttemptRecord]:
+        """PostgreSQL: `interrupt_attempts` for the attempts read (`found`) in one statement
+        (`journal_pg.interrupt`), which marks those still `started` and appends their events;
+        the events' data is built (and redacted) here, as the transaction did."""
+        told = [
+            self._event_values(
+                run_id,
+                "step.interrupted" if row.kind == "action" else "compensation.step_interrupted",
+                now,
+                row.step_id,
+                item_of(row.iteration),
+                {"attempt": row.attempt, "action": row.action},
+            )
+            for row in found
+        ]
+        params = {
+            "run_id": run_id,
+            "now": now,
+            "ids": [row.id for row in found],
+            "types": [e["type"] for e in told],
+            "step_ids": [e["step_id"] for e in told],
+            "iterations": [e["iteration"] for e in told],
+            "data": [_dumps(e["data"]) for e in told],
+        }
+        with self._one_statement() as (conn, pending):
+            ((ids, seqs),) = self._select(journal_pg.interrupt(), params, conn)
+            marked = set(ids or ())
+            done = [(row, event) for row, event in zip(found, told, strict=True) if row.id in marked]
+            for (_, event), seq in zip(done, seqs or (), strict=True):
+                pending.append(Event(seq=seq, **event))
+        for row, _ in done:
+            self._open_attempts.pop(row.id, None)
+        return [self._attempt(row) for row, _ in done]
 
     @staticmethod
     def _attempt(row: Any) -> AttemptRecord:
@@ -1206,6 +1273,18 @@ class Journal:
         event: str | None = None,
         data: Mapping[str, Any] | None = None,
     ) -> None:
+        key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+        values = {
+            "state": state.value,
+            "action": action,
+            "error": self.redact(error) if error else None,
+            "updated_at": now,
+        }
+        if not self._on_sqlite:  # one statement (the row holds every NOT NULL column)
+            upsert = _upsert_statement(self._dialect, compensations, tuple(key), tuple(values))
+            row = self._event_values(run_id, event, now, step_id, item_of(iteration), data) if event else None
+            self._write_together([(upsert, _prefixed({**key, **values}))], row)
+            return
         with self._tx() as (conn, pending):
             self._upsert(
                 conn,
@@ -1245,6 +1324,23 @@ class Journal:
         data: Mapping[str, Any] | None = None,
     ) -> None:
         """Store a durable timer and mark the step waiting, in one transaction."""
+        if not self._on_sqlite:  # one statement
+            key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+            timer = {"kind": kind, "wake_at": wake_at, "fired": False, "created_at": now}
+            step = self._step_values(now, StepState.WAITING, {"action": "core.wait", "started_at": now})
+            parts = [
+                (
+                    _upsert_statement(self._dialect, timers, tuple(key), _TIMER_SET),
+                    _prefixed({**key, **timer}),
+                ),
+                (
+                    _upsert_statement(self._dialect, step_results, tuple(key), tuple(step)),
+                    _prefixed({**key, **step}),
+                ),
+            ]
+            row = self._event_values(run_id, event, now, step_id, item_of(iteration), data) if event else None
+            self._write_together(parts, row)
+            return
         with self._tx() as (conn, pending):
             self._upsert(
                 conn,
@@ -1351,6 +1447,28 @@ class Journal:
         now: float,
         inputs: Any,
     ) -> None:
+        if not self._on_sqlite:  # one statement: the approval unless there is one, the step, the event
+            key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+            asked = {"prompt": prompt, "approvers": approvers, "requested_at": now}
+            step = self._step_values(
+                now, StepState.WAITING, {"action": "core.approval", "inputs": inputs, "started_at": now}
+            )
+            parts = [
+                (
+                    journal_pg.insert_new(approvals, tuple(key), tuple(asked), "p_"),
+                    journal_pg.prefixed("p_", {**key, **asked}),
+                ),
+                (
+                    _upsert_statement(self._dialect, step_results, tuple(key), tuple(step)),
+                    _prefixed({**key, **step}),
+                ),
+            ]
+            data = {"prompt": prompt, "approvers": approvers}
+            self._write_together(
+                parts,
+                self._event_values(run_id, "approval.requested", now, step_id, item_of(iteration), data),
+            )
+            return
         with self._tx() as (conn, pending):
             key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
             exists = conn.execute(
@@ -1400,6 +1518,12 @@ class Journal:
         now: float,
     ) -> bool:
         """Record a decision; False when the approval was not pending (unknown or already decided)."""
+        if not self._on_sqlite:  # one statement: the decision, and the event when it was pending
+            key = {"k_run_id": run_id, "k_step_id": step_id, "k_iteration": iteration}
+            decision = {"decided_at": now, "approved": approved, "decided_by": by, "comment": comment}
+            data = {"approved": approved, "by": by, "comment": comment}
+            event = self._event_values(run_id, "approval.given", now, step_id, item_of(iteration), data)
+            return self._write_together([(_DECISION, {**key, **_prefixed(decision)})], event, guarded=True)
         with self._tx() as (conn, pending):
             result = conn.execute(
                 approvals.update()
@@ -1438,6 +1562,19 @@ class Journal:
     ) -> None:
         """Complete a `core.wait` step: the timer is spent and the step succeeded, in one transaction."""
         key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+        if not self._on_sqlite:  # one statement
+            spent = _statement("update", timers, tuple(key), ("fired",))
+            step = self._step_values(now, StepState.SUCCEEDED, {"output": output, "error": None})
+            parts = [
+                (spent, {**{f"k_{k}": v for k, v in key.items()}, "v_fired": True}),
+                (
+                    _upsert_statement(self._dialect, step_results, tuple(key), tuple(step)),
+                    _prefixed({**key, **step}),
+                ),
+            ]
+            row = self._event_values(run_id, event, now, step_id, item_of(iteration), data) if event else None
+            self._write_together(parts, row)
+            return
         with self._tx() as (conn, pending):
             conn.execute(
                 timers.update().where(*[timers.c[k] == v for k, v in key.items()]).values(fired=True)

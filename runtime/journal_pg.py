@@ -10,8 +10,10 @@ same rows and the same all-or-nothing guarantee as the transaction it replaces.
 The statements are built once per column set (as `journal._statement`), each part's bind
 parameters under a prefix of its own (`a_` attempt, `s_` step, `e_` event), since the parts
 share column names with different values. `together` does the same for the run-level writes
-(a run's creation, its end), from the journal's own prebuilt statements. `row_values`, `upsert`
-and `prefixed` build the journal's statements on SQLite as well.
+(a run's creation, its end) and the writes off the per-step path (a cancel request, an
+approval's request and decision, a timer set and fired, a compensation row), from the journal's
+own prebuilt statements; `interrupt` marks the attempts a crash left in flight and appends their
+events. `row_values`, `upsert` and `prefixed` build the journal's statements on SQLite as well.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -109,17 +112,112 @@ def finish(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
     return stmt
 
 
-def together(statements: Sequence[Any], *, event: bool) -> Any:
+def _event_if(guard: Any) -> Any:
+    """The event (`e_*`) appended only when the CTE `guard` returned a row (INSERT ... SELECT
+    ... WHERE EXISTS): the write it tells of happened."""
+    chosen = sa.select(*_binds(events, EVENT_COLUMNS, "e_").values()).where(
+        sa.exists(sa.select(sa.literal(1)).select_from(guard))
+    )
+    return sa.insert(events).from_select(list(EVENT_COLUMNS), chosen).returning(events.c.seq).cte("e")
+
+
+def together(statements: Sequence[Any], *, event: bool, guarded: bool = False) -> Any:
     """One statement running `statements` (prebuilt DML whose parameters don't clash) and, with
-    `event`, appending an event (`e_*`); selects the event's seq (else 1)."""
-    key = ("together", *(id(s) for s in statements), event)
+    `event`, appending an event (`e_*`); selects the event's seq (else 1).
+
+    `guarded`: the first statement has a RETURNING clause, and the event is appended only when
+    it returned a row (an UPDATE that found its row); the seq selected is NULL when it did not.
+    The other statements run either way: a guarded write holds just its one statement."""
+    key = ("together", *(id(s) for s in statements), event, guarded)
     built = _BUILT.get(key)
     if built is None:
         parts = [s.cte(f"w{i}") for i, s in enumerate(statements)]
-        selected = _event().c.seq if event else sa.literal(1)
+        selected: Any
+        if guarded and event:
+            selected = sa.select(_event_if(parts[0]).c.seq).scalar_subquery()
+        else:
+            selected = _event().c.seq if event else sa.literal(1)
         # the parts are held beside it: their ids are the key
         built = _BUILT[key] = (sa.select(selected).add_cte(*parts), tuple(statements))
     return built[0]
+
+
+def insert_new(table: sa.Table, keys: Sequence[str], names: Sequence[str], prefix: str) -> Any:
+    """INSERT ... ON CONFLICT (keys) DO NOTHING (PostgreSQL): the row from parameters
+    `<prefix><name>` unless one with its key is there (which keeps its values)."""
+    key = ("insert_new", table.name, tuple(keys), tuple(names), prefix)
+    stmt = _BUILT.get(key)
+    if stmt is None:
+        insert = postgresql_insert(table).values(row_values(table, (*keys, *names), prefix))
+        stmt = _BUILT[key] = insert.on_conflict_do_nothing(index_elements=[table.c[k] for k in keys])
+    return stmt
+
+
+INTERRUPTED_MESSAGE = "the worker stopped while the attempt was in flight"
+
+
+def interrupt() -> Any:
+    """Mark the attempts `ids` (an array) that are still `started` as `interrupted` at `now`, and
+    append one event per attempt marked, from the arrays `types`, `step_ids`, `iterations` and
+    `data` (JSON text), in the order of `ids`, for the run `run_id`; selects the ids marked and
+    the events' seqs, both in that order (NULL when none was)."""
+    stmt = _BUILT.get(("interrupt",))
+    if stmt is None:
+        ids = sa.cast(sa.bindparam("ids"), ARRAY(sa.Integer))
+        now = sa.bindparam("now", type_=sa.Double)
+        marked = (
+            sa.update(attempts)
+            .where(attempts.c.id == sa.any_(ids), attempts.c.outcome == "started")
+            .values(
+                outcome="interrupted",
+                ended_at=now,
+                error_type="interrupted",
+                error_class=None,
+                error_message=INTERRUPTED_MESSAGE,
+            )
+            .returning(attempts.c.id)
+            .cte("a")
+        )
+        given = (
+            sa.func.unnest(
+                ids,
+                sa.cast(sa.bindparam("types"), ARRAY(sa.Text)),
+                sa.cast(sa.bindparam("step_ids"), ARRAY(sa.Text)),
+                sa.cast(sa.bindparam("iterations"), ARRAY(sa.Integer)),
+                sa.cast(sa.bindparam("data"), ARRAY(sa.Text)),
+            )
+            .table_valued(
+                sa.column("id", sa.Integer),
+                sa.column("type", sa.Text),
+                sa.column("step_id", sa.Text),
+                sa.column("iteration", sa.Integer),
+                sa.column("data", sa.Text),
+                with_ordinality="ord",
+            )
+            .render_derived(name="x")
+        )
+        rows = (
+            sa.select(
+                sa.bindparam("run_id", type_=events.c.run_id.type),
+                now,
+                given.c.type,
+                given.c.step_id,
+                given.c.iteration,
+                sa.cast(given.c.data, sa.JSON),
+            )
+            .select_from(given.join(marked, marked.c.id == given.c.id))
+            .order_by(given.c.ord)
+        )
+        # the events' seqs are drawn in the order of the SELECT (ordinality): their order is ids'
+        told = sa.insert(events).from_select(list(EVENT_COLUMNS), rows).returning(events.c.seq).cte("e")
+        marked_ids = (
+            sa.select(sa.func.array_agg(aggregate_order_by(given.c.id, given.c.ord)))
+            .select_from(given.join(marked, marked.c.id == given.c.id))
+            .scalar_subquery()
+        )
+        seqs = sa.select(sa.func.array_agg(aggregate_order_by(told.c.seq, told.c.seq))).scalar_subquery()
+        stmt = _BUILT[("interrupt",)] = sa.select(marked_ids.label("ids"), seqs.label("seqs"))
+    return stmt
 
 
 def prefixed(prefix: str, values: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,633 @@
+"""The journal's writes on PostgreSQL that used to be transactions of several statements (BEGIN,
+the statements, COMMIT: a round trip each) and are now ONE statement in autocommit each
+(`runtime.journal_pg`): a cancel request, an approval's request and decision, a timer set and
+fired, a compensation row, an appended event, the attempts a crash left in flight.
+
+Each test runs the call twice on a real PostgreSQL, in two schemas of their own (dropped after):
+in one through the call as it is, in the other through the transaction it replaced (the
+`before_*` functions below, the code as it was, which is still the SQLite path), and checks
+
+- that the call is one round trip on the writer's connection (counted by libpq's own protocol
+  trace: one `ReadyForQuery` per round trip, BEGIN and COMMIT included) and took no pooled one;
+- that both schemas hold exactly the same rows, byte for byte (every column as text, the events'
+  seqs and the attempts' ids included), and that listeners were told the same events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from runtime.errors import RunNotFound
+from runtime.journal import _STARTED_ATTEMPTS, Journal
+from runtime.journal_schema import approvals, attempts, item_of, metadata, runs, step_results, timers
+from runtime.records import Event, StepState, UndoState
+
+# -- the transactions the single statements replaced (the code as it was) ------------------------
+
+
+def before_request_cancel(j: Journal, run_id: str, now: float, *, by: str | None = None) -> None:
+    with j._tx() as (conn, pending):
+        result = conn.execute(runs.update().where(runs.c.id == run_id).values(cancel_requested=True))
+        if result.rowcount == 0:
+            raise RunNotFound(run_id)
+        j._event(conn, pending, run_id, "run.cancel_requested", now, data={"by": by})
+
+
+def before_request_approval(
+    j: Journal,
+    run_id: str,
+    step_id: str,
+    iteration: int,
+    *,
+    prompt: str | None,
+    approvers: list[str] | None,
+    now: float,
+    inputs: Any,
+) -> None:
+    with j._tx() as (conn, pending):
+        key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+        exists = conn.execute(
+            sa.select(approvals.c.run_id).where(*[approvals.c[k] == v for k, v in key.items()])
+        ).first()
+        if exists is None:
+            conn.execute(
+                approvals.insert().values(**key, prompt=prompt, approvers=approvers, requested_at=now)
+            )
+        j._upsert(
+            conn,
+            step_results,
+            key,
+            j._step_values(
+                now, StepState.WAITING, {"action": "core.approval", "inputs": inputs, "started_at": now}
+            ),
+        )
+        j._event(
+            conn,
+            pending,
+            run_id,
+            "approval.requested",
+            now,
+            step_id,
+            item_of(iteration),
+            {"prompt": prompt, "approvers": approvers},
+        )
+
+
+def before_decide_approval(
+    j: Journal,
+    run_id: str,
+    step_id: str,
+    iteration: int,
+    *,
+    approved: bool,
+    by: str,
+    comment: str | None,
+    now: float,
+) -> bool:
+    with j._tx() as (conn, pending):
+        result = conn.execute(
+            approvals.update()
+            .where(
+                approvals.c.run_id == run_id,
+                approvals.c.step_id == step_id,
+                approvals.c.iteration == iteration,
+                approvals.c.decided_at.is_(None),
+            )
+            .values(decided_at=now, approved=approved, decided_by=by, comment=comment)
+        )
+        if result.rowcount == 0:
+            return False
+        j._event(
+            conn,
+            pending,
+            run_id,
+            "approval.given",
+            now,
+            step_id,
+            item_of(iteration),
+            {"approved": approved, "by": by, "comment": comment},
+        )
+        return True
+
+
+def before_set_timer(
+    j: Journal,
+    run_id: str,
+    step_id: str,
+    iteration: int,
+    *,
+    kind: str,
+    wake_at: float,
+    now: float,
+    event: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> None:
+    with j._tx() as (conn, pending):
+        key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+        j._upsert(conn, timers, key, {"kind": kind, "wake_at": wake_at, "fired": False, "created_at": now})
+        j._upsert(
+            conn,
+            step_results,
+            key,
+            j._step_values(now, StepState.WAITING, {"action": "core.wait", "started_at": now}),
+        )
+        if event:
+            j._event(conn, pending, run_id, event, now, step_id, item_of(iteration), data)
+
+
+def before_fire_timer(
+    j: Journal,
+    run_id: str,
+    step_id: str,
+    iteration: int,
+    now: float,
+    *,
+    output: Any,
+    event: str | None = "step.succeeded",
+    data: Mapping[str, Any] | None = None,
+) -> None:
+    key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+    with j._tx() as (conn, pending):
+        conn.execute(timers.update().where(*[timers.c[k] == v for k, v in key.items()]).values(fired=True))
+        j._upsert(
+            conn,
+            step_results,
+            key,
+            j._step_values(now, StepState.SUCCEEDED, {"output": output, "error": None}),
+        )
+        if event:
+            j._event(conn, pending, run_id, event, now, step_id, item_of(iteration), data)
+
+
+def before_put_undo(
+    j: Journal,
+    run_id: str,
+    step_id: str,
+    iteration: int,
+    now: float,
+    *,
+    state: UndoState,
+    action: str,
+    error: dict[str, Any] | None = None,
+    event: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> None:
+    from runtime.journal_schema import compensations
+
+    with j._tx() as (conn, pending):
+        j._upsert(
+            conn,
+            compensations,
+            {"run_id": run_id, "step_id": step_id, "iteration": iteration},
+            {
+                "state": state.value,
+                "action": action,
+                "error": j.redact(error) if error else None,
+                "updated_at": now,
+            },
+        )
+        if event:
+            j._event(conn, pending, run_id, event, now, step_id, item_of(iteration), data)
+
+
+def before_append_event(
+    j: Journal,
+    run_id: str,
+    type_: str,
+    now: float,
+    *,
+    step_id: str | None = None,
+    iteration: int | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Event:
+    with j._tx() as (conn, pending):
+        return j._event(conn, pending, run_id, type_, now, step_id, iteration, data)
+
+
+def before_interrupt_attempts(j: Journal, run_id: str, now: float) -> list[Any]:
+    if not j._select(_STARTED_ATTEMPTS, {"run_id": run_id}):
+        return []
+    with j._tx() as (conn, pending):
+        rows = j._select(_STARTED_ATTEMPTS, {"run_id": run_id}, conn)
+        for row in rows:
+            j._open_attempts.pop(row.id, None)
+            conn.execute(
+                attempts.update()
+                .where(attempts.c.id == row.id)
+                .values(
+                    outcome="interrupted",
+                    ended_at=now,
+                    error_type="interrupted",
+                    error_class=None,
+                    error_message="the worker stopped while the attempt was in flight",
+                )
+            )
+            j._event(
+                conn,
+                pending,
+                run_id,
+                "step.interrupted" if row.kind == "action" else "compensation.step_interrupted",
+                now,
+                row.step_id,
+                item_of(row.iteration),
+                {"attempt": row.attempt, "action": row.action},
+            )
+    return [j._attempt(r) for r in rows]
+
+
+# -- two journals, round trips, rows -------------------------------------------------------------
+
+
+def _redact(value: Any) -> Any:
+    """A redactor with one secret (`s3cret`), so the tests see that event data is redacted."""
+    if isinstance(value, str):
+        return value.replace("s3cret", "***")
+    if isinstance(value, dict):
+        return {k: _redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact(v) for v in value]
+    return value
+
+
+@dataclass
+class Side:
+    journal: Journal
+    told: list[Event]
+
+
+@dataclass
+class Pair:
+    now: Side
+    before: Side
+
+
+@pytest.fixture
+def pair() -> Iterator[Pair]:
+    from runtime_support import PG_URL, postgres_available
+
+    reason = postgres_available()
+    if reason:
+        pytest.skip(reason)
+    sides = []
+    for _ in range(2):
+        journal = Journal.open(PG_URL, schema=f"t_{uuid.uuid4().hex[:10]}", redact=_redact)
+        told: list[Event] = []
+        journal.add_listener(told.append)
+        sides.append(Side(journal, told))
+    try:
+        yield Pair(*sides)
+    finally:
+        for side in sides:
+            side.journal.drop_schema()
+            side.journal.close()
+
+
+@dataclass
+class Trips:
+    writer: int = 0
+    """Round trips on the journal's writer connection (libpq's ReadyForQuery messages)."""
+    pooled: int = 0
+    """Connections taken from the pool meanwhile (each one at least a round trip more)."""
+
+
+@contextmanager
+def round_trips(journal: Journal) -> Iterator[Trips]:
+    import psycopg
+
+    trips = Trips()
+    conn = journal._writer_connection()  # connected and fresh: the call pings nothing
+    pgconn = conn.connection.dbapi_connection.pgconn  # type: ignore[union-attr]
+    pool = journal._engine.pool
+
+    def checkout(*_: Any) -> None:
+        trips.pooled += 1
+
+    sa.event.listen(pool, "checkout", checkout)
+    with tempfile.TemporaryFile() as trace:
+        pgconn.trace(trace.fileno())
+        pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS | psycopg.pq.Trace.REGRESS_MODE)
+        try:
+            yield trips
+        finally:
+            pgconn.untrace()
+            sa.event.remove(pool, "checkout", checkout)
+            trace.seek(0)
+            messages = trace.read().decode(errors="replace").splitlines()
+            trips.writer = sum(1 for m in messages if m.split("\t")[2:3] == ["ReadyForQuery"])
+
+
+def in_loop(call: Callable[[], Any]) -> Any:
+    """Run `call` on an event loop's thread, where the engine makes its journal calls (its reads
+    then go to the writer's connection, not the pool)."""
+
+    async def run() -> Any:
+        return call()
+
+    return asyncio.run(run())
+
+
+def counted(journal: Journal, call: Callable[[], Any]) -> tuple[Any, Trips]:
+    with round_trips(journal) as trips:
+        result = in_loop(call)
+    return result, trips
+
+
+def dump(journal: Journal) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, each column as PostgreSQL's text of it, in key order."""
+    out = {}
+    with journal._engine.connect() as conn:
+        for table in metadata.sorted_tables:
+            keys = [c for c in table.primary_key.columns]
+            query = sa.select(*[sa.cast(c, sa.Text) for c in table.columns]).order_by(*keys)
+            out[table.name] = [tuple(r) for r in conn.execute(query)]
+    return out
+
+
+def told(side: Side) -> list[tuple[Any, ...]]:
+    return [(e.seq, e.run_id, e.time, e.type, e.step_id, e.iteration, e.data) for e in side.told]
+
+
+def same(pair: Pair) -> None:
+    rows = dump(pair.now.journal)
+    assert rows == dump(pair.before.journal)
+    assert rows["overture_events"]  # (something was compared)
+    assert told(pair.now) == told(pair.before)
+
+
+def new_run(journal: Journal, run_id: str) -> None:
+    journal.create_run(
+        run_id,
+        workflow_name="wf",
+        workflow_version=1,
+        document={"name": "wf", "steps": []},
+        inputs={},
+        now=1.0,
+        deadline_at=None,
+        worker_id="w",
+    )
+
+
+def both(pair: Pair, *run_ids: str) -> None:
+    for side in (pair.now, pair.before):
+        for run_id in run_ids:
+            new_run(side.journal, run_id)
+
+
+# -- the tests -------------------------------------------------------------------------------------
+
+
+def test_a_cancel_request_is_one_round_trip_with_the_same_rows(pair: Pair) -> None:
+    both(pair, "r")
+    _, trips = counted(pair.now.journal, lambda: pair.now.journal.request_cancel("r", 2.0, by="s3cret ops"))
+    _, before = counted(
+        pair.before.journal, lambda: before_request_cancel(pair.before.journal, "r", 2.0, by="s3cret ops")
+    )
+    assert (trips.writer, trips.pooled) == (1, 0)
+    assert before.writer == 4  # BEGIN, UPDATE, INSERT, COMMIT
+    # asked twice: the flag stays, a second event
+    pair.now.journal.request_cancel("r", 3.0)
+    before_request_cancel(pair.before.journal, "r", 3.0)
+    same(pair)
+    assert pair.now.journal.cancel_requested("r")
+    assert pair.now.told[-1].data == {"by": None} and pair.now.told[-2].data == {"by": "*** ops"}
+
+
+def test_a_cancel_request_for_no_run_raises_and_writes_nothing(pair: Pair) -> None:
+    both(pair, "r")
+    with round_trips(pair.now.journal) as trips, pytest.raises(RunNotFound):
+        pair.now.journal.request_cancel("nope", 2.0)
+    with pytest.raises(RunNotFound):
+        before_request_cancel(pair.before.journal, "nope", 2.0)
+    assert trips.writer == 1
+    same(pair)
+    assert [e.type for e in pair.now.told] == ["run.started"]
+
+
+def test_an_approval_request_is_one_round_trip_with_the_same_rows(pair: Pair) -> None:
+    both(pair, "r")
+    asks: list[dict[str, Any]] = [
+        {
+            "step_id": "ok",
+            "iteration": -1,
+            "prompt": "ship s3cret?",
+            "approvers": ["ann"],
+            "inputs": {"k": "s3cret"},
+        },
+        {"step_id": "each", "iteration": 2, "prompt": None, "approvers": None, "inputs": None},
+        # asked again (a resumed run): the approval keeps its first prompt and time, the step and
+        # the event are written again
+        {"step_id": "ok", "iteration": -1, "prompt": "again", "approvers": [], "inputs": [1]},
+    ]
+    for i, ask in enumerate(asks):
+        args = {**ask, "now": 2.0 + i}
+        _, trips = counted(pair.now.journal, lambda a=args: pair.now.journal.request_approval("r", **a))  # type: ignore[misc]
+        _, before = counted(
+            pair.before.journal, lambda a=args: before_request_approval(pair.before.journal, "r", **a)
+        )  # type: ignore[misc]
+        assert (trips.writer, trips.pooled) == (1, 0)
+        assert before.writer in (
+            5,
+            7,
+        )  # BEGIN, SELECT, (INSERT,) UPDATE (+ INSERT) of the step, event, COMMIT
+    same(pair)
+    (ok,) = [a for a in pair.now.journal.approvals("r") if a.step_id == "ok"]
+    assert (ok.prompt, ok.requested_at) == ("ship s3cret?", 2.0)  # the first request's, as it was
+    assert pair.now.journal.step_results("r")[("ok", -1)].inputs == [1]
+
+
+def test_an_approval_decision_is_one_round_trip_with_the_same_rows(pair: Pair) -> None:
+    both(pair, "r")
+    for side, ask in ((pair.now, Journal.request_approval), (pair.before, before_request_approval)):
+        ask(side.journal, "r", "ok", -1, prompt="go?", approvers=None, now=2.0, inputs={})  # type: ignore[operator]
+        ask(side.journal, "r", "each", 0, prompt="go?", approvers=None, now=2.0, inputs={})  # type: ignore[operator]
+    cases = [
+        ("ok", -1, True, "ann", "fine s3cret"),  # pending: decided, told
+        ("ok", -1, False, "bob", None),  # decided already: False, nothing written
+        ("none", -1, True, "ann", None),  # no such approval: False
+        ("each", 0, False, "cy", None),
+    ]
+    for step_id, iteration, approved, by, comment in cases:
+        args = {"approved": approved, "by": by, "comment": comment, "now": 3.0}
+        got, trips = counted(
+            pair.now.journal,
+            lambda s=step_id, i=iteration, a=args: pair.now.journal.decide_approval("r", s, i, **a),  # type: ignore[misc]
+        )
+        want, before = counted(
+            pair.before.journal,
+            lambda s=step_id, i=iteration, a=args: before_decide_approval(
+                pair.before.journal, "r", s, i, **a
+            ),  # type: ignore[misc]
+        )
+        assert got == want
+        assert (trips.writer, trips.pooled) == (1, 0)
+        assert before.writer in (3, 4)  # BEGIN, UPDATE, (event,) COMMIT or ROLLBACK
+    same(pair)
+    assert [e.type for e in pair.now.told].count("approval.given") == 2
+
+
+def test_setting_and_firing_a_timer_are_one_round_trip_each_with_the_same_rows(pair: Pair) -> None:
+    both(pair, "r")
+    sets: list[dict[str, Any]] = [
+        {
+            "step_id": "w",
+            "iteration": -1,
+            "kind": "wait",
+            "wake_at": 9.0,
+            "now": 2.0,
+            "event": "step.waiting",
+            "data": {"until": 9.0, "s": "s3cret"},
+        },
+        {"step_id": "w2", "iteration": 1, "kind": "wait", "wake_at": 8.0, "now": 2.0},
+        # set again (a resumed run): the timer's row is updated in place
+        {
+            "step_id": "w",
+            "iteration": -1,
+            "kind": "wait",
+            "wake_at": 10.0,
+            "now": 3.0,
+            "event": "step.waiting",
+        },
+    ]
+    for args in sets:
+        step_id, iteration = args.pop("step_id"), args.pop("iteration")
+        _, trips = counted(
+            pair.now.journal,
+            lambda s=step_id, i=iteration, a=args: pair.now.journal.set_timer("r", s, i, **a),  # type: ignore[misc]
+        )
+        _, before = counted(
+            pair.before.journal,
+            lambda s=step_id, i=iteration, a=args: before_set_timer(pair.before.journal, "r", s, i, **a),  # type: ignore[misc]
+        )
+        assert (trips.writer, trips.pooled) == (1, 0)
+        assert before.writer >= 5
+    same(pair)
+    fires: list[dict[str, Any]] = [
+        {"step_id": "w", "iteration": -1, "now": 10.0, "output": {"waited": 8.0, "s": "s3cret"}},
+        {"step_id": "w2", "iteration": 1, "now": 10.0, "output": None, "event": None},
+        {
+            "step_id": "gone",
+            "iteration": -1,
+            "now": 10.0,
+            "output": 1,
+            "event": "step.succeeded",
+            "data": {"x": 1},
+        },
+    ]
+    for args in fires:
+        step_id, iteration, now = args.pop("step_id"), args.pop("iteration"), args.pop("now")
+        _, trips = counted(
+            pair.now.journal,
+            lambda s=step_id, i=iteration, n=now, a=args: pair.now.journal.fire_timer("r", s, i, n, **a),  # type: ignore[misc]
+        )
+        _, before = counted(
+            pair.before.journal,
+            lambda s=step_id, i=iteration, n=now, a=args: before_fire_timer(
+                pair.before.journal, "r", s, i, n, **a
+            ),  # type: ignore[misc]
+        )
+        assert (trips.writer, trips.pooled) == (1, 0)
+        assert before.writer >= 4
+    same(pair)
+    assert {k: t.fired for k, t in pair.now.journal.timers("r").items()} == {("w", -1): True, ("w2", 1): True}
+
+
+def test_a_compensation_row_and_an_appended_event_are_one_round_trip_each_with_the_same_rows(
+    pair: Pair,
+) -> None:
+    both(pair, "r")
+    undos: list[dict[str, Any]] = [
+        {"step_id": "a", "iteration": -1, "state": UndoState.RUNNING, "action": "a.undo"},
+        {
+            "step_id": "a",
+            "iteration": -1,
+            "state": UndoState.FAILED,
+            "action": "a.undo",
+            "error": {"message": "s3cret"},
+            "event": "compensation.step_failed",
+            "data": {"m": "s3cret"},
+        },
+        {
+            "step_id": "b",
+            "iteration": 3,
+            "state": UndoState.LEFT,
+            "action": "b.undo",
+            "event": "compensation.step_left",
+        },
+    ]
+    for args in undos:
+        step_id, iteration = args.pop("step_id"), args.pop("iteration")
+        _, trips = counted(
+            pair.now.journal,
+            lambda s=step_id, i=iteration, a=args: pair.now.journal.put_undo("r", s, i, 2.0, **a),  # type: ignore[misc]
+        )
+        counted(
+            pair.before.journal,
+            lambda s=step_id, i=iteration, a=args: before_put_undo(pair.before.journal, "r", s, i, 2.0, **a),  # type: ignore[misc]
+        )
+        assert (trips.writer, trips.pooled) == (1, 0)
+    event, trips = counted(
+        pair.now.journal,
+        lambda: pair.now.journal.append_event(
+            "r", "log", 3.0, step_id="l", iteration=1, data={"m": "s3cret"}
+        ),
+    )
+    want, before = counted(
+        pair.before.journal,
+        lambda: before_append_event(
+            pair.before.journal, "r", "log", 3.0, step_id="l", iteration=1, data={"m": "s3cret"}
+        ),
+    )
+    assert event == want
+    assert (trips.writer, trips.pooled, before.writer) == (1, 0, 3)
+    same(pair)
+
+
+def _start(journal: Journal, step_id: str, iteration: int, kind: str, attempt: int = 1) -> int:
+    return journal.start_attempt(
+        run_id="r", workflow_name="wf", step_id=step_id, iteration=iteration, attempt=attempt, kind=kind,
+        action=f"{step_id}.s3cret" if kind == "action" else f"{step_id}.undo",
+        idempotency_key=f"r:{step_id}:{iteration}",
+        now=2.0, worker_id="w", runs_in_flight=None, propensity=None, candidates=None, inputs={},
+    )  # fmt: skip
+
+
+def test_interrupting_the_attempts_a_crash_left_is_one_write_statement_with_the_same_rows(pair: Pair) -> None:
+    both(pair, "r", "other")
+    for side in (pair.now, pair.before):
+        j = side.journal
+        done = _start(j, "first", -1, "action")
+        j.finish_attempt(done, 2.5, outcome="succeeded", output={}, step={"state": "succeeded", "output": {}},
+                         event="step.succeeded")  # fmt: skip
+        _start(j, "a", -1, "action", attempt=2)
+        _start(j, "b", 4, "action")
+        _start(j, "c", -1, "compensation")
+    # a run with none in flight: the one read, as before
+    got, trips = counted(pair.now.journal, lambda: pair.now.journal.interrupt_attempts("other", 5.0))
+    assert (got, trips.writer, trips.pooled) == ([], 1, 0)
+    got, trips = counted(pair.now.journal, lambda: pair.now.journal.interrupt_attempts("r", 5.0))
+    want, before = counted(
+        pair.before.journal, lambda: before_interrupt_attempts(pair.before.journal, "r", 5.0)
+    )
+    # the read of those in flight, then one statement (was: the read, BEGIN, the read again,
+    # an UPDATE and an INSERT per attempt, COMMIT)
+    assert (trips.writer, trips.pooled) == (2, 0)
+    assert before.writer == 4 + 2 * 3
+    assert got == want and [a.step_id for a in got] == ["a", "b", "c"]
+    same(pair)
+    assert [e.type for e in pair.now.told[-3:]] == ["step.interrupted"] * 2 + [
+        "compensation.step_interrupted"
+    ]
+    assert pair.now.told[-1].data == {"attempt": 1, "action": "c.undo"}
+    assert pair.now.told[-3].data == {"attempt": 2, "action": "a.***"}
+    assert not pair.now.journal._open_attempts
+    # again: nothing left in flight
+    assert pair.now.journal.interrupt_attempts("r", 6.0) == []
