@@ -3,6 +3,8 @@
 Three things keep runs moving when workers come and go:
 - the queue job ("drive run X") gives a fast start: a worker is woken by NOTIFY and claims the
   job with SKIP LOCKED, then drives the run until it finishes or pauses (approval, far timer);
+  of the workers with a free job slot, only the one whose turn it is in their line (`line`)
+  answers a NOTIFY, so one job wakes one worker;
 - the run's lease in the journal (renewed by the engine at a third of `lease_ttl_s`) says who
   drives it; every worker's engine scheduler takes over runs whose lease ran out, wakes due
   timers and runs another process approved or cancelled;
@@ -24,7 +26,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 from procrastinate import App, PsycopgConnector
 from procrastinate import worker as procrastinate_worker
@@ -41,6 +43,7 @@ from runtime.journal import Journal
 from runtime.routing import Router
 from runtime.secrets import SecretStore
 from runtime.workers.handoff import HandoffLink
+from runtime.workers.line import Line
 from runtime.workers.queue import QUEUE_NAME, TASK_NAME, QueueUnavailable, conninfo, ensure_schema
 from workflow.catalog import Catalog
 from workflow.loader import load_catalog
@@ -74,20 +77,77 @@ class WorkerOptions:
     (default `$OVERTURE_DATA_DIR/models`): a shared folder, or a copy, on each worker's machine."""
     models_poll_s: float = 30.0
     """How often to look for a newer model version, so a retraining reaches running workers."""
+    line: bool = True
+    """Answer a job's NOTIFY only on this worker's turn in the line of workers with a free slot
+    (`runtime.workers.line`: one job wakes one worker); False: on every NOTIFY, as every
+    Procrastinate worker does (every idle worker fetches, one gets the job)."""
+
+
+class _LineConsumer(procrastinate_worker.Worker):
+    """Procrastinate's worker, which a job's NOTIFY wakes only on its turn in the line."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.line: Line | None = None
+        self.wakeups = 0
+        """Wake-ups to fetch (a NOTIFY on its turn, a turn's start), counted so that a fetch
+        that found nothing knows whether one came while it ran."""
+
+    async def _handle_notification(self, *, channel: str, notification: Any) -> None:
+        if notification["type"] == "job_inserted":
+            if self.line is not None and not self.line.taker:
+                return  # the worker whose turn it is fetches it
+            self.wakeups += 1
+        await super()._handle_notification(channel=channel, notification=notification)
+
+    def wake(self) -> None:
+        """Fetch now (its turn began)."""
+        self.wakeups += 1
+        self._new_job_event.set()
 
 
 class _TakingJobManager(JobManager):
     """Procrastinate's job manager, whose fetch also takes the job's run over (`handoff.take`);
-    what the take read of the run waits in `taken` for the job's task to hand to the engine."""
+    what the take read of the run waits in `taken` for the job's task to hand to the engine.
 
-    def __init__(self, connector: BaseConnector, journal: Journal, owner: str, ttl: float) -> None:
+    With a `line`, a fetch goes to the database on the worker's turn, and otherwise only as the
+    poll's fallback (at most every half `poll_s`): Procrastinate's loop fetches again after each
+    job it got, and a worker whose turn has passed leaves the next job to the next worker."""
+
+    def __init__(self, connector: BaseConnector, journal: Journal, owner: str, ttl: float, *,
+                 slots: int = 1, poll_s: float = 2.0) -> None:
         super().__init__(connector)
         self.link = HandoffLink(journal)
         self.owner = owner
         self.ttl = ttl
         self.taken: dict[str, TakenRun] = {}
+        self.slots = slots
+        self.poll_s = poll_s
+        self.running = 0
+        """Jobs fetched whose task has not ended (the line is for a worker with a slot free)."""
+        self.consumer: _LineConsumer | None = None
+        self.fetches = 0
+        """Fetches that went to the database (for tests and logs)."""
+        self._fetched_at = float("-inf")
+
+    @property
+    def line(self) -> Line | None:
+        return self.consumer.line if self.consumer is not None else None
+
+    def job_ended(self) -> None:
+        self.running -= 1
+        line = self.line
+        if line is not None and self.running < self.slots:
+            line.join()
 
     async def fetch_job(self, queues: Iterable[str] | None, worker_id: int) -> Job | None:
+        line, consumer = self.line, self.consumer
+        now = time.monotonic()
+        if line is not None and not line.taker and now - self._fetched_at < self.poll_s / 2:
+            return None  # not its turn, and not the poll's either
+        wakeups = consumer.wakeups if consumer is not None else 0
+        self._fetched_at = now
+        self.fetches += 1
         try:
             taken = await self.link.take(queues=list(queues) if queues is not None else None,
                                    worker_id=worker_id, owner=self.owner, ttl=self.ttl)
@@ -97,7 +157,14 @@ class _TakingJobManager(JobManager):
             log.warning("%s", exc)
             return None
         if taken is None:
+            if consumer is not None and consumer.wakeups != wakeups:
+                # a job announced while this fetch ran may have been committed after it looked;
+                # Procrastinate's loop forgets that wake-up as the fetch returns: fetch again
+                asyncio.get_running_loop().call_soon(consumer.wake)
             return None
+        self.running += 1
+        if line is not None:
+            line.taken(rejoin=self.running < self.slots)
         if taken.run is not None:  # the lease came along (else another worker drives the run)
             self.taken[taken.run.id] = TakenRun(taken.run, taken.steps, taken.started_attempts)
         return taken.job
@@ -123,6 +190,7 @@ class Worker:
         self.engine: Engine | None = None
         self._consumer: procrastinate_worker.Worker | None = None
         self._stop = asyncio.Event()
+        self._taking: _TakingJobManager | None = None
 
     def stop(self) -> None:
         """Begin a graceful shutdown (safe to call from a signal handler)."""
@@ -143,12 +211,17 @@ class Worker:
         self.engine = engine
         app = App(connector=PsycopgConnector(conninfo=conninfo(opts.database_url), min_size=1,
                                              max_size=max(4, opts.jobs // 2 + 2)))
-        taking = _TakingJobManager(app.connector, journal, opts.worker_id, opts.lease_ttl_s)
+        taking = _TakingJobManager(app.connector, journal, opts.worker_id, opts.lease_ttl_s,
+                                   slots=opts.jobs, poll_s=opts.poll_interval_s)
         app.job_manager = taking
+        self._taking = taking
 
         @app.task(name=TASK_NAME, queue=QUEUE_NAME)
         async def drive_run(run_id: str) -> None:
-            await self._drive(engine, run_id, taking.taken.pop(run_id, None))
+            try:
+                await self._drive(engine, run_id, taking.taken.pop(run_id, None))
+            finally:
+                taking.job_ended()
 
         loop = asyncio.get_running_loop()
         if install_signals:
@@ -159,7 +232,7 @@ class Worker:
         await app.open_async()
         try:
             await engine.__aenter__()  # the scheduler: orphans, due timers, outside decisions
-            self._consumer = procrastinate_worker.Worker(
+            self._consumer = consumer = _LineConsumer(
                 app,
                 queues=[QUEUE_NAME],
                 name=opts.worker_id,
@@ -172,9 +245,14 @@ class Worker:
                 shutdown_graceful_timeout=opts.drain_timeout_s,
                 delete_jobs="successful",
             )
+            taking.consumer = consumer
+            if opts.line:
+                line = Line(conninfo(opts.database_url), on_turn=consumer.wake, name=opts.worker_id)
+                consumer.line = line
+                line.join()
             if self._stop.is_set():
                 self._consumer.stop()
-            sides = [asyncio.ensure_future(self._sweep(app))]
+            sides = [asyncio.ensure_future(self._sweep(app)), asyncio.ensure_future(self._leave_line())]
             if opts.router == "learned":
                 sides.append(asyncio.ensure_future(self._follow_models(engine)))
             log.info("worker %s started (jobs=%d, lease=%gs)", opts.worker_id, opts.jobs, opts.lease_ttl_s)
@@ -194,6 +272,8 @@ class Worker:
                 await engine.close()
             await app.close_async()
             await taking.link.close()
+            if isinstance(self._consumer, _LineConsumer) and self._consumer.line is not None:
+                await self._consumer.line.close()
             if hasattr(invoker, "aclose"):
                 await invoker.aclose()
             journal.close()
@@ -203,6 +283,13 @@ class Worker:
         log.info("worker %s stopped: %d job(s), %d run(s) left to others", opts.worker_id,
                  self.stats.jobs, left)
         return left
+
+    async def _leave_line(self) -> None:
+        """On stop, leave the line at once: a draining worker takes no job, the next one should."""
+        await self._stop.wait()
+        consumer = self._consumer
+        if isinstance(consumer, _LineConsumer) and consumer.line is not None:
+            await asyncio.shield(consumer.line.close())  # not cut short as the side tasks end
 
     async def _drive(self, engine: Engine, run_id: str, taken: TakenRun | None) -> None:
         self.stats.jobs += 1
