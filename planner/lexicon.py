@@ -23,7 +23,7 @@ _DETERMINERS = frozenset("the a an our their your his her my its this that these
 _RECIPIENT = re.compile(
     r"^\s*(?P<verb>[a-z][a-z-]*)\s+(?P<np>(?:(?:the|our|their|your|his|her|my|a|an|every|each|all)\s+)?"
     r"(?:[a-z][a-z-]*\s+){0,2}?[a-z][a-z-]*)"
-    r"(?=\s*$|\s*[,.;:]|\s+(?:by|via|over|through|per|on|in|at|with|about|that|to|of|for|and|if|once|when|after"
+    r"(?=\s*$|\s*[,.;:]|\s+[$€£\d]|\s+(?:by|via|over|through|per|on|in|at|with|about|that|to|of|for|and|if|once|when|after"
     r"|know|the|a|an|their|our|your|his|her|its|⟦)\b)",
     re.IGNORECASE,
 )
@@ -137,6 +137,10 @@ class Lexicon:
     light_verbs: frozenset[str]
     durations: dict[str, int]
     message_verbs: frozenset[str] = frozenset()
+    party_verbs: frozenset[str] = frozenset()
+    making_verbs: frozenset[str] = frozenset()
+    """Verbs that make the thing they name ("log a note", "file a ticket")."""
+    """Verbs of money whose object is the person who pays or is paid ("bill the customer")."""
     verb_groups: frozenset[str] = frozenset()
     teams: frozenset[str] = frozenset()
     """Teams and departments ("finance", "legal"): common nouns, not names."""
@@ -205,6 +209,9 @@ class Lexicon:
                 # "make a transfer" is transferring; "run a check" still runs, so keep both
                 own = set() if tokens[0] in {"make", "do", "take", "have", "give", "perform", "get"} else out
                 out = {*own, noun, *self.single.get(noun, ())}
+                root = self.verb_of_noun(nouns[0])
+                if root:
+                    out |= {root, *self.single.get(root, ())}  # "make a reservation" is reserving
         if len(tokens) > 2 and tokens[1] in _OBJECT_PRONOUNS and tokens[2] in _PARTICLES:
             tokens = [tokens[0], tokens[2], *tokens[3:]]  # "set them up" reads as "set up"
         head = " ".join(tokens[:6])
@@ -218,6 +225,18 @@ class Lexicon:
                 out.update(stem(w) for w in added.split())
         return out
 
+    def verb_of_noun(self, noun: str) -> str | None:
+        """The stem of the verb a noun is made from, when the lexicon knows that verb: "reservation"
+        → `reserv`, "cancellation" → `cancel`, "payment" → `pay`, "renewal" → `renew`."""
+        low = noun.lower()
+        known = {stem(v) for v in self.verbs}
+        for suffix in ("ation", "ition", "ment", "ion", "al"):
+            if low.endswith(suffix) and len(low) - len(suffix) >= 3:
+                root = stem(low[: -len(suffix)])
+                if root in known or root in self.single:
+                    return root
+        return None
+
     def verb_sense(self, text: str) -> set[str]:
         """`verb_concepts` less the noun groups: the concepts of the opening word *as a verb*
         ("call" the customer is phoning, not "a call" on the calendar)."""
@@ -229,7 +248,7 @@ class Lexicon:
         hears of the step, not what it acts on, so "customer" must not pull toward customer records.
         Unchanged unless the verb is a message verb and a person-headed phrase follows it."""
         found = _RECIPIENT.match(text)
-        if found is None or found.group("verb").lower() not in self.message_verbs:
+        if found is None or found.group("verb").lower() not in self.message_verbs | self.party_verbs:
             return text
         tokens = words(found.group("np"))
         if not tokens or (tokens[-1].rstrip("s") not in self.people and tokens[-1] not in self.people):
@@ -239,6 +258,9 @@ class Lexicon:
         if set(self.single.get(stem(tokens[-1]), ())) & set(self.single.get("chat", ())):
             return text  # "tell the team": a team is told in its chat, the words name the medium
         rest = text[found.end() :].strip()
+        if found.group("verb").lower() not in self.message_verbs:
+            # "bill the client for the fee" → "bill them for the fee": the verb still has its object
+            return f"{found.group('verb')} them {rest}".strip()
         return f"{found.group('verb')} {rest}".strip()
 
     def number(self, token: str) -> int | None:
@@ -306,6 +328,8 @@ def build_lexicon(data: dict[str, Any]) -> Lexicon:
         light_verbs=frozenset(str(v) for v in data.get("light_verbs", [])),
         durations={str(k): int(v) for k, v in data.get("durations", {}).items()},
         message_verbs=frozenset(str(v) for v in data.get("message_verbs", [])),
+        party_verbs=frozenset(str(v) for v in data.get("party_verbs", [])),
+        making_verbs=frozenset(str(v) for v in data.get("making_verbs", [])),
         verb_groups=frozenset(f"syn{i}" for i in range(verb_groups)),
         teams=frozenset(str(v) for v in data.get("teams", [])),
     )

@@ -138,7 +138,8 @@ def gate_like(text: str) -> bool:
 
 def starts_with_verb(text: str, verbs: frozenset[str], *, gerund: bool = True) -> bool:
     tokens = words(text)
-    if not tokens or (not gerund and tokens[0].endswith("ing")):
+    if not tokens or (not gerund and tokens[0].endswith("ing") and stem(tokens[0]) != tokens[0]):
+        # a gerund ("booking"), not a verb that ends so ("ping", "bring")
         return False
     return stem(tokens[0]) in verbs
 

@@ -97,6 +97,9 @@ class _Index:
     """Concepts of what each action does (`action_doings`), for `verb_relates`."""
     fields: list[set[str]]
     """Stems of the words of each action's input and output field names."""
+    documents: list[set[str]]
+    """Concepts of each action's whole document (`action_document`), for what a light verb's
+    object may name."""
 
     def position(self, action: ActionSpec) -> int | None:
         """Where `action` is in the index, by name: the index is shared by every catalog with the
@@ -186,6 +189,7 @@ class ActionMatcher:
             [self._verb_concepts(action_namespace(a)) for a in actions],
             [self._verb_concepts(action_doings(a)) for a in actions],
             [{stem(w) for w in _field_words(a.input) + _field_words(a.output)} for a in actions],
+            [set(self.lex.concepts(action_document(a))) for a in actions],
         )
         _CACHE[key] = index
         return index
@@ -237,6 +241,50 @@ class ActionMatcher:
         medium = self.lex.verb_sense(text) & index.namespaces[i]
         return bool(set(first) & own or medium)
 
+    _OBJECT_END = re.compile(
+        r"\s+(?:for|to|from|against|with|in|on|at|by|under|into|as|so|that|via|using|about|of|and|then|if"
+        r"|once|when|after|before|until)\b|[,;:]",
+        re.IGNORECASE,
+    )
+    _NOT_HEAD = frozenset(
+        "a an the my our their his her its your some any this that these those them him her it us me"
+        " off up out down back over care".split()
+    )
+
+    def light_object(self, text: str) -> list[str]:
+        """The words of the object of the verb opening `text`, up to the first preposition, less
+        determiners, pronouns and names ("get pizza for the team" → ["pizza"], "start playing the
+        movie Inception" → ["playing", "movie"]); [] when the object is a pronoun or missing ("run it")."""
+        tokens = re.findall(r"[A-Za-z][A-Za-z'-]*", text)
+        if not tokens:
+            return []
+        rest = text.strip()[len(tokens[0]) :]
+        phrase = self._OBJECT_END.split(rest, maxsplit=1)[0]
+        said = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]*", phrase) if not w[0].isupper()]
+        said = [w for w in said if w not in self._NOT_HEAD and w not in _STOP]
+        people = self.lex.people | self.lex.teams
+        things = [w for w in said if w not in people and w.rstrip("s") not in people]
+        if said and not things:
+            # "take the customer to dinner": the person is who it is done for; the rest says what
+            after = self._OBJECT_END.split(rest, maxsplit=1)[1:]
+            if after:
+                return self.light_object(f"do {after[0]}")
+        return things
+
+    def names_doing(self, action: ActionSpec, noun: str) -> bool:
+        """`noun` names what `action` does ("the payment" / payments.charge_card, "the shipment" /
+        shipping.create_shipment), not only something it touches."""
+        i = self._index.position(action)
+        if i is None:
+            return False
+        return bool({stem(noun), *self.lex.single.get(stem(noun), ())} & self._index.doings[i])
+
+    def is_message(self, action: ActionSpec) -> bool:
+        """The action tells someone something (`email.send_message`, `chat.post_message`): a word of
+        its name is one of telling."""
+        telling = {stem(v) for v in self.lex.message_verbs}
+        return not action.is_core and any(stem(w) in telling for w in split_name(action.name))
+
     def verb_relates(self, action: ActionSpec, text: str) -> bool:
         """The verb opening `text` has something to do with `action`: the action's name or the verbs
         of its description say it or a synonym ("bill" / billing, "sign up" / Creates); a field or a
@@ -253,8 +301,17 @@ class ActionMatcher:
         tokens = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]*", text)]
         if not tokens:
             return True
-        if tokens[0] in self.lex.light_verbs or self.lex.umbrella.match(text.strip()):
-            return True  # "make a transfer", "take care of the refund": the object says what is done
+        if self.lex.umbrella.match(text.strip()):
+            return True  # "take care of the refund": the object says what is done
+        if tokens[0] in self.lex.light_verbs:
+            # "make a transfer", "get the sales report": the object says what is done, so it must be
+            # something the action is about ("get pizza for the team" is no shipping quote)
+            said = self.light_object(text)
+            if not said:
+                return True  # "run it", "get them": the object is an earlier step's
+            stems = {stem(w) for w in said} | {r for r in map(self.lex.verb_of_noun, said) if r}
+            concepts = {c for s in stems for c in (s, *self.lex.single.get(s, ()))}
+            return bool(concepts & (index.documents[i] | index.doings[i] | index.fields[i]))
         light = {stem(v) for v in self.lex.light_verbs}
         if any(s in light and s not in self.lex.single for s in map(stem, action_verbs(action).split())):
             return True  # "Do a specific operation on a stock": any verb may name what it does
@@ -265,7 +322,8 @@ class ActionMatcher:
         if verb in index.fields[i]:
             return True  # "close the deal" / a deal's `close_reason`
         made = {stem(w) for w in split_name(action.name.rsplit(".", 1)[-1])[1:]}
-        if made & {stem(t) for t in tokens[1:]} and concepts & self._creating:
+        making = concepts & self._creating or verb in {stem(v) for v in self.lex.making_verbs}
+        if made & {stem(t) for t in tokens[1:]} and making:
             return True  # "add a chat message" / chat.post_message: making the very thing it makes
         described = (w.lower() for w in re.findall(r"[A-Za-z]+", action.description))
         if len(verb) >= 4 and any(w.startswith(verb) and len(w) >= len(verb) + 3 for w in described):

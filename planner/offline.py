@@ -20,6 +20,17 @@ class PlanningError(OvertureError):
         super().__init__(message)
 
 
+def _nothing_planned(warnings: list[str]) -> str:
+    """Why a request gave no step: each clause's own reason (no action does it, it runs only on a
+    failure, nothing before it can be undone, ...), never one reason standing for all of them."""
+    if not warnings:
+        return "no step of this request matches an action in the catalog"
+    if len(warnings) == 1:
+        return f"nothing in this request could be planned as a step: {warnings[0]}"
+    reasons = "".join(f"\n  - {w}" for w in warnings)
+    return f"nothing in this request could be planned as a step:{reasons}"
+
+
 class OfflinePlanner:
     """Build once per catalog (the action index is cached), then `plan(request)` as often as needed."""
 
@@ -38,11 +49,7 @@ class OfflinePlanner:
         triggers, rest = extract_triggers(request)
         reading = Reader(self.catalog, self.matcher, self.lex).read(rest)
         if not reading.drafts:
-            raise PlanningError(
-                "no step of this request matches an action in the catalog"
-                + (f" ({reading.warnings[-1]})" if reading.warnings else ""),
-                reading.warnings,
-            )
+            raise PlanningError(_nothing_planned(reading.warnings), reading.warnings)
         workflow = Assembler(self.catalog, self.lex).build(reading, rest)
         reading.warnings.extend(attach_triggers(workflow, triggers, self.catalog, request))
         report = validate(workflow, self.catalog)
@@ -53,5 +60,9 @@ class OfflinePlanner:
         explanation = explain(workflow, self.catalog) + (
             describe_triggers(workflow.triggers) + "\n" if workflow.triggers else ""
         )
-        return PlanResult(workflow=report.workflow or workflow, planner="offline", warnings=reading.warnings,
-                          explanation=explanation)
+        return PlanResult(
+            workflow=report.workflow or workflow,
+            planner="offline",
+            warnings=reading.warnings,
+            explanation=explanation,
+        )

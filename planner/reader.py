@@ -66,6 +66,8 @@ def _iso_ok(value: str) -> bool:
 def undoable(action: ActionSpec) -> bool:
     """The catalog names its undo, or the action reports what it changed from."""
     return bool(action.compensation) or bool(restorable(action))
+
+
 _GENERIC = frozenset(
     "it its they them that this those these both all three two four each either everything everyone he she"
     " him her done ready finished complete completed exist exists in is are be been has have was were the"
@@ -238,6 +240,7 @@ class Reader:
         head_par: bool,
     ) -> tuple[_Frame | None, int | None]:
         ends_first = re.search(r"\s+(?:first|beforehand)\s*$", seg, re.IGNORECASE) is not None
+        seg = self._failure_first(self._uninvert(seg))
         seg = self._before_tails(seg)
         seg = mk.TRAILING_NOISE.sub("", seg).strip()
         # "refund it and cancel the plan if the manager approves": the approval gates every item
@@ -259,6 +262,8 @@ class Reader:
         unit_first: int | None = None
         undo_open: int | None = None
         chain: list[int] = []
+        last_created: list[int] = []
+        failure_open: str | None = None
         for i_index, (connector, item) in enumerate(items):
             lead, rest = mk.read_lead(item, self.lex, self.verbs)
             rest = mk.TRAILING_NOISE.sub("", rest).strip(" ,")
@@ -272,11 +277,24 @@ class Reader:
                     # follows the last "then"; that group starts after A
                     seg_drafts, group_start = [], True
             kinds = lead.kinds
-            if undo_open is not None and not (set(kinds) - {"seq"}):
-                # "cancel the subscription and delete the customer": the undo list goes on
-                self._undo[undo_open] = (f"{self._undo[undo_open][0]}, {rest}", *self._undo[undo_open][1:])
-                continue
-            undo_open = None
+            if failure_open is not None and not (set(kinds) - {"seq"}):
+                # "if the payment fails, remove the charge and notify finance": every item joined to
+                # the first is said of the same failure
+                if self.lex.undo.search(self.masked.plain(rest)) or not words(self.masked.plain(rest)):
+                    if undo_open is not None:
+                        # "cancel the subscription and delete the customer": the undo list goes on
+                        self._undo[undo_open] = (
+                            f"{self._undo[undo_open][0]}, {rest}",
+                            *self._undo[undo_open][1:],
+                        )
+                        continue
+                    if self._failure_clause(failure_open, rest, s_index, g_index):
+                        if self._undo and self._undo[-1][0] == rest:
+                            undo_open = len(self._undo) - 1
+                        continue
+                elif self._unplanned_failure(failure_open, rest, step=True):
+                    continue
+            undo_open = failure_open = None
             if i_index == 0 and "par" in kinds and len(items) > 1:
                 par_all = True
                 kinds = [k for k in kinds if k != "par"]
@@ -294,10 +312,12 @@ class Reader:
                 cond_text = lead.refs["if"] = lead.refs.pop("after")
             if cond_text is not None and self.lex.failure.search(cond_text):
                 if self._failure_clause(cond_text, rest, s_index, g_index):
+                    failure_open = cond_text
                     if self._undo and self._undo[-1][0] == rest:
                         undo_open = len(self._undo) - 1
                     continue
                 if self._unplanned_failure(cond_text, rest):
+                    failure_open = cond_text
                     continue
             gate_condition: Condition | None = None
             if seg_gate is not None and i_index == 0:
@@ -452,9 +472,97 @@ class Reader:
                     first_in_sentence = created[0]
                 seg_drafts.extend(created)
                 sinks = [i for i in created if not any(i in self.drafts[j].needs for j in created)]
+                told_too = self._messages_together(items, i_index, kinds, last_created, created)
                 # after "A and, at the same time, B", what follows waits for both
-                chain = [*chain, *sinks] if {"par", "par_ref", "block"} & set(kinds) or par_all else sinks
+                par = {"par", "par_ref", "block"} & set(kinds) or par_all or told_too
+                chain = [*chain, *sinks] if par else sinks
+                last_created = list(created)
         return frame, first_in_sentence
+
+    _INVERTED = re.compile(
+        r"(?P<lead>^|,\s*|\b(?:and|then|but)\s+)(?:only\s+(?P<conj>once|after|when|if)|(?P<until>not\s+until))\s+"
+        r"(?P<cond>[^,;]+?)\s+(?:should|shall|must|can|could|may|might|will|would|do|does|did)\s+"
+        r"(?:we|you|they|i|he|she|someone|anyone|the\s+team)\s+(?=[a-z])",
+        re.IGNORECASE,
+    )
+
+    def _uninvert(self, seg: str) -> str:
+        """ "only once the manager approves should we ship the order", "not until finance signs off
+        do we refund it": the inverted word order of "once the manager approves, ship the order"."""
+
+        def plain(m: re.Match[str]) -> str:
+            conj = (m.group("conj") or "once").lower()
+            return f"{m.group('lead')}{conj} {m.group('cond')}, "
+
+        return self._INVERTED.sub(plain, seg)
+
+    _TRAILING_FAILURE = re.compile(
+        r"\s+(?:only\s+)?(?:if|should|in\s+case)\s+(?P<cond>[^,;]+)$", re.IGNORECASE
+    )
+
+    def _failure_first(self, seg: str) -> str:
+        """ "refund the charge and notify finance if the payment fails": the failure is said of every
+        item joined before it, as in "if the payment fails, refund the charge and notify finance"."""
+        found = self._TRAILING_FAILURE.search(seg)
+        if found is None or not self.lex.failure.search(found.group("cond")):
+            return seg
+        body = seg[: found.start()].strip(" ,")
+        items = mk.split_items(body, self.lex, self.verbs)
+        if len(items) < 2 or any(c not in {"start", "and", "comma"} for c, _ in items):
+            return seg  # one item reads it itself; after a "then" it is that item's alone
+        if any(mk.read_lead(t, self.lex, self.verbs)[0].kinds for _, t in items):
+            return seg
+        failure = self.lex.failure.search(found.group("cond"))
+        subject = {
+            stem(w)
+            for w in words(self.masked.plain(found.group("cond")[: failure.start() if failure else 0]))
+        }
+        if any(subject - _GENERIC & {stem(w) for w in words(self.masked.plain(t))} for _, t in items):
+            return seg  # "refund it and post in #support if the refund fails": the refund is done first
+        return f"if {found.group('cond')}, {body}"
+
+    _ORDER_SAID = re.compile(
+        r"^(?:(?:and|but)\s+)?(?:then|after\s+that|afterwards?|after\s+this|subsequently|next|finally|lastly"
+        r"|last|once\s+(?:that's|that\s+is)\s+done|when\s+(?:that's|that\s+is)\s+done|as\s+a\s+last\s+step)\b"
+        r"|\b(?:then|afterwards?|after\s+that|after\s+this|next|at\s+the\s+end|as\s+a\s+last\s+step)\s*$",
+        re.IGNORECASE,
+    )
+
+    def _messages_together(
+        self,
+        items: list[tuple[str, str]],
+        i_index: int,
+        kinds: list[str],
+        before: list[int],
+        created: list[int],
+    ) -> bool:
+        """ "email them a receipt and text the account manager": two messages paired by "and" with no
+        order said between them go out together, both after what came before them, unless the words
+        order them ("and after that text the manager"). A list ("export it, post it in #revenue and
+        email it") is a sequence in the order said, so a comma in the group keeps the order. Rewires
+        the new message."""
+        connector, item = items[i_index]
+        if connector != "and" or len(created) != 1 or not before or set(kinds) - {"seq"}:
+            return False
+        start = i_index
+        while start > 0 and items[start][0] in {"and", "comma"}:
+            start -= 1
+        end = i_index + 1
+        while end < len(items) and items[end][0] in {"and", "comma"}:
+            end += 1
+        if any(c == "comma" for c, _ in items[start + 1 : end]):
+            return False
+        if self._ORDER_SAID.search(item.strip(" ,")):
+            return False
+        new = self.drafts[created[0]]
+        earlier = [self.drafts[i] for i in before]
+        if not all(self.matcher.is_message(d.action) for d in [*earlier, new]):
+            return False
+        if new.needs != [earlier[-1].index] or any(d.condition is not new.condition for d in earlier):
+            return False
+        new.needs = list(earlier[-1].needs)
+        self.frontier += [d.index for d in earlier if d.index not in self.frontier]
+        return True
 
     _BEFORE_TAIL = re.compile(
         r"(?<=[\w')⟧])(?<!\band)(?<!\bbut)(?<!\bthen)\s+(?:(?:but\s+)?only\s+)?"
@@ -1004,12 +1112,27 @@ class Reader:
                 for a, s in ranked[1:]
                 if s >= MATCH_THRESHOLD and s >= score - _RUNNER_UP and self.matcher.verb_is(a, told)
             ]
+            if not fitting:
+                # "reply to the customer": the customer found billing records; a public reply on a
+                # ticket is what the verb says, a little further down
+                fitting = [
+                    (a, s)
+                    for a, s in ranked[1:]
+                    if s >= max(MATCH_THRESHOLD, score - _RUNNER_UP) and self.matcher.verb_relates(a, plain)
+                ]
             if fitting:
                 return fitting[0]
             # "order pizza for the team": only "team" found the chat post; nothing here orders
+            said = self.matcher.light_object(plain) if tokens[0] in self.lex.light_verbs else []
+            head = " ".join(said)
+            why = (
+                f'has nothing to do with "{head}"'
+                if head
+                else f'does not "{tokens[0]}" (only the other words matched)'
+            )
             self.warnings.append(
                 f'no action in this catalog does "{self._show(plain)}": the closest, {spec.name} '
-                f'({score:.2f}), does not "{tokens[0]}" (only the other words matched); left out of the plan'
+                f"({score:.2f}), {why}; left out of the plan"
             )
             return None
         return spec, score
@@ -1096,23 +1219,81 @@ class Reader:
             return True
         if self.lex.undo.search(self.masked.plain(rest)):
             previous = [d.index for d in self.drafts if d.sentence == s_index and d.segment == g_index - 1]
-            if not previous and self.drafts:
+            failing = None if self.drafts else self._failing_step(cond_text, rest, s_index, g_index)
+            if failing is not None:
+                previous = [failing]
+            elif not previous and self.drafts:
                 last_sentence = self.drafts[-1].sentence
                 previous = [d.index for d in self.drafts if d.sentence == last_sentence]
             self._undo.append((rest, previous, len(self.drafts)))
             return True
         return False
 
+    def _failing_step(self, cond_text: str, rest: str, s_index: int, g_index: int) -> int | None:
+        """ "If the payment fails, remove the charge" said before any step: the payment is a step of
+        its own, the one the undo undoes (a charge whose compensation refunds it). Planned first, with
+        a warning; None when the condition names no such action ("if it fails", "if anything breaks")."""
+        failure = self.lex.failure.search(cond_text)
+        if failure is None:
+            return None
+        subject = self.masked.plain(cond_text[: failure.start()]).strip(" ,")
+        if self._PRONOUN.fullmatch(subject) or not [w for w in words(subject) if w not in _GENERIC]:
+            return None
+        # "if the shipment can't be booked": the verb after the failure word says what is done
+        passive = re.match(r"\s*(?:be\s+)?([a-z]+(?:ed|en))\b", self.masked.plain(cond_text[failure.end() :]))
+        said = f"{passive.group(1)} {subject}" if passive else subject
+        undo_said = self.masked.plain(rest)
+        undo_object = self.lex.undo.sub(" ", undo_said).strip()
+        head = next(iter(self.matcher.light_object(f"do {subject}")[-1:]), None)
+        undoable_names = [a.name for a in self.matcher.actions if undoable(a)]
+        fitting = [
+            (a, score)
+            for a, score in self.matcher.rank(self._weighted(said), 8, among=undoable_names)
+            if score >= MATCH_THRESHOLD
+            and (self.matcher.verb_fits(a, said) or (head is not None and self.matcher.names_doing(a, head)))
+        ]
+        if not fitting:
+            return None  # "if the order fails": no action here makes an order
+        spec, score = fitting[0]
+        undoers = sorted({a.compensation for a, _ in fitting if a.compensation})
+        named = self.matcher.rank(undo_said, 1, among=undoers) if undoers and undo_object else []
+        if named and named[0][1] >= MATCH_THRESHOLD:
+            # "the payment" may be a charge or a capture; "remove the charge" says which: the one
+            # whose compensation that is, called what the condition and the undo call it
+            pool = [a.name for a, _ in fitting if a.compensation == named[0][0].name]
+            spec, score = self.matcher.rank(self._weighted(f"{said} {undo_object}"), 1, among=pool)[0]
+        draft = Draft(
+            len(self.drafts),
+            spec,
+            cond_text[: failure.start()].strip(" ,"),
+            [],
+            None,
+            sentence=s_index,
+            segment=g_index,
+            unit=self._unit,
+            score=score,
+        )
+        self.drafts.append(draft)
+        self.frontier.append(draft.index)
+        shown = self._show(draft.text)
+        undo = f" with {spec.compensation} as its `compensate`" if spec.compensation else ""
+        self.warnings.append(
+            f'planned "{shown}" as a {spec.name} step{undo}: "if {self._show(cond_text)}" is about it and no '
+            "earlier step does it (remove it if it happens elsewhere). A compensation runs when a later step "
+            "fails the run; a step that itself fails is not compensated, as it did nothing to undo"
+        )
+        return draft.index
+
     _WEAK_FAILURE = re.compile(r"\b(?:can't|cannot|couldn't|won't)\b", re.IGNORECASE)
 
-    def _unplanned_failure(self, cond_text: str, rest: str) -> bool:
+    def _unplanned_failure(self, cond_text: str, rest: str, *, step: bool = False) -> bool:
         """ "if the refund fails, notify support": the clause is about a step's outcome, which a
         workflow cannot branch on (a failed step fails the run; then only compensations run).
         Plan nothing for it and say so, rather than ask for a yes/no input "refund_fails"."""
         failure = self.lex.failure.search(cond_text)
         if failure is None:
             return False
-        if self._WEAK_FAILURE.fullmatch(failure.group(0)):
+        if self._WEAK_FAILURE.fullmatch(failure.group(0)) and not step:
             # "if the customer won't renew" is a business fact; "if the shipment can't be booked" is a step's
             subject = cond_text[: failure.start()]
             people = [w for w in words(subject) if w in self.lex.people]
@@ -1275,9 +1456,7 @@ class Reader:
 
     def _unplanned_unless(self, cond_text: str, rest: str) -> None:
         rest = rest[:1].lower() + rest[1:]
-        self._unplanned_rejection(
-            f"unless {self._show(cond_text)}, i.e. only when they do not approve", rest
-        )
+        self._unplanned_rejection(f"unless {self._show(cond_text)}, i.e. only when they do not approve", rest)
         self.warnings[-1] += (
             '. To do it only with the approval, say "if {0}, {1}" or "don\'t {1} unless {0}"'.format(
                 self._show(cond_text), self._show(rest)
@@ -1290,9 +1469,7 @@ class Reader:
         parts = re.split(r"\s*,?\s+and\s+(?:if\s+)?", cond_text)
         if len(parts) < 2:
             return None
-        gates = [
-            (i, self._gate(p, False) or self._gate(f"it {p}", False)) for i, p in enumerate(parts)
-        ]
+        gates = [(i, self._gate(p, False) or self._gate(f"it {p}", False)) for i, p in enumerate(parts)]
         found = [(i, g) for i, g in gates if g is not None]
         if len(found) != 1:
             return None
@@ -1526,7 +1703,7 @@ class Reader:
                 if not ranked or ranked[0][1] < 0.15 or not part_words:
                     self.warnings.append(
                         f'could not tell which step "{self._show(part)}" undoes, so no compensation was '
-                        "added; name the step it undoes (\"undo the <step>\") or write `compensate:` "
+                        'added; name the step it undoes ("undo the <step>") or write `compensate:` '
                         "on that step"
                     )
                     continue
