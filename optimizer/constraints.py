@@ -7,8 +7,11 @@ An ordering u → v is *required* when
 - the catalog says so: v's action is `order_sensitive`, so v stays after every step it was
   (transitively) after;
 - it passes through a gate: `core.wait` and `core.approval` hold back everything after them
-  ("wait two days, then follow up"; "approve, then charge"), and `core.fail` stays after
-  everything before it.
+  ("wait two days, then follow up"; "approve, then charge") and wait for everything before them
+  (a person approves what has been done so far; a wait counts from the step it follows), and
+  `core.fail` stays after everything before it;
+- v sends a message to people (`sends_message`): it goes out after every step it was after, since
+  it may report on them ("provision the account, then tell the team"), data or not.
 
 Required orderings are kept as *ancestry*, not as edges: a rewrite may drop an edge whose order
 another path still enforces, and adds a `needs` entry when it removes the path that enforced one.
@@ -16,6 +19,7 @@ another path still enforces, and adds a `needs` entry when it removes the path t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import networkx as nx
@@ -28,13 +32,33 @@ from workflow.graph import dependency_graph, referenced_steps
 GATE_ACTIONS = frozenset({"core.wait", "core.approval"})
 TERMINAL_ACTIONS = frozenset({"core.fail"})
 
+# an action named with one of these words talks to people
+_MESSAGE_WORDS = frozenset(
+    "notify notification notifications message messages email emails mail sms chat slack teams "
+    "announce alert alerts".split()
+)
+# ... as does one that takes both someone to reach and something to tell them
+_RECIPIENT_INPUTS = frozenset(
+    "to recipient recipients to_address channel phone phone_number email email_address cc".split()
+)
+_CONTENT_INPUTS = frozenset("text body message subject content html template".split())
+
+
+def sends_message(action: str, catalog: Catalog | None = None) -> bool:
+    """Whether the action sends a message to people (an email, a chat post, a text, an alert)."""
+    if set(re.split(r"[._\-]+", action.lower())) & _MESSAGE_WORDS:
+        return True
+    spec = catalog.get(action) if catalog is not None else None
+    keys = {key.lower() for key in spec.input_properties} if spec is not None else set()
+    return bool(keys & _RECIPIENT_INPUTS) and bool(keys & _CONTENT_INPUTS)
+
 
 @dataclass(frozen=True)
 class Requirement:
     before: str
     after: str
     reason: str
-    """`data`, `ordered_after`, `order_sensitive`, `gate` or `fail`."""
+    """`data`, `ordered_after`, `order_sensitive`, `gate`, `fail` or `message`."""
 
 
 def compensation_references(step: Step) -> set[str]:
@@ -85,6 +109,11 @@ def requirements(workflow: Workflow, catalog: Catalog | None = None) -> list[Req
         if step.action in GATE_ACTIONS:
             for d in sorted(nx.descendants(graph, step.id)):
                 add(step.id, d, "gate")
+            for u in sorted(nx.ancestors(graph, step.id)):
+                add(u, step.id, "gate")
+        if sends_message(step.action, catalog):
+            for u in sorted(nx.ancestors(graph, step.id)):
+                add(u, step.id, "message")
         if step.action in TERMINAL_ACTIONS:
             for u in sorted(nx.ancestors(graph, step.id)):
                 add(u, step.id, "fail")

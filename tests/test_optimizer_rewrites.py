@@ -76,6 +76,61 @@ def test_parallelize_keeps_data_ordered_after_order_sensitive_and_gates():
     assert violations(doc, result.workflow, CATALOG) == []
 
 
+MESSAGING = Catalog([
+    ActionSpec(name="crm.update_account"),
+    ActionSpec(name="provisioning.provision_account"),
+    ActionSpec(name="billing.setup_billing"),
+    ActionSpec(name="chat.notify_team", input={"type": "object", "properties": {"channel": {}, "text": {}}}),
+    # no telling word in its name: its inputs (someone to reach, something to say) tell
+    ActionSpec(name="acme.ping", input={"type": "object", "properties": {"to": {}, "body": {}}}),
+])
+
+
+def test_a_message_stays_after_what_it_was_after_and_the_rest_is_freed():
+    doc = wf([
+        {"id": "crm", "action": "crm.update_account"},
+        {"id": "provision", "action": "provisioning.provision_account", "needs": ["crm"]},
+        {"id": "tell_team", "action": "chat.notify_team", "needs": ["provision"]},
+        {"id": "ping", "action": "acme.ping", "needs": ["tell_team"]},
+        {"id": "billing", "action": "billing.setup_billing", "needs": ["ping"]},
+    ])
+    result = parallelize(doc, MESSAGING)
+    assert result is not None
+    pairs = closure(result.workflow)
+    # "provision the account, then tell the team": the message may report on both steps before it
+    assert {("crm", "tell_team"), ("provision", "tell_team")} <= pairs
+    assert {("crm", "ping"), ("provision", "ping"), ("tell_team", "ping")} <= pairs
+    # billing reads nothing and sends nothing: it no longer waits for the chain
+    assert not any(after == "billing" for _, after in pairs)
+    assert ("crm", "provision") not in pairs
+    reasons = {(r.before, r.after): r.reason for r in requirements(doc, MESSAGING)}
+    assert reasons[("provision", "tell_team")] == "message"
+    assert violations(doc, result.workflow, MESSAGING) == []
+
+
+def test_an_approval_waits_for_the_steps_before_it():
+    doc = wf([
+        {"id": "crm", "action": "crm.update_account"},
+        {"id": "ok", "action": "core.approval", "needs": ["crm"], "with": {"prompt": "Provision?"}},
+        {"id": "provision", "action": "provisioning.provision_account", "needs": ["ok"]},
+        {"id": "billing", "action": "billing.setup_billing", "needs": ["provision"]},
+    ])
+    result = parallelize(doc, MESSAGING)
+    assert result is not None
+    pairs = closure(result.workflow)
+    # the approver sees the CRM updated; nothing after the approval runs before it
+    assert {("crm", "ok"), ("ok", "provision"), ("ok", "billing")} <= pairs
+    assert ("provision", "billing") not in pairs
+    # without the rule the proposal asked for approval before the update it was written after
+    early = wf([
+        {"id": "crm", "action": "crm.update_account"},
+        {"id": "ok", "action": "core.approval", "with": {"prompt": "Provision?"}},
+        {"id": "provision", "action": "provisioning.provision_account", "needs": ["ok"]},
+        {"id": "billing", "action": "billing.setup_billing", "needs": ["ok"]},
+    ])
+    assert violations(doc, early, MESSAGING) == ["ok no longer runs after crm (gate)"]
+
+
 def test_parallelize_adds_needs_when_dropping_the_path_that_enforced_ordered_after():
     doc = wf([
         {"id": "a", "action": "x.fetch"},
