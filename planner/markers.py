@@ -133,7 +133,11 @@ def gate_like(text: str) -> bool:
     from planner.phrases import APPROVED_RE, APPROVES_RE
 
     clause = text.split(",", 1)[0].strip()
-    return bool(APPROVED_RE.match(clause) or APPROVES_RE.match(clause))
+    # "the manager approves it and text the customer": the decision ends where the next item starts
+    for said in (clause, re.split(r"\s+and\s+", clause, maxsplit=1)[0]):
+        if APPROVED_RE.match(said) or APPROVES_RE.match(said):
+            return True
+    return False
 
 
 def starts_with_verb(text: str, verbs: frozenset[str], *, gerund: bool = True) -> bool:
@@ -239,6 +243,24 @@ def _same_head(before: str, following: str) -> bool:
     return bool(head_before) and len(head_before) > 2 and head_before == _head(following)
 
 
+_GAPPED = re.compile(
+    r"^(?:(?:the|our|their|his|her|my|your|a|an)\s+)?(?:[\w-]+\s+){0,2}?(?P<who>[\w-]+)"
+    r"\s+(?:by|via|over|on|in|through|per)\s+\S",
+    re.IGNORECASE,
+)
+
+
+def _gapped_message(before: str, following: str, lex: Lexicon) -> bool:
+    """ "Notify the customer by email and the manager by text": the second message leaves out its
+    verb; a person and a medium after "and" are an item of their own, told with the same verb."""
+    first = words(before)[:1]
+    found = _GAPPED.match(following)
+    if not first or first[0] not in lex.message_verbs or found is None:
+        return False
+    who = found.group("who").lower()
+    return who in lex.people or who.rstrip("s") in lex.people or who in lex.teams
+
+
 def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple[str, str]]:
     """Items of a segment with the connector before each: `start`, `and`, `then`, `followed`, `comma`."""
     items: list[tuple[str, str]] = []
@@ -294,6 +316,8 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
         if not split and kind in {"and", "comma"} and _same_head(segment[start : m.start()], following):
             split = True
             kind = "and"
+        if not split and kind == "and" and _gapped_message(segment[start : m.start()], following, lex):
+            split = True
         if split:
             items.append((connector, segment[start : m.start()].strip(" ,")))
             start, connector = m.end(), kind

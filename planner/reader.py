@@ -1076,6 +1076,9 @@ class Reader:
         own_verb = bool(tokens) and tokens[0] in self.imperatives
         query = plain
         if not starts and borrowed_verb and not question and not self._is_statement(tokens):
+            if borrowed_verb.lower() in self.lex.message_verbs and self._MEDIUM_SAID.search(plain):
+                # "text the customer a code and the manager by email": this one names its own medium
+                borrowed_verb = "notify"
             query = f"{borrowed_verb} {plain}"
             starts = True
         if not (starts or wanted or question):
@@ -1136,6 +1139,12 @@ class Reader:
             )
             return None
         return spec, score
+
+    _MEDIUM_SAID = re.compile(
+        r"\b(?:by|via|over|on|in|through|per)\s+(?:an?\s+|the\s+)?(?:e-?mail|mail|text|sms|phone|slack|chat|teams"
+        r"|channel)\b|#",
+        re.IGNORECASE,
+    )
 
     @staticmethod
     def _has_subject(plain: str) -> bool:

@@ -300,3 +300,49 @@ def test_nothing_plannable_says_each_reason_without_contradiction(bench: Offline
     assert "no step of this request matches" not in message
     assert "notify support" in message and "cancel the subscription" in message
     assert len(failed.value.warnings) == 2
+
+
+# -- more everyday phrasings
+
+
+def test_an_approval_said_after_the_step_and_before_another_item_gates_the_step(
+    bench: OfflinePlanner,
+) -> None:
+    wf = plan(bench, "Ship the order after the manager approves it and text the customer.").workflow
+    approval = step_of(wf, "core.approval")
+    ship = step_of(wf, "shipping.create_shipment")
+    assert ship.needs == [approval.id]
+    assert depends(wf, step_of(wf, _SMS), ship)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "steps"),
+    [
+        (
+            "We should only ship the order once the manager approves.",
+            ["core.approval", "shipping.create_shipment"],
+        ),
+        ("You must email the customer, then close the ticket.", [_EMAIL, "support.close_ticket"]),
+        ("We need to charge the card and email the receipt.", [_EMAIL, "payments.charge_card"]),
+    ],
+)
+def test_a_we_should_opening_is_an_instruction(
+    bench: OfflinePlanner, request_text: str, steps: list[str]
+) -> None:
+    assert actions(plan(bench, request_text).workflow) == sorted(steps)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "told"),
+    [
+        ("Notify the customer by email and the manager by text.", {_EMAIL, _SMS}),
+        ("Text the customer a code and the manager by email.", {_EMAIL, _SMS}),
+        ("Tell the customer by email and finance on Slack.", {_EMAIL, _CHAT}),
+    ],
+)
+def test_a_second_message_that_leaves_out_its_verb_is_a_step_of_its_own(
+    bench: OfflinePlanner, request_text: str, told: set[str]
+) -> None:
+    wf = plan(bench, request_text).workflow
+    assert {s.action for s in wf.steps} == told and len(wf.steps) == 2
+    assert all(not s.needs for s in wf.steps)
