@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import SchemaError
 from pydantic import ValidationError
 
 from workflow.catalog import Catalog, CatalogFile
@@ -85,7 +87,7 @@ def read_data(path: str | Path) -> Any:
 def workflow_from_data(data: Any, *, source: str | None = None) -> Workflow:
     """Build a Workflow, raising DocumentError with every field problem on a bad shape."""
     if not isinstance(data, dict):
-        found = _kind_of(data)
+        found = kind_of(data)
         raise DocumentError(f"expected a mapping with `name` and `steps` at the top, found {found}",
                             path=source)
     try:
@@ -116,14 +118,23 @@ def dumps_workflow(workflow: Workflow, fmt: Format = "yaml") -> str:
 def save_workflow(workflow: Workflow, path: str | Path, fmt: Format | None = None) -> None:
     path = Path(path)
     fmt = fmt or ("json" if path.suffix == ".json" else "yaml")
-    path.write_text(dumps_workflow(workflow, fmt), encoding="utf-8")
+    text = dumps_workflow(workflow, fmt)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except IsADirectoryError:
+        raise DocumentError("is a directory; name a file to write the document to", path=str(path)) from None
+    except FileNotFoundError:
+        raise DocumentError(f"cannot write: the folder {path.parent} does not exist",
+                            path=str(path)) from None
+    except OSError as exc:
+        raise DocumentError(f"cannot write: {exc.strerror or exc}", path=str(path)) from None
 
 
 def catalog_from_data(data: Any, *, source: str = "<catalog>") -> Catalog:
     if isinstance(data, list):
         data = {"actions": data}
     if not isinstance(data, dict):
-        found = _kind_of(data)
+        found = kind_of(data)
         raise DocumentError(f"expected a mapping with `actions: [...]`, found {found}", path=source)
     try:
         parsed = CatalogFile.model_validate(data)
@@ -147,7 +158,7 @@ def catalog_from_data(data: Any, *, source: str = "<catalog>") -> Catalog:
     return Catalog(parsed.actions, sources=[source])
 
 
-def _kind_of(data: Any) -> str:
+def kind_of(data: Any) -> str:
     """A parsed value's kind, for messages: its type's name, or that there is nothing."""
     return "nothing (the document is empty)" if data is None else type(data).__name__
 
@@ -161,20 +172,63 @@ def _catalog_files(path: Path) -> list[Path]:
     return [path]
 
 
+def catalog_problems(data: Any) -> list[Problem]:
+    """What `catalog_from_data` lets through but a catalog file or upload must not: an action named
+    `core.*` (the built-ins cannot be redefined, so the catalog would silently drop it) and an
+    `input` or `output` that is not a JSON Schema (the validator would silently skip checking against
+    it). `data` is catalog data that `catalog_from_data` accepted."""
+    actions = data.get("actions") if isinstance(data, dict) else data
+    problems = []
+    for index, action in enumerate(actions if isinstance(actions, list) else []):
+        if not isinstance(action, dict):
+            continue
+        name = action.get("name")
+        if isinstance(name, str) and name.startswith("core."):
+            problems.append(Problem(
+                f"actions[{index}].name",
+                f"`{name}` is a built-in action; a catalog cannot define or redefine `core.*` actions",
+                f"rename it into a namespace of your own (e.g. `ops.{name[5:]}`) or remove it",
+                code="reserved_name"))
+        for field in ("input", "output"):
+            schema = action.get(field)
+            if not isinstance(schema, dict):
+                continue
+            try:
+                Draft202012Validator.check_schema(schema)
+            except SchemaError as exc:
+                problems.append(Problem(
+                    format_location(exc.absolute_path, f"actions[{index}].{field}"),
+                    f"not a valid JSON Schema: {exc.message}",
+                    "write it as e.g. `{type: object, properties: {name: {type: string}}}`",
+                    code="invalid_schema"))
+    return problems
+
+
 def load_catalog(*paths: str | Path) -> Catalog:
-    """Load a catalog split over any number of files (or folders of files); names must be unique."""
+    """Load a catalog split over any number of files (or folders of files); names must be unique.
+    Each path may list several, separated by commas; a file named twice is read once."""
+    parts = [part.strip() for raw in paths for part in str(raw).split(",")]
+    if paths and not any(parts):
+        raise DocumentError("the catalog path is empty; name a catalog file or folder")
     catalog = Catalog()
     seen: dict[str, str] = {}
-    for raw in paths:
-        for part in str(raw).split(","):
-            for file in _catalog_files(Path(part)):
-                piece = catalog_from_data(read_data(file), source=str(file))
-                for action in piece.user_actions():
-                    if action.name in seen:
-                        raise DocumentError(
-                            f"action `{action.name}` is defined twice (also in {seen[action.name]})",
-                            path=str(file),
-                        )
-                    seen[action.name] = str(file)
-                catalog = catalog.merged(piece)
+    read: set[Path] = set()
+    for part in filter(None, parts):  # a stray comma ("a.yaml,") would otherwise read the current folder
+        for file in _catalog_files(Path(part)):
+            if file.resolve() in read:
+                continue
+            read.add(file.resolve())
+            data = read_data(file)
+            piece = catalog_from_data(data, source=str(file))
+            problems = catalog_problems(data)
+            if problems:
+                raise DocumentError("not a valid action catalog", path=str(file), problems=problems)
+            for action in piece.user_actions():
+                if action.name in seen:
+                    raise DocumentError(
+                        f"action `{action.name}` is defined twice (also in {seen[action.name]})",
+                        path=str(file),
+                    )
+                seen[action.name] = str(file)
+            catalog = catalog.merged(piece)
     return catalog

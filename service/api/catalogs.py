@@ -6,15 +6,13 @@ import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Depends, Response
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import SchemaError
 
 from service.api.models import CatalogCreate, CatalogOut, CatalogSummary, OpenAPIImport, iso
 from service.api.services import Services, services
 from service.openapi_import import fetch_openapi, import_openapi, load_openapi_text
 from service.problems import ApiProblem, ProblemItem, to_item
 from service.store import CatalogRow
-from workflow.loader import catalog_from_data, format_location, parse_text
+from workflow.loader import catalog_from_data, catalog_problems, parse_text
 
 router = APIRouter(prefix="/v1/catalogs", tags=["catalogs"])
 
@@ -40,47 +38,16 @@ def create_catalog(body: CatalogCreate, response: Response, svc: Services = Depe
     else:
         data = {"actions": body.actions}
     catalog = catalog_from_data(data, source="upload")  # DocumentError → 422 with every problem
-    problems = upload_problems(data)
+    problems = catalog_problems(data)  # what the catalog would silently drop or skip
     if problems:
         count = len(problems)
         raise ApiProblem(422, f"the catalog has {count} problem{'s' if count != 1 else ''}",
-                         kind="invalid-document", title="The document could not be read", problems=problems)
+                         kind="invalid-document", title="The document could not be read",
+                         problems=[to_item(p) for p in problems])
     row = svc.store.add_catalog(body.name, "upload", catalog.to_data())
     svc.catalogs_changed()
     response.headers["Location"] = f"/v1/catalogs/{row.id}"
     return full(row)
-
-
-def upload_problems(data: Any) -> list[ProblemItem]:
-    """What `catalog_from_data` lets through but an upload must not: an action named `core.*` (the
-    catalog would silently drop it, since the built-ins cannot be redefined) and an `input` or
-    `output` that is not a JSON Schema (the validator would silently skip checking against it)."""
-    actions = data.get("actions") if isinstance(data, dict) else data
-    items = []
-    for index, action in enumerate(actions if isinstance(actions, list) else []):
-        if not isinstance(action, dict):
-            continue
-        name = action.get("name")
-        if isinstance(name, str) and name.startswith("core."):
-            items.append(ProblemItem(
-                location=f"actions[{index}].name", code="reserved_name",
-                message=f"`{name}` is a built-in action; a catalog cannot define or redefine "
-                        "`core.*` actions",
-                hint=f"rename it into a namespace of your own (e.g. `ops.{name.removeprefix('core.')}`) "
-                     "or remove it"))
-        for field in ("input", "output"):
-            schema = action.get(field)
-            if not isinstance(schema, dict):
-                continue
-            try:
-                Draft202012Validator.check_schema(schema)
-            except SchemaError as exc:
-                where = format_location(exc.absolute_path, f"actions[{index}].{field}")
-                items.append(ProblemItem(location=where, code="invalid_schema",
-                                         message=f"not a valid JSON Schema: {exc.message}",
-                                         hint='write it as `{"type": "object", "properties": {"name": '
-                                              '{"type": "string"}}}`'))
-    return items
 
 
 @router.post("/import-openapi", status_code=201, response_model=CatalogOut,
