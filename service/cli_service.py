@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
@@ -33,10 +33,19 @@ DatabaseOption = Annotated[
 ]
 
 
+_OPTIONS = {"data_dir": "--data-dir", "database_url": "--database-url", "catalogs": "--catalog"}
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
 def _settings(data_dir: Path | None, database_url: str | None, catalogs: list[str] | None = None
               ) -> ServiceSettings:
-    from service.settings import ServiceSettings
+    from pydantic import ValidationError
 
+    from service.settings import ServiceSettings
 
     overrides: dict[str, object] = {}
     if data_dir is not None:
@@ -45,15 +54,38 @@ def _settings(data_dir: Path | None, database_url: str | None, catalogs: list[st
         overrides["database_url"] = database_url
     if catalogs:
         overrides["catalogs"] = catalogs
-    return ServiceSettings(**overrides)  # type: ignore[arg-type]  # pydantic-settings takes field names
+    try:
+        return ServiceSettings(**overrides)  # type: ignore[arg-type]  # pydantic-settings takes field names
+    except ValidationError as exc:  # an OVERTURE_* variable the settings cannot take
+        err = exc.errors(include_url=False)[0]
+        field = str(err["loc"][0]) if err["loc"] else ""
+        where = _OPTIONS.get(field) if field in overrides else f"${'OVERTURE_' + field.upper()}"
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        _fail(f"{where or 'the settings'}: {err['msg']} (found {err.get('input')!r}){more}; "
+              "fix or unset it")
+
+
+def _unopenable(settings: ServiceSettings, exc: Exception) -> NoReturn:
+    """A data folder or database URL the service cannot use, as one line naming the option."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if settings.database_url:
+        _fail(f"cannot open the database at {settings.database_url}: {first}; check --database-url "
+              "(e.g. postgresql+psycopg://user@host/db)")
+    if settings.data_dir.exists() and not settings.data_dir.is_dir():
+        first = "it is a file, not a folder"
+    _fail(f"cannot use {settings.data_dir} as the data folder: {first}; check --data-dir (a folder, "
+          "created when missing)")
 
 
 def _store(data_dir: Path | None, database_url: str | None) -> Store:
     from service.store import Store
 
     settings = _settings(data_dir, database_url)
-    settings.ensure_data_dir()
-    return Store(settings.resolved_database_url())
+    try:
+        settings.ensure_data_dir()
+        return Store(settings.resolved_database_url())
+    except Exception as exc:  # OS and SQLAlchemy errors: the options point somewhere unusable
+        _unopenable(settings, exc)
 
 
 @token_app.command("create")
@@ -68,6 +100,8 @@ def token_create(
     if not name.strip():
         typer.echo("error: --name is empty; say what the token is for, e.g. --name ci-bot", err=True)
         raise typer.Exit(2)
+    if any(not c.isprintable() for c in name):
+        _fail("--name holds a control character (a line break, a tab); give one line, e.g. --name ci-bot")
 
     store = _store(data_dir, database_url)
     try:
@@ -133,13 +167,13 @@ def _check_port(host: str, port: int) -> None:
     """Fail with one line, before any start-up work, when the address cannot be listened on."""
     import socket
 
-    if port == 0:
-        return
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as exc:
         typer.echo(f"error: --host `{host}` does not resolve ({exc.strerror}); use e.g. 127.0.0.1", err=True)
         raise typer.Exit(2) from None
+    if port == 0:
+        return  # any free port: nothing to check beyond the host
     family, kind, proto, _, address = infos[0]
     with socket.socket(family, kind, proto) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -169,8 +203,15 @@ def serve(
     from service.app import create_app
 
     _check_port(host, port)
+    from workflow.errors import OvertureError
+
     settings = _settings(data_dir, database_url, catalog)
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except OvertureError:
+        raise  # a catalog that cannot be read: one line from `main`
+    except Exception as exc:  # OS and SQLAlchemy errors: the options point somewhere unusable
+        _unopenable(settings, exc)
     typer.echo(f"serving on http://{host}:{port}  (docs: /docs, health: /health; data: "
                f"{settings.data_dir})", err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level.value, proxy_headers=False)

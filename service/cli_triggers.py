@@ -40,15 +40,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="One JSON document on s
 
 
 def _settings(data_dir: Path | None, database_url: str | None) -> ServiceSettings:
-    from service.settings import ServiceSettings
+    from service.cli_service import _settings as service_settings
+    from service.cli_service import _unopenable
 
-    overrides: dict[str, Any] = {}
-    if data_dir is not None:
-        overrides["data_dir"] = data_dir
-    if database_url is not None:
-        overrides["database_url"] = database_url
-    settings = ServiceSettings(**overrides)
-    settings.ensure_data_dir()
+    settings = service_settings(data_dir, database_url)
+    try:
+        settings.ensure_data_dir()
+    except OSError as exc:
+        _unopenable(settings, exc)
     return settings
 
 
@@ -58,7 +57,12 @@ def _service_workflows(settings: ServiceSettings) -> list[TriggeredWorkflow]:
     from workflow.errors import OvertureError
     from workflow.loader import workflow_from_data
 
-    store = Store(settings.resolved_database_url())
+    try:
+        store = Store(settings.resolved_database_url())
+    except Exception as exc:  # SQLAlchemy and OS errors: the options point somewhere unusable
+        from service.cli_service import _unopenable
+
+        _unopenable(settings, exc)
     found = []
     try:
         for row in store.list_workflows():
@@ -79,10 +83,22 @@ def _service_workflows(settings: ServiceSettings) -> list[TriggeredWorkflow]:
 
 
 def _file_workflows(files: list[Path]) -> list[TriggeredWorkflow]:
+    """The documents, each with triggers checked (the validator's trigger rules; no catalog needed)."""
     from runtime.triggers import TriggeredWorkflow
+    from workflow.catalog import Catalog
+    from workflow.errors import InvalidWorkflow, Problem
     from workflow.loader import load_workflow
+    from workflow.validator import validate
 
-    return [TriggeredWorkflow(str(path), load_workflow(path)) for path in files]
+    found = []
+    for path in files:
+        workflow = load_workflow(path)
+        problems = [p for p in validate(workflow, Catalog()).errors if p.location.startswith("triggers")]
+        if problems:
+            raise InvalidWorkflow([Problem(f"{path}: {p.location}", p.message, p.hint, code=p.code)
+                                   for p in problems])
+        found.append(TriggeredWorkflow(str(path), workflow))
+    return found
 
 
 def _local(ts: float, zone: str) -> str:
@@ -103,7 +119,12 @@ def _rows(targets: list[TriggeredWorkflow], fire_store: FireStore | None, count:
     rows = []
     for target in targets:
         states = {s.trigger_id: s for s in fire_store.states(target.key)} if fire_store else {}
-        for item in upcoming(target, count=count, now=now):
+        try:
+            items = upcoming(target, count=count, now=now)
+        except ValueError as exc:  # croniter's, for a stored schedule that never fires
+            typer.echo(f"warning: {target.key}: its schedule cannot be evaluated ({exc})", err=True)
+            items = []
+        for item in items:
             paused = bool(states.get(item.trigger_id) and states[item.trigger_id].paused)
             rows.append({"workflow": target.key, "name": target.workflow.name, "trigger": item.trigger_id,
                          "kind": "schedule", "description": describe_schedule(item.trigger),
@@ -124,7 +145,12 @@ def _rows(targets: list[TriggeredWorkflow], fire_store: FireStore | None, count:
 def _open_fire_store(settings: ServiceSettings) -> FireStore:
     from runtime.triggers import FireStore
 
-    return FireStore.open(settings.resolved_journal_url())
+    try:
+        return FireStore.open(settings.resolved_journal_url())
+    except Exception as exc:  # SQLAlchemy and OS errors: the options point somewhere unusable
+        from service.cli_service import _unopenable
+
+        _unopenable(settings, exc)
 
 
 def register(app: typer.Typer) -> None:
@@ -251,10 +277,19 @@ def register(app: typer.Typer) -> None:
         """Print the headers that sign a delivery, e.g. for `curl -H ... --data-binary @BODY_FILE`."""
         from runtime.triggers import DELIVERY_HEADER, SIGNATURE_HEADER, sign
 
+        if not secret_env.strip():
+            typer.echo("error: --secret-env is empty; name the variable that holds the webhook's secret",
+                       err=True)
+            raise typer.Exit(2)
         secret = os.environ.get(secret_env)
         if not secret:
             typer.echo(f"error: ${secret_env} is not set", err=True)
             raise typer.Exit(2)
-        body = sys.stdin.buffer.read() if str(body_file) == "-" else body_file.read_bytes()
+        try:
+            body = sys.stdin.buffer.read() if str(body_file) == "-" else body_file.read_bytes()
+        except OSError as exc:
+            typer.echo(f"error: cannot read {body_file}: {exc.strerror or exc}; give the JSON body's file "
+                       "(or `-` for stdin)", err=True)
+            raise typer.Exit(2) from None
         typer.echo(f"{SIGNATURE_HEADER}: {sign(secret, body, int(time.time()))}")
         typer.echo(f"{DELIVERY_HEADER}: {delivery_id or 'dlv_' + uuid.uuid4().hex}")

@@ -43,7 +43,7 @@ from workflow.expressions import (
     whole_expression,
 )
 from workflow.graph import find_cycle
-from workflow.loader import format_location, problems_from_validation
+from workflow.loader import format_location, kind_of, problems_from_validation
 
 ERROR = "error"
 WARNING = "warning"
@@ -298,7 +298,40 @@ def cron_problem(expression: str) -> str | None:
                     return f"the {label} field has `{bound}`; expected {allowed}"
                 if not low <= int(bound) <= high:
                     return f"the {label} field has {bound}, outside {low}-{high}"
-    return None
+    return _never_fires(parts)
+
+
+_MONTH_DAYS = (31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
+
+
+def _cron_values(part: str, low: int, high: int, names: list[str]) -> set[int]:
+    """The values one (syntactically valid) cron field matches."""
+    values: set[int] = set()
+    for item in part.split(","):
+        match = _CRON_ITEM_RE.match(item)
+        assert match is not None  # checked by the caller
+        base, step = match.group(1), int(match.group(2) or 1)
+        if base in {"*", "?"}:
+            first, last = low, high
+        else:
+            bounds = [low + names.index(b.upper()) if b.upper() in names else int(b) for b in base.split("-")]
+            first, last = bounds[0], bounds[-1] if len(bounds) > 1 or match.group(2) is None else high
+        values.update(range(first, last + 1, step))
+    return values
+
+
+def _never_fires(parts: list[str]) -> str | None:
+    """A day of month that no month of the schedule has (`0 9 30 2 *`): valid fields, but the
+    schedule would never fire. With a day of week given, cron fires on either, so it does fire."""
+    if parts[4] not in {"*", "?"} or parts[2] in {"*", "?"}:
+        return None
+    days = _cron_values(parts[2], *_CRON_FIELDS[2][1:])
+    months = _cron_values(parts[3], *_CRON_FIELDS[3][1:])
+    if any(day <= _MONTH_DAYS[month - 1] for day in days for month in months if 1 <= month <= 12):
+        return None
+    named = ", ".join(_MONTHS[m - 1] for m in sorted(months) if 1 <= m <= 12)
+    return (f"the schedule never fires: no month it names ({named}) has day {min(days)} "
+            f"(`{parts[2]}` in the day-of-month field)")
 
 
 # ----------------------------------------------------------------------------- pydantic errors
@@ -472,7 +505,7 @@ class _Validator:
             workflow, steps = self._parse(document)
             triggers_data = document.get("triggers")
         else:
-            found = type(document).__name__
+            found = kind_of(document)
             self.add("(document)", f"expected a mapping with `name` and `steps` at the top, found {found}",
                      "start the document with `name:` and `steps:`", "invalid_document")
             return ValidationReport(self.problems, None)
@@ -606,8 +639,10 @@ class _Validator:
             if isinstance(cron, str):
                 error = cron_problem(cron)
                 if error:
-                    self.add(f"{where}.cron", f"cron `{cron}`: {error}",
-                             "use five fields, e.g. `0 9 * * MON-FRI` (09:00 on weekdays)", "invalid_cron")
+                    hint = ("pick a day that a month it names has, e.g. `0 9 28 2 *` (09:00 on 28 February)"
+                            if "never fires" in error
+                            else "use five fields, e.g. `0 9 * * MON-FRI` (09:00 on weekdays)")
+                    self.add(f"{where}.cron", f"cron `{cron}`: {error}", hint, "invalid_cron")
             given = entry.get("inputs")
             if isinstance(given, Mapping) and self.inputs_schema is not None:
                 self._check_trigger_inputs(given, f"{where}.inputs")

@@ -267,7 +267,7 @@ def schedule_out(trigger_id: str, trigger: ScheduleTrigger, state: TriggerState 
     paused = bool(state and state.paused)
     try:
         times = [] if paused else CronRule.of(trigger).next_after(now, NEXT_FIRES)
-    except ScheduleError:
+    except (ScheduleError, ValueError):  # ValueError: croniter's, for a schedule that never fires
         times = []
     return ScheduleOut(id=trigger_id, cron=trigger.cron, timezone=trigger.timezone,
                        business_day=trigger.business_day, missed=trigger.missed, inputs=trigger.inputs,
