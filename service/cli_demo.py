@@ -39,6 +39,8 @@ def demo(
     unknown = sorted(set(fail) - set(SERVICES))
     if unknown:
         fail_with(f"--fail takes {', '.join(SERVICES)}; got {', '.join(unknown)}")
+    if data_dir.exists() and not data_dir.is_dir():
+        fail_with(f"--data-dir {data_dir} is a file; give a folder (it is created when missing)")
     options = DemoOptions(data_dir=data_dir, port=0 if no_serve else port, failure_rate=failure_rate,
                           fail=set(fail), latency_scale=latency_scale, seed=seed, serve=not no_serve)
     try:
@@ -46,6 +48,8 @@ def demo(
     except OSError as exc:
         if "address already in use" in str(exc).lower() or getattr(exc, "errno", None) == 98:
             fail_with(f"port {port} is in use; pass --port with another port (or 0 for any free one)")
+        if exc.filename is not None and Path(str(exc.filename)).resolve().is_relative_to(data_dir.resolve()):
+            fail_with(f"cannot use --data-dir {data_dir}: {exc.strerror or exc} ({exc.filename})")
         raise
     first, second = result.runs
     compensated = (second.compensation or {}).get("status") == "complete"

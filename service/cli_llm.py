@@ -99,6 +99,8 @@ def edit(
     from planner.select import edit_plan
     from workflow.loader import dumps_workflow, save_workflow
 
+    if in_place and output is not None:
+        raise typer.BadParameter("give --output FILE or --in-place, not both", param_hint="--output")
     cat = _catalog(catalog)
     old = _load(file)
     result = edit_plan(old, instruction, cat, mode=planner.value, settings=_settings(model))

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from runtime.journal import Journal
 
 JournalOption = Annotated[
     str | None,
@@ -28,6 +31,35 @@ CatalogOpt = Annotated[
 ]
 
 
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+def _open(journal: str | None) -> Journal:
+    """The journal `--journal` names, or one line saying why it cannot be read."""
+    from optimizer.history import open_journal
+    from service.cli_run import _missing_journal
+
+    if journal is not None and not journal.strip():
+        _fail("--journal is empty; give a journal database URL or SQLite path")
+    if journal is not None and "://" not in journal:
+        missing = _missing_journal(Path(journal), None)
+        if missing is not None:
+            _fail(f"no journal at {missing}: nothing has run there; check --journal (runs are kept in "
+                  "the --data-dir of `overture run`, as journal.db), or run the workflow first")
+    try:
+        return open_journal(journal)
+    except Exception as exc:  # SQLAlchemy and OS errors: --journal points somewhere unusable
+        from workflow.errors import OvertureError
+
+        if isinstance(exc, OvertureError):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        _fail(f"cannot open the journal at {journal or 'the default'}: {first}; check --journal "
+              "(a journal.db, its folder, or a postgresql+psycopg:// URL)")
+
+
 def register(app: typer.Typer) -> None:
     sub = typer.Typer(help="Learn from run history; propose and apply rewrites.", no_args_is_help=True)
     app.add_typer(sub, name="optimize")
@@ -39,12 +71,14 @@ def register(app: typer.Typer) -> None:
         window_s: Annotated[float, typer.Option(help="Recent-stats window; use the engine's.")] = 3600.0,
     ) -> None:
         """Fit duration and failure models per action from the journal; store a new version."""
-        from optimizer.history import load_history, open_journal, require
+        from optimizer.history import load_history, require
         from optimizer.models import train, update
         from optimizer.store import ModelStore
 
+        if not (0 < window_s < float("inf")):
+            _fail(f"--window-s must be a number of seconds above 0; got {window_s}")
         store = ModelStore()
-        j = open_journal(journal)
+        j = _open(journal)
         try:
             previous = store.latest() if incremental else None
             since = previous.last_started_at if previous is not None else None
@@ -68,17 +102,19 @@ def register(app: typer.Typer) -> None:
         format: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
     ) -> None:
         """Propose rewrites for a workflow from its history, with predicted gains and diffs."""
-        from optimizer.history import load_history, open_journal, require
+        from optimizer.history import load_history, require
         from optimizer.predict import predict_run_duration
         from optimizer.proposals import ProposalStore, accept
         from optimizer.store import ModelStore
         from optimizer.suggest import auto_apply, suggest
         from workflow.loader import load_catalog, load_workflow, save_workflow
 
+        if format not in ("text", "json"):
+            _fail(f"--format takes text or json; got `{format}`")
         workflow = load_workflow(workflow_file)
         cat = load_catalog(*catalog) if catalog else None
         models = ModelStore().latest()
-        j = open_journal(journal)
+        j = _open(journal)
         try:
             records = require(load_history(j, workflow=workflow.name), j.url, workflow.name)
         finally:

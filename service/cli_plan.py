@@ -22,6 +22,9 @@ def _request_text(request: str | None, file: Path | None) -> str:
             return file.read_text(encoding="utf-8")
         except OSError as exc:
             raise typer.BadParameter(f"cannot read {file}: {exc.strerror}", param_hint="--file") from None
+        except UnicodeDecodeError:
+            raise typer.BadParameter(f"{file} is not UTF-8 text; save the request as UTF-8",
+                                     param_hint="--file") from None
     if request is None or request == "-":
         if sys.stdin.isatty():
             raise typer.BadParameter(

@@ -77,6 +77,23 @@ def _open_journal(data_dir: Path | None, database_url: str | None) -> Journal:
               "(a folder for SQLite, or a reachable postgresql+psycopg:// URL)")
 
 
+def _missing_journal(data_dir: Path | None, database_url: str | None) -> Path | None:
+    """The SQLite journal file `--data-dir` names, when it does not exist: the commands that only
+    read or change existing runs say so instead of creating an empty journal (and its folder) at a
+    mistyped path."""
+    target = data_dir or Path(".overture")
+    if database_url or "://" in str(target):
+        return None
+    path = Path(target)
+    if path.is_dir() or not path.suffix:  # as `Journal.open` reads it
+        path = path / "journal.db"
+    return None if path.exists() else path
+
+
+def _no_run(run_id: str) -> NoReturn:
+    _fail(f"no run `{run_id}`; `overture runs list` shows the runs")
+
+
 def _catalog(paths: list[str]) -> Catalog:
     from workflow.loader import load_catalog
 
@@ -88,24 +105,33 @@ def _catalog(paths: list[str]) -> Catalog:
 def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
     """`--inputs-file` (YAML/JSON object), then each `key=value`; a value that parses as JSON
     (`150`, `true`, `[1,2]`) keeps its type, anything else is a string."""
-    from workflow.loader import read_data
+    from service.api.models import json_value_problems
+    from workflow.loader import format_location, read_data
 
     inputs: dict[str, Any] = {}
     if inputs_file is not None:
         data = read_data(inputs_file)
         if not isinstance(data, dict):
             _fail(f"{inputs_file}: expected a mapping of input names to values")
+        for at, message, hint in json_value_problems(data):  # YAML's `.nan`, `.inf`
+            _fail(f"{inputs_file}: {format_location(at)}: {message}; {hint}")
         inputs.update(data)
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
             _fail(f"--input `{pair}`: expected key=value")
         try:
-            value: Any = json.loads(text)
+            value: Any = json.loads(text, parse_constant=_no_constant)
         except ValueError:
-            value = text
+            value = text  # NaN and Infinity included: kept as the text, which a number schema refuses
+        for _, message, hint in json_value_problems(value):  # 1e999 parses as infinity
+            _fail(f"--input `{pair}`: {message}; {hint}")
         inputs[key.strip()] = value
     return inputs
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def _check_inputs(schema: dict[str, Any] | None, inputs: dict[str, Any]) -> None:
@@ -257,11 +283,16 @@ def register(app: typer.Typer) -> None:
             wanted = RunState(state) if state else None
         except ValueError:
             _fail(f"unknown state `{state}`; one of: {', '.join(s.value for s in RunState)}")
-        journal = _open_journal(data_dir, database_url)
-        try:
-            records = journal.list_runs(state=wanted, limit=limit)
-        finally:
-            journal.close()
+        missing = _missing_journal(data_dir, database_url)
+        records = []
+        if missing is not None:
+            typer.echo(f"note: no journal at {missing}: no run was started with this --data-dir", err=True)
+        else:
+            journal = _open_journal(data_dir, database_url)
+            try:
+                records = journal.list_runs(state=wanted, limit=limit)
+            finally:
+                journal.close()
         if as_json:
             typer.echo(
                 json.dumps(
@@ -298,6 +329,8 @@ def register(app: typer.Typer) -> None:
 
         if not run_id.strip():
             _fail("give a run id (or a unique prefix); `overture runs list` shows the runs")
+        if _missing_journal(data_dir, database_url) is not None:
+            _no_run(run_id)
         journal = _open_journal(data_dir, database_url)
         try:
             record = journal.find_run(run_id)
@@ -366,6 +399,11 @@ def register(app: typer.Typer) -> None:
         from runtime.errors import InvalidRunState
 
         cat = _catalog(catalog)
+        missing = _missing_journal(data_dir, database_url)
+        if missing is not None:
+            typer.echo("no unfinished runs")
+            typer.echo(f"note: no journal at {missing}: no run was started with this --data-dir", err=True)
+            raise typer.Exit(0)
         journal = _open_journal(data_dir, database_url)
 
         async def go() -> int:
@@ -409,6 +447,8 @@ def _decide(
 ) -> None:
     if not run_id.strip():
         _fail("give a run id (or a unique prefix); `overture runs list` shows the runs")
+    if _missing_journal(data_dir, database_url) is not None:
+        _no_run(run_id)
     journal = _open_journal(data_dir, database_url)
     try:
         record = journal.find_run(run_id)

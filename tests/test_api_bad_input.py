@@ -311,6 +311,24 @@ async def test_an_unknown_trigger_is_a_not_found_with_a_hint(tmp_path: Path) -> 
         assert item["code"] == "not_found" and f"/v1/workflows/{workflow_id}/triggers" in (item["hint"] or "")
 
 
+async def test_a_schedule_that_never_fires_is_refused_and_one_stored_before_still_lists(
+    tmp_path: Path,
+) -> None:
+    never = {**WORKFLOW, "triggers": {"schedule": [{"cron": "0 9 30 2 *", "timezone": "UTC"}]}}
+    async with api_client(tmp_path) as api:
+        catalog_id = await api.upload_catalog()
+        r = await api.client.post("/v1/workflows", json={"document": never, "catalog_id": catalog_id})
+        item = located(assert_problem(r, 422))["document.triggers.schedule[0].cron"]
+        assert "never fires" in item["message"] and "0 9 28 2 *" in (item["hint"] or "")
+        # a document stored before the validator knew: its triggers still list (no fire times), not a 500
+        row, _ = api.app.state.services.store.create_workflow(
+            "never", catalog_id, never, source="document", note=None
+        )
+        r = await api.client.get(f"/v1/workflows/{row.id}/triggers")
+        assert r.status_code == 200, r.text
+        assert r.json()["schedules"][0]["next_fires"] == []
+
+
 async def test_a_webhook_body_with_nan_starts_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

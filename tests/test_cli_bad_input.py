@@ -1,0 +1,258 @@
+"""Bad input to the `overture` CLI that once ended in a traceback ("internal error"), silently
+changed data, or quietly did something else: each case is now one `error:` line with a fix and a
+non-zero exit, and leaves nothing behind. (`test_cli_errors.py` covers the basic cases.)"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CATALOG = """\
+actions:
+  - name: crm.create_account
+    description: Create the account.
+    input: {type: object, properties: {email: {type: string}}, required: [email]}
+    output: {type: object, properties: {account_id: {type: string}}}
+    invoke: {kind: python, callable: "json:dumps"}
+"""
+
+WORKFLOW = """\
+name: qa-flow
+inputs: {type: object, properties: {email: {type: string}, amount: {type: number}}, required: [email]}
+steps:
+  - id: ok
+    action: core.approval
+    with: {prompt: "Go ahead?"}
+  - id: log
+    action: core.log
+    needs: [ok]
+    with: {message: "done"}
+"""
+
+SCHEDULED = """\
+name: scheduled
+triggers: {schedule: [{cron: "CRON", timezone: ZONE}]}
+steps:
+  - {id: log, action: core.log, with: {message: hi}}
+"""
+
+
+def cli(
+    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
+) -> tuple[int, str, str]:
+    """The real console entry point in a subprocess; never a traceback."""
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OVERTURE_"))}
+    result = subprocess.run(
+        [sys.executable, "-c", "from service.cli import main; main()", *(str(a) for a in args)],
+        capture_output=True, text=True, env={**base, **(env or {})}, stdin=subprocess.DEVNULL, timeout=120,
+        cwd=cwd,
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
+    return result.returncode, result.stdout, result.stderr
+
+
+def error_line(stderr: str) -> str:
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert lines, "expected an error message on stderr"
+    return lines[-1]
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    (tmp_path / "catalog.yaml").write_text(CATALOG)
+    (tmp_path / "wf.yaml").write_text(WORKFLOW)
+    (tmp_path / "folder").mkdir()
+    return tmp_path
+
+
+# -- inputs ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pair", "expected"),
+    [
+        ("amount=NaN", "error: input amount: 'NaN' is not of type 'number'"),
+        ("amount=Infinity", "error: input amount: 'Infinity' is not of type 'number'"),
+        (
+            "amount=1e999",
+            "error: --input `amount=1e999`: Infinity is not a JSON number; send a finite number",
+        ),
+    ],
+)
+def test_non_finite_inputs_are_refused_not_run(work: Path, pair: str, expected: str) -> None:
+    code, _, err = cli("run", "-c", "catalog.yaml", "wf.yaml", "-i", "email=a@b.example", "-i", pair,
+                       "--data-dir", "data", cwd=work)  # fmt: skip
+    assert code == 2 and error_line(err).startswith(expected)
+    assert not (work / "data").exists()  # nothing was started
+
+
+def test_a_nan_in_an_inputs_file_is_located(work: Path) -> None:
+    (work / "inputs.yaml").write_text("email: a@b.example\namount: .nan\n")
+    code, _, err = cli("run", "-c", "catalog.yaml", "wf.yaml", "--inputs-file", "inputs.yaml", "--data-dir",
+                       "data", cwd=work)  # fmt: skip
+    assert code == 2 and error_line(err).startswith("error: inputs.yaml: amount: NaN is not a JSON number")
+
+
+# -- catalogs -------------------------------------------------------------------------------------------
+
+
+def test_a_catalog_file_may_not_redefine_core_actions_or_hold_broken_schemas(work: Path) -> None:
+    (work / "core.yaml").write_text("actions:\n  - name: core.log\n    description: my own log\n")
+    code, _, err = cli("validate", "-c", "core.yaml", "wf.yaml", cwd=work)
+    assert code == 2
+    assert "actions[0].name: `core.log` is a built-in action" in error_line(err) and "ops.log" in err
+    (work / "schema.yaml").write_text("actions:\n  - name: x.y\n    input: {type: object, properties: "
+                                      "{n: {type: money}}}\n")  # fmt: skip
+    code, _, err = cli("validate", "-c", "schema.yaml", "wf.yaml", cwd=work)
+    assert code == 2 and "actions[0].input.properties.n.type: not a valid JSON Schema" in error_line(err)
+
+
+def test_a_stray_comma_in_catalog_does_not_read_the_current_folder(work: Path) -> None:
+    (work / "broken.yaml").write_text("name: x\nsteps: [\n")  # would be read as a catalog file
+    code, out, err = cli("validate", "-c", "catalog.yaml,", "wf.yaml", cwd=work)
+    assert code == 0 and "valid" in out, err
+    code, _, err = cli("validate", "-c", " , ", "wf.yaml", cwd=work)
+    assert code == 2 and error_line(err) == "error: the catalog path is empty; name a catalog file or folder"
+
+
+def test_the_same_catalog_file_twice_is_read_once(work: Path) -> None:
+    code, out, err = cli("validate", "-c", "catalog.yaml", "-c", "./catalog.yaml", "wf.yaml", cwd=work)
+    assert code == 0 and "valid" in out, err  # was: "action `crm.create_account` is defined twice"
+
+
+# -- documents ------------------------------------------------------------------------------------------
+
+
+def test_empty_documents_say_they_are_empty(work: Path) -> None:
+    (work / "empty.yaml").write_text("")
+    code, out, _ = cli("validate", "-c", "catalog.yaml", "empty.yaml", cwd=work)
+    assert code == 1 and "found nothing (the document is empty)" in out and "NoneType" not in out
+    code, _, err = cli("validate", "-c", "empty.yaml", "wf.yaml", cwd=work)
+    assert code == 2 and "found nothing (the document is empty)" in error_line(err)
+
+
+def test_a_multi_line_name_and_a_schedule_that_never_fires_are_invalid(work: Path) -> None:
+    (work / "named.yaml").write_text(WORKFLOW.replace("name: qa-flow", 'name: "qa\\nflow"'))
+    code, out, _ = cli("validate", "-c", "catalog.yaml", "named.yaml", cwd=work)
+    assert code == 1 and "name: the name holds a control character" in out and "qa flow" in out
+    (work / "feb30.yaml").write_text(SCHEDULED.replace("CRON", "0 9 30 2 *").replace("ZONE", "UTC"))
+    code, out, _ = cli("validate", "-c", "catalog.yaml", "feb30.yaml", cwd=work)
+    assert code == 1 and "never fires" in out and "(FEB) has day 30" in out
+
+
+def test_triggers_list_checks_the_documents_it_is_given(work: Path) -> None:
+    (work / "feb30.yaml").write_text(SCHEDULED.replace("CRON", "0 9 30 2 *").replace("ZONE", "UTC"))
+    code, _, err = cli("triggers", "list", "feb30.yaml", cwd=work)  # was: CroniterBadDateError
+    assert code == 1 and "feb30.yaml: triggers.schedule[0].cron" in err and "never fires" in err
+    (work / "mars.yaml").write_text(SCHEDULED.replace("CRON", "0 9 * * *").replace("ZONE", "Mars/Phobos"))
+    code, out, err = cli("triggers", "list", "mars.yaml", cwd=work)  # was: listed, with no fire times
+    assert code == 1 and out == "" and "unknown time zone `Mars/Phobos`" in err
+
+
+# -- files written and read -----------------------------------------------------------------------------
+
+
+def test_edit_output_that_cannot_be_written_is_one_line(work: Path) -> None:
+    args = ("edit", "-c", "catalog.yaml", "wf.yaml", "retry the log step 3 times", "--planner", "offline")
+    code, _, err = cli(*args, "-o", "folder", cwd=work)
+    assert (
+        code == 2 and error_line(err) == "error: folder: is a directory; name a file to write the document to"
+    )
+    code, _, err = cli(*args, "-o", "nowhere/wf.yaml", cwd=work)
+    assert code == 2 and "the folder nowhere does not exist" in error_line(err)
+    code, _, err = cli(*args, "-o", "out.yaml", "--in-place", cwd=work)  # -o was silently ignored
+    assert code == 2 and "give --output FILE or --in-place, not both" in err
+    assert (work / "wf.yaml").read_text() == WORKFLOW and not (work / "out.yaml").exists()
+
+
+def test_a_request_file_that_is_not_utf8_is_a_usage_error(work: Path) -> None:
+    (work / "request.txt").write_bytes(b"\xff\xfe create the account")
+    code, _, err = cli(
+        "plan", "-c", "catalog.yaml", "--file", "request.txt", "--planner", "offline", cwd=work
+    )
+    assert code == 2 and "request.txt is not UTF-8 text" in error_line(err)
+
+
+def test_triggers_sign_with_a_missing_body_or_an_empty_variable_name(work: Path) -> None:
+    env = {"HOOK_SECRET": "whsec_0123456789"}
+    code, _, err = cli("triggers", "sign", "nope.json", "--secret-env", "HOOK_SECRET", cwd=work, env=env)
+    assert code == 2 and error_line(err).startswith("error: cannot read nope.json: No such file or directory")
+    code, _, err = cli("triggers", "sign", "folder", "--secret-env", "HOOK_SECRET", cwd=work, env=env)
+    assert code == 2 and error_line(err).startswith("error: cannot read folder: Is a directory")
+    code, _, err = cli("triggers", "sign", "wf.yaml", "--secret-env", " ", cwd=work)
+    assert code == 2 and "--secret-env is empty" in error_line(err)
+
+
+# -- data folders, database URLs and settings ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("token", "list"),
+        ("token", "create", "--name", "ci"),
+        ("triggers", "list"),
+        ("triggers", "fires", "wf_1"),
+    ],
+)
+def test_service_commands_with_a_file_as_data_dir_or_a_bad_database_url(
+    work: Path, command: tuple[str, ...]
+) -> None:
+    code, _, err = cli(*command, "--data-dir", "wf.yaml", cwd=work)
+    assert code == 2
+    assert error_line(err) == ("error: cannot use wf.yaml as the data folder: it is a file, not a folder; "
+                               "check --data-dir (a folder, created when missing)")  # fmt: skip
+    code, _, err = cli(*command, "--database-url", "nosuchdb://x", cwd=work)
+    assert code == 2 and error_line(err).startswith("error: cannot open the database at nosuchdb://x: ")
+    assert "check --database-url" in error_line(err)
+
+
+def test_serve_refuses_bad_options_before_starting(work: Path) -> None:
+    code, _, err = cli("serve", "--data-dir", "wf.yaml", "--port", "0", cwd=work)
+    assert code == 2 and "cannot use wf.yaml as the data folder: it is a file" in error_line(err)
+    code, _, err = cli("serve", "--host", "no-such-host.invalid", "--port", "0", "--data-dir", "d", cwd=work)
+    assert code == 2 and error_line(err).startswith("error: --host `no-such-host.invalid` does not resolve")
+    code, _, err = cli(
+        "serve", "--port", "0", "--data-dir", "d", cwd=work, env={"OVERTURE_CONCURRENCY": "lots"}
+    )
+    assert code == 2 and error_line(err).startswith(
+        "error: $OVERTURE_CONCURRENCY: Input should be a valid integer"
+    )
+    assert "(found 'lots')" in err and "fix or unset it" in err
+
+
+def test_a_token_name_is_one_line(work: Path) -> None:
+    code, _, err = cli("token", "create", "--name", "ci\nbot", "--data-dir", "d", cwd=work)
+    assert code == 2 and "--name holds a control character" in error_line(err)
+
+
+def test_reading_commands_do_not_create_a_journal_at_a_mistyped_data_dir(work: Path) -> None:
+    code, out, err = cli("runs", "list", "--json", "--data-dir", "typo", cwd=work)
+    assert code == 0 and out.strip() == "[]" and "note: no journal at" in err
+    code, _, err = cli("runs", "show", "abc", "--data-dir", "typo", cwd=work)
+    assert code == 2 and error_line(err) == "error: no run `abc`; `overture runs list` shows the runs"
+    code, out, _ = cli("resume", "-c", "catalog.yaml", "--data-dir", "typo", cwd=work)
+    assert code == 0 and "no unfinished runs" in out
+    assert not (work / "typo").exists()
+
+
+def test_optimize_with_a_bad_journal_or_options(work: Path) -> None:
+    code, _, err = cli("optimize", "train", "--journal", "typo", cwd=work)
+    assert code == 2 and error_line(err).startswith("error: no journal at ") and not (work / "typo").exists()
+    code, _, err = cli("optimize", "train", "--journal", "wf.yaml", cwd=work)
+    assert code == 2 and "cannot open the journal at wf.yaml" in error_line(err) and "--journal" in err
+    code, _, err = cli("optimize", "train", "--journal", "nosuchdb://x", cwd=work)
+    assert code == 2 and "cannot open the journal at nosuchdb://x" in error_line(err)
+    code, _, err = cli("optimize", "train", "--window-s", "-5", cwd=work)
+    assert code == 2 and "--window-s must be a number of seconds above 0" in error_line(err)
+    code, _, err = cli("optimize", "suggest", "wf.yaml", "--format", "xml", cwd=work)
+    assert code == 2 and error_line(err) == "error: --format takes text or json; got `xml`"
+
+
+def test_demo_with_a_file_as_data_dir(work: Path) -> None:
+    code, _, err = cli("demo", "--no-serve", "--data-dir", "wf.yaml", cwd=work)
+    assert code == 2 and "--data-dir wf.yaml is a file" in error_line(err)
