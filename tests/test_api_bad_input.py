@@ -209,6 +209,36 @@ def test_bodies_that_are_not_utf8_or_nest_too_deeply_are_located_over_http(tmp_p
         assert item["code"] == "json_too_deep" and "nested too deeply" in item["message"]
 
 
+def _laughs(levels: int) -> str:
+    """A few hundred bytes of YAML whose aliases expand to 9**levels values."""
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return "\n".join(lines)
+
+
+async def test_yaml_alias_bombs_and_deep_nesting_are_refused_quickly(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as api:
+        bomb = "x-laughs:\n" + "\n".join("  " + line for line in _laughs(9).splitlines())  # 387 million
+        spec = "openapi: 3.0.0\ninfo: {title: t}\nservers: [{url: 'http://127.0.0.1:9'}]\npaths: {}\n" + bomb
+        r = await api.client.post("/v1/catalogs/import-openapi", json={"content": spec})
+        assert "anchors and aliases" in assert_problem(r, 422)["detail"]
+        r = await api.client.post("/v1/catalogs", json={"name": "c", "content": "actions: &a [*a]\n"})
+        assert "its own anchor" in assert_problem(r, 422)["detail"]
+        r = await api.client.post("/v1/catalogs", json={"name": "c", "content": "[" * 50_000 + "]" * 50_000})
+        assert "nested too deeply" in assert_problem(r, 422)["detail"]  # was a RecursionError: 500
+
+        nested: Any = "deep"
+        for _ in range(300):  # deeper than the models can serialize: the upload was a 500
+            nested = [nested]
+        actions = copy.deepcopy(CATALOG["actions"])
+        actions[0]["input"]["properties"]["email"]["default"] = nested
+        r = await api.client.post("/v1/catalogs", json={"name": "c", "actions": actions})
+        [item] = assert_problem(r, 422)["problems"]
+        assert item["location"] == "body.actions[0].input.properties"  # where the deep part starts
+        assert item["message"] == "nested more than 100 levels deep"
+        assert (await api.client.get("/v1/catalogs")).json() == []
+
+
 # -- catalogs: what an upload would silently lose --------------------------------------------------------
 
 

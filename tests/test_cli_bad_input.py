@@ -119,6 +119,17 @@ def test_a_stray_comma_in_catalog_does_not_read_the_current_folder(work: Path) -
     assert code == 2 and error_line(err) == "error: the catalog path is empty; name a catalog file or folder"
 
 
+def test_yaml_that_expands_without_end_is_refused(work: Path) -> None:
+    lines = ["l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    lines += [f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 9)]
+    (work / "laughs.yaml").write_text("\n".join(lines) + "\nname: x\nsteps: []\n")
+    code, _, err = cli("validate", "-c", "catalog.yaml", "laughs.yaml", cwd=work)
+    assert code == 2 and "anchors and aliases (`&name`, `*name`) expand to more than" in error_line(err)
+    (work / "loop.yaml").write_text("actions: &a [*a]\n")
+    code, _, err = cli("catalog", "show", "loop.yaml", cwd=work)  # was: internal error, RecursionError
+    assert code == 2 and "nested more than 100 levels deep" in error_line(err)
+
+
 def test_the_same_catalog_file_twice_is_read_once(work: Path) -> None:
     code, out, err = cli("validate", "-c", "catalog.yaml", "-c", "./catalog.yaml", "wf.yaml", cwd=work)
     assert code == 0 and "valid" in out, err  # was: "action `crm.create_account` is defined twice"

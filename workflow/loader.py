@@ -58,17 +58,64 @@ def problems_from_validation(exc: ValidationError, prefix: str = "") -> list[Pro
 def parse_text(text: str, *, source: str = "<text>") -> Any:
     """Parse YAML or JSON text (JSON is YAML, but json gives better errors for .json files)."""
     try:
-        if source.endswith(".json"):
-            return json.loads(text)
-        return yaml.safe_load(text)
+        data = json.loads(text) if source.endswith(".json") else yaml.safe_load(text)
     except json.JSONDecodeError as exc:
         raise DocumentError(f"not valid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}",
+                            path=source) from None
+    except RecursionError:
+        raise DocumentError(f"it is nested too deeply to read; nest at most {MAX_DEPTH} levels",
                             path=source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
         raise DocumentError(f"not valid YAML{where}: {problem}", path=source) from None
+    limit = MAX_EXPANDED_VALUES + len(text)
+    too_big = _too_big(data, limit)
+    if too_big == "values":
+        raise DocumentError(f"its anchors and aliases (`&name`, `*name`) expand to more than {limit:,} "
+                            "values (or refer to themselves); repeat less, or write the repeated parts out",
+                            path=source)
+    if too_big:
+        why = " (is a YAML alias used inside its own anchor?)" if "*" in text else ""
+        raise DocumentError(f"{too_big}: nested more than {MAX_DEPTH} levels deep{why}; flatten it",
+                            path=source)
+    return data
+
+
+MAX_EXPANDED_VALUES = 1_000_000
+"""How many values a YAML document may hold once its aliases are expanded (beyond one per character
+of its text): a few lines of nested aliases ("billion laughs") expand to billions, which every
+consumer that walks or copies the data would then spend its memory and time on."""
+MAX_DEPTH = 100
+"""How deeply objects and lists may nest in a document: the models' serializer stops at ~250 levels,
+and no catalog, workflow or schema needs anywhere near this many."""
+
+
+def _too_big(data: Any, limit: int) -> str | None:
+    """`values` when `data` holds more than `limit` values (an aliased value counts each time it is
+    used), the location of the first value nested deeper than `MAX_DEPTH`, else None."""
+    # entries are (depth, value, key, parent entry): the path is only built for the answer
+    stack: list[tuple[int, Any, Any, Any]] = [(0, data, None, None)]
+    count = 0
+    while stack:
+        entry = stack.pop()
+        depth, item = entry[0], entry[1]
+        count += 1
+        if count > limit:
+            return "values"
+        if depth > MAX_DEPTH:
+            path: list[int | str] = []
+            while entry[3] is not None:
+                path.append(entry[2])
+                entry = entry[3]
+            path.reverse()
+            return format_location(path[:3]) + "…" + format_location(path[-2:])
+        if isinstance(item, dict):
+            stack.extend((depth + 1, value, str(key), entry) for key, value in item.items())
+        elif isinstance(item, list):
+            stack.extend((depth + 1, value, index, entry) for index, value in enumerate(item))
+    return None
 
 
 def read_data(path: str | Path) -> Any:

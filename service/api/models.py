@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 from service.problems import ProblemItem
+from workflow.loader import MAX_DEPTH
 
 PlannerName = Literal["offline", "llm", "auto"]
 
@@ -56,10 +57,14 @@ def json_value_problems(value: Any, path: Loc = ()) -> Iterator[tuple[Loc, str, 
     """Where `value` (parsed JSON) holds something that is not plain JSON data: `NaN` or
     `Infinity` (which Python's JSON parser accepts, but no JSON document may contain, and which would
     be stored as `null`) or a string with an unpaired surrogate escape (`"\\ud800"`, which cannot
-    be stored as UTF-8 or sent back). Yields (location, message, hint)."""
+    be stored as UTF-8 or sent back); and nesting deeper than `MAX_DEPTH`, which the models cannot
+    serialize. Yields (location, message, hint)."""
     stack: list[tuple[Loc, Any]] = [(path, value)]
     while stack:
         at, item = stack.pop()
+        if len(at) - len(path) > MAX_DEPTH:
+            yield at[: len(path) + 3], f"nested more than {MAX_DEPTH} levels deep", "flatten it"
+            return
         if isinstance(item, float):
             if not math.isfinite(item):
                 name = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
