@@ -359,6 +359,26 @@ async def test_a_schedule_that_never_fires_is_refused_and_one_stored_before_stil
         assert r.json()["schedules"][0]["next_fires"] == []
 
 
+async def test_a_webhook_name_another_workflow_uses_is_refused(tmp_path: Path) -> None:
+    hooked = {**WORKFLOW, "triggers": {"webhook": {"name": "signed-up"}}}
+    async with api_client(tmp_path) as api:
+        catalog_id = await api.upload_catalog()
+        first = await api.create_workflow(hooked, catalog_id=catalog_id)
+        # was stored, and from then on every delivery to /hooks/signed-up was a 409 for both workflows
+        r = await api.client.post(
+            "/v1/workflows", json={"document": {**hooked, "name": "other"}, "catalog_id": catalog_id}
+        )
+        problem = assert_problem(r, 409)
+        item = located(problem)["document.triggers.webhook.name"]
+        assert first in item["message"] and "signed-up-2" in (item["hint"] or "")
+        second = await api.create_workflow({**WORKFLOW, "name": "other"}, catalog_id=catalog_id)
+        r = await api.client.put(f"/v1/workflows/{second}", json={"document": {**hooked, "name": "other"}})
+        assert list(located(assert_problem(r, 409))) == ["document.triggers.webhook.name"]
+        r = await api.client.put(f"/v1/workflows/{first}", json={"document": {**hooked, "description": "v2"}})
+        assert r.status_code == 200, r.text  # its own name, kept across versions
+        assert len((await api.client.get("/v1/workflows")).json()) == 2
+
+
 async def test_a_webhook_body_with_nan_starts_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -71,6 +71,7 @@ def create_workflow(body: WorkflowCreate, response: Response, svc: Services = De
         document["name"] = body.name
     catalog = svc.catalog(catalog_id, "body.catalog_id" if body.plan_id is None else "body.plan_id")
     workflow = _validated(document, catalog, "document")
+    _check_webhook_name(svc, workflow, None)
     row, version = svc.store.create_workflow(workflow.name, catalog_id, _stored(workflow), source=source,
                                              note=note, plan_id=body.plan_id)
     response.headers["Location"] = f"/v1/workflows/{row.id}"
@@ -85,6 +86,27 @@ def _validated(document: dict[str, Any], catalog: Catalog, prefix: str) -> Workf
         raise ApiProblem(422, f"the workflow has {len(errors)} problem{'s' if len(errors) != 1 else ''}",
                          kind="invalid-workflow", title="The workflow is not valid",
                          problems=[to_item(p, prefix) for p in exc.problems]) from None
+
+
+def _check_webhook_name(svc: Services, workflow: Workflow, own_id: str | None) -> None:
+    """A 409 when another workflow's latest version already has a webhook of this name: both
+    would then answer every delivery with 409 (`/hooks/{name}` cannot tell them apart)."""
+    hook = workflow.triggers.webhook if workflow.triggers else None
+    if hook is None:
+        return
+    for row in svc.store.list_workflows():
+        if row.id == own_id:
+            continue
+        version = svc.store.get_version(row.id, row.latest_version)
+        triggers = version.document.get("triggers") if version is not None else None
+        webhook = triggers.get("webhook") if isinstance(triggers, dict) else None
+        if isinstance(webhook, dict) and webhook.get("name") == hook.name:
+            message = f"workflow `{row.id}` ({row.name}) already has a webhook named `{hook.name}`"
+            raise ApiProblem(409, f"{message}; webhook names are unique (`/hooks/{hook.name}`)",
+                             kind="webhook-name-taken", problems=[ProblemItem(
+                                 location="document.triggers.webhook.name", message=message,
+                                 code="webhook_name_taken",
+                                 hint=f"give this workflow's webhook another name, e.g. `{hook.name}-2`")])
 
 
 @router.get("", response_model=list[WorkflowOut], summary="List workflows")
@@ -106,6 +128,7 @@ def update_workflow(workflow_id: str, body: WorkflowUpdate, svc: Services = Depe
     someone saved a newer version since (nothing is overwritten)."""
     row = svc.workflow_row(workflow_id)
     workflow = _validated(body.document, svc.catalog(row.catalog_id), "document")
+    _check_webhook_name(svc, workflow, workflow_id)
     return version_out(_append(svc, workflow_id, workflow, "document", None, body.base_version))
 
 
@@ -137,6 +160,7 @@ def edit_workflow(workflow_id: str, body: WorkflowEdit, response: Response,
         return EditOut(saved=False, version=None, document=edited.to_data(), diff=diff, summary=summary,
                        warnings=warnings)
     workflow = _validated(edited.to_data(), catalog, "document")
+    _check_webhook_name(svc, workflow, workflow_id)
     saved = _append(svc, workflow_id, workflow, "instruction", body.instruction,
                     body.base_version if body.base_version is not None else base.version)
     response.status_code = 201
