@@ -139,6 +139,8 @@ class Lexicon:
     message_verbs: frozenset[str] = frozenset()
     party_verbs: frozenset[str] = frozenset()
     making_verbs: frozenset[str] = frozenset()
+    generic_verbs: frozenset[str] = frozenset()
+    """Verbs that say little of what is done without their object ("open", "create", "delete")."""
     """Verbs that make the thing they name ("log a note", "file a ticket")."""
     """Verbs of money whose object is the person who pays or is paid ("bill the customer")."""
     verb_groups: frozenset[str] = frozenset()
@@ -330,6 +332,7 @@ def build_lexicon(data: dict[str, Any]) -> Lexicon:
         message_verbs=frozenset(str(v) for v in data.get("message_verbs", [])),
         party_verbs=frozenset(str(v) for v in data.get("party_verbs", [])),
         making_verbs=frozenset(str(v) for v in data.get("making_verbs", [])),
+        generic_verbs=frozenset(str(v) for v in data.get("generic_verbs", [])),
         verb_groups=frozenset(f"syn{i}" for i in range(verb_groups)),
         teams=frozenset(str(v) for v in data.get("teams", [])),
     )

@@ -251,7 +251,7 @@ class ActionMatcher:
         " off up out down back over care".split()
     )
 
-    def light_object(self, text: str) -> list[str]:
+    def light_object(self, text: str, *, people: bool = False) -> list[str]:
         """The words of the object of the verb opening `text`, up to the first preposition, less
         determiners, pronouns and names ("get pizza for the team" → ["pizza"], "start playing the
         movie Inception" → ["playing", "movie"]); [] when the object is a pronoun or missing ("run it")."""
@@ -262,14 +262,40 @@ class ActionMatcher:
         phrase = self._OBJECT_END.split(rest, maxsplit=1)[0]
         said = [w.lower() for w in re.findall(r"[A-Za-z][A-Za-z'-]*", phrase) if not w[0].isupper()]
         said = [w for w in said if w not in self._NOT_HEAD and w not in _STOP]
-        people = self.lex.people | self.lex.teams
-        things = [w for w in said if w not in people and w.rstrip("s") not in people]
+        if people:
+            return said
+        persons = self.lex.people | self.lex.teams
+        things = [w for w in said if w not in persons and w.rstrip("s") not in persons]
         if said and not things:
             # "take the customer to dinner": the person is who it is done for; the rest says what
             after = self._OBJECT_END.split(rest, maxsplit=1)[1:]
             if after:
                 return self.light_object(f"do {after[0]}")
         return things
+
+    def object_relates(self, action: ActionSpec, text: str, *, whole: bool = True) -> bool:
+        """What the verb opening `text` is done to is something `action` is about: a word of it, a
+        phrase ("order form"), or the verb a noun is made from ("reservation"), is in the action's
+        name, description or fields. `whole` reads every word after the verb ("add its link to the
+        ticket as a comment"); otherwise only the object, less the person it is done for ("take the
+        customer to dinner"). True when nothing is said but pronouns and names ("open it")."""
+        i = self._index.position(action)
+        if i is None:
+            return False
+        if whole:
+            tokens = re.findall(r"[A-Za-z][A-Za-z'-]*", text)[1:]
+            said = [w.lower() for w in tokens if not w[0].isupper()]
+            said = [w for w in said if w not in self._NOT_HEAD and w not in _STOP]
+        else:
+            said = self.light_object(text)
+        if not said:
+            return True
+        roots = {r for r in map(self.lex.verb_of_noun, said) if r}
+        concepts = set(self.lex.concepts(" ".join(said))) | {
+            c for r in roots for c in (r, *self.lex.single.get(r, ()))
+        }
+        index = self._index
+        return bool(concepts & (index.documents[i] | index.doings[i] | index.fields[i]))
 
     def names_doing(self, action: ActionSpec, noun: str) -> bool:
         """`noun` names what `action` does ("the payment" / payments.charge_card, "the shipment" /
@@ -306,12 +332,8 @@ class ActionMatcher:
         if tokens[0] in self.lex.light_verbs:
             # "make a transfer", "get the sales report": the object says what is done, so it must be
             # something the action is about ("get pizza for the team" is no shipping quote)
-            said = self.light_object(text)
-            if not said:
-                return True  # "run it", "get them": the object is an earlier step's
-            stems = {stem(w) for w in said} | {r for r in map(self.lex.verb_of_noun, said) if r}
-            concepts = {c for s in stems for c in (s, *self.lex.single.get(s, ()))}
-            return bool(concepts & (index.documents[i] | index.doings[i] | index.fields[i]))
+            # "run it": the object is an earlier step's; "take the customer to dinner": not a customer's
+            return self.object_relates(action, text, whole=False)
         light = {stem(v) for v in self.lex.light_verbs}
         if any(s in light and s not in self.lex.single for s in map(stem, action_verbs(action).split())):
             return True  # "Do a specific operation on a stock": any verb may name what it does

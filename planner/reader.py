@@ -148,6 +148,7 @@ class Reader:
         heads = {action_verbs(a).split()[0].lower() for a in matcher.actions if action_verbs(a)}
         self.imperatives = frozenset(lex.verbs | {v for v in heads if len(v) > 2})
         """Verbs as an instruction opens with them ("order", not "ordered" or "orders")."""
+        self._generic_verbs = frozenset(stem(v) for v in lex.generic_verbs)
         self.drafts: list[Draft] = []
         self.frontier: list[int] = []
         self.warnings: list[str] = []
@@ -1138,6 +1139,18 @@ class Reader:
                 f"({score:.2f}), {why}; left out of the plan"
             )
             return None
+        if (
+            stem(tokens[0]) in self._generic_verbs
+            and not self.matcher.is_message(spec)
+            and not self.matcher.object_relates(spec, told)
+        ):
+            # "open a ticket" with no ticket action: only "open" found the workspace made
+            object_said = " ".join(self.matcher.light_object(told, people=True))
+            self.warnings.append(
+                f'no action in this catalog does "{self._show(plain)}": the closest, {spec.name} '
+                f'({score:.2f}), has nothing to do with "{object_said}"; left out of the plan'
+            )
+            return None
         return spec, score
 
     _MEDIUM_SAID = re.compile(
@@ -1258,11 +1271,21 @@ class Reader:
         fitting = [
             (a, score)
             for a, score in self.matcher.rank(self._weighted(said), 8, among=undoable_names)
-            if score >= MATCH_THRESHOLD
-            and (self.matcher.verb_fits(a, said) or (head is not None and self.matcher.names_doing(a, head)))
+            if score >= MATCH_THRESHOLD and head is not None and self.matcher.names_doing(a, head)
         ]
         if not fitting:
             return None  # "if the order fails": no action here makes an order
+        # nothing was planned before it, so not a step that needs another's record ("capture" needs
+        # an authorization made first): one that stands on its own, when there is one
+        made_elsewhere = {
+            key for a in self.matcher.actions for key in a.output_properties if key.endswith("_id")
+        }
+
+        def needs_another(action: ActionSpec) -> bool:
+            own = set(action.output_properties)
+            return any(k in made_elsewhere and k not in own for k in action.required_inputs)
+
+        fitting = [f for f in fitting if not needs_another(f[0])] or fitting
         spec, score = fitting[0]
         undoers = sorted({a.compensation for a, _ in fitting if a.compensation})
         named = self.matcher.rank(undo_said, 1, among=undoers) if undoers and undo_object else []
@@ -1271,6 +1294,9 @@ class Reader:
             # whose compensation that is, called what the condition and the undo call it
             pool = [a.name for a, _ in fitting if a.compensation == named[0][0].name]
             spec, score = self.matcher.rank(self._weighted(f"{said} {undo_object}"), 1, among=pool)[0]
+        undo = self.catalog.get(spec.compensation or "")
+        if undo is not None and not self.matcher.object_relates(undo, undo_said):
+            return None  # "if the workspace can't be created, delete the billing customer": not its undo
         draft = Draft(
             len(self.drafts),
             spec,
@@ -1285,11 +1311,11 @@ class Reader:
         self.drafts.append(draft)
         self.frontier.append(draft.index)
         shown = self._show(draft.text)
-        undo = f" with {spec.compensation} as its `compensate`" if spec.compensation else ""
+        undone = f" with {spec.compensation} as its `compensate`" if spec.compensation else ""
         self.warnings.append(
-            f'planned "{shown}" as a {spec.name} step{undo}: "if {self._show(cond_text)}" is about it and no '
-            "earlier step does it (remove it if it happens elsewhere). A compensation runs when a later step "
-            "fails the run; a step that itself fails is not compensated, as it did nothing to undo"
+            f'planned "{shown}" as a {spec.name} step{undone}: "if {self._show(cond_text)}" is about it '
+            "and no earlier step does it (remove it if it happens elsewhere). A compensation runs when a "
+            "later step fails the run; a step that itself fails is not compensated, as it did nothing to undo"
         )
         return draft.index
 

@@ -278,9 +278,43 @@ def test_every_item_of_a_failure_clause_is_said_of_the_failure(
 
 
 def test_a_message_after_an_undo_is_not_run_on_every_run(bench: OfflinePlanner) -> None:
-    result = plan(bench, "If the shipment can't be booked, cancel the order and email the customer.")
-    assert _EMAIL not in actions(result.workflow)
+    result = plan(bench, "If the shipment can't be booked, cancel the shipment and email the customer.")
+    wf = result.workflow
+    assert actions(wf) == ["shipping.create_shipment"]
+    assert step_of(wf, "shipping.create_shipment").compensate is not None
     assert any(w.startswith("not planned") and "email the customer" in w for w in result.warnings)
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "If the shipment can't be booked, cancel the order and email the customer.",
+        "If the workspace can't be created, delete the billing customer and tell the admin.",
+    ],
+)
+def test_a_failing_step_is_not_planned_for_an_undo_that_is_not_its_own(
+    bench: OfflinePlanner, request_text: str
+) -> None:
+    with pytest.raises(PlanningError) as failed:
+        bench.plan(request_text)
+    assert any("can be undone" in w for w in failed.value.warnings)
+    assert any(w.startswith("not planned") for w in failed.value.warnings)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "failing"),
+    [
+        ("If the payment fails, refund it.", "payments.charge_card"),
+        ("If provisioning the workspace fails, undo it.", "provisioning.create_tenant"),
+        ("If the subscription can't be created, cancel it.", "billing.create_subscription"),
+    ],
+)
+def test_a_failure_clause_said_first_plans_the_step_that_stands_on_its_own(
+    bench: OfflinePlanner, request_text: str, failing: str
+) -> None:
+    wf = plan(bench, request_text).workflow
+    assert actions(wf) == [failing]
+    assert step_of(wf, failing).compensate is not None
 
 
 def test_a_failure_clause_after_steps_undoes_them_and_warns_about_the_message(bench: OfflinePlanner) -> None:
@@ -346,3 +380,24 @@ def test_a_second_message_that_leaves_out_its_verb_is_a_step_of_its_own(
     wf = plan(bench, request_text).workflow
     assert {s.action for s in wf.steps} == told and len(wf.steps) == 2
     assert all(not s.needs for s in wf.steps)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "clause"),
+    [
+        ("Have lunch with the customer, then open a ticket.", "open a ticket"),
+        ("Open a ticket and create the account for Acme.", "open a ticket"),
+    ],
+)
+def test_a_generic_verb_whose_object_no_action_is_about_is_left_out(
+    small: OfflinePlanner, request_text: str, clause: str
+) -> None:
+    """The small catalog has no tickets: "open" alone must not find the workspace it can make."""
+    try:
+        result = small.plan(request_text)
+    except PlanningError as failed:
+        warnings, steps = failed.warnings, []
+    else:
+        warnings, steps = result.warnings, [s.action for s in result.workflow.steps]
+    assert "workspace.create_workspace" not in steps
+    assert _left_out(warnings, clause), warnings
