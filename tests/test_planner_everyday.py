@@ -401,3 +401,21 @@ def test_a_generic_verb_whose_object_no_action_is_about_is_left_out(
         warnings, steps = result.warnings, [s.action for s in result.workflow.steps]
     assert "workspace.create_workspace" not in steps
     assert _left_out(warnings, clause), warnings
+
+
+@pytest.mark.parametrize(
+    ("request_text", "kept", "clause"),
+    [
+        (
+            "Grab coffee with the team, then open a ticket for the outage.",
+            ["support.create_ticket"],
+            "grab coffee with the team",
+        ),
+        ("Grab the usage report and email it to finance.", ["analytics.run_report", _EMAIL], None),
+    ],
+)
+def test_grab_is_get(bench: OfflinePlanner, request_text: str, kept: list[str], clause: str | None) -> None:
+    result = plan(bench, request_text)
+    assert actions(result.workflow) == sorted(kept)
+    if clause:
+        assert _left_out(result.warnings, clause), result.warnings
