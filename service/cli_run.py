@@ -106,15 +106,13 @@ def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
     """`--inputs-file` (YAML/JSON object), then each `key=value`; a value that parses as JSON
     (`150`, `true`, `[1,2]`) keeps its type, anything else is a string."""
     from service.api.models import json_value_problems
-    from workflow.loader import format_location, read_data
+    from workflow.loader import read_data
 
     inputs: dict[str, Any] = {}
     if inputs_file is not None:
         data = read_data(inputs_file)
         if not isinstance(data, dict):
             _fail(f"{inputs_file}: expected a mapping of input names to values")
-        for at, message, hint in json_value_problems(data):  # YAML's `.nan`, `.inf`
-            _fail(f"{inputs_file}: {format_location(at)}: {message}; {hint}")
         inputs.update(data)
     for pair in pairs:
         key, sep, text = pair.partition("=")

@@ -94,7 +94,13 @@ def test_a_nan_in_an_inputs_file_is_located(work: Path) -> None:
     (work / "inputs.yaml").write_text("email: a@b.example\namount: .nan\n")
     code, _, err = cli("run", "-c", "catalog.yaml", "wf.yaml", "--inputs-file", "inputs.yaml", "--data-dir",
                        "data", cwd=work)  # fmt: skip
-    assert code == 2 and error_line(err).startswith("error: inputs.yaml: amount: NaN is not a JSON number")
+    assert code == 2 and error_line(err) == (
+        "error: inputs.yaml: amount: NaN is not a number JSON can hold; write a finite number"
+    )
+    # the same in a document: it would run with NaN, and `plan --format json` could not write it
+    (work / "nan.yaml").write_text(WORKFLOW.replace('with: {prompt: "Go ahead?"}', "timeout_s: .inf"))
+    code, _, err = cli("validate", "-c", "catalog.yaml", "nan.yaml", cwd=work)
+    assert code == 2 and error_line(err).startswith("error: nan.yaml: steps[0].timeout_s: Infinity is not")
 
 
 # -- catalogs -------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ load → save → load gives an equal document and a person's diff stays small.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -71,14 +72,18 @@ def parse_text(text: str, *, source: str = "<text>") -> Any:
         problem = getattr(exc, "problem", None) or str(exc)
         raise DocumentError(f"not valid YAML{where}: {problem}", path=source) from None
     limit = MAX_EXPANDED_VALUES + len(text)
-    too_big = _too_big(data, limit)
-    if too_big == "values":
-        raise DocumentError(f"its anchors and aliases (`&name`, `*name`) expand to more than {limit:,} "
-                            "values (or refer to themselves); repeat less, or write the repeated parts out",
-                            path=source)
-    if too_big:
-        why = " (is a YAML alias used inside its own anchor?)" if "*" in text else ""
-        raise DocumentError(f"{too_big}: nested more than {MAX_DEPTH} levels deep{why}; flatten it",
+    found = _unreadable_part(data, limit)
+    if found is not None:
+        kind, where = found
+        if kind == "values":
+            raise DocumentError(f"its anchors and aliases (`&name`, `*name`) expand to more than {limit:,} "
+                                "values (or refer to themselves); repeat less, or write the repeated parts "
+                                "out", path=source)
+        if kind == "depth":
+            why = " (is a YAML alias used inside its own anchor?)" if "*" in text else ""
+            raise DocumentError(f"{where}: nested more than {MAX_DEPTH} levels deep{why}; flatten it",
+                                path=source)
+        raise DocumentError(f"{where}: {kind} is not a number JSON can hold; write a finite number",
                             path=source)
     return data
 
@@ -92,10 +97,11 @@ MAX_DEPTH = 100
 and no catalog, workflow or schema needs anywhere near this many."""
 
 
-def _too_big(data: Any, limit: int) -> str | None:
-    """`values` when `data` holds more than `limit` values (an aliased value counts each time it is
-    used), the location of the first value nested deeper than `MAX_DEPTH`, else None."""
-    # entries are (depth, value, key, parent entry): the path is only built for the answer
+def _unreadable_part(data: Any, limit: int) -> tuple[str, str] | None:
+    """What in `data` no consumer can take, as (kind, location): `values` when it holds more than
+    `limit` values (an aliased value counts each time it is used), `depth` for a value nested deeper
+    than `MAX_DEPTH`, or the name of a number JSON has no form for (YAML's `.nan`, `.inf`)."""
+    # entries are (depth, value, key, parent entry): a location is only built for the answer
     stack: list[tuple[int, Any, Any, Any]] = [(0, data, None, None)]
     count = 0
     while stack:
@@ -103,14 +109,21 @@ def _too_big(data: Any, limit: int) -> str | None:
         depth, item = entry[0], entry[1]
         count += 1
         if count > limit:
-            return "values"
+            return "values", ""
+        kind = None
         if depth > MAX_DEPTH:
+            kind = "depth"
+        elif isinstance(item, float) and not math.isfinite(item):
+            kind = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
+        if kind is not None:
             path: list[int | str] = []
             while entry[3] is not None:
                 path.append(entry[2])
                 entry = entry[3]
             path.reverse()
-            return format_location(path[:3]) + "…" + format_location(path[-2:])
+            where = format_location(path) if len(path) <= 6 else (
+                format_location(path[:3]) + "…" + format_location(path[-2:]))
+            return kind, where
         if isinstance(item, dict):
             stack.extend((depth + 1, value, str(key), entry) for key, value in item.items())
         elif isinstance(item, list):
