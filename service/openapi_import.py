@@ -128,6 +128,11 @@ class _Resolver:
             out["examples"] = [copy.deepcopy(node["example"])]
         if node.get("nullable") is True and isinstance(out.get("type"), str):
             out["type"] = [out["type"], "null"]
+        for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
+            # OpenAPI 3.0's boolean form; in JSON Schema 2020-12 the bound itself is exclusive
+            if isinstance(out.get(exclusive), bool):
+                if out.pop(exclusive) and isinstance(out.get(bound), int | float):
+                    out[exclusive] = out.pop(bound)
         if drop and isinstance(out.get("required"), list) and isinstance(out.get("properties"), dict):
             out["required"] = [r for r in out["required"] if r in out["properties"]]
             if not out["required"]:

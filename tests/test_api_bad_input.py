@@ -263,6 +263,42 @@ async def test_a_catalog_may_not_define_core_actions_or_broken_schemas(tmp_path:
         assert (await api.client.get("/v1/catalogs")).json() == []
 
 
+_SPEC = """\
+openapi: 3.0.0
+info: {title: Core}
+servers: [{url: "http://127.0.0.1:9"}]
+paths:
+  /x:
+    post:
+      operationId: do_x
+      requestBody: {content: {application/json: {schema: {type: object, properties: {
+        n: {type: integer, minimum: 0, exclusiveMinimum: true}, f: {type: file}}}}}}
+      responses: {"200": {description: ok}}
+"""
+
+
+async def test_openapi_imports_say_what_cannot_be_checked_and_refuse_the_core_namespace(
+    tmp_path: Path,
+) -> None:
+    async with api_client(tmp_path) as api:
+        # the title `Core` made every action `core.*`: stored as a catalog of nothing
+        r = await api.client.post("/v1/catalogs/import-openapi", json={"content": _SPEC})
+        item = located(assert_problem(r, 422))["body.namespace"]
+        assert "`core` is reserved" in item["message"] and "namespace" in (item["hint"] or "")
+        assert (await api.client.get("/v1/catalogs")).json() == []
+
+        r = await api.client.post("/v1/catalogs/import-openapi", json={"content": _SPEC, "namespace": "ops"})
+        assert r.status_code == 201, r.text
+        schema = r.json()["actions"][0]["input"]["properties"]
+        assert schema["n"] == {
+            "type": "integer",
+            "exclusiveMinimum": 0,
+        }  # OpenAPI 3.0's boolean form, converted
+        [warning] = [w for w in r.json()["warnings"] if w["code"] == "invalid_schema"]
+        assert warning["location"] == "actions[0].input.properties.f.type"
+        assert "will not be checked" in warning["message"]
+
+
 async def test_duplicate_action_names_and_empty_content_say_where_and_what(tmp_path: Path) -> None:
     async with api_client(tmp_path) as api:
         actions = [CATALOG["actions"][0], CATALOG["actions"][1], CATALOG["actions"][0]]

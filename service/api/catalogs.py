@@ -12,6 +12,7 @@ from service.api.services import Services, services
 from service.openapi_import import fetch_openapi, import_openapi, load_openapi_text
 from service.problems import ApiProblem, ProblemItem, to_item
 from service.store import CatalogRow
+from workflow.errors import Problem
 from workflow.loader import catalog_from_data, catalog_problems, parse_text
 
 router = APIRouter(prefix="/v1/catalogs", tags=["catalogs"])
@@ -66,13 +67,24 @@ async def import_catalog(body: OpenAPIImport, response: Response, svc: Services 
         document = load_openapi_text(body.content or "", source="content")
         source = "openapi:upload"
     result = import_openapi(document, namespace=body.namespace, base_url=body.base_url, source_url=url)
-    catalog = catalog_from_data({"actions": [a.model_dump(mode="json", by_alias=True, exclude_none=True)
-                                             for a in result.actions]}, source=source)
+    data = {"actions": [a.model_dump(mode="json", by_alias=True, exclude_none=True) for a in result.actions]}
+    catalog = catalog_from_data(data, source=source)
+    problems = catalog_problems(data)
+    reserved = [p for p in problems if p.code == "reserved_name"]
+    if reserved:  # namespace `core`: every action would be dropped as a built-in's redefinition
+        raise ApiProblem(422, "the actions would be named `core.*`, which is reserved for the built-ins",
+                         kind="invalid-document", title="The document could not be read",
+                         problems=[ProblemItem(location="body.namespace", code="reserved_name",
+                                               message=f"namespace `{result.namespace}` is reserved",
+                                               hint="pass another `namespace`, e.g. `ops`")])
+    # a schema JSON Schema cannot read is kept (the API describes it so), but said: it checks nothing
+    warnings = [*result.warnings, *(Problem(p.location, f"{p.message}; it will not be checked against",
+                                            p.hint, code=p.code, severity="warning") for p in problems)]
     title = body.name or str((document.get("info") or {}).get("title") or result.namespace)
     row = svc.store.add_catalog(title, source, catalog.to_data())
     svc.catalogs_changed()
     response.headers["Location"] = f"/v1/catalogs/{row.id}"
-    return full(row, warnings=[to_item(p) for p in result.warnings], secret_name=result.secret_name)
+    return full(row, warnings=[to_item(p) for p in warnings], secret_name=result.secret_name)
 
 
 @router.get("", response_model=list[CatalogSummary], summary="List catalogs")
