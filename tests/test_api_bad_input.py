@@ -133,6 +133,22 @@ async def test_a_plan_edit_with_a_nan_draft_is_located(tmp_path: Path) -> None:
         assert list(located(assert_problem(r, 422))) == ["body.document.steps[0].with.email"]
 
 
+async def test_an_expression_nested_thousands_deep_is_a_located_problem(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as api:
+        catalog_id = await api.upload_catalog()
+        steps = copy.deepcopy(WORKFLOW["steps"])
+        steps[1]["if"] = (
+            "${{ " + "(" * 3000 + "inputs.amount > 5" + ")" * 3000 + " }}"
+        )  # was a RecursionError
+        steps[1]["with"]["amount"] = "${{ " + " + ".join(["inputs.amount"] * 200) + " }}"
+        r = await api.client.post(
+            "/v1/workflows", json={"document": {**WORKFLOW, "steps": steps}, "catalog_id": catalog_id}
+        )
+        items = located(assert_problem(r, 422))
+        assert set(items) == {"document.steps[1].if", "document.steps[1].with.amount"}
+        assert all("nests more than 64 levels deep" in item["message"] for item in items.values())
+
+
 # -- numbers too large for the database --------------------------------------------------------------
 
 

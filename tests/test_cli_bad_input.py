@@ -161,6 +161,17 @@ def test_a_multi_line_name_and_a_schedule_that_never_fires_are_invalid(work: Pat
     assert code == 1 and "never fires" in out and "(FEB) has day 30" in out
 
 
+def test_an_expression_nested_thousands_deep_is_a_problem_not_a_crash(work: Path) -> None:
+    deep = "${{ " + "not " * 3000 + "true }}"
+    (work / "deep.yaml").write_text(
+        WORKFLOW.replace('with: {message: "done"}', f'if: "{deep}"\n    with: {{message: "done"}}')
+    )
+    code, out, _ = cli("validate", "-c", "catalog.yaml", "deep.yaml", cwd=work)  # was: internal error
+    assert (
+        code == 1 and "steps[1].if: expression does not parse" in out and "nests more than 64 levels" in out
+    )
+
+
 def test_triggers_list_checks_the_documents_it_is_given(work: Path) -> None:
     (work / "feb30.yaml").write_text(SCHEDULED.replace("CRON", "0 9 30 2 *").replace("ZONE", "UTC"))
     code, _, err = cli("triggers", "list", "feb30.yaml", cwd=work)  # was: CroniterBadDateError

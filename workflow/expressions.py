@@ -209,17 +209,43 @@ def _check_safe(tree: nodes.Node, source: str) -> None:
                                    expression=source)
 
 
+MAX_EXPRESSION_DEPTH = 64
+"""How deeply an expression may nest; every walk over its tree (and the parser) recurses per level."""
+
+
+def _depth(tree: nodes.Node) -> int:
+    """The depth of a node tree, counted without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth <= MAX_EXPRESSION_DEPTH + 10:  # deep enough to answer; no need to go further
+            stack.extend((child, depth + 1) for child in node.iter_child_nodes())
+    return deepest
+
+
+def _shortened(source: str) -> str:
+    text = source.strip()
+    return text if len(text) <= 60 else text[:40] + " … " + text[-15:]
+
+
 @lru_cache(maxsize=4096)
 def compile_expression(source: str) -> Expression:
     """Parse and safety-check one expression body (the text between `${{` and `}}`)."""
     if not source.strip():
         raise ExpressionError("empty expression `${{ }}`; put a value between the braces", expression=source)
     env = _environment()
+    too_deep = ExpressionError(f"`{_shortened(source)}` nests more than {MAX_EXPRESSION_DEPTH} levels deep "
+                               "(parentheses, operators, attributes); split it up", expression=source)
     try:
         tree = env.parse("{{ " + translate(source) + " }}")
     except TemplateSyntaxError as exc:
         message = f"`{source.strip()}` does not parse: {exc.message}"
         raise ExpressionError(message, expression=source) from None
+    except RecursionError:  # the parser recurses once per level
+        raise too_deep from None
+    if _depth(tree) > MAX_EXPRESSION_DEPTH + 3:  # Template → Output → Expr above the expression
+        raise too_deep
     outputs = list(tree.find_all(nodes.Output))
     if len(outputs) != 1 or len(outputs[0].nodes) != 1 or not isinstance(outputs[0].nodes[0], nodes.Expr):
         raise ExpressionError(f"`{source.strip()}` is not a single expression", expression=source)
