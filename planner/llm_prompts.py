@@ -1,4 +1,4 @@
-"""Render the prompt templates in `prompts/` and tell which version of them wrote a plan."""
+"""Render the prompt templates in `planner/prompts/` and tell which version of them wrote a plan."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from workflow.catalog import ActionSpec
 from workflow.errors import Problem
 
-PROMPTS_DIR = Path(os.environ.get("OVERTURE_PROMPTS_DIR") or Path(__file__).resolve().parents[1] / "prompts")
+# inside the package, so an installed (not editable) copy has them too
+PROMPTS_DIR = Path(os.environ.get("OVERTURE_PROMPTS_DIR") or Path(__file__).resolve().parent / "prompts")
 
 
 @lru_cache(maxsize=4)
@@ -76,7 +77,7 @@ def _unfence(text: str) -> str:
 
 
 class Prompts:
-    """The templates of one folder (default `prompts/`, or `OVERTURE_PROMPTS_DIR`)."""
+    """The templates of one folder (default `planner/prompts/`, or `OVERTURE_PROMPTS_DIR`)."""
 
     def __init__(self, folder: str | Path | None = None) -> None:
         self.folder = str(Path(folder) if folder else PROMPTS_DIR)

@@ -64,7 +64,7 @@ def test_structured_output_mode_gives_a_valid_plan(server: FakeOpenAI, catalog: 
     assert result.workflow.step("notify").needs == ["invoice"]
     meta = result.workflow.metadata
     assert meta["planner"] == "llm" and meta["model"] == "test-model" and meta["output_mode"] == "json_schema"
-    version = (Path(__file__).resolve().parents[1] / "prompts" / "VERSION").read_text().strip()
+    version = (Path(__file__).resolve().parents[1] / "planner" / "prompts" / "VERSION").read_text().strip()
     assert meta["prompt_version"].startswith(f"{version}+")  # VERSION, then the templates' hash
     assert meta["usage"] == {"prompt_tokens": 321, "completion_tokens": 45, "total_tokens": 366, "calls": 1}
 
