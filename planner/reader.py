@@ -487,15 +487,50 @@ class Reader:
         re.IGNORECASE,
     )
 
+    _NOT_UNTIL = re.compile(
+        r"^(?P<lead>(?:(?:and|then|but)\s+)?)(?:do\s+not|don't|never|we\s+(?:should|must)\s*(?:not|n't)|you\s+"
+        r"(?:should|must)\s*(?:not|n't))\s+(?P<rest>[^,;]+?)\s+(?:until|till|before)\s+(?P<cond>[^,;]+)(?P<tail>,.*)?$",
+        re.IGNORECASE,
+    )
+    _MAKE_SURE = re.compile(
+        r"^(?P<lead>(?:(?:and|then)\s+)?)(?:make\s+sure|ensure|see\s+to\s+it)\s+(?:that\s+)?"
+        r"(?P<obj>(?:the|their|our|his|her|its|a|an)\s+[^,;]+?)\s+(?:is|are|gets|get|has\s+been|have\s+been)\s+"
+        r"(?P<verb>[a-z]+(?:ed|en)|paid|sent|sold|built|set\s+up)\b(?P<rest>[^;]*)$",
+        re.IGNORECASE,
+    )
+
     def _uninvert(self, seg: str) -> str:
         """ "only once the manager approves should we ship the order", "not until finance signs off
-        do we refund it": the inverted word order of "once the manager approves, ship the order"."""
+        do we refund it", "don't ship it until the manager approves": the other word orders of "once
+        the manager approves, ship the order". "Make sure the customer is billed" is "bill the
+        customer"."""
 
         def plain(m: re.Match[str]) -> str:
             conj = (m.group("conj") or "once").lower()
             return f"{m.group('lead')}{conj} {m.group('cond')}, "
 
-        return self._INVERTED.sub(plain, seg)
+        seg = self._INVERTED.sub(plain, seg)
+        found = self._NOT_UNTIL.match(seg)
+        if found is not None and self._gate(found.group("cond"), unless=False) is not None:
+            # only a person's decision: "don't refund it until Friday" is a date, said as before
+            lead, tail = found.group("lead"), found.group("tail") or ""
+            seg = f"{lead}once {found.group('cond')}, {found.group('rest')}{tail}"
+        sure = self._MAKE_SURE.match(seg)
+        if sure is not None:
+            verb = self._base_verb(sure.group("verb"))
+            if verb is not None:
+                seg = f"{sure.group('lead')}{verb} {sure.group('obj')}{sure.group('rest')}"
+        return seg
+
+    def _base_verb(self, participle: str) -> str | None:
+        """ "billed" → "bill", "set up" → "set up": the instruction a participle is made from, when the
+        lexicon knows it."""
+        said = participle.lower()
+        if said in self.lex.verbs or " " in said:
+            return said
+        key = stem(said)
+        known = sorted(v for v in self.lex.verbs if stem(v) == key)
+        return known[0] if known else None
 
     _TRAILING_FAILURE = re.compile(
         r"\s+(?:only\s+)?(?:if|should|in\s+case)\s+(?P<cond>[^,;]+)$", re.IGNORECASE
@@ -1114,7 +1149,11 @@ class Reader:
             fitting = [
                 (a, s)
                 for a, s in ranked[1:]
-                if s >= MATCH_THRESHOLD and s >= score - _RUNNER_UP and self.matcher.verb_is(a, told)
+                if s >= MATCH_THRESHOLD
+                and s >= score - _RUNNER_UP
+                and self.matcher.verb_is(a, told)
+                # "get flowers for the customer": "get" is the rates' own verb, but not of flowers
+                and (tokens[0] not in self.lex.light_verbs or self.matcher.verb_relates(a, plain))
             ]
             if not fitting:
                 # "reply to the customer": the customer found billing records; a public reply on a
@@ -1145,6 +1184,13 @@ class Reader:
             and not self.matcher.object_relates(spec, told)
         ):
             # "open a ticket" with no ticket action: only "open" found the workspace made
+            for other, other_score in ranked[1:]:
+                if (
+                    other_score >= max(MATCH_THRESHOLD, score - _RUNNER_UP)
+                    and self.matcher.object_relates(other, told)
+                    and self.matcher.verb_relates(other, plain)
+                ):
+                    return other, other_score  # a close runner-up made of the same thing
             object_said = " ".join(self.matcher.light_object(told, people=True))
             self.warnings.append(
                 f'no action in this catalog does "{self._show(plain)}": the closest, {spec.name} '

@@ -419,3 +419,57 @@ def test_grab_is_get(bench: OfflinePlanner, request_text: str, kept: list[str], 
     assert actions(result.workflow) == sorted(kept)
     if clause:
         assert _left_out(result.warnings, clause), result.warnings
+
+
+@pytest.mark.parametrize(
+    ("request_text", "gated"),
+    [
+        ("Don't ship the order until the manager approves.", "shipping.create_shipment"),
+        ("Don't ship the order before the manager approves it.", "shipping.create_shipment"),
+        (
+            "Do not refund the charge until finance signs off, then email the customer.",
+            "payments.refund_charge",
+        ),
+    ],
+)
+def test_dont_do_it_until_someone_approves_gates_it(
+    bench: OfflinePlanner, request_text: str, gated: str
+) -> None:
+    wf = plan(bench, request_text).workflow
+    approval = step_of(wf, "core.approval")
+    assert step_of(wf, gated).needs == [approval.id]
+    if _EMAIL in actions(wf):
+        assert depends(wf, step_of(wf, _EMAIL), step_of(wf, gated))
+
+
+@pytest.mark.parametrize(
+    ("request_text", "first"),
+    [
+        ("Make sure the customer is billed, then email them the receipt.", "billing.create_invoice"),
+        ("Make sure the workspace gets suspended and tell the admin.", "provisioning.suspend_tenant"),
+    ],
+)
+def test_make_sure_something_is_done_is_doing_it(
+    bench: OfflinePlanner, request_text: str, first: str
+) -> None:
+    wf = plan(bench, request_text).workflow
+    assert edges(wf) == {(first, _EMAIL)}
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "Reverse the last charge and email the customer.",
+        "When a payment fails, remove the charge and notify finance.",
+    ],
+)
+def test_removing_or_reversing_a_charge_is_a_refund(bench: OfflinePlanner, request_text: str) -> None:
+    wf = plan(bench, request_text).workflow
+    assert "payments.refund_charge" in actions(wf)
+    assert not [s for s in wf.steps if s.action.endswith(("delete_user", "delete_customer"))]
+
+
+def test_a_light_verb_runner_up_needs_its_object_too(bench: OfflinePlanner) -> None:
+    result = plan(bench, "Get flowers for the customer and email them a thank-you note.")
+    assert actions(result.workflow) == [_EMAIL]
+    assert _left_out(result.warnings, "get flowers for the customer")
