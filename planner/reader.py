@@ -594,7 +594,11 @@ class Reader:
         earlier = [self.drafts[i] for i in before]
         if not all(self.matcher.is_message(d.action) for d in [*earlier, new]):
             return False
-        if new.needs != [earlier[-1].index] or any(d.condition is not new.condition for d in earlier):
+        # it follows the message before it (and that one's partners: "email, text and post")
+        partners = [self.drafts[i] for i in new.needs]
+        if earlier[-1] not in partners or any(d.condition is not new.condition for d in earlier):
+            return False
+        if any(not self.matcher.is_message(d.action) or d.needs != earlier[-1].needs for d in partners):
             return False
         new.needs = list(earlier[-1].needs)
         self.frontier += [d.index for d in earlier if d.index not in self.frontier]

@@ -473,3 +473,14 @@ def test_a_light_verb_runner_up_needs_its_object_too(bench: OfflinePlanner) -> N
     result = plan(bench, "Get flowers for the customer and email them a thank-you note.")
     assert actions(result.workflow) == [_EMAIL]
     assert _left_out(result.warnings, "get flowers for the customer")
+
+
+def test_three_messages_joined_by_and_go_out_together(bench: OfflinePlanner) -> None:
+    wf = plan(
+        bench,
+        "Refund the charge, then email the customer and text the manager and post in #ops, then close "
+        "the ticket.",
+    ).workflow
+    for told in (_EMAIL, _SMS, _CHAT):
+        assert _needs(wf, told) == {"payments.refund_charge"}
+    assert _needs(wf, "support.close_ticket") == {_EMAIL, _SMS, _CHAT}
