@@ -137,7 +137,8 @@ def _check_inputs(schema: dict[str, Any] | None, inputs: dict[str, Any]) -> None
         return
     from jsonschema import Draft202012Validator
 
-    errors = sorted(Draft202012Validator(schema).iter_errors(inputs), key=lambda e: list(e.path))
+    checker = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)  # as the API
+    errors = sorted(checker.iter_errors(inputs), key=lambda e: list(e.path))
     if errors:
         where = ".".join(str(p) for p in errors[0].path) or "(inputs)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

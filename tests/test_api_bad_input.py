@@ -61,6 +61,18 @@ async def test_nan_and_infinity_in_run_inputs_are_refused_not_stored_as_null(tmp
         assert (await api.client.get("/v1/runs")).json() == []  # nothing started (it would charge NaN)
 
 
+async def test_inputs_are_checked_against_the_formats_their_schema_names(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as api:
+        workflow_id = await api.create_workflow()  # inputs.email is {type: string, format: email}
+        r = await api.client.post(
+            "/v1/runs", json={"workflow_id": workflow_id, "inputs": {"email": "not an address", "amount": 1}}
+        )
+        item = located(assert_problem(r, 422))["inputs.email"]
+        assert item["code"] == "format" and "'not an address' is not a 'email'" in item["message"]
+        assert "valid email" in (item["hint"] or "")
+        assert (await api.client.get("/v1/runs")).json() == []
+
+
 async def test_an_unpaired_surrogate_is_refused_before_it_makes_a_run_unreadable(tmp_path: Path) -> None:
     async with api_client(tmp_path) as api:
         workflow_id = await api.create_workflow()

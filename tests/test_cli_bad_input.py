@@ -90,6 +90,16 @@ def test_non_finite_inputs_are_refused_not_run(work: Path, pair: str, expected: 
     assert not (work / "data").exists()  # nothing was started
 
 
+def test_inputs_are_checked_against_the_formats_their_schema_names(work: Path) -> None:
+    (work / "formats.yaml").write_text(
+        WORKFLOW.replace("email: {type: string}", "email: {type: string, format: email}")
+    )
+    code, _, err = cli(
+        "run", "-c", "catalog.yaml", "formats.yaml", "-i", "email=nobody", "--data-dir", "data", cwd=work
+    )
+    assert code == 2 and error_line(err) == "error: input email: 'nobody' is not a 'email'"
+
+
 def test_a_nan_in_an_inputs_file_is_located(work: Path) -> None:
     (work / "inputs.yaml").write_text("email: a@b.example\namount: .nan\n")
     code, _, err = cli("run", "-c", "catalog.yaml", "wf.yaml", "--inputs-file", "inputs.yaml", "--data-dir",

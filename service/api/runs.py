@@ -42,7 +42,8 @@ def input_problems(schema: dict[str, Any] | None, inputs: dict[str, Any]) -> lis
     if not schema:
         return []
     try:
-        validator = Draft202012Validator(schema)
+        # formats (`email`, `date`, `uuid`, ...) are checked: a run's inputs are data, not a draft
+        validator = Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
         errors = sorted(validator.iter_errors(inputs), key=lambda e: list(e.absolute_path))
     except SchemaError as exc:
         return [ProblemItem(location="workflow.inputs", message=f"the workflow's inputs schema is broken: "
@@ -58,6 +59,8 @@ def input_problems(schema: dict[str, Any] | None, inputs: dict[str, Any]) -> lis
                 hint = f"add `{missing}` to the inputs"
         elif err.validator == "additionalProperties":
             hint = "remove it, or add it to the workflow's inputs schema"
+        elif err.validator == "format":
+            hint = f"give a valid {err.validator_value} (the workflow's inputs schema asks for one)"
         items.append(ProblemItem(location=format_location(path, "inputs"), message=err.message, hint=hint,
                                  code=str(err.validator)))
     return items
