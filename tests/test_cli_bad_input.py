@@ -100,6 +100,16 @@ def test_inputs_are_checked_against_the_formats_their_schema_names(work: Path) -
     assert code == 2 and error_line(err) == "error: input email: 'nobody' is not a 'email'"
 
 
+def test_a_schedule_whose_inputs_break_a_format_is_invalid(work: Path) -> None:
+    document = WORKFLOW.replace("email: {type: string}", "email: {type: string, format: email}").replace(
+        "steps:",
+        'triggers: {schedule: [{cron: "0 9 * * *", timezone: UTC, inputs: {email: nobody}}]}\nsteps:',
+    )
+    (work / "scheduled.yaml").write_text(document)
+    code, out, _ = cli("validate", "-c", "catalog.yaml", "scheduled.yaml", cwd=work)  # every fire would fail
+    assert code == 1 and "triggers.schedule[0].inputs.email:" in out and "'nobody' is not a 'email'" in out
+
+
 def test_a_nan_in_an_inputs_file_is_located(work: Path) -> None:
     (work / "inputs.yaml").write_text("email: a@b.example\namount: .nan\n")
     code, _, err = cli("run", "-c", "catalog.yaml", "wf.yaml", "--inputs-file", "inputs.yaml", "--data-dir",

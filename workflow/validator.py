@@ -656,9 +656,10 @@ class _Validator:
 
     def _check_trigger_inputs(self, given: Mapping[str, Any], location: str) -> None:
         assert self.inputs_schema is not None
-        checker = _schema_validator(self.inputs_schema)
-        if checker is None:
+        if _schema_validator(self.inputs_schema) is None:
             return  # reported as invalid_schema
+        # with formats, as the service checks each fire's inputs: otherwise every fire would fail
+        checker = Draft202012Validator(self.inputs_schema, format_checker=Draft202012Validator.FORMAT_CHECKER)
         for error in sorted(checker.iter_errors(dict(given)), key=lambda e: list(map(str, e.path))):
             self.add(format_location(error.path, location),
                      f"the schedule's inputs do not fit the workflow's `inputs`: {error.message}",
