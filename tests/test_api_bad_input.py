@@ -143,6 +143,10 @@ async def test_a_plan_edit_with_a_nan_draft_is_located(tmp_path: Path) -> None:
             content=raw({"instruction": "retry it 3 times", "document": draft}),
         )
         assert list(located(assert_problem(r, 422))) == ["body.document.steps[0].with.email"]
+        r = await api.client.post(
+            f"/v1/plans/{plan['id']}/edits", json={"instruction": "retry it 3 times", "document": {"name": 1}}
+        )
+        assert set(located(assert_problem(r, 422))) == {"body.document.name", "body.document.steps"}
 
 
 async def test_an_expression_nested_thousands_deep_is_a_located_problem(tmp_path: Path) -> None:

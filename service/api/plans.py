@@ -15,7 +15,7 @@ from service.problems import ApiProblem, ProblemItem, status_of, to_item
 from service.store import PlanRow, new_id
 from workflow.catalog import Catalog
 from workflow.document import Workflow
-from workflow.errors import OvertureError
+from workflow.errors import DocumentError, OvertureError
 from workflow.validator import validate
 
 router = APIRouter(prefix="/v1/plans", tags=["plans"])
@@ -128,8 +128,12 @@ def edit_plan(plan_id: str, body: PlanEdit, response: Response, svc: Services = 
 
     row = svc.plan_row(plan_id)
     catalog = svc.catalog(row.catalog_id)
-    before = workflow_from_data(body.document if body.document is not None else row.document,
-                                source="document")
+    try:
+        before = workflow_from_data(body.document if body.document is not None else row.document,
+                                    source="document")
+    except DocumentError as exc:  # located in the request, where the draft came from
+        raise ApiProblem(422, str(exc), kind="invalid-document", title="The document could not be read",
+                         problems=[to_item(p, "body.document") for p in exc.problems]) from None
     edited, summary, warnings = _run_editor(before, body.instruction, catalog, body.planner)
     edited_row = PlanRow(
         id=new_id("plan"), request=row.request, catalog_id=row.catalog_id, planner=row.planner,
