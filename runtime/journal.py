@@ -996,8 +996,18 @@ class Journal:
                 # only the first attempt sets when the step started (coalesce keeps an earlier one)
                 "started_at": now if attempt == 1 else None,
             }
-        if kind == "action" and not self._on_sqlite:
-            statement = journal_pg.start(_ATTEMPT_START, _STEP_START)
+        if not self._on_sqlite:
+            if kind == "action":
+                statement = journal_pg.start(_ATTEMPT_START, _STEP_START)
+            else:
+                step_row = {
+                    "state": UndoState.RUNNING.value,
+                    "action": action,
+                    "inputs": self.redact(inputs),
+                    "attempts": attempt,
+                    "updated_at": now,
+                }
+                statement = journal_pg.start(_ATTEMPT_START, tuple(step_row), table=compensations, keep=())
             params = {
                 **journal_pg.prefixed("a_", attempt_row),
                 **journal_pg.prefixed("s_", {**key, **step_row}),
@@ -1096,6 +1106,21 @@ class Journal:
                 ((seq, cancel),) = self._select(statement, params, conn)
                 pending.append(Event(seq=seq, **event_row))
             return None if cancel is None else bool(cancel)
+        if not self._on_sqlite and step is None and undo is not None:
+            values = {k: (self.redact(v) if k == "error" else v) for k, v in undo.items()}
+            values["updated_at"] = now
+            statement = journal_pg.finish_undo(_ATTEMPT_END, tuple(values), event=event_row is not None)
+            params = {
+                "a_id": attempt_id,
+                **journal_pg.prefixed("a_", end),
+                **journal_pg.prefixed("u_", {**key, **values}),
+                **journal_pg.prefixed("e_", event_row or {}),
+            }
+            with self._one_statement() as (conn, pending):
+                ((seq,),) = self._select(statement, params, conn)
+                if event_row is not None:
+                    pending.append(Event(seq=seq, **event_row))
+            return None
         with self._tx() as (conn, pending):
             self._exec(
                 conn,

@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from runtime.journal_schema import attempts, events, runs, step_results
+from runtime.journal_schema import attempts, compensations, events, runs, step_results
 
 STEP_KEY = ("run_id", "step_id", "iteration")
 EVENT_COLUMNS = ("run_id", "time", "type", "step_id", "iteration", "data")
@@ -75,10 +75,17 @@ def _event() -> Any:
     return sa.insert(events).values(row_values(events, EVENT_COLUMNS, "e_")).returning(events.c.seq).cte("e")
 
 
-def start(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
+def start(
+    attempt_columns: Sequence[str],
+    step_columns: Sequence[str],
+    *,
+    table: sa.Table = step_results,
+    keep: Sequence[str] = ("started_at",),
+) -> Any:
     """Insert the attempt (`a_*`), upsert its step's row (`s_*`, keeping an earlier
-    `started_at`) and append the event (`e_*`); selects the attempt's id and the event's seq."""
-    key = ("start", tuple(attempt_columns), tuple(step_columns))
+    `started_at`) and append the event (`e_*`); selects the attempt's id and the event's seq.
+    A compensation's attempt upserts its row in `table` (`compensations`), keeping nothing."""
+    key = ("start", tuple(attempt_columns), tuple(step_columns), table.name, tuple(keep))
     stmt = _BUILT.get(key)
     if stmt is None:
         attempt = (
@@ -87,7 +94,7 @@ def start(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
             .returning(attempts.c.id)
             .cte("a")
         )
-        step = upsert(step_results, STEP_KEY, step_columns, ("started_at",), "s_", sqlite=False).cte("s")
+        step = upsert(table, STEP_KEY, step_columns, keep, "s_", sqlite=False).cte("s")
         event = _event()
         stmt = _BUILT[key] = sa.select(attempt.c.id, event.c.seq).add_cte(step)
     return stmt
@@ -119,6 +126,40 @@ def _event_if(guard: Any) -> Any:
         sa.exists(sa.select(sa.literal(1)).select_from(guard))
     )
     return sa.insert(events).from_select(list(EVENT_COLUMNS), chosen).returning(events.c.seq).cte("e")
+
+
+def finish_undo(attempt_columns: Sequence[str], undo_columns: Sequence[str], *, event: bool) -> Any:
+    """A compensation's attempt ended: update the attempt `a_id` (`a_*`), update its row in
+    `compensations` (`u_*`: the key and `undo_columns`) or, when there is none, insert it, and
+    with `event` append the event (`e_*`); selects the event's seq (else 1).
+
+    An UPDATE, then an INSERT only when it found no row, as WITH clauses: not ON CONFLICT, whose
+    row must hold every NOT NULL column before it conflicts, where an undo's end gives a few."""
+    key = ("finish_undo", tuple(attempt_columns), tuple(undo_columns), event)
+    stmt = _BUILT.get(key)
+    if stmt is None:
+        attempt = (
+            sa.update(attempts)
+            .where(attempts.c.id == sa.bindparam("a_id", type_=attempts.c.id.type))
+            .values(_binds(attempts, attempt_columns, "a_"))
+            .cte("a")
+        )
+        where = [
+            compensations.c[k] == sa.bindparam(f"u_{k}", type_=compensations.c[k].type) for k in STEP_KEY
+        ]
+        updated = (
+            sa.update(compensations)
+            .where(*where)
+            .values(_binds(compensations, undo_columns, "u_"))
+            .returning(compensations.c.run_id)
+            .cte("u")
+        )
+        row = row_values(compensations, (*STEP_KEY, *undo_columns), "u_")
+        missing = sa.select(*row.values()).where(~sa.exists(sa.select(sa.literal(1)).select_from(updated)))
+        inserted = sa.insert(compensations).from_select(list(row), missing).cte("i")
+        selected = _event().c.seq if event else sa.literal(1)
+        stmt = _BUILT[key] = sa.select(selected).add_cte(attempt, updated, inserted)
+    return stmt
 
 
 def together(statements: Sequence[Any], *, event: bool, guarded: bool = False) -> Any:

@@ -16,6 +16,7 @@ in one through the call as it is, in the other through the transaction it replac
 from __future__ import annotations
 
 import asyncio
+import json
 import tempfile
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -631,3 +632,139 @@ def test_interrupting_the_attempts_a_crash_left_is_one_write_statement_with_the_
     assert not pair.now.journal._open_attempts
     # again: nothing left in flight
     assert pair.now.journal.interrupt_attempts("r", 6.0) == []
+
+
+def before_start_undo(j: Journal, step_id: str, iteration: int, attempt: int, now: float) -> int:
+    """A compensation's attempt started, as the transaction did (`start_attempt`, kind
+    `compensation`)."""
+    from runtime.journal import _ATTEMPT_START, _prefixed, _statement
+    from runtime.journal_schema import compensations
+
+    action, key = f"{step_id}.undo", f"r:{step_id}:{iteration}:undo"
+    row = {
+        "run_id": "r",
+        "workflow_name": "wf",
+        "step_id": step_id,
+        "iteration": iteration,
+        "attempt": attempt,
+        "kind": "compensation",
+        "action": action,
+        "idempotency_key": key,
+        "started_at": now,
+        "outcome": "started",
+        "worker_id": "w",
+        "runs_in_flight": None,
+        "propensity": None,
+        "candidates": None,
+        "output_truncated": False,
+    }
+    with j._tx(durable=False) as (conn, pending):
+        attempt_id = j._inserted_id(
+            j._exec(conn, _statement("insert", attempts, (), _ATTEMPT_START), _prefixed(row))
+        )
+        j._upsert(
+            conn,
+            compensations,
+            {"run_id": "r", "step_id": step_id, "iteration": iteration},
+            {"state": UndoState.RUNNING.value, "action": action, "inputs": j.redact({"k": "s3cret"}),
+             "attempts": attempt, "updated_at": now},
+        )  # fmt: skip
+        data = {"attempt": attempt, "action": action, "idempotency_key": key}
+        j._event(conn, pending, "r", "compensation.step_started", now, step_id, item_of(iteration), data)
+    j._open_attempts[attempt_id] = ("r", step_id, iteration, now)
+    return attempt_id
+
+
+def start_undo(j: Journal, step_id: str, iteration: int, attempt: int, now: float) -> int:
+    return j.start_attempt(
+        run_id="r", workflow_name="wf", step_id=step_id, iteration=iteration, attempt=attempt,
+        kind="compensation", action=f"{step_id}.undo", idempotency_key=f"r:{step_id}:{iteration}:undo",
+        now=now, worker_id="w", runs_in_flight=None, propensity=None, candidates=None, inputs={"k": "s3cret"},
+    )  # fmt: skip
+
+
+def before_finish_undo(j: Journal, attempt_id: int, now: float, **kwargs: Any) -> None:
+    """A compensation's attempt ended, as the transaction did (`finish_attempt` with `undo`)."""
+    from runtime.journal import _ATTEMPT_END, _prefixed, _statement
+    from runtime.journal_schema import compensations
+
+    run_id, step_id, iteration, started_at = j._open_attempts.pop(attempt_id)
+    # the attempt's end row as finish_attempt builds it: computed by the journal itself, then
+    # written the old way
+    error = kwargs.get("error")
+    err = j.redact(error) if error else None
+    output = kwargs.get("output")
+    end = {
+        "ended_at": now,
+        "duration_s": max(0.0, now - started_at),
+        "outcome": kwargs["outcome"],
+        "error_type": err.get("type") if err else None,
+        "error_class": err.get("class") if err else None,
+        "error_message": err.get("message") if err else None,
+        "transient": err.get("transient") if err else None,
+        "retry_after": err.get("retry_after") if err else None,
+        "output": j.redact(output) if output is not None else None,
+        "output_size": len(json.dumps(j.redact(output), separators=(",", ":")).encode())
+        if output is not None
+        else None,
+        "output_truncated": False,
+    }
+    key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
+    with j._tx() as (conn, pending):
+        j._exec(
+            conn,
+            _statement("update", attempts, ("id",), _ATTEMPT_END),
+            {"k_id": attempt_id, **_prefixed(end)},
+        )
+        values = {k: (j.redact(v) if k == "error" else v) for k, v in kwargs["undo"].items()}
+        values["updated_at"] = now
+        j._upsert(conn, compensations, key, values)
+        if kwargs.get("event"):
+            j._event(
+                conn, pending, run_id, kwargs["event"], now, step_id, item_of(iteration), kwargs.get("data")
+            )
+
+
+def test_a_compensations_attempt_start_and_end_are_one_round_trip_each_with_the_same_rows(pair: Pair) -> None:
+    both(pair, "r")
+    ends: list[dict[str, Any]] = [
+        {"outcome": "failed", "error": {"type": "x", "class": "X", "message": "s3cret", "transient": True},
+         "undo": {"state": UndoState.RUNNING.value, "error": {"message": "s3cret"}},
+         "event": "compensation.step_retrying", "data": {"attempt": 1}},
+        {"outcome": "succeeded", "output": {"done": "s3cret"},
+         "undo": {"state": UndoState.UNDONE.value, "output": {"done": 1}, "error": None},
+         "event": "compensation.step_undone", "data": {"attempt": 2}},
+    ]  # fmt: skip
+    for number, end in enumerate(ends, start=1):
+        now = 2.0 + number
+        new_id, trips = counted(
+            pair.now.journal, lambda n=number, t=now: start_undo(pair.now.journal, "a", -1, n, t)
+        )  # type: ignore[misc]
+        old_id, before = counted(
+            pair.before.journal,
+            lambda n=number, t=now: before_start_undo(pair.before.journal, "a", -1, n, t),  # type: ignore[misc]
+        )
+        assert new_id == old_id
+        assert (trips.writer, trips.pooled) == (1, 0)
+        assert before.writer == (6 if number == 1 else 5)  # BEGIN, attempt, UPDATE (+ INSERT), event, COMMIT
+        _, trips = counted(
+            pair.now.journal,
+            lambda i=new_id, t=now, e=end: pair.now.journal.finish_attempt(i, t + 0.5, **e),  # type: ignore[misc]
+        )
+        _, before = counted(
+            pair.before.journal,
+            lambda i=old_id, t=now, e=end: before_finish_undo(pair.before.journal, i, t + 0.5, **e),  # type: ignore[misc]
+        )
+        assert (trips.writer, trips.pooled) == (1, 0)
+        assert before.writer == 5  # BEGIN, the attempt, the compensation's UPDATE, the event, COMMIT
+    same(pair)
+    # an undo's end for a compensation without a row (started by a version that wrote none) inserts it
+    attempt_id = start_undo(pair.now.journal, "b", 1, 1, 5.0)
+    with pair.now.journal._engine.begin() as conn:
+        from runtime.journal_schema import compensations
+
+        conn.execute(compensations.delete().where(compensations.c.step_id == "b"))
+    pair.now.journal.finish_attempt(
+        attempt_id, 6.0, outcome="succeeded", undo={"state": "undone", "action": "b.undo"}, event=None
+    )
+    assert pair.now.journal.undo_results("r")[("b", 1)].state == UndoState.UNDONE

@@ -49,29 +49,40 @@ class Line:
     is called when its turn begins (the worker fetches then)."""
 
     def __init__(
-        self, conninfo: str, *, on_turn: Callable[[], None], name: str = "", retry_s: float = 2.0
+        self,
+        conninfo: str,
+        *,
+        on_turn: Callable[[], None],
+        room: Callable[[], bool] = lambda: True,
+        name: str = "",
+        retry_s: float = 2.0,
     ) -> None:
         self._conninfo = conninfo
         self._on_turn = on_turn
+        self._room = room
         self._name = name
         self._retry_s = retry_s
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
+        self._wanted = False
+        """Whether to be in line (a slot is free): a turn passed on meanwhile gets back in line."""
         self.taker = False
         self.turns = 0
         """Turns this worker was given (for tests and logs)."""
 
     @property
     def in_line(self) -> bool:
-        """Waiting for its turn or having it."""
-        return self._task is not None and not self._task.done()
+        """Waiting for its turn or having it (or passing it on)."""
+        return self.taker or (self._task is not None and not self._task.done())
 
     def join(self) -> None:
         """Get in line (no-op while in it): the turn comes when the workers before have had theirs."""
-        if self._closed or self.in_line:
+        if self._closed:
             return
-        self._task = asyncio.get_running_loop().create_task(self._wait_turn(), name="line")
+        self._wanted = True
+        if not self.in_line:
+            self._task = asyncio.get_running_loop().create_task(self._wait_turn(), name="line")
 
     def taken(self, *, rejoin: bool) -> None:
         """The turn's fetch took a job: hand the turn to the next worker waiting, and get back in
@@ -79,17 +90,23 @@ class Line:
         if not self.taker:
             return
         self.taker = False
+        self._wanted = rejoin
         task = self._task
-        self._task = asyncio.get_running_loop().create_task(self._pass_on(task, rejoin), name="line")
+        self._task = asyncio.get_running_loop().create_task(self._pass_on(task), name="line")
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = await psycopg.AsyncConnection.connect(
+            conn = await psycopg.AsyncConnection.connect(
                 self._conninfo,
                 autocommit=True,
                 connect_timeout=10,
                 application_name=f"overture line {self._name}"[:63],
             )
+            # a session waiting for a lock notices a client gone only when granted; PostgreSQL 14+
+            # looks every second, so a killed worker leaves the line instead of holding up its turn
+            with contextlib.suppress(psycopg.Error):
+                await conn.execute("SET client_connection_check_interval = 1000")
+            self._conn = conn
         return self._conn
 
     async def _wait_turn(self) -> None:
@@ -111,20 +128,28 @@ class Line:
             return
         if self._closed:
             return
+        if not self._room():
+            # its slots filled up while it waited (a poll's fetch took jobs): the turn goes on,
+            # and the worker gets back in line when one of its runs ends (`join`)
+            self._wanted = False
+            self._task = asyncio.get_running_loop().create_task(self._pass_on(None), name="line")
+            return
         self.taker = True
         self.turns += 1
         self._on_turn()
 
-    async def _pass_on(self, previous: asyncio.Task[None] | None, rejoin: bool) -> None:
+    async def _pass_on(self, previous: asyncio.Task[None] | None) -> None:
         if previous is not None and not previous.done():
             await previous
         try:
             conn = await self._connect()
-            await conn.execute("SELECT pg_advisory_unlock(%s)", (LINE_LOCK,))
+            # all of the session's advisory locks: the connection holds the line's lock only,
+            # and never more than once, whatever happened
+            await conn.execute("SELECT pg_advisory_unlock_all()")
         except Exception as exc:  # a lost session lets go of its locks anyway
             log.warning("the worker line's connection failed (%s)", exc)
             await self._drop()
-        if rejoin and not self._closed:
+        if self._wanted and not self._closed:
             await self._wait_turn()
 
     async def _drop(self) -> None:
@@ -135,7 +160,9 @@ class Line:
             self._conn = None
 
     async def close(self) -> None:
-        """Leave the line (the lock goes with the connection)."""
+        """Leave the line: a wait for the lock is cancelled, and the lock goes with the session."""
+        if self._closed:
+            return
         self._closed = True
         self.taker = False
         task, self._task = self._task, None
@@ -143,8 +170,7 @@ class Line:
         if task is not None and not task.done():
             if conn is not None and not conn.closed:
                 with contextlib.suppress(Exception):
-                    await conn.cancel_safe()  # a wait for the lock ends now
-            task.cancel()
+                    await conn.cancel_safe()  # the wait ends (QueryCanceled), and with it the task
             with contextlib.suppress(BaseException):
-                await task
+                await asyncio.wait_for(task, 5)
         await self._drop()

@@ -247,7 +247,8 @@ class Worker:
             )
             taking.consumer = consumer
             if opts.line:
-                line = Line(conninfo(opts.database_url), on_turn=consumer.wake, name=opts.worker_id)
+                line = Line(conninfo(opts.database_url), on_turn=consumer.wake, name=opts.worker_id,
+                            room=lambda: taking.running < taking.slots)
                 consumer.line = line
                 line.join()
             if self._stop.is_set():
