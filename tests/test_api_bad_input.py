@@ -387,6 +387,35 @@ async def test_a_plan_accepted_with_another_catalog_is_refused(tmp_path: Path) -
         assert r.status_code == 201, r.text  # naming the plan's own catalog is fine
 
 
+async def test_a_plan_whose_catalog_was_deleted_stays_readable_and_says_why_it_cannot_be_accepted(
+    tmp_path: Path,
+) -> None:
+    async with api_client(tmp_path) as api:
+        catalog_id = await api.upload_catalog()
+        r = await api.client.post(
+            "/v1/plans",
+            json={
+                "request": "update the crm account for the email",
+                "catalog_id": catalog_id,
+                "planner": "offline",
+            },
+        )
+        plan_id = r.json()["id"]
+        assert (
+            await api.client.delete(f"/v1/catalogs/{catalog_id}")
+        ).status_code == 204  # no workflow uses it
+        r = await api.client.get(f"/v1/plans/{plan_id}")  # was a 404 "no catalog" for a plan that exists
+        assert r.status_code == 200, r.text
+        assert r.json()["problems"][0]["code"] == "catalog_deleted"
+        for path, body, location in (
+            ("/v1/workflows", {"plan_id": plan_id}, "body.plan_id"),
+            (f"/v1/plans/{plan_id}/edits", {"instruction": "retry it 3 times"}, "path.plan_id"),
+        ):
+            problem = assert_problem(await api.client.post(path, json=body), 409)
+            item = located(problem)[location]
+            assert "has been deleted" in item["message"] and "POST /v1/plans" in (item["hint"] or "")
+
+
 async def test_an_instruction_the_editor_cannot_apply_is_located_at_body_instruction(tmp_path: Path) -> None:
     async with api_client(tmp_path) as api:
         workflow_id = await api.create_workflow()

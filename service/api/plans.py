@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.api.models import JsonObject, PlanCreate, PlannerName, PlanOut, iso
-from service.api.services import Services, services
+from service.api.services import Services, deleted_catalog, services
 from service.problems import ApiProblem, ProblemItem, status_of, to_item
 from service.store import PlanRow, new_id
 from workflow.catalog import Catalog
@@ -87,6 +87,12 @@ def create_plan(body: PlanCreate, response: Response, svc: Services = Depends(se
 @router.get("/{plan_id}", response_model=PlanOut, summary="Show a plan")
 def get_plan(plan_id: str, svc: Services = Depends(services)) -> PlanOut:
     row = svc.plan_row(plan_id)
+    if svc.store.get_catalog(row.catalog_id) is None:  # still readable; it cannot be accepted
+        out = plan_out(row)
+        out.problems = [ProblemItem(
+            location="catalog_id", message=deleted_catalog(row), code="catalog_deleted",
+            hint="plan the request again against a catalog that exists (POST /v1/plans)")]
+        return out
     return plan_out(row, svc.catalog(row.catalog_id))
 
 
@@ -127,7 +133,7 @@ def edit_plan(plan_id: str, body: PlanEdit, response: Response, svc: Services = 
     from workflow.loader import workflow_from_data
 
     row = svc.plan_row(plan_id)
-    catalog = svc.catalog(row.catalog_id)
+    catalog = svc.plan_catalog(row, "path.plan_id")
     try:
         before = workflow_from_data(body.document if body.document is not None else row.document,
                                     source="document")

@@ -80,6 +80,15 @@ class Services:
             raise _not_found("plan", plan_id, location, "POST /v1/plans makes one; its answer has the id")
         return row
 
+    def plan_catalog(self, row: PlanRow, location: str) -> Catalog:
+        """The catalog a plan was made for; a 409 located at `location` when it has been deleted
+        since (a catalog no workflow uses may be deleted; its draft plans stay)."""
+        if self.store.get_catalog(row.catalog_id) is None:
+            raise ApiProblem(409, deleted_catalog(row), kind="catalog-deleted", problems=[ProblemItem(
+                location=location, message=deleted_catalog(row), code="catalog_deleted",
+                hint="plan the request again against a catalog that exists (POST /v1/plans)")])
+        return self.catalog(row.catalog_id)
+
     def version_row(self, workflow_id: str, version: int | None = None, *, location: str = "path.workflow_id",
                     version_location: str = "path.version") -> WorkflowVersionRow:
         workflow = self.workflow_row(workflow_id, location)
@@ -122,6 +131,10 @@ class Services:
             raise ApiProblem(503, f"the run engine is not available: {self.engine_error or 'not started'}",
                              kind="engine-unavailable")
         return self.engine
+
+
+def deleted_catalog(row: PlanRow) -> str:
+    return f"plan `{row.id}` was made for catalog `{row.catalog_id}`, which has been deleted"
 
 
 def _not_found(what: str, key: str, location: str, hint: str) -> ApiProblem:

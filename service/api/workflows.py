@@ -64,12 +64,13 @@ def create_workflow(body: WorkflowCreate, response: Response, svc: Services = De
                                                    code="conflict", hint="leave `catalog_id` out, or plan "
                                                    f"again against catalog `{body.catalog_id}`")])
         catalog_id, document, source, note = plan.catalog_id, dict(plan.document), "plan", plan.id
+        catalog = svc.plan_catalog(plan, "body.plan_id")
     else:
         catalog_id = body.catalog_id or "default"
         document, source, note = dict(body.document or {}), "document", None
+        catalog = svc.catalog(catalog_id, "body.catalog_id")
     if body.name:
         document["name"] = body.name
-    catalog = svc.catalog(catalog_id, "body.catalog_id" if body.plan_id is None else "body.plan_id")
     workflow = _validated(document, catalog, "document")
     _check_webhook_name(svc, workflow, None)
     row, version = svc.store.create_workflow(workflow.name, catalog_id, _stored(workflow), source=source,
