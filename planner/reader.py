@@ -875,6 +875,7 @@ class Reader:
             text = (text[: loop.start()] + text[loop.end() :]).strip(" ,")
         wait_prefix = ph.WAIT_PREFIX_RE.match(text)
         wait_text = ""
+        waited_from = ""
         if wait_prefix is not None:
             # "sixty days after that, delete it": a wait, then the action
             wait_text = wait_prefix.group("dur")
@@ -887,6 +888,20 @@ class Reader:
                 text = split[1] if split else remainder
             else:
                 text = remainder
+        else:
+            wait_prefix = self._WAIT_AFTER.search(text)
+            said = (wait_prefix.group("dur") or wait_prefix.group("dur2")) if wait_prefix else None
+            told = text[: wait_prefix.start()] if wait_prefix else ""
+            if re.search(
+                r"\b(?:that|saying|about|which|who|because|since|when|where|whether)\b|⟦Q", told, re.I
+            ):
+                said = None  # "email them that their trial ends in three days": what is said, not a wait
+            if wait_prefix is not None and said and ph.duration_seconds(said, self.lex) is not None:
+                # "remind them in a week", "follow up two days later": a wait, then the action
+                wait_text, waited_from = said, text
+                text = text[: wait_prefix.start()].strip(" ,")
+            else:
+                wait_prefix = None
         plain = self.masked.plain(text)
         if not words(plain):
             if attempts and self.drafts:
@@ -981,6 +996,9 @@ class Reader:
             copies = len(quoted) if len(quoted) >= 2 else (2 if self._repeated_object(plain) else 1)
             for n in range(copies):
                 specs.append((spec, score, quoted[n] if len(quoted) >= 2 else None))
+        if waited_from and specs and dated_input(specs[0][0]):
+            # "book the meeting in two weeks": the meeting's own time, not a wait before booking it
+            wait_prefix, text = None, waited_from
         pre: list[int] = []
         if until is not None and kind != "core.wait":
             topic = dated is not None and re.search(
@@ -1072,6 +1090,14 @@ class Reader:
             i for i in created if not (wait_prefix is not None and i == created[0] and len(created) > 1)
         ]
         return [*pre, *created]
+
+    _WAIT_AFTER = re.compile(
+        r"\s+(?:(?:in|after)\s+(?P<dur>(?:\d+|an?|one|two|three|four|five|six|seven|ten|a\s+couple\s+of|a\s+few)"
+        r"[\s-]+(?:minutes?|hours?|days?|weeks?|months?))(?:\s+(?:time|from\s+now))?"
+        r"|(?P<dur2>(?:\d+|an?|one|two|three|four|five|six|seven|ten)[\s-]+(?:minutes?|hours?|days?|weeks?|months?))"
+        r"\s+later)\s*$",
+        re.IGNORECASE,
+    )
 
     def _core_kind(self, text: str, plain: str) -> tuple[str | None, float | str | None]:
         """`core.*` built-ins recognised by their phrases, with their main value."""
@@ -1168,7 +1194,7 @@ class Reader:
                     if s >= max(MATCH_THRESHOLD, score - _RUNNER_UP) and self.matcher.verb_relates(a, plain)
                 ]
             if fitting:
-                return fitting[0]
+                return self._default_medium(fitting[0][0], fitting[0][1], plain), fitting[0][1]
             # "order pizza for the team": only "team" found the chat post; nothing here orders
             said = self.matcher.light_object(plain) if tokens[0] in self.lex.light_verbs else []
             head = " ".join(said)
@@ -1201,7 +1227,30 @@ class Reader:
                 f'({score:.2f}), has nothing to do with "{object_said}"; left out of the plan'
             )
             return None
-        return spec, score
+        return self._default_medium(spec, score, plain), score
+
+    _ANY_MEDIUM = re.compile(
+        r"\b(?:e-?mail|mail|inbox|text|sms|phone|mobile|cell|chat|slack|teams|channel|call|fax|post|letter)\b|[#⟦@]",
+        re.IGNORECASE,
+    )
+
+    def _default_medium(self, spec: ActionSpec, score: float, plain: str) -> ActionSpec:
+        """ "send the customer a recap", "send them the agenda": a message that names no medium goes to
+        a person by email (as "notify the customer" does), not by whichever medium scored a hair higher."""
+        if not self.matcher.is_message(spec) or self._ANY_MEDIUM.search(self.masked.unmask(plain)):
+            return spec
+        mail = set(self.lex.single.get("email", ()))
+        if mail & set(self.lex.concepts(" ".join(spec.name.split(".")))):
+            return spec
+        for other, other_score in self.matcher.rank(self._weighted(plain), 5, verb=plain):
+            named = set(self.lex.concepts(" ".join(other.name.split("."))))
+            if (
+                other_score >= max(MATCH_THRESHOLD, score - 0.1)
+                and self.matcher.is_message(other)
+                and mail & named
+            ):
+                return other
+        return spec
 
     _MEDIUM_SAID = re.compile(
         r"\b(?:by|via|over|on|in|through|per)\s+(?:an?\s+|the\s+)?(?:e-?mail|mail|text|sms|phone|slack|chat|teams"

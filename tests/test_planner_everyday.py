@@ -484,3 +484,50 @@ def test_three_messages_joined_by_and_go_out_together(bench: OfflinePlanner) -> 
     for told in (_EMAIL, _SMS, _CHAT):
         assert _needs(wf, told) == {"payments.refund_charge"}
     assert _needs(wf, "support.close_ticket") == {_EMAIL, _SMS, _CHAT}
+
+
+@pytest.mark.parametrize(
+    ("request_text", "told"),
+    [
+        ("After the meeting, send the customer a recap and bill them for the session.", _EMAIL),
+        ("Send the invoice to the customer.", _EMAIL),
+        ("Send the customer a text.", _SMS),
+        ("Send the customer a message on Slack.", _CHAT),
+    ],
+)
+def test_a_message_that_names_no_medium_is_an_email(
+    bench: OfflinePlanner, request_text: str, told: str
+) -> None:
+    steps = actions(plan(bench, request_text).workflow)
+    assert told in steps
+    assert not {_EMAIL, _SMS, _CHAT} - {told} & set(steps), steps
+
+
+@pytest.mark.parametrize(
+    ("request_text", "first", "later", "seconds"),
+    [
+        ("Send the invoice to the customer and remind them in a week.", _EMAIL, _EMAIL, 604800),
+        (
+            "Suspend the workspace and delete it in 30 days.",
+            "provisioning.suspend_tenant",
+            "provisioning.delete_tenant",
+            2592000,
+        ),
+    ],
+)
+def test_a_step_said_to_happen_in_a_while_waits_first(
+    bench: OfflinePlanner, request_text: str, first: str, later: str, seconds: int
+) -> None:
+    wf = plan(bench, request_text).workflow
+    wait = step_of(wf, "core.wait")
+    assert wait.with_ == {"seconds": seconds}
+    assert wait.needs == [step_of(wf, first).id]
+    assert step_of(wf, later, 1 if later == first else 0).needs == [wait.id]
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    ["Book the meeting in two weeks.", "Email the admin that their trial ends in three days."],
+)
+def test_a_time_that_belongs_to_the_step_is_no_wait(bench: OfflinePlanner, request_text: str) -> None:
+    assert "core.wait" not in actions(plan(bench, request_text).workflow)
