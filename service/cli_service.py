@@ -150,6 +150,8 @@ def token_revoke(
     database_url: DatabaseOption = None,
 ) -> None:
     """Revoke a token by id, or every active token with that name. Exit 1 when none matched."""
+    if not token.strip():
+        _fail("give the token's id (tok_…) or name; `overture token list` shows them")
     store = _store(data_dir, database_url)
     try:
         revoked = store.revoke_token(token)

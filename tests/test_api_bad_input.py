@@ -433,6 +433,17 @@ async def test_an_instruction_the_editor_cannot_apply_is_located_at_body_instruc
 async def test_an_unknown_trigger_is_a_not_found_with_a_hint(tmp_path: Path) -> None:
     async with api_client(tmp_path) as api:
         workflow_id = await api.create_workflow()
+        r = await api.client.post(
+            f"/v1/workflows/{workflow_id}/triggers/all/pause"
+        )  # was a 200 that did nothing
+        item = located(assert_problem(r, 404))["path.workflow_id"]
+        assert item["message"].endswith("has no triggers") and "triggers:" in (item["hint"] or "")
+        scheduled = {
+            **WORKFLOW,
+            "name": "scheduled",
+            "triggers": {"schedule": [{"cron": "0 9 * * 1", "timezone": "UTC"}]},
+        }
+        workflow_id = await api.create_workflow(scheduled)
         r = await api.client.post(f"/v1/workflows/{workflow_id}/triggers/sched_nope/pause")
         item = located(assert_problem(r, 404))["path.trigger_id"]
         assert item["code"] == "not_found" and f"/v1/workflows/{workflow_id}/triggers" in (item["hint"] or "")

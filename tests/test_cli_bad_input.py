@@ -276,6 +276,8 @@ def test_serve_refuses_bad_options_before_starting(work: Path) -> None:
 def test_a_token_name_is_one_line(work: Path) -> None:
     code, _, err = cli("token", "create", "--name", "ci\nbot", "--data-dir", "d", cwd=work)
     assert code == 2 and "--name holds a control character" in error_line(err)
+    code, _, err = cli("token", "revoke", " ", "--data-dir", "d", cwd=work)
+    assert code == 2 and "give the token's id (tok_…) or name" in error_line(err)
 
 
 def test_reading_commands_do_not_create_a_journal_at_a_mistyped_data_dir(work: Path) -> None:

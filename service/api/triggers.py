@@ -330,6 +330,11 @@ def _set_paused(workflow_id: str, trigger_id: str, paused: bool, svc: Services, 
                 caller: Caller) -> TriggersOut:
     target = _target(svc, triggers, workflow_id)
     known = target.trigger_ids()
+    if not known:  # `all` of nothing would answer 200 and change nothing
+        message = f"workflow `{workflow_id}` has no triggers"
+        raise ApiProblem(404, message, kind="trigger-not-found", problems=[ProblemItem(
+            location="path.workflow_id", message=message, code="not_found",
+            hint="add `triggers:` (a schedule or a webhook) to the workflow's document first")])
     if trigger_id not in known and trigger_id != "all":
         message = (f"workflow `{workflow_id}` has no trigger `{trigger_id}`; it has: "
                    + (", ".join(known) or "none"))
