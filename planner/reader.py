@@ -1134,7 +1134,26 @@ class Reader:
             return self.masked.unmask(body).strip(" .") or None
         return None
 
+    _SPLIT_PARTICLE = re.compile(
+        r"^(?P<verb>[A-Za-z]+)\s+(?P<obj>(?:the|a|an|our|their|his|her|this|that|my|your)\s+[\w-]+(?:\s+[\w-]+)??)"
+        r"\s+(?P<particle>up|off|out|down|back|in|over|on)\b(?P<rest>.*)$",
+        re.IGNORECASE,
+    )
+
+    def _phrasal(self, plain: str) -> str:
+        """ "sign the customer up for the Pro plan" → "sign up the customer for the Pro plan": a
+        phrasal verb split by its object means what it means whole ("sign up" is not signing)."""
+        found = self._SPLIT_PARTICLE.match(plain.strip())
+        if found is None:
+            return plain
+        verb, particle = found.group("verb"), found.group("particle")
+        phrase = f"{verb.lower()} {particle.lower()}"
+        if not any(pattern.fullmatch(phrase) for pattern, _ in self.lex.multi):
+            return plain
+        return f"{verb} {particle} {found.group('obj')}{found.group('rest')}"
+
     def _match(self, plain: str, borrowed_verb: str, s_index: int) -> tuple[ActionSpec, float] | None:
+        plain = self._phrasal(plain)
         tokens = words(plain)
         wanted = bool(_WANT.match(plain))
         question = bool(_QUESTION.match(plain))

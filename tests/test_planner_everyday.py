@@ -531,3 +531,14 @@ def test_a_step_said_to_happen_in_a_while_waits_first(
 )
 def test_a_time_that_belongs_to_the_step_is_no_wait(bench: OfflinePlanner, request_text: str) -> None:
     assert "core.wait" not in actions(plan(bench, request_text).workflow)
+
+
+@pytest.mark.parametrize(
+    "request_text", ["Sign the customer up for the Pro plan.", "Set the customer up in billing."]
+)
+def test_a_phrasal_verb_split_by_its_object_means_the_whole_verb(
+    bench: OfflinePlanner, request_text: str
+) -> None:
+    steps = actions(plan(bench, request_text).workflow)
+    assert "esign.send_envelope" not in steps and "billing.update_subscription" not in steps
+    assert {"billing.create_customer", "billing.create_subscription"} & set(steps)
