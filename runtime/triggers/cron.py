@@ -107,10 +107,20 @@ class CronRule:
         # Start one hour back (or ahead) on the wall clock: a fire shifted by a DST gap can land
         # after `start` while its wall time lies before it.
         margin = timedelta(hours=-2 if forward else 2)
-        it = _croniter()(self.cron, self._wall(start) + margin)
+        croniter = _croniter()
+        try:
+            it = croniter(self.cron, self._wall(start) + margin)
+        except (ValueError, KeyError) as exc:  # croniter's errors are ValueErrors
+            raise ScheduleError(f"cron `{self.cron}` is not valid: {exc}", cron=self.cron,
+                                timezone=self.timezone) from exc
         last: float | None = None
         for _ in range(MAX_SCAN):
-            wall = it.get_next(datetime) if forward else it.get_prev(datetime)
+            try:
+                wall = it.get_next(datetime) if forward else it.get_prev(datetime)
+            except ValueError as exc:  # CroniterBadDateError: a date no calendar has (`0 0 30 2 *`)
+                raise ScheduleError(
+                    f"cron `{self.cron}` never fires (no date matches it); fix its day and month fields",
+                    cron=self.cron, timezone=self.timezone) from exc
             if not self._keeps(wall):
                 continue
             instant = self._instant(wall)
