@@ -248,7 +248,7 @@ class ActionMatcher:
     )
     _NOT_HEAD = frozenset(
         "a an the my our their his her its your some any this that these those them him her it us me"
-        " off up out down back over care".split()
+        " off up out down back over care one ones".split()
     )
 
     def light_object(self, text: str, *, people: bool = False) -> list[str]:
@@ -283,9 +283,18 @@ class ActionMatcher:
         if i is None:
             return False
         if whole:
-            tokens = re.findall(r"[A-Za-z][A-Za-z'-]*", text)[1:]
+            tokens = re.findall(r"(?<![\w'-])[A-Za-z][A-Za-z'-]*", text)[1:]
             said = [w.lower() for w in tokens if not w[0].isupper()]
-            said = [w for w in said if w not in self._NOT_HEAD and w not in _STOP]
+            # only words that mean something here: "the cheapest one", "December 10th" say nothing
+            # of what is booked
+            vocabulary = self._index.words.vocabulary_
+            said = [
+                w
+                for w in said
+                if w not in self._NOT_HEAD
+                and w not in _STOP
+                and (stem(w) in self.lex.single or stem(w) in vocabulary)
+            ]
         else:
             said = self.light_object(text)
         if not said:

@@ -542,3 +542,32 @@ def test_a_phrasal_verb_split_by_its_object_means_the_whole_verb(
     steps = actions(plan(bench, request_text).workflow)
     assert "esign.send_envelope" not in steps and "billing.update_subscription" not in steps
     assert {"billing.create_customer", "billing.create_subscription"} & set(steps)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "clause", "kept"),
+    [
+        ("Book a table for the team, then email the customer.", "book a table for the team", [_EMAIL]),
+    ],
+)
+def test_booking_something_no_action_books_is_left_out(
+    bench: OfflinePlanner, request_text: str, clause: str, kept: list[str]
+) -> None:
+    result = plan(bench, request_text)
+    assert actions(result.workflow) == kept
+    assert _left_out(result.warnings, clause), result.warnings
+
+
+@pytest.mark.parametrize(
+    ("request_text", "action"),
+    [
+        ("Book the cheapest one.", "shipping.create_shipment"),
+        ("Book a kickoff call with the customer.", "calendar.create_event"),
+        ("Schedule a review with the team for Friday.", "calendar.create_event"),
+        ("Reserve 5 units of SKU-1.", "inventory.reserve_stock"),
+    ],
+)
+def test_words_that_name_nothing_do_not_stop_a_booking(
+    bench: OfflinePlanner, request_text: str, action: str
+) -> None:
+    assert actions(plan(bench, request_text).workflow) == [action]
