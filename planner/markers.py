@@ -97,7 +97,8 @@ TRAILING_NOISE = re.compile(
     re.IGNORECASE,
 )
 _BOUNDARY = re.compile(
-    r"\s*,?\s+but\s+|\s*,\s*(?:and\s+|or\s+)?(?:then\s+)?|\s+and\s*,\s*|\s+and\s+then\s+|\s+and\s+(?=\S)|\s+then\s+|\s+followed\s+by\s+"
+    r"\s*,?\s+but\s+|\s*,?\s+as\s+well\s+as\s+(?=\S)|\s*,?\s+plus\s+(?=[a-z])"
+    r"|\s*,\s*(?:and\s+|or\s+)?(?:then\s+)?|\s+and\s*,\s*|\s+and\s+then\s+|\s+and\s+(?=\S)|\s+then\s+|\s+followed\s+by\s+"
     r"|(?<!right)(?<!immediately)(?<!only)(?<!just)(?<!shortly)(?<!soon)(?<!straight)(?<!day)(?<!days)(?<!week)"
     r"(?<!weeks)(?<!hour)(?<!hours)(?<!month)(?<!months)(?<!minutes)(?<!year)(?<!years)"
     r"\s+(?=(?:once|when|after|as\s+soon\s+as)\s)",
@@ -274,8 +275,8 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
             kind = "then"
         elif "followed" in sep:
             kind = "followed"
-        elif "but" in sep:
-            kind = "and"
+        elif "but" in sep or "well as" in sep or "plus" in sep:
+            kind = "and"  # "email them as well as text the manager", "... plus text the manager"
         elif "and" in sep:
             kind = "and"
         elif "," in sep:

@@ -571,3 +571,18 @@ def test_words_that_name_nothing_do_not_stop_a_booking(
     bench: OfflinePlanner, request_text: str, action: str
 ) -> None:
     assert actions(plan(bench, request_text).workflow) == [action]
+
+
+@pytest.mark.parametrize("joiner", ["as well as", "plus"])
+def test_as_well_as_and_plus_join_two_steps(bench: OfflinePlanner, joiner: str) -> None:
+    wf = plan(
+        bench, f"Bill the customer, then email them a receipt {joiner} text the account manager."
+    ).workflow
+    assert actions(wf) == ["billing.create_invoice", _EMAIL, _SMS]
+    assert _needs(wf, _SMS) == {"billing.create_invoice"}
+
+
+def test_plus_inside_an_amount_is_no_join(bench: OfflinePlanner) -> None:
+    assert actions(plan(bench, "Charge $100 plus tax to the customer's card.").workflow) == [
+        "payments.charge_card"
+    ]
