@@ -77,6 +77,63 @@ def load_catalog_option(paths: list[str]) -> Catalog:
     return load_catalog(*paths)
 
 
+def called_actions(document: Any) -> list[tuple[str, str]]:
+    """(step id, action) for every action a workflow document's data names: each step's own,
+    its undo's and its alternatives'. Malformed parts are left out (the validator reports them)."""
+    found: list[tuple[str, str]] = []
+    steps = document.get("steps") if isinstance(document, dict) else None
+    for step in steps if isinstance(steps, list) else []:
+        if not isinstance(step, dict):
+            continue
+        step_id = str(step.get("id", "?"))
+        undo = step.get("compensate")
+        alternatives = step.get("alternatives")
+        for action in [step.get("action"), undo.get("action") if isinstance(undo, dict) else None,
+                       *(alternatives if isinstance(alternatives, list) else [])]:
+            if isinstance(action, str) and action:
+                found.append((step_id, action))
+    return found
+
+
+def core_only(document: Any) -> bool:
+    """Whether a workflow document's data has steps and calls only `core.*` built-ins (which every
+    catalog has: such a workflow needs no catalog)."""
+    actions = called_actions(document)
+    return bool(actions) and all(action.startswith("core.") for _, action in actions)
+
+
+def catalog_for(paths: list[str], document: Any = None) -> Catalog:
+    """The catalog `--catalog` names; without one, the `core.*` built-ins alone when the document
+    calls nothing else, else one line naming a step that needs the catalog."""
+    from workflow.catalog import Catalog
+
+    if paths or document is None:
+        return load_catalog_option(paths)
+    if core_only(document):
+        return Catalog()
+    other = next(((s, a) for s, a in called_actions(document) if not a.startswith("core.")), None)
+    why = f": step `{other[0]}` calls `{other[1]}`, which is not a core.* action" if other else ""
+    fail(f"no catalog given{why}; pass --catalog FILE (or set OVERTURE_CATALOG)")
+
+
+def uncallable_steps(workflow: Any, catalog: Catalog) -> list[str]:
+    """Each step whose action (or undo action) has no `invoke:` block, as "step `id` (action)": a
+    run of it would be recorded and then fail there. `core.*` actions are built in."""
+    found: list[str] = []
+    for step in workflow.steps:
+        calls = [("", step.action)]
+        if step.compensate is not None:
+            calls.append(("undo ", step.compensate.action))
+        names = []
+        for label, name in calls:
+            action = catalog.get(name)
+            if action is not None and not action.is_core and action.invoke is None:
+                names.append(f"{label}{name}")
+        if names:
+            found.append(f"step `{step.id}` ({', '.join(names)})")
+    return found
+
+
 @app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="Workflow document (YAML or JSON).")],
@@ -89,8 +146,9 @@ def validate(
     from workflow.loader import read_data
     from workflow.validator import validate as run_validator
 
-    cat = load_catalog_option(catalog)
-    report = run_validator(read_data(file), cat)
+    data = read_data(file)
+    cat = catalog_for(catalog, data)
+    report = run_validator(data, cat)
     if format is DocFormat.json:
         typer.echo(json.dumps({"file": str(file), **report.to_data()}, indent=2))
     else:

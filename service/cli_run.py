@@ -19,11 +19,13 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from runtime.journal_memory import AnyJournal
+from service.cli_options import Given
 
 if TYPE_CHECKING:
     from runtime.engine import Engine, RunResult
     from runtime.journal import Journal
     from workflow.catalog import Catalog
+    from workflow.document import Workflow
 
 DataDirOption = Annotated[
     Path | None,
@@ -90,16 +92,30 @@ def _missing_journal(data_dir: Path | None, database_url: str | None) -> Path | 
     return None if path.exists() else path
 
 
-def _no_run(run_id: str) -> NoReturn:
-    _fail(f"no run `{run_id}`; `overture runs list` shows the runs")
+def _no_run(run_id: str, given: Given) -> NoReturn:
+    _fail(f"no run `{run_id}`; `{given.command('runs list')}` shows the runs")
 
 
-def _catalog(paths: list[str]) -> Catalog:
-    from workflow.loader import load_catalog
+def _catalog(paths: list[str], document: Any = None) -> Catalog:
+    """The catalog `--catalog` names; without one, the `core.*` built-ins when `document` (a
+    workflow document's data) calls nothing else."""
+    from service.cli import catalog_for
 
-    if not paths:
-        _fail("no catalog given; pass --catalog FILE (or set OVERTURE_CATALOG)")
-    return load_catalog(*paths)
+    return catalog_for(paths, document)
+
+
+def _check_invokers(workflow: Workflow, catalog: Catalog, file: Path | str) -> None:
+    """Refuse, before anything is recorded, a run with steps whose actions cannot be called."""
+    from service.cli import uncallable_steps
+
+    missing = uncallable_steps(workflow, catalog)
+    if missing:
+        listed = "; ".join(missing)
+        steps = f"{len(missing)} step{'s call' if len(missing) != 1 else ' calls'}"
+        _fail(f"{file}: cannot run: {steps} actions with no `invoke:` block, which nothing can call: "
+              f"{listed}; nothing was recorded. Add an `invoke:` block (kind http, python or smtp) to "
+              "each of these actions in the catalog (README: \"Action invokers\"), or pass --catalog "
+              "with one that has them")
 
 
 def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
@@ -181,7 +197,7 @@ async def _drive(engine: Engine, run_id: str, follow_timers: float, watch: bool)
     return result
 
 
-def _print_outcome(result: RunResult, journal: Journal) -> int:
+def _print_outcome(result: RunResult, journal: Journal, given: Given) -> int:
     from rich.console import Console
 
     console = Console()
@@ -202,7 +218,8 @@ def _print_outcome(result: RunResult, journal: Journal) -> int:
         for approval in journal.approvals(result.run_id, pending_only=True):
             console.print(f"  waiting for approval of `{approval.step_id}`: {approval.prompt}", markup=False)
             console.print(
-                f"    overture approve {result.run_id} {approval.step_id} [--reject] [--comment TEXT]",
+                "    " + given.command(f"approve {result.run_id} {approval.step_id}", catalog=True)
+                + " [--reject] [--comment TEXT]",
                 markup=False,
                 soft_wrap=True,
             )
@@ -212,7 +229,7 @@ def _print_outcome(result: RunResult, journal: Journal) -> int:
 
             console.print(
                 f"  waiting until {iso_time(min(t.wake_at for t in timers))}; "
-                "`overture resume` continues it then",
+                f"`{given.command('resume', catalog=True)}` continues it then",
                 markup=False,
             )
     return 1 if state in ("failed", "cancelled") else 0
@@ -242,10 +259,13 @@ def register(app: typer.Typer) -> None:
         from workflow.loader import read_data
         from workflow.validator import ensure_valid
 
-        cat = _catalog(catalog)
-        workflow = ensure_valid(read_data(file), cat)
+        data = read_data(file)
+        cat = _catalog(catalog, data)
+        workflow = ensure_valid(data, cat)
+        _check_invokers(workflow, cat, file)
         inputs = parse_inputs(input, inputs_file)
         _check_inputs(workflow.inputs, inputs)
+        given = Given(data_dir, database_url, catalog)
         journal = _open_journal(data_dir, database_url)
 
         async def go() -> int:
@@ -259,7 +279,7 @@ def register(app: typer.Typer) -> None:
                 await engine.close()
                 if hasattr(invoker, "aclose"):
                     await invoker.aclose()
-            return _print_outcome(result, journal)
+            return _print_outcome(result, journal, given)
 
         try:
             code = asyncio.run(go())
@@ -324,15 +344,20 @@ def register(app: typer.Typer) -> None:
         database_url: DatabaseOption = None,
     ) -> None:
         """Steps, attempts, durations, errors and the compensation summary of one run."""
+        from runtime.errors import RunNotFound
         from runtime.report import run_data
 
+        given = Given(data_dir, database_url)
         if not run_id.strip():
-            _fail("give a run id (or a unique prefix); `overture runs list` shows the runs")
+            _fail(f"give a run id (or a unique prefix); `{given.command('runs list')}` shows the runs")
         if _missing_journal(data_dir, database_url) is not None:
-            _no_run(run_id)
+            _no_run(run_id, given)
         journal = _open_journal(data_dir, database_url)
         try:
-            record = journal.find_run(run_id)
+            try:
+                record = journal.find_run(run_id)
+            except RunNotFound:
+                _no_run(run_id, given)
             if as_json:
                 typer.echo(json.dumps(run_data(journal, record.id), indent=2, default=str))
             else:
@@ -398,6 +423,7 @@ def register(app: typer.Typer) -> None:
         from runtime.errors import InvalidRunState
 
         cat = _catalog(catalog)
+        given = Given(data_dir, database_url, catalog)
         missing = _missing_journal(data_dir, database_url)
         if missing is not None:
             typer.echo("no unfinished runs")
@@ -419,7 +445,7 @@ def register(app: typer.Typer) -> None:
                     except InvalidRunState as exc:  # another process (the service) drives it
                         typer.echo(f"skipped: {exc}")
                         continue
-                    code = max(code, _print_outcome(result, journal))
+                    code = max(code, _print_outcome(result, journal, given))
             finally:
                 await engine.close()
                 if hasattr(invoker, "aclose"):
@@ -444,13 +470,20 @@ def _decide(
     approval_step: str | None = None,
     cancelling: bool = False,
 ) -> None:
+    from runtime.errors import RunNotFound
+    from service.cli import core_only
+
+    given = Given(data_dir, database_url, catalog)
     if not run_id.strip():
-        _fail("give a run id (or a unique prefix); `overture runs list` shows the runs")
+        _fail(f"give a run id (or a unique prefix); `{given.command('runs list')}` shows the runs")
     if _missing_journal(data_dir, database_url) is not None:
-        _no_run(run_id)
+        _no_run(run_id, given)
     journal = _open_journal(data_dir, database_url)
     try:
-        record = journal.find_run(run_id)
+        try:
+            record = journal.find_run(run_id)
+        except RunNotFound:
+            _no_run(run_id, given)
         if record.state.finished:
             _fail(f"run {record.id} has ended, already {record.state.value}; "
                   f"there is nothing to {'cancel' if cancelling else 'approve'}")
@@ -460,7 +493,8 @@ def _decide(
                 waiting = (f"waiting for approval: {', '.join(f'`{s}`' for s in pending)}" if pending
                            else "no step of it is waiting for an approval")
                 _fail(f"step `{approval_step}` of run {record.id} is not waiting for an approval; {waiting}")
-        cat = _catalog(catalog) if catalog else None
+        # a run that calls only `core.*` actions needs no catalog to go on
+        cat = _catalog(catalog, record.document) if catalog or core_only(record.document) else None
 
         async def go() -> int:
             from workflow.catalog import Catalog
@@ -470,7 +504,8 @@ def _decide(
                 if cat is None:
                     # record the decision only; driving the run needs the catalog's invoke details
                     await action(engine, record.id, False)
-                    typer.echo(f"recorded for run {record.id}; `overture resume --catalog ...` continues it")
+                    typer.echo(f"recorded for run {record.id}; "
+                               f"`{given.command('resume')} --catalog CATALOG` continues it")
                     return 0
                 await action(engine, record.id, True)
                 result = await engine.run_until_settled(record.id, follow_timers_s=follow_timers)
@@ -478,7 +513,7 @@ def _decide(
                 await engine.close()
                 if hasattr(invoker, "aclose"):
                     await invoker.aclose()
-            outcome = _print_outcome(result, journal)
+            outcome = _print_outcome(result, journal, given)
             # the cancellation asked for is what happened: that is success for `overture cancel`
             return 0 if cancelling and result.state.value == "cancelled" else outcome
 

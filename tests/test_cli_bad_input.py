@@ -284,7 +284,8 @@ def test_reading_commands_do_not_create_a_journal_at_a_mistyped_data_dir(work: P
     code, out, err = cli("runs", "list", "--json", "--data-dir", "typo", cwd=work)
     assert code == 0 and out.strip() == "[]" and "note: no journal at" in err
     code, _, err = cli("runs", "show", "abc", "--data-dir", "typo", cwd=work)
-    assert code == 2 and error_line(err) == "error: no run `abc`; `overture runs list` shows the runs"
+    assert code == 2 and error_line(err) == ("error: no run `abc`; `overture runs list --data-dir typo` "
+                                             "shows the runs")
     code, out, _ = cli("resume", "-c", "catalog.yaml", "--data-dir", "typo", cwd=work)
     assert code == 0 and "no unfinished runs" in out
     assert not (work / "typo").exists()

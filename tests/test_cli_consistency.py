@@ -91,3 +91,131 @@ async def test_the_scheduler_skips_a_never_firing_schedule_and_fires_the_others(
         await engine.close()
         store.close()
         journal.close()
+
+
+# -- 2. follow-up hints keep the options given; 3. invokers checked first; 4. core-only, no catalog
+
+CORE_FLOW = """\
+name: core-flow
+steps:
+  - id: ok
+    action: core.approval
+    with: {prompt: "Go ahead?"}
+  - id: log
+    action: core.log
+    needs: [ok]
+    with: {message: "done"}
+"""
+
+PLAN_ONLY_CATALOG = """\
+actions:
+  - name: crm.create_account
+    input: {type: object, properties: {email: {type: string}}}
+    compensation: crm.delete_account
+  - name: crm.delete_account
+    input: {type: object}
+  - name: chat.post
+    input: {type: object}
+    invoke: {kind: python, callable: "json:dumps"}
+"""
+
+NEEDS_INVOKERS = """\
+name: needs-invokers
+steps:
+  - id: account
+    action: crm.create_account
+    with: {email: a@b.example}
+    compensate: {action: crm.delete_account}
+  - {id: tell, action: chat.post, needs: [account]}
+  - {id: log, action: core.log, needs: [tell], with: {message: hi}}
+"""
+
+
+def _last_line(text: str) -> str:
+    return [line for line in text.splitlines() if line.strip()][-1]
+
+
+def test_a_core_only_workflow_validates_and_runs_without_a_catalog(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(CORE_FLOW)
+    code, out, err = cli("validate", flow)
+    assert (code, out.strip()) == (0, f"{flow}: valid"), err
+    code, out, err = cli("run", flow, "--data-dir", tmp_path / "d")
+    assert code == 0, err
+    assert "waiting for approval of `ok`" in out
+    # a workflow that calls a catalog action still says it needs a catalog, naming the step
+    other = tmp_path / "other.yaml"
+    other.write_text(NEEDS_INVOKERS)
+    code, _, err = cli("validate", other)
+    assert code == 2
+    assert err.strip() == (
+        "error: no catalog given: step `account` calls `crm.create_account`, which is "
+        "not a core.* action; pass --catalog FILE (or set OVERTURE_CATALOG)"
+    )
+
+
+def test_the_hints_a_run_prints_carry_the_data_dir_and_work_when_followed(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(CORE_FLOW)
+    data = tmp_path / "my data"  # a space: the hint quotes it for the shell
+    code, out, err = cli("run", flow, "--data-dir", data)
+    assert code == 0, err
+    run_id = err.split("started run ")[1].split()[0]
+    hint = next(line.strip() for line in out.splitlines() if line.strip().startswith("overture approve"))
+    assert hint == f"overture approve {run_id} ok --data-dir '{data}' [--reject] [--comment TEXT]"
+    # following it (without the optional parts) finishes the run: a core-only run needs no catalog
+    import shlex
+
+    words = shlex.split(hint.removesuffix(" [--reject] [--comment TEXT]"))
+    code, out, err = cli(*words[1:])
+    assert code == 0, err
+    assert f"run {run_id}: succeeded" in out
+
+
+def test_an_unknown_run_names_the_runs_list_command_with_the_options_given(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(CORE_FLOW)
+    data = tmp_path / "d"
+    assert cli("run", flow, "--data-dir", data)[0] == 0
+    for command in (["runs", "show", "nope"], ["approve", "nope", "ok"], ["cancel", "nope"]):
+        code, _, err = cli(*command, "--data-dir", data)
+        assert code == 2
+        assert err.strip() == f"error: no run `nope`; `overture runs list --data-dir {data}` shows the runs"
+    # given by the environment, the option is not repeated: the next command reads it there too
+    code, _, err = cli("runs", "show", "nope", env={"OVERTURE_DATA_DIR": str(data)})
+    assert err.strip() == "error: no run `nope`; `overture runs list` shows the runs"
+
+
+def test_a_recorded_approval_names_resume_with_the_options_given(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(PLAN_ONLY_CATALOG)
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(CORE_FLOW + "  - {id: tell, action: chat.post, needs: [log]}\n")
+    data = tmp_path / "d"
+    code, out, err = cli("run", flow, "--catalog", catalog, "--data-dir", data)
+    assert code == 0, err
+    run_id = err.split("started run ")[1].split()[0]
+    assert f"overture approve {run_id} ok --data-dir {data} --catalog {catalog}" in out
+    code, out, err = cli("approve", run_id, "ok", "--data-dir", data)  # no catalog: recorded only
+    assert code == 0, err
+    resume = f"overture resume --data-dir {data} --catalog CATALOG"
+    assert out.strip() == f"recorded for run {run_id}; `{resume}` continues it"
+
+
+def test_a_run_whose_actions_cannot_be_called_is_refused_before_it_is_recorded(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(PLAN_ONLY_CATALOG)
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(NEEDS_INVOKERS)
+    data = tmp_path / "d"
+    code, out, err = cli("run", flow, "--catalog", catalog, "--data-dir", data)
+    assert code == 2, out
+    line = err.strip()
+    assert "\n" not in line
+    assert line.startswith(f"error: {flow}: cannot run: 1 step calls actions with no `invoke:` block")
+    assert "step `account` (crm.create_account, undo crm.delete_account)" in line
+    assert "chat.post" not in line and "core.log" not in line
+    assert "Add an `invoke:` block" in line and "Action invokers" in line
+    assert not data.exists()  # nothing recorded, not even an empty journal
+    code, out, _ = cli("runs", "list", "--data-dir", data, "--json")
+    assert (code, out.strip()) == (0, "[]")

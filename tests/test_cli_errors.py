@@ -146,7 +146,8 @@ def test_unknown_and_empty_run_ids(files: dict[str, Path]) -> None:
     for command in (("runs", "show"), ("approve",), ("cancel",)):
         extra = ("ok",) if command == ("approve",) else ()
         code, _, err = cli(*command, "nope", *extra, "--data-dir", files["data"])
-        assert code == 2 and error_line(err) == "error: no run `nope`; `overture runs list` shows the runs"
+        assert code == 2 and error_line(err) == (
+            f"error: no run `nope`; `overture runs list --data-dir {files['data']}` shows the runs")
     code, _, err = cli("runs", "show", "", "--data-dir", files["data"])
     assert code == 2 and "give a run id" in error_line(err)
 
