@@ -166,3 +166,35 @@ def test_services_take_realistic_time() -> None:
         httpx.post(f"{server.url}/provisioning/accounts", json={"account_id": "a", "company": "c"})
     (call,) = state.calls
     assert 50 <= call.duration_ms <= 400  # 110 ms nominal, ±40 %
+
+
+def test_a_second_demo_in_the_same_folder_saves_a_new_version_of_its_workflow(tmp_path: Path) -> None:
+    # it used to stop at "accepting the plan failed (409): ... already has a webhook named ..."
+    lines: list[str] = []
+    first, _ = run_demo(DemoOptions(data_dir=tmp_path / "demo", port=0, serve=False, latency_scale=0), _quiet)
+    second, _ = run_demo(DemoOptions(data_dir=tmp_path / "demo", port=0, serve=False, latency_scale=0),
+                         lines.append)
+    assert second.workflow_id == first.workflow_id
+    assert f"  saved as version 2 of workflow {first.workflow_id} (made by an earlier demo in this folder)" \
+        in lines
+    assert [r.state for r in second.runs] == ["succeeded", "failed"]
+    assert (second.runs[1].compensation or {}).get("status") == "complete"
+
+
+def test_a_located_api_problem_reads_once() -> None:
+    from service.demo.runner import problem_text
+
+    message = "workflow `wf_1` (onboarding) already has a webhook named `signed-up`"
+    text = problem_text({
+        "detail": f"{message}; webhook names are unique (`/hooks/signed-up`)",
+        "problems": [{"location": "document.triggers.webhook.name", "message": message,
+                      "hint": "give this workflow's webhook another name, e.g. `signed-up-2`"}],
+    })
+    assert text == (f"{message}; webhook names are unique (`/hooks/signed-up`) — at "
+                    "document.triggers.webhook.name; hint: give this workflow's webhook another name, "
+                    "e.g. `signed-up-2`")
+    assert text.count(message) == 1
+    # a problem saying more than the detail keeps its message
+    assert problem_text({"detail": "the workflow has 1 problem", "problems": [
+        {"location": "document.steps[0].action", "message": "unknown action `x.y`"}]}) == (
+        "the workflow has 1 problem — document.steps[0].action: unknown action `x.y`")

@@ -78,17 +78,35 @@ class DemoResult:
 Echo = Callable[[str], None]
 
 
+def problem_text(problem: Any) -> str:
+    """An API problem (RFC 9457, with located `problems`) as one line: the detail, then where and
+    how to fix each problem; a problem's message that the detail already says is not repeated."""
+    if not isinstance(problem, dict):
+        return str(problem)[:300]
+    detail = str(problem.get("detail") or problem.get("title") or "")
+    items = []
+    for item in problem.get("problems") or []:
+        if not isinstance(item, dict):
+            continue
+        location, message, hint = item.get("location"), item.get("message"), item.get("hint")
+        text = f"at {location}" if location else ""
+        if message and str(message) not in detail:
+            text = f"{location}: {message}" if location else str(message)
+        if hint:
+            text += f"{'; ' if text else ''}hint: {hint}"
+        if text:
+            items.append(text)
+    more = f" (and {len(items) - 5} more)" if len(items) > 5 else ""
+    return detail + (f" — {'; '.join(items[:5])}{more}" if items else "")
+
+
 def _check(response: httpx.Response, what: str) -> Any:
     if response.status_code >= 400:
         try:
-            problem = response.json()
-            detail = problem.get("detail") or problem.get("title")
-            items = "; ".join(f"{p.get('location')}: {p.get('message')}"
-                              for p in problem.get("problems", [])[:5])
+            text = problem_text(response.json())
         except ValueError:
-            detail, items = response.text[:300], ""
-        suffix = f" — {items}" if items else ""
-        raise DemoError(f"{what} failed ({response.status_code}): {detail}{suffix}")
+            text = response.text[:300]
+        raise DemoError(f"{what} failed ({response.status_code}): {text}")
     return response.json()
 
 
@@ -128,6 +146,8 @@ class DemoSession:
         self.app_server: ServerThread | None = None
         self.client: httpx.Client | None = None
         self.token = ""
+        self.saved_version: int | None = None
+        """When the folder already had the demo's workflow: the version the new plan became."""
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -167,11 +187,29 @@ class DemoSession:
         if not plan.get("valid"):
             problems = "; ".join(f"{p['location']}: {p['message']}" for p in plan.get("problems", []))
             raise DemoError(f"the offline planner's draft is not valid: {problems}")
-        workflow = _check(self.client.post("/v1/workflows", json={"plan_id": plan["id"]}),
-                          "accepting the plan")
+        existing = self._workflow_named(str(plan["workflow"].get("name", "")))
+        if existing is None:
+            workflow = _check(self.client.post("/v1/workflows", json={"plan_id": plan["id"]}),
+                              "accepting the plan")
+        else:
+            # a demo ran in this folder before: its workflow (and webhook name) is there; the new
+            # plan becomes that workflow's next version instead of a second workflow
+            version = _check(self.client.put(f"/v1/workflows/{existing['id']}", json={
+                "document": plan["workflow"], "base_version": existing["latest_version"]}),
+                "saving the plan as a new version of workflow " + str(existing["id"]))
+            self.saved_version = int(version["version"])
+            workflow = _check(self.client.get(f"/v1/workflows/{existing['id']}"), "reading the workflow")
         if self.options.failure_rate > 0:
             self._add_retries(workflow)
         return plan, str(workflow["id"])
+
+    def _workflow_named(self, name: str) -> dict[str, Any] | None:
+        """The newest workflow of this name on the demo's catalog, if a demo made one before."""
+        assert self.client is not None
+        found = [w for w in _check(self.client.get("/v1/workflows"), "listing the workflows")
+                 if w.get("name") == name and w.get("catalog_id") == "default"]
+        found.sort(key=lambda w: str(w.get("updated_at") or ""))
+        return found[-1] if found else None
 
     def _add_retries(self, workflow: dict[str, Any]) -> None:
         """With a failure rate set, give every service call retries so transient 503s recover."""
@@ -266,7 +304,11 @@ def run_demo(options: DemoOptions, echo: Echo = print, *,
         else:
             echo(f"  {len(plan['workflow']['steps'])} steps: "
                  + ", ".join(s["id"] for s in plan["workflow"]["steps"]))
-        echo(f"  accepted as workflow {workflow_id}")
+        if session.saved_version is not None:
+            echo(f"  saved as version {session.saved_version} of workflow {workflow_id} "
+                 "(made by an earlier demo in this folder)")
+        else:
+            echo(f"  accepted as workflow {workflow_id}")
         echo("")
         runs = []
         echo("Run 1 — a new enterprise customer signs up:")
