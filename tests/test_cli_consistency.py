@@ -13,6 +13,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -219,3 +220,49 @@ def test_a_run_whose_actions_cannot_be_called_is_refused_before_it_is_recorded(t
     assert not data.exists()  # nothing recorded, not even an empty journal
     code, out, _ = cli("runs", "list", "--data-dir", data, "--json")
     assert (code, out.strip()) == (0, "[]")
+
+
+# -- 5. an approval answers with the state the run is in once the decision took effect ----------
+
+
+class _Slow:
+    """An action that takes a while: the run is visibly `running` while it is in flight."""
+
+    async def invoke(self, call: Any) -> dict[str, Any]:
+        import asyncio
+
+        await asyncio.sleep(1.0)
+        return {}
+
+
+def test_an_approval_answers_with_the_run_state_after_the_decision(tmp_path: Path) -> None:
+    import time
+
+    import httpx
+    from api_support import served_app
+
+    document = {
+        "name": "gated",
+        "steps": [
+            {"id": "ok", "action": "core.approval", "with": {"prompt": "go on?"}},
+            {"id": "work", "action": "slow.act", "needs": ["ok"]},
+        ],
+    }
+    with (
+        served_app(tmp_path, overrides={"slow.act": _Slow()}) as served,
+        httpx.Client(base_url=served.url(), headers=served.headers, timeout=30) as client,
+    ):
+        r = client.post("/v1/catalogs", json={"name": "slow", "actions": [{"name": "slow.act"}]})
+        assert r.status_code == 201, r.text
+        r = client.post("/v1/workflows", json={"document": document, "catalog_id": r.json()["id"]})
+        assert r.status_code == 201, r.text
+        r = client.post("/v1/runs", json={"workflow_id": r.json()["id"], "inputs": {}})
+        assert r.status_code == 201, r.text
+        run_id = r.json()["id"]
+        deadline = time.monotonic() + 10
+        while client.get(f"/v1/runs/{run_id}").json()["state"] != "waiting":
+            assert time.monotonic() < deadline, "the run never waited for its approval"
+            time.sleep(0.02)
+        r = client.post(f"/v1/runs/{run_id}/approvals/ok", json={"approved": True})
+        assert r.status_code == 200, r.text
+        assert r.json()["state"] == "running"  # was "waiting": the state before the run went on

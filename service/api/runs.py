@@ -188,10 +188,20 @@ async def cancel_run(run_id: str, svc: Services = Depends(services),
 async def decide(run_id: str, step_id: str, body: Decision, svc: Services = Depends(services),
                  caller: Caller = Depends(require_token)) -> RunSummary:
     """Decide a waiting `core.approval` step; a rejection fails the step. 409 when the step is not
-    waiting for a decision."""
+    waiting for a decision.
+
+    The answer is the run once the decision took effect: `running` when the run went on (or
+    `succeeded`, `failed`, `waiting` for a next approval, … when it got that far already). With
+    `OVERTURE_DISPATCH=workers`, a run no worker has picked up within a few seconds is answered
+    as it is then (`waiting`, its decision recorded); `GET /v1/runs/{run_id}` follows it."""
     from runtime.errors import InvalidRunState
+    from runtime.records import RunState
 
     engine = svc.require_engine()
+    journal = svc.journal
+    before = journal.get_run(run_id)  # RunNotFound → 404 problem
+    seen = journal.events_since(run_id, 0)
+    last_seq = seen[-1].seq if seen else 0
     try:
         await engine.approve(run_id, step_id, body.approved, body.by or caller.name, body.comment,
                              iteration=body.iteration)
@@ -199,7 +209,27 @@ async def decide(run_id: str, step_id: str, body: Decision, svc: Services = Depe
         if exc.step_id is None:
             raise  # the run itself has finished: located at path.run_id by the problem handler
         raise _not_waiting(svc, run_id, step_id, body.iteration, str(exc)) from None
-    return summary(svc, svc.journal.get_run(run_id))
+    if before.state == RunState.WAITING:
+        await _until_resumed(journal, run_id, last_seq, DECISION_SETTLE_S)
+    return summary(svc, journal.get_run(run_id))
+
+
+DECISION_SETTLE_S = 5.0
+"""How long an approval's answer waits for the run to leave `waiting` (the driver picks it up in
+milliseconds; a queue with no worker listening may take longer)."""
+
+
+async def _until_resumed(journal: Any, run_id: str, after_seq: int, timeout_s: float) -> None:
+    """Return once the run resumed or finished after event `after_seq` (or `timeout_s` passed)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    delay = 0.005
+    while True:
+        if any(e.type in ("run.resumed", "run.finished") for e in journal.events_since(run_id, after_seq)):
+            return
+        if asyncio.get_running_loop().time() >= deadline:
+            return
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 def _not_waiting(svc: Services, run_id: str, step_id: str, iteration: int | None, detail: str) -> ApiProblem:
