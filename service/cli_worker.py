@@ -15,7 +15,8 @@ from typing import Annotated
 
 import typer
 
-from service.cli_run import _catalog, _check_inputs, _fail, parse_inputs
+from service.cli_options import Given
+from service.cli_run import _catalog, _check_inputs, _check_invokers, _fail, parse_inputs
 
 worker_app = typer.Typer(help="Workers that run workflows from a shared PostgreSQL journal.",
                          no_args_is_help=True)
@@ -110,7 +111,11 @@ def submit(
     inputs_file: Annotated[Path | None, typer.Option("--inputs-file", help="YAML/JSON inputs.")] = None,
     count: Annotated[int, typer.Option("--count", "-n", min=1, help="How many runs to start.")] = 1,
     wait: Annotated[float | None, typer.Option(
-        "--wait", help="Wait up to this many seconds for the runs; exit 1 unless all succeeded.")
+        "--wait", min=0.0,
+        help="Wait up to this many seconds until every run has ended or paused for an approval; "
+             "prints a summary, and for each paused run the `overture approve` command. Exit 0 when "
+             "each run succeeded or waits for an approval; 1 when one failed or was cancelled, or "
+             "is still going when the time is up.")
     ] = None,
 ) -> None:
     """Journal run(s) and queue them for the workers; prints one run id per line."""
@@ -123,8 +128,10 @@ def submit(
     from workflow.validator import ensure_valid
 
     url = _url(database_url)
-    cat = _catalog(_paths(catalog))
-    workflow = ensure_valid(read_data(file), cat)
+    data = read_data(file)
+    cat = _catalog(_paths(catalog), data)
+    workflow = ensure_valid(data, cat)
+    _check_invokers(workflow, cat, file)
     inputs = parse_inputs(input, inputs_file)
     _check_inputs(workflow.inputs, inputs)
     try:
@@ -152,15 +159,29 @@ def submit(
         if wait is None:
             return
         end = time.monotonic() + wait
-        states: dict[str, str] = {}
-        while time.monotonic() < end:
+        while True:
             states = {r: journal.get_run(r).state.value for r in ids}
-            if all(s in ("succeeded", "failed", "cancelled") for s in states.values()):
+            # a run waiting for an approval waits for a person: that is where `--wait` ends for it
+            paused = {r: sorted({a.step_id for a in journal.approvals(r, pending_only=True)})
+                      for r, s in states.items() if s == "waiting"}
+            settled = {r for r, s in states.items()
+                       if s in ("succeeded", "failed", "cancelled") or paused.get(r)}
+            if len(settled) == len(ids) or time.monotonic() >= end:
                 break
             time.sleep(0.2)
         summary = {s: list(states.values()).count(s) for s in sorted(set(states.values()))}
         typer.echo(json.dumps(summary), err=True)
-        if summary.get("succeeded", 0) != len(ids):
+        given = Given(database_url=database_url, catalog=catalog)
+        for run_id, steps in paused.items():
+            for step in steps:
+                typer.echo(f"run {run_id} is waiting for approval of `{step}`: "
+                           f"{given.command(f'approve {run_id} {step}', catalog=True)}", err=True)
+        ok = all(s == "succeeded" or paused.get(r) for r, s in states.items())
+        if not ok:
+            still = [r for r, s in states.items() if r not in settled]
+            if still:
+                typer.echo(f"{len(still)} run(s) still going after --wait {wait:g}s: "
+                           f"`{given.command('runs list')}` follows them", err=True)
             raise typer.Exit(1)
     finally:
         journal.close()

@@ -266,3 +266,57 @@ def test_an_approval_answers_with_the_run_state_after_the_decision(tmp_path: Pat
         r = client.post(f"/v1/runs/{run_id}/approvals/ok", json={"approved": True})
         assert r.status_code == 200, r.text
         assert r.json()["state"] == "running"  # was "waiting": the state before the run went on
+
+
+# -- 7. `worker submit --wait` on a run that pauses for an approval -----------------------------
+
+
+def test_worker_submit_wait_ends_at_an_approval_with_the_approve_command(tmp_path: Path) -> None:
+    import signal
+
+    from test_workers import database as _unused  # noqa: F401 - the same throwaway database
+    from test_workers import files, start_worker, stop, wait_ready
+    from workers_support import postgres_reason, scratch_database
+
+    if postgres_reason():
+        pytest.skip(postgres_reason() or "")
+    catalog, _ = files(tmp_path)
+    flow = tmp_path / "gated.yaml"
+    flow.write_text(
+        'name: gated\nsteps:\n  - {id: ok, action: core.approval, with: {prompt: "go on?"}}\n'
+        "  - {id: b, action: w.work, needs: [ok], with: {label: b}}\n"
+    )
+    with scratch_database() as url:
+        worker = start_worker(url, tmp_path, "consistency-worker")
+        try:
+            wait_ready({"consistency-worker": worker}, tmp_path)
+            code, out, err = cli(
+                "worker",
+                "submit",
+                flow,
+                "--database-url",
+                url,
+                "--catalog",
+                catalog,
+                "--wait",
+                "60",
+                env={"PYTHONPATH": str(Path(__file__).parent)},
+            )
+            assert code == 0, err  # was 1 with {"waiting": 1}: a paused run is a normal outcome
+            run_id = out.split()[0]
+            lines = err.strip().splitlines()
+            assert lines[0] == '{"waiting": 1}'
+            assert lines[1] == (
+                f"run {run_id} is waiting for approval of `ok`: overture approve {run_id} ok "
+                f"--database-url {url} --catalog {catalog}"
+            )
+            # following it finishes the run
+            code, out, err = cli(
+                *lines[1].split(": ", 1)[1].split()[1:], env={"PYTHONPATH": str(Path(__file__).parent)}
+            )
+            assert code == 0, err
+            assert f"run {run_id}: succeeded" in out
+        finally:
+            assert stop([worker]) == [0]
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGKILL)
