@@ -1,11 +1,14 @@
 """`overture optimize`: train the models, list proposals for a workflow, accept one.
 
-    overture optimize train [--journal URL] [--incremental]
-    overture optimize suggest WORKFLOW_FILE [--catalog CATALOG] [--format json]
-    overture optimize accept WORKFLOW_FILE PROPOSAL_ID
+    overture optimize train [--data-dir DIR | --database-url URL] [--incremental]
+    overture optimize suggest WORKFLOW_FILE [--catalog CATALOG] [--format json] [--data-dir DIR]
+    overture optimize accept WORKFLOW_FILE PROPOSAL_ID [--data-dir DIR]
 
-History comes from the runtime's journal (default: `$OVERTURE_DATABASE_URL`, else
-`$OVERTURE_DATA_DIR/journal.db`); models and proposals are stored in the data dir beside it.
+Like every other command: history comes from the runtime's journal, `--database-url`
+(`$OVERTURE_DATABASE_URL`) when given, else `<data dir>/journal.db`; the data dir is `--data-dir`
+(`$OVERTURE_DATA_DIR`, default `./.overture`) and holds the models (`models/`) and the proposals
+(`proposals.json`) whichever database the journal is in. `--journal` (`$OVERTURE_JOURNAL_URL`), a
+journal URL or SQLite path, still works as a hidden alias that wins over both for the journal.
 """
 
 from __future__ import annotations
@@ -16,13 +19,27 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from service.cli_options import Given
+
 if TYPE_CHECKING:
     from runtime.journal import Journal
 
+DataDirOption = Annotated[
+    Path | None,
+    typer.Option("--data-dir", envvar="OVERTURE_DATA_DIR",
+                 help="Data folder: the journal (journal.db, unless --database-url), the models and the "
+                      "proposals; default $OVERTURE_DATA_DIR or ./.overture."),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database-url", envvar="OVERTURE_DATABASE_URL",
+                 help="Journal database URL, e.g. postgresql+psycopg://user@host/db (models and proposals "
+                      "stay in the data folder)."),
+]
 JournalOption = Annotated[
     str | None,
-    typer.Option("--journal", "-j", help="Journal database URL or SQLite path (default: the data dir's).",
-                 envvar="OVERTURE_JOURNAL_URL"),
+    typer.Option("--journal", "-j", hidden=True, envvar="OVERTURE_JOURNAL_URL",
+                 help="Journal URL or SQLite path; an older spelling of --database-url / --data-dir."),
 ]
 CatalogOpt = Annotated[
     list[str],
@@ -36,27 +53,40 @@ def _fail(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _open(journal: str | None) -> Journal:
-    """The journal `--journal` names, or one line saying why it cannot be read."""
+def _data_dir(data_dir: Path | None) -> Path:
+    from optimizer.store import data_dir as default_data_dir
+
+    return data_dir if data_dir is not None else default_data_dir()
+
+
+def _open(journal: str | None, database_url: str | None = None, data_dir: Path | None = None) -> Journal:
+    """The journal `--journal`, else `--database-url`, else `--data-dir` names, or one line saying
+    why it cannot be read (naming the option to fix)."""
     from optimizer.history import open_journal
     from service.cli_run import _missing_journal
 
     if journal is not None and not journal.strip():
         _fail("--journal is empty; give a journal database URL or SQLite path")
-    if journal is not None and "://" not in journal:
-        missing = _missing_journal(Path(journal), None)
+    if database_url is not None and not database_url.strip():
+        _fail("--database-url is empty; give a journal database URL, e.g. postgresql+psycopg://user@host/db")
+    option, target = (("--journal", journal) if journal is not None else
+                      ("--database-url", database_url) if database_url else
+                      ("--data-dir", str(_data_dir(data_dir))))
+    assert target is not None
+    if "://" not in target:
+        missing = _missing_journal(Path(target), None)
         if missing is not None:
-            _fail(f"no journal at {missing}: nothing has run there; check --journal (runs are kept in "
+            _fail(f"no journal at {missing}: nothing has run there; check {option} (runs are kept in "
                   "the --data-dir of `overture run`, as journal.db), or run the workflow first")
     try:
-        return open_journal(journal)
-    except Exception as exc:  # SQLAlchemy and OS errors: --journal points somewhere unusable
+        return open_journal(target)
+    except Exception as exc:  # SQLAlchemy and OS errors: the option points somewhere unusable
         from workflow.errors import OvertureError
 
         if isinstance(exc, OvertureError):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        _fail(f"cannot open the journal at {journal or 'the default'}: {first}; check --journal "
+        _fail(f"cannot open the journal at {target}: {first}; check {option} "
               "(a journal.db, its folder, or a postgresql+psycopg:// URL)")
 
 
@@ -66,6 +96,8 @@ def register(app: typer.Typer) -> None:
 
     @sub.command("train")
     def train_command(
+        data_dir: DataDirOption = None,
+        database_url: DatabaseOption = None,
         journal: JournalOption = None,
         incremental: Annotated[bool, typer.Option(help="Continue from the latest model version.")] = False,
         window_s: Annotated[float, typer.Option(help="Recent-stats window; use the engine's.")] = 3600.0,
@@ -77,8 +109,8 @@ def register(app: typer.Typer) -> None:
 
         if not (0 < window_s < float("inf")):
             _fail(f"--window-s must be a number of seconds above 0; got {window_s}")
-        store = ModelStore()
-        j = _open(journal)
+        store = ModelStore(_data_dir(data_dir) / "models")
+        j = _open(journal, database_url, data_dir)
         try:
             previous = store.latest() if incremental else None
             since = previous.last_started_at if previous is not None else None
@@ -98,6 +130,8 @@ def register(app: typer.Typer) -> None:
     def suggest_command(
         workflow_file: Annotated[Path, typer.Argument(help="The workflow document (YAML or JSON).")],
         catalog: CatalogOpt = [],  # noqa: B006 - typer reads the default, it is never mutated
+        data_dir: DataDirOption = None,
+        database_url: DatabaseOption = None,
         journal: JournalOption = None,
         format: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
     ) -> None:
@@ -113,14 +147,14 @@ def register(app: typer.Typer) -> None:
             _fail(f"--format takes text or json; got `{format}`")
         workflow = load_workflow(workflow_file)
         cat = load_catalog(*catalog) if catalog else None
-        models = ModelStore().latest()
-        j = _open(journal)
+        models = ModelStore(_data_dir(data_dir) / "models").latest()
+        j = _open(journal, database_url, data_dir)
         try:
             records = require(load_history(j, workflow=workflow.name), j.url, workflow.name)
         finally:
             j.close()
         proposals = suggest(workflow, records, catalog=cat, models=models)
-        store = ProposalStore()
+        store = ProposalStore(_data_dir(data_dir) / "proposals.json")
         store.replace_open(workflow.name, proposals)
         automatic = auto_apply(workflow, proposals)
         if automatic is not None:
@@ -154,20 +188,32 @@ def register(app: typer.Typer) -> None:
                 typer.echo(f"  - {line}")
             typer.echo("  " + p.diff.replace("\n", "\n  ").rstrip())
         if proposals:
-            typer.echo(f"\naccept one with: overture optimize accept {workflow_file} PROPOSAL_ID")
+            given = Given(data_dir=data_dir)
+            typer.echo(f"\naccept one with: {given.command(f'optimize accept {workflow_file} PROPOSAL_ID')}")
 
     @sub.command("accept")
     def accept_command(
         workflow_file: Annotated[Path, typer.Argument(help="The document the proposal was made for.")],
         proposal_id: Annotated[str, typer.Argument(help="The id `suggest` printed, e.g. pa-1a2b3c4d.")],
+        data_dir: DataDirOption = None,
+        database_url: Annotated[str | None, typer.Option(
+            "--database-url", envvar="OVERTURE_DATABASE_URL",
+            help="Accepted like the other commands; proposals are kept in the data folder.")] = None,
     ) -> None:
         """Apply a proposal: rewrite the document (one version up) and mark the proposal accepted."""
         from optimizer.proposals import ProposalStore, accept
         from workflow.loader import load_workflow, save_workflow
 
         workflow = load_workflow(workflow_file)
-        store = ProposalStore()
-        proposal = store.get(workflow.name, proposal_id)
+        from optimizer.errors import ProposalNotFound
+
+        store = ProposalStore(_data_dir(data_dir) / "proposals.json")
+        try:
+            proposal = store.get(workflow.name, proposal_id)
+        except ProposalNotFound:
+            suggest = Given(data_dir=data_dir).command(f"optimize suggest {workflow_file}")
+            _fail(f"no proposal `{proposal_id}` for workflow `{workflow.name}` in {store.path}; "
+                  f"`{suggest}` lists the current ones")
         new = accept(proposal, workflow)
         save_workflow(new, workflow_file)
         store.set_status(proposal.id, "accepted")

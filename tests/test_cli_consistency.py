@@ -320,3 +320,71 @@ def test_worker_submit_wait_ends_at_an_approval_with_the_approve_command(tmp_pat
             assert stop([worker]) == [0]
             if worker.poll() is None:
                 worker.send_signal(signal.SIGKILL)
+
+
+# -- 8. optimize takes --data-dir / --database-url like every other command ---------------------
+
+
+def _history(journal_path: Path) -> None:
+    import asyncio
+
+    from test_optimizer_cli import _run_history
+
+    journal = Journal.open(journal_path)
+    try:
+        asyncio.run(_run_history(journal, 6))
+    finally:
+        journal.close()
+
+
+def test_optimize_takes_the_data_dir_and_database_url_of_the_other_commands(tmp_path: Path) -> None:
+    import json
+
+    from test_optimizer_cli import DOC
+
+    from workflow.loader import save_workflow
+
+    data = tmp_path / "data"
+    data.mkdir()
+    _history(data / "journal.db")
+    doc = tmp_path / "nightly.yaml"
+    save_workflow(Workflow.model_validate(DOC), doc)
+
+    code, out, err = cli("optimize", "train", "--data-dir", data)
+    assert code == 0, err
+    assert "trained v1 on 18 attempts" in out and (data / "models" / "v1.joblib").exists()
+    code, out, err = cli("optimize", "suggest", doc, "--data-dir", data)
+    assert code == 0, err
+    assert f"accept one with: overture optimize accept {doc} PROPOSAL_ID --data-dir {data}" in out
+    proposals = json.loads((data / "proposals.json").read_text())["proposals"]
+    assert proposals
+    code, out, err = cli("optimize", "accept", doc, proposals[0]["id"], "--data-dir", data)
+    assert code == 0, err
+    assert "now version 2" in out
+    code, _, err = cli("optimize", "accept", doc, "pa-nope", "--data-dir", data)
+    assert code == 2
+    assert f"`overture optimize suggest {doc} --data-dir {data}` lists the current ones" in err
+
+    # the journal by URL (as on PostgreSQL): models still go to the data folder
+    elsewhere = tmp_path / "elsewhere"
+    code, out, err = cli(
+        "optimize",
+        "train",
+        "--database-url",
+        f"sqlite:///{data / 'journal.db'}",
+        env={"OVERTURE_DATA_DIR": str(elsewhere)},
+    )
+    assert code == 0, err
+    assert (elsewhere / "models" / "v1.joblib").exists()
+    # --journal still works (scripts use it) and --help shows the options the others have
+    code, out, err = cli("optimize", "train", "--journal", data / "journal.db", "--data-dir", elsewhere)
+    assert code == 0, err
+    assert (elsewhere / "models" / "v2.joblib").exists()
+    code, out, _ = cli("optimize", "train", "--help", env={"COLUMNS": "200"})
+    assert "--data-dir" in out and "--database-url" in out and "--journal" not in out
+    # a data folder where nothing ran says which option to check
+    code, _, err = cli("optimize", "train", "--data-dir", tmp_path / "typo")
+    assert code == 2
+    assert err.strip().startswith(
+        f"error: no journal at {tmp_path / 'typo' / 'journal.db'}: nothing has run there; check --data-dir"
+    )
