@@ -188,6 +188,33 @@ def _check_port(host: str, port: int) -> None:
             raise typer.Exit(2) from None
 
 
+def _shown(url: str) -> str:
+    """A database URL with its password masked, for printing."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy reads: show only its scheme
+        return url.split("://", 1)[0] + "://…"
+
+
+def _where(settings: ServiceSettings) -> str:
+    """Where the service keeps what: the journal and its tables, and what the data folder holds."""
+    if not settings.database_url and not settings.journal_url:
+        return f"data: {settings.data_dir} (journal.db, overture.db, models, proposals)"
+    database, journal = settings.resolved_database_url(), settings.resolved_journal_url()
+    if database == journal:
+        places = [f"journal and service tables: {_shown(journal)}"]
+    else:
+        places = [f"journal: {_shown(journal)}", f"service tables: {_shown(database)}"]
+    kept = ["models", "proposals"]
+    for name, url in (("overture.db", database), ("journal.db", journal)):
+        if url.startswith("sqlite:///") and Path(url.removeprefix("sqlite:///")).parent.resolve() == \
+                settings.data_dir.resolve():
+            kept.insert(0, name)
+    return "; ".join([*places, f"data folder {settings.data_dir}: {', '.join(kept)}"])
+
+
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(
@@ -214,8 +241,8 @@ def serve(
         raise  # a catalog that cannot be read: one line from `main`
     except Exception as exc:  # OS and SQLAlchemy errors: the options point somewhere unusable
         _unopenable(settings, exc)
-    typer.echo(f"serving on http://{host}:{port}  (docs: /docs, health: /health; data: "
-               f"{settings.data_dir})", err=True)
+    typer.echo(f"serving on http://{host}:{port}  (docs: /docs, health: /health; {_where(settings)})",
+               err=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level.value, proxy_headers=False)
 
 

@@ -388,3 +388,62 @@ def test_optimize_takes_the_data_dir_and_database_url_of_the_other_commands(tmp_
     assert err.strip().startswith(
         f"error: no journal at {tmp_path / 'typo' / 'journal.db'}: nothing has run there; check --data-dir"
     )
+
+
+# -- 6. `overture serve` says where the journal is -----------------------------------------------
+
+
+def _serve_banner(*args: str | Path) -> str:
+    """The first line `overture serve` prints (then it is stopped)."""
+    import signal
+    import time
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OVERTURE_"))}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from service.cli import main; main()",
+            "serve",
+            "--port",
+            "0",
+            *(str(a) for a in args),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=base,
+    )
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if line.startswith(("serving on", "error:")) or not line:
+                return line.strip()
+        raise AssertionError("overture serve printed no banner")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_serve_prints_the_journal_s_url_with_the_password_masked(tmp_path: Path) -> None:
+    from workers_support import postgres_reason, scratch_database
+
+    data = tmp_path / "d"
+    line = _serve_banner("--data-dir", data)
+    assert line.endswith(f"data: {data} (journal.db, overture.db, models, proposals))"), line
+    if postgres_reason():
+        pytest.skip(postgres_reason() or "")
+    with scratch_database() as url:
+        secret_url = url.replace("postgres@", "postgres:s3cret@")
+        line = _serve_banner("--data-dir", data, "--database-url", secret_url)
+    masked = url.replace("postgres@", "postgres:***@")
+    assert line.endswith(f"journal and service tables: {masked}; data folder {data}: models, proposals)"), (
+        line
+    )
+    assert "s3cret" not in line
