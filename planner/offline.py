@@ -8,6 +8,7 @@ from planner.lexicon import lexicon
 from planner.matching import ActionMatcher
 from planner.reader import Reader
 from planner.result import PlanResult
+from planner.text import normalize_request
 from workflow.catalog import Catalog
 from workflow.errors import OvertureError
 
@@ -45,6 +46,8 @@ class OfflinePlanner:
 
         if not request.strip():
             raise PlanningError("the request is empty; describe what the workflow should do", [])
+        # a line break inside a sentence is a space, not the end of a step ("approve, then⏎email")
+        request = normalize_request(request, self.lex.verbs)
         # "every Monday at 9 …" / "when a customer signs up, …" become triggers; the rest plans as before
         triggers, rest = extract_triggers(request)
         reading = Reader(self.catalog, self.matcher, self.lex).read(rest)

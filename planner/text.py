@@ -126,3 +126,37 @@ def snake(text: str, limit: int = 5) -> str:
     }
     tokens = [w for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in stop]
     return "_".join(tokens[:limit]) or "value"
+
+
+# a line that opens a list item ("- refund it", "2. email them", "• tell finance")
+_LIST_ITEM = re.compile(r"^\s*(?:[-*•·–]|\d{1,2}[.)]|[a-z][.)])\s+")
+# words that leave a sentence open at the end of a line ("approve, then", "and the", "email the")
+_OPEN_END = re.compile(
+    r"(?:[,:(&/+-]|\b(?:and|or|but|then|so|to|the|a|an|of|for|with|in|on|at|by|from|into|if|when|once"
+    r"|after|before|until|unless|that|their|our|its|his|her|my|your|this|these|those|is|are|be)\b)$",
+    re.IGNORECASE,
+)
+
+
+def normalize_request(text: str, verbs: frozenset[str] | set[str] = frozenset()) -> str:
+    """Whitespace of a request as one person means it: a line break inside a sentence ("ask a
+    manager to approve, then⏎email them") is a space; a blank line, a list item or a line that
+    starts the next instruction (a capital, or one of `verbs` after a line that ends a sentence)
+    stays a break. Runs of spaces and tabs are one space."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
+    out: list[str] = []
+    for paragraph in paragraphs:
+        lines = [re.sub(r"[ \t\f\v]+", " ", ln).strip() for ln in paragraph.split("\n")]
+        lines = [ln for ln in lines if ln]
+        joined = lines[0] if lines else ""
+        for line in lines[1:]:
+            opens_item = bool(_LIST_ITEM.match(line))
+            first = re.match(r"[a-z][a-z'-]*", line)
+            lower = line[:1].islower() and not (first is not None and first.group(0) in verbs)
+            continues = not opens_item and (
+                _OPEN_END.search(joined) is not None or lower or not line[:1].isalpha()
+            )
+            joined += (" " if continues else "\n") + line
+        out.append(joined)
+    return "\n".join(out).strip()
