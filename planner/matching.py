@@ -360,7 +360,16 @@ class ActionMatcher:
         if len(verb) >= 4 and any(w.startswith(verb) and len(w) >= len(verb) + 3 for w in described):
             return True  # "invite" / "an invitation link"
         telling = {stem(v) for v in self.lex.message_verbs}
-        return verb in telling and any(stem(w) in telling for w in split_name(action.name))
+        if not any(stem(w) in telling for w in split_name(action.name)):
+            return False
+        if verb in telling:
+            return True
+        # "post to #customer-success that ...", "share it in the team chat": putting words in a
+        # channel is telling whoever reads it
+        posting = set(self.lex.single.get("post", ())) & self.lex.verb_groups
+        return bool(concepts & posting) and self._IN_CHAT.search(text) is not None
+
+    _IN_CHAT = re.compile(r"#[\w-]|\b(?:channel|chat|slack|teams)\b", re.IGNORECASE)
 
     def rank(
         self, text: str, k: int = 5, *, verb: str | None = None, among: Iterable[str] | None = None
