@@ -425,6 +425,8 @@ class Reader:
                 gerund_ref = self._passive_ref(lead.refs.get("after"), deps, s_index, g_index)
             if gerund_ref is not None:
                 deps = gerund_ref
+            elif "after" in kinds and gate is None:
+                self._outside_event(lead.refs.get("after"), rest)
             if gate is not None:
                 # the approval comes before this item and the ones joined to it in this clause
                 joined = [rest]
@@ -833,6 +835,32 @@ class Reader:
             return None  # "once the invoice is paid": what someone else does, not a step to plan
         created = self._item(said, deps, None, s_index, g_index, "")
         return [created[-1]] if created else None
+
+    _NOT_AN_EVENT = frozenset(
+        "it that this they them those these both all everything which what he she each either".split()
+    )
+
+    def _outside_event(self, ref: str | None, rest: str) -> None:
+        """ "only after the customer pays should we ship": the customer paying is nothing this plan
+        does, so the step cannot wait for it. Say so, and how it could be waited for, rather than
+        plan the step as if the words were not there."""
+        if not ref:
+            return
+        plain = self.masked.plain(ref).strip()
+        tokens = words(plain)
+        if (
+            len(tokens) < 2
+            or re.split(r"'", tokens[0])[0] in self._NOT_AN_EVENT
+            or re.search(r"\d", self.masked.unmask(ref))
+            or not self._concept_set(plain)
+            or self.resolve(ref)
+        ):
+            return
+        self.warnings.append(
+            f'nothing in this plan makes "{self._show(ref)}" happen, so "{self._show(rest.strip(" ,"))}" '
+            "does not wait for it: start the workflow when it happens (a trigger: "
+            f'"when {self._show(ref)}, ..."), ask a person to confirm it first (an approval), or add a wait'
+        )
 
     def _parallelise(self, group: list[Draft]) -> None:
         if len(group) < 2:
