@@ -72,4 +72,29 @@ def explain(workflow: Workflow, catalog: Catalog) -> str:
                 f"If the run fails after step {number[step.id]} has finished, it is undone with "
                 f"{how}" + (f" (e.g. when step {later[0]} fails)." if later else ".")
             )
+    lines.extend(_inputs(workflow))
     return "\n".join(lines) + "\n"
+
+
+def _inputs(workflow: Workflow) -> list[str]:
+    """The run inputs a person must give to start it, each with what it is."""
+    schema = workflow.inputs if isinstance(workflow.inputs, dict) else {}
+    props = schema.get("properties") if isinstance(schema.get("properties"), dict) else {}
+    required = [str(r) for r in schema.get("required") or [] if isinstance(r, str)]
+    if not required:
+        return []
+    out = ["Inputs to give when starting a run:"]
+    for name in required:
+        spec = props.get(name) if isinstance(props, dict) else None
+        spec = spec if isinstance(spec, dict) else {}
+        kind = spec.get("format") or spec.get("type")
+        if isinstance(kind, list):
+            kind = " or ".join(map(str, kind))
+        if spec.get("type") == "array" and isinstance(spec.get("items"), dict):
+            kind = f"list of {spec['items'].get('type', 'values')}"
+        what = str(spec.get("description") or "").strip().rstrip(".")
+        enum = spec.get("enum")
+        one_of = f"one of {', '.join(map(str, enum))}" if isinstance(enum, list) and enum else ""
+        detail = "; ".join(x for x in (str(kind) if kind else "", one_of, what) if x)
+        out.append(f"  - {name}" + (f" ({detail})" if detail else ""))
+    return out
