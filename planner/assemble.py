@@ -11,12 +11,14 @@ import networkx as nx
 from planner.lexicon import Lexicon, stem, words
 from planner.literals import (
     MONEY_RE,
+    ORG_KEYS,
     entity_name,
     field_matches,
     fill_literals,
     in_units,
     money_input,
     money_value,
+    names_entity,
     plain_string,
     typed,
 )
@@ -30,8 +32,10 @@ _NUMERIC = frozenset({"integer", "number"})
 _COMPARE = (
     (r"\b(?:at least|or more|and up|and above)\b", ">="),
     (r"\b(?:at most|or less|or fewer|and under|and below)\b", "<="),
-    (r"\b(?:over|above|more than|greater than|exceeds?|exceeding|higher than|bigger than|larger than)\b",
-     ">"),
+    (
+        r"\b(?:over|above|more than|greater than|exceeds?|exceeding|higher than|bigger than|larger than)\b",
+        ">",
+    ),
     (r"\b(?:under|below|less than|fewer than|lower than|smaller than)\b", "<"),
     (r"\b(?:isn't|is not|not|doesn't|never)\b", "!="),
 )
@@ -45,8 +49,10 @@ _NUMBER_SAID = re.compile(
 )
 _SCALE = {"k": 1000, "m": 1_000_000}
 _NOT_UNIT = frozenset(
-    "and or then but if so to for in on at by of the a an is are was per each every from with than times x"
-    .split()
+    (
+        "and or then but if so to for in on at by of the a an is are was per each every from with than"
+        " times x"
+    ).split()
 )
 _CURRENCY_WORDS = frozenset("dollars dollar usd eur euros euro gbp pounds pound bucks".split())
 _CMP_WORDS = re.compile(
@@ -221,10 +227,24 @@ class Assembler:
         if self._entity is None:
             named = entity_name(self._masked.unmask(draft.text), action, self.lex)
             key = next((k for k, v in values.items() if named is not None and v == named), None)
+            if key is None:
+                # 'the CRM for company "Acme"': a company's name the request gives, however said
+                key = next(
+                    (
+                        k
+                        for k, v in values.items()
+                        if k in ORG_KEYS and isinstance(v, str) and "${{" not in v and v.strip()
+                    ),
+                    None,
+                )
+                named = values[key] if key is not None else None
             if key is not None and named is not None:
                 self._entity = (key, named)
             return
         key, value = self._entity
+        if key not in action.input_properties and names_entity(key):
+            # the CRM's `company` is the provisioned account's `company_name`
+            key = next((k for k in action.required_inputs if k in ORG_KEYS), key)
         schema = action.input_properties.get(key)
         if key in values or key not in action.required_inputs or not isinstance(schema, dict):
             return
@@ -243,7 +263,12 @@ class Assembler:
 
     def _input_ref(self, key: str, schema: dict[str, Any], owner: str, step_id: str | None = None) -> str:
         name = key
-        if name in self.inputs and (self._input_owner.get(name) != owner and not key.endswith("_id")):
+        if (
+            name in self.inputs
+            and self._input_owner.get(name) != owner
+            and not key.endswith("_id")
+            and not self._same_thing(self.inputs[name], schema)
+        ):
             name = f"{step_id}_{key}" if step_id else f"{key}_2"
         self._declare(
             name,
@@ -255,6 +280,15 @@ class Assembler:
             owner,
         )
         return f"${{{{ inputs.{name} }}}}"
+
+    @staticmethod
+    def _same_thing(declared: dict[str, Any], schema: dict[str, Any]) -> bool:
+        """Two actions' inputs of one name that the catalog describes alike ("The customer's company
+        name." for the CRM record and the provisioned account) ask for one value: one run input."""
+        said = str(schema.get("description") or "").strip()
+        return bool(said) and all(
+            declared.get(k) == schema.get(k) for k in ("description", "type", "format", "enum")
+        )
 
     def _declare(self, name: str, schema: dict[str, Any], owner: str) -> None:
         if name not in self.inputs:
@@ -350,10 +384,8 @@ class Assembler:
         tokens = words(plain)
         for source_id, action in upstream:
             for field, schema in action.output_properties.items():
-                if (
-                    not isinstance(schema, dict)
-                    or (field not in tokens
-                    and field.replace("_", " ") not in plain)
+                if not isinstance(schema, dict) or (
+                    field not in tokens and field.replace("_", " ") not in plain
                 ):
                     continue
                 kind = schema.get("type")

@@ -31,9 +31,26 @@ _SAYING_RE = re.compile(
 # "that" only after where or to whom the message goes: "the report that finance made" is not one
 _THAT_RE = re.compile(r"(?P<before>[#\w@.+-]+)\s*,?\s+that\s+(?P<said>.+)$", re.IGNORECASE)
 _TOLD = {
-    "channel", "slack", "teams", "chat", "room", "thread", "them", "him", "her", "us", "everyone",
+    "channel",
+    "slack",
+    "teams",
+    "chat",
+    "room",
+    "thread",
+    "them",
+    "him",
+    "her",
+    "us",
+    "everyone",
     "everybody",
-    "post", "announce", "say", "tell", "mention", "share", "confirm", "notify",
+    "post",
+    "announce",
+    "say",
+    "tell",
+    "mention",
+    "share",
+    "confirm",
+    "notify",
 }
 _MESSAGE_KEYS = {"text", "message", "body", "content", "msg", "message_text"}
 _MESSAGE_DESCRIPTION = re.compile(r"\bmessage (?:text|body)\b|\btext of the message\b", re.IGNORECASE)
@@ -64,6 +81,104 @@ def _message_key(props: dict[str, Any], out: dict[str, Any]) -> str | None:
 
 
 _ID_WORDS = {"id", "number", "no", "ref", "reference", "code", "key", "sku"}
+
+
+# ISO 4217 codes people write next to an amount ("CHF 1,200", "500 SEK")
+_ISO_CODES = frozenset(
+    "USD EUR GBP JPY CHF CAD AUD NZD CNY HKD SGD INR SEK NOK DKK PLN CZK HUF MXN BRL ZAR KRW TRY ILS AED"
+    " SAR THB IDR MYR PHP TWD RUB ARS CLP COP PEN NGN KES EGP VND UAH RON BGN ISK".split()
+)
+_SYMBOLS = {"$": "USD", "€": "EUR", "£": "GBP", "¥": "JPY"}
+# currency words, longest first ("canadian dollars" before "dollars")
+_CURRENCY_NAMES = (
+    (r"canadian\s+dollars?", "CAD"),
+    (r"australian\s+dollars?", "AUD"),
+    (r"swiss\s+francs?", "CHF"),
+    (r"(?:us|u\.s\.|american)\s+dollars?", "USD"),
+    (r"dollars?|bucks", "USD"),
+    (r"euros?", "EUR"),
+    (r"pounds?(?:\s+sterling)?|sterling|quid", "GBP"),
+    (r"yen", "JPY"),
+    (r"rupees?", "INR"),
+)
+_AMOUNT = r"\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?"
+_CODE_AMOUNT = re.compile(
+    rf"(?<![\w.])(?:(?P<pre>[A-Za-z]{{3}})\s?(?P<a1>{_AMOUNT})(?!\s*%)|(?P<a2>{_AMOUNT})\s?(?:(?P<k>k|m)\s)?"
+    rf"(?P<post>[A-Za-z]{{3}}|(?:{'|'.join(p for p, _ in _CURRENCY_NAMES)}))\b)",
+    re.IGNORECASE,
+)
+
+
+def _currency_of(word: str) -> str | None:
+    if word.upper() in _ISO_CODES and (word.isupper() or word.lower() in {"usd", "eur", "gbp"}):
+        return word.upper()
+    for pattern, code in _CURRENCY_NAMES:
+        if re.fullmatch(pattern, word, re.IGNORECASE):
+            return code
+    return None
+
+
+def currency_said(raw: str) -> tuple[str, float | None] | None:
+    """The currency a request's amount is in, and that amount when only the code or word says it is
+    money: "$1,200" → (USD, None), "1,200 euros" → (EUR, 1200.0), "CHF 50" → (CHF, 50.0); None
+    when no currency is said."""
+    money = MONEY_RE.search(raw)
+    if money is not None:
+        return _SYMBOLS[money.group(0)[0]], None
+    for found in _CODE_AMOUNT.finditer(raw):
+        word = found.group("pre") or found.group("post")
+        code = _currency_of(re.sub(r"\s+", " ", word))
+        if code is None:
+            continue
+        amount = float((found.group("a1") or found.group("a2")).replace(",", ""))
+        amount *= {"k": 1000, "m": 1_000_000}.get((found.group("k") or "").lower(), 1)
+        return code, amount
+    symbol = re.search(r"[¥]\s?(\d[\d,]*(?:\.\d+)?)", raw)
+    if symbol is not None:
+        return "JPY", float(symbol.group(1).replace(",", ""))
+    # "bill them in EUR", "in euros", "currency GBP": the currency alone
+    for found in _IN_CURRENCY.finditer(raw):
+        code = _currency_of(re.sub(r"\s+", " ", found.group("cur")))
+        if code is not None:
+            return code, None
+    return None
+
+
+_IN_CURRENCY = re.compile(
+    rf"\b(?:in|currency(?:\s+(?:of|is))?|pay(?:s|ing)?\s+in)\s+(?P<cur>[A-Za-z]{{3}}|"
+    rf"(?:{'|'.join(p for p, _ in _CURRENCY_NAMES)}))\b",
+    re.IGNORECASE,
+)
+
+
+def currency_input(key: str, schema: dict[str, Any]) -> bool:
+    """An input that takes a currency code (`currency`, `currency_code`, `settlement_currency`)."""
+    return "currency" in key and "string" in _types(schema)
+
+
+def as_currency(code: str, schema: dict[str, Any]) -> str | None:
+    """`code` ("USD") as the input takes it: the enum's own spelling, the case its pattern, default or
+    description shows ("defaults to usd"), else upper case; None when the enum has no such code."""
+    enum = schema.get("enum")
+    if isinstance(enum, list):
+        return next((str(e) for e in enum if str(e).upper() == code), None)
+    pattern = schema.get("pattern")
+    if isinstance(pattern, str):
+        for candidate in (code, code.lower()):
+            try:
+                if re.fullmatch(pattern.strip("^$"), candidate) or re.search(pattern, candidate):
+                    return candidate
+            except re.error:
+                break
+        return None
+    described = re.findall(r"[A-Za-z]{3}", str(schema.get("description", "")))
+    shown = [str(schema.get("default") or ""), *described]
+    for example in shown:
+        if example.upper() in _ISO_CODES and example.islower():
+            return code.lower()
+        if example.upper() in _ISO_CODES and example.isupper():
+            return code
+    return code
 
 
 def money_value(match: re.Match[str]) -> float:
@@ -121,13 +236,54 @@ def typed(value: Any, schema: dict[str, Any]) -> Any:
 
 # "the account for Acme", "onboard Acme Robotics": the capitalised name a clause is about
 _ENTITY_RE = re.compile(
-    r"\b(for|named|called)\s+((?:[A-Z][\w&'-]*)(?:\s+(?:[A-Z][\w&'-]*|&))*)(?=\s*(?:[,;.]|$|\s+(?:and|then|in|on|with|to)\b))"
+    r"\b(for|named|called)\s+((?:[A-Z][\w&'-]*)(?:\s+(?:[A-Z][\w&'-]*|&))*)"
+    r"(?=\s*(?:[,;.:!?(]|$|\s+(?:and|then|in|on|with|to|at|by|from|if|once|when|after|before|so|as|now"
+    r"|today|tomorrow)\b))"
 )
 _NAME_KEYS = {"name", "company_name", "account_name", "customer_name", "organization_name"}
+# inputs that take an organisation's name ("company: The customer's company name.")
+ORG_KEYS = frozenset(
+    {
+        "company",
+        "company_name",
+        "organization",
+        "organisation",
+        "organization_name",
+        "organisation_name",
+        "org",
+        "org_name",
+        "business",
+        "business_name",
+        "client_name",
+        "account_name",
+    }
+)
 _NOT_NAMES = {
-    "I", "We", "Me", "Us", "Them", "It", "The", "A", "An", "Customer", "Company", "Account",
-    "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday",
+    "I",
+    "We",
+    "Me",
+    "Us",
+    "Them",
+    "It",
+    "The",
+    "A",
+    "An",
+    "Customer",
+    "Company",
+    "Account",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
 }
+
+
+def names_entity(key: str) -> bool:
+    """An input that takes the name of whom or what the request is about (`name`, `company`)."""
+    return key in _NAME_KEYS or key in ORG_KEYS
 
 
 def plain_string(schema: dict[str, Any]) -> bool:
@@ -192,6 +348,16 @@ def fill_literals(
         for key in free(lambda k, s: money_input(k, s)):
             out[key] = in_units(amount, props[key])
             break
+    currency = currency_said(raw)
+    if currency is not None:
+        code, amount_said = currency
+        if amount_said is not None:  # "1,200 euros": the amount the code makes money of
+            for key in free(lambda k, s: money_input(k, s)):
+                out[key] = in_units(amount_said, props[key])
+                break
+        for key in free(lambda k, s: currency_input(k, s)):
+            out[key] = as_currency(code, props[key])
+            break
     for channel in _CHANNEL_RE.findall(raw):
         for key in free(lambda k, s: "channel" in k):
             out[key] = channel
@@ -208,7 +374,7 @@ def fill_literals(
         out[message_key] = said
     entity = entity_name(raw, action, lex)
     if entity is not None:
-        for key in free(lambda k, s: k in _NAME_KEYS and plain_string(s)):
+        for key in free(lambda k, s: (k in _NAME_KEYS or k in ORG_KEYS) and plain_string(s)):
             out[key] = entity
             break
     for match in _NUMBER_NOUN_RE.finditer(raw):
