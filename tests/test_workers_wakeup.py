@@ -140,12 +140,14 @@ async def fetches_per_run(url: str, folder: Path, *, line: bool, workers: int, r
 
 
 async def test_a_job_wakes_one_worker_not_every_idle_one(database: str, tmp_path: Path) -> None:
-    herd = await fetches_per_run(database, tmp_path, line=False, workers=3, runs=5)
-    line = await fetches_per_run(database, tmp_path, line=True, workers=3, runs=5)
+    herd = await fetches_per_run(database, tmp_path, line=False, workers=4, runs=5)
+    line = await fetches_per_run(database, tmp_path, line=True, workers=4, runs=5)
     # without the line every idle worker fetches on every NOTIFY (and the winner once more);
-    # with it, the taker fetches (and takes) and the next worker's turn begins with a fetch
-    assert herd >= 3, herd
-    assert line <= 2.5, line
+    # with it, the taker fetches (and takes the job), fetches again (finds the queue drained and
+    # hands the turn on), and the next worker's turn begins with a fetch: 3, whatever the number
+    # of workers
+    assert herd >= 4, herd
+    assert line <= 3.2, line
 
 
 async def test_a_burst_is_claimed_through_the_line_without_waiting_for_the_poll(

@@ -6,10 +6,12 @@ and their statements competed with the winner's (on two CPUs the winner's take w
 2.6 ms with four workers). Here the workers with a free slot stand in a line, PostgreSQL's own
 lock queue: each waits on one session-level advisory lock (`pg_advisory_lock`, on a connection
 of its own), and the one holding it, the line's taker, is the only one that fetches when a job
-is announced. Once it has taken a job it lets go of the lock, which PostgreSQL grants to the
-next worker waiting (one, in the order they asked), and gets back in line at the end if it has
-a slot left. A burst of jobs thus wakes one worker per job, each after the last took its own;
-a single worker takes the lock back at once.
+is announced. It takes jobs while its fetches find some and it has a slot free (Procrastinate's
+loop fetches again after each job); at the first fetch that finds the queue drained, it lets go
+of the lock, which PostgreSQL grants to the next worker waiting (one, in the order they asked),
+and gets back in line at the end if it has a slot left. (Handing the turn on after every job
+serialized a burst through the workers' busy event loops.) A single worker takes the lock back
+at once.
 
 No job is left unclaimed:
 - a worker's turn begins with a fetch, which sees every job committed before it; a job
@@ -21,10 +23,12 @@ No job is left unclaimed:
 - every worker, in line or not, still fetches on its own every `poll_interval_s` (the fallback
   for a lost NOTIFY), as before.
 
-What it costs: the lock's release and the next grant, two round trips off the path of the job
-that was taken (on the line's connection, while the job runs), and one idle connection per
-worker. A taker whose event loop stalls holds the line until it comes back; the jobs announced
-meanwhile wait for the next worker's poll at the latest.
+What it costs: three fetches per job coming alone, whatever the number of workers (the taker's,
+which takes it, its next, which finds the queue drained, and the next taker's first), the lock's
+release and the next grant (two round trips on the line's connection, off the path of the job),
+and one idle connection per worker. A taker whose event loop is busy or stalls answers late,
+where every idle worker would have raced for the job: on 2 shared CPUs that cost batch
+throughput, so the line is off unless asked for (`WorkerOptions.line`, `OVERTURE_WORKER_LINE=1`).
 """
 
 from __future__ import annotations
@@ -44,9 +48,9 @@ LINE_LOCK = 0x0F7E_2E02
 
 
 class Line:
-    """This worker's place in the line: `join` when it has a free job slot, `taken` once its
-    turn's fetch took a job, `close` at shutdown. `taker` says whether it is its turn; `on_turn`
-    is called when its turn begins (the worker fetches then)."""
+    """This worker's place in the line: `join` when it has a free job slot, `taken` to hand the
+    turn on (the queue is drained, or its slots are full), `close` at shutdown. `taker` says
+    whether it is its turn; `on_turn` is called when its turn begins (the worker fetches then)."""
 
     def __init__(
         self,

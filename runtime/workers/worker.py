@@ -3,8 +3,8 @@
 Three things keep runs moving when workers come and go:
 - the queue job ("drive run X") gives a fast start: a worker is woken by NOTIFY and claims the
   job with SKIP LOCKED, then drives the run until it finishes or pauses (approval, far timer);
-  of the workers with a free job slot, only the one whose turn it is in their line (`line`)
-  answers a NOTIFY, so one job wakes one worker;
+  with `WorkerOptions.line`, of the workers with a free job slot only the one whose turn it is
+  in their line (`line`) answers a NOTIFY, so one job wakes one worker;
 - the run's lease in the journal (renewed by the engine at a third of `lease_ttl_s`) says who
   drives it; every worker's engine scheduler takes over runs whose lease ran out, wakes due
   timers and runs another process approved or cancelled;
@@ -77,10 +77,13 @@ class WorkerOptions:
     (default `$OVERTURE_DATA_DIR/models`): a shared folder, or a copy, on each worker's machine."""
     models_poll_s: float = 30.0
     """How often to look for a newer model version, so a retraining reaches running workers."""
-    line: bool = True
+    line: bool = field(default_factory=lambda: os.environ.get("OVERTURE_WORKER_LINE", "") in ("1", "true"))
     """Answer a job's NOTIFY only on this worker's turn in the line of workers with a free slot
-    (`runtime.workers.line`: one job wakes one worker); False: on every NOTIFY, as every
-    Procrastinate worker does (every idle worker fetches, one gets the job)."""
+    (`runtime.workers.line`: one job wakes one worker, three fetches per job whatever the number
+    of workers); False (the default; `OVERTURE_WORKER_LINE=1` turns it on): on every NOTIFY, as
+    every Procrastinate worker does (every idle worker fetches, one gets the job). Off by
+    default: on 2 shared CPUs the line cost batch throughput (the taker is not always the worker
+    whose event loop is free; see docs/architecture-workers.md)."""
 
 
 class _LineConsumer(procrastinate_worker.Worker):
@@ -129,6 +132,8 @@ class _TakingJobManager(JobManager):
         self.fetches = 0
         """Fetches that went to the database (for tests and logs)."""
         self._fetched_at = float("-inf")
+        self._took = False
+        """The taker took a job this turn (its turn passes at its next fetch that finds none)."""
 
     @property
     def line(self) -> Line | None:
@@ -157,14 +162,23 @@ class _TakingJobManager(JobManager):
             log.warning("%s", exc)
             return None
         if taken is None:
+            if line is not None and line.taker and self._took:
+                # the queue is drained: the turn goes to the next worker in line
+                self._took = False
+                line.taken(rejoin=self.running < self.slots)
             if consumer is not None and consumer.wakeups != wakeups:
                 # a job announced while this fetch ran may have been committed after it looked;
                 # Procrastinate's loop forgets that wake-up as the fetch returns: fetch again
                 asyncio.get_running_loop().call_soon(consumer.wake)
             return None
         self.running += 1
-        if line is not None:
-            line.taken(rejoin=self.running < self.slots)
+        if line is not None and line.taker:
+            # the taker drains the queue while it has room (Procrastinate's loop fetches again
+            # at once): handing the turn on after each job serialized a burst through the
+            # workers' busy event loops
+            self._took = self.running < self.slots
+            if not self._took:
+                line.taken(rejoin=False)
         if taken.run is not None:  # the lease came along (else another worker drives the run)
             self.taken[taken.run.id] = TakenRun(taken.run, taken.steps, taken.started_attempts)
         return taken.job
