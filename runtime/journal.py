@@ -320,6 +320,10 @@ class Journal:
         # attempts started by this process and not finished yet: finish_attempt needs their key
         # and start time, and reading them back would be one more query per step
         self._open_attempts: dict[int, tuple[str, str, int, float]] = {}
+        self.single_statements = not self._on_sqlite
+        """PostgreSQL: each write is ONE statement run in autocommit (`journal_pg`), one round trip.
+        False makes the same writes as transactions of several statements, as on SQLite: the
+        reference the single statements are tested against, row for row."""
         self.fsync = True
         """SQLite: fsync each state change (synchronous=FULL). False commits without (NORMAL):
         changes survive a crash of the process but the last ones may be lost on power failure."""
@@ -451,7 +455,8 @@ class Journal:
     def _single(self, *, durable: bool = True) -> Iterator[tuple[sa.Connection, list[Event]]]:
         """A write of exactly one statement: on PostgreSQL in autocommit (`_one_statement`), on
         SQLite a transaction as `_tx`."""
-        with self._one_statement() if not self._on_sqlite else self._tx(durable=durable) as (conn, pending):
+        write = self._one_statement() if self.single_statements else self._tx(durable=durable)
+        with write as (conn, pending):
             yield conn, pending
 
     def _write_together(
@@ -466,7 +471,7 @@ class Journal:
 
         `guarded` (PostgreSQL only): the first statement RETURNs the rows it wrote and the event
         is appended only when there was one; returns whether there was (else True)."""
-        if self._on_sqlite:
+        if not self.single_statements:
             assert not guarded, "a guarded write is one statement, on PostgreSQL"
             with self._tx() as (conn, pending):
                 for stmt, params in parts:
@@ -860,7 +865,7 @@ class Journal:
         return bool(value)
 
     def request_cancel(self, run_id: str, now: float, *, by: str | None = None) -> None:
-        if not self._on_sqlite:  # one statement: the flag, and the event when the run was there
+        if self.single_statements:  # one statement: the flag, and the event when the run was there
             event = self._event_values(run_id, "run.cancel_requested", now, data={"by": by})
             if not self._write_together([(_CANCEL_REQUEST, {"k_id": run_id})], event, guarded=True):
                 raise RunNotFound(run_id)
@@ -996,7 +1001,7 @@ class Journal:
                 # only the first attempt sets when the step started (coalesce keeps an earlier one)
                 "started_at": now if attempt == 1 else None,
             }
-        if not self._on_sqlite:
+        if self.single_statements:
             if kind == "action":
                 statement = journal_pg.start(_ATTEMPT_START, _STEP_START)
             else:
@@ -1093,7 +1098,7 @@ class Journal:
         event_row = (
             self._event_values(run_id, event, now, step_id, item_of(iteration), data) if event else None
         )
-        if not self._on_sqlite and undo is None and step_row and "state" in step_row and event_row:
+        if self.single_statements and undo is None and step_row and "state" in step_row and event_row:
             statement = journal_pg.finish(_ATTEMPT_END, tuple(step_row))
             params = {
                 "a_id": attempt_id,
@@ -1106,7 +1111,7 @@ class Journal:
                 ((seq, cancel),) = self._select(statement, params, conn)
                 pending.append(Event(seq=seq, **event_row))
             return None if cancel is None else bool(cancel)
-        if not self._on_sqlite and step is None and undo is not None:
+        if self.single_statements and step is None and undo is not None:
             values = {k: (self.redact(v) if k == "error" else v) for k, v in undo.items()}
             values["updated_at"] = now
             statement = journal_pg.finish_undo(_ATTEMPT_END, tuple(values), event=event_row is not None)
@@ -1143,7 +1148,7 @@ class Journal:
         found = self._select(_STARTED_ATTEMPTS, {"run_id": run_id})
         if not found:
             return []  # the usual case (a new run): no write transaction for nothing
-        if not self._on_sqlite:
+        if self.single_statements:
             return self._interrupt_in_one(run_id, now, found)
         with self._tx() as (conn, pending):
             rows = self._select(_STARTED_ATTEMPTS, {"run_id": run_id}, conn)
@@ -1305,7 +1310,7 @@ class Journal:
             "error": self.redact(error) if error else None,
             "updated_at": now,
         }
-        if not self._on_sqlite:  # one statement (the row holds every NOT NULL column)
+        if self.single_statements:  # one statement (the row holds every NOT NULL column)
             upsert = _upsert_statement(self._dialect, compensations, tuple(key), tuple(values))
             row = self._event_values(run_id, event, now, step_id, item_of(iteration), data) if event else None
             self._write_together([(upsert, _prefixed({**key, **values}))], row)
@@ -1349,7 +1354,7 @@ class Journal:
         data: Mapping[str, Any] | None = None,
     ) -> None:
         """Store a durable timer and mark the step waiting, in one transaction."""
-        if not self._on_sqlite:  # one statement
+        if self.single_statements:  # one statement
             key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
             timer = {"kind": kind, "wake_at": wake_at, "fired": False, "created_at": now}
             step = self._step_values(now, StepState.WAITING, {"action": "core.wait", "started_at": now})
@@ -1472,7 +1477,7 @@ class Journal:
         now: float,
         inputs: Any,
     ) -> None:
-        if not self._on_sqlite:  # one statement: the approval unless there is one, the step, the event
+        if self.single_statements:  # one statement: the approval unless there is one, the step, the event
             key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
             asked = {"prompt": prompt, "approvers": approvers, "requested_at": now}
             step = self._step_values(
@@ -1543,7 +1548,7 @@ class Journal:
         now: float,
     ) -> bool:
         """Record a decision; False when the approval was not pending (unknown or already decided)."""
-        if not self._on_sqlite:  # one statement: the decision, and the event when it was pending
+        if self.single_statements:  # one statement: the decision, and the event when it was pending
             key = {"k_run_id": run_id, "k_step_id": step_id, "k_iteration": iteration}
             decision = {"decided_at": now, "approved": approved, "decided_by": by, "comment": comment}
             data = {"approved": approved, "by": by, "comment": comment}
@@ -1587,7 +1592,7 @@ class Journal:
     ) -> None:
         """Complete a `core.wait` step: the timer is spent and the step succeeded, in one transaction."""
         key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
-        if not self._on_sqlite:  # one statement
+        if self.single_statements:  # one statement
             spent = _statement("update", timers, tuple(key), ("fired",))
             step = self._step_values(now, StepState.SUCCEEDED, {"output": output, "error": None})
             parts = [

@@ -4,8 +4,8 @@ the statements, COMMIT: a round trip each) and are now ONE statement in autocomm
 fired, a compensation row, an appended event, the attempts a crash left in flight.
 
 Each test runs the call twice on a real PostgreSQL, in two schemas of their own (dropped after):
-in one through the call as it is, in the other through the transaction it replaced (the
-`before_*` functions below, the code as it was, which is still the SQLite path), and checks
+in one through the call as it is, in the other through the transaction it replaced (the same
+journal with `single_statements = False`: the transactions SQLite still runs), and checks
 
 - that the call is one round trip on the writer's connection (counted by libpq's own protocol
   trace: one `ReadyForQuery` per round trip, BEGIN and COMMIT included) and took no pooled one;
@@ -16,10 +16,9 @@ in one through the call as it is, in the other through the transaction it replac
 from __future__ import annotations
 
 import asyncio
-import json
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,224 +27,9 @@ import pytest
 import sqlalchemy as sa
 
 from runtime.errors import RunNotFound
-from runtime.journal import _STARTED_ATTEMPTS, Journal
-from runtime.journal_schema import approvals, attempts, item_of, metadata, runs, step_results, timers
-from runtime.records import Event, StepState, UndoState
-
-# -- the transactions the single statements replaced (the code as it was) ------------------------
-
-
-def before_request_cancel(j: Journal, run_id: str, now: float, *, by: str | None = None) -> None:
-    with j._tx() as (conn, pending):
-        result = conn.execute(runs.update().where(runs.c.id == run_id).values(cancel_requested=True))
-        if result.rowcount == 0:
-            raise RunNotFound(run_id)
-        j._event(conn, pending, run_id, "run.cancel_requested", now, data={"by": by})
-
-
-def before_request_approval(
-    j: Journal,
-    run_id: str,
-    step_id: str,
-    iteration: int,
-    *,
-    prompt: str | None,
-    approvers: list[str] | None,
-    now: float,
-    inputs: Any,
-) -> None:
-    with j._tx() as (conn, pending):
-        key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
-        exists = conn.execute(
-            sa.select(approvals.c.run_id).where(*[approvals.c[k] == v for k, v in key.items()])
-        ).first()
-        if exists is None:
-            conn.execute(
-                approvals.insert().values(**key, prompt=prompt, approvers=approvers, requested_at=now)
-            )
-        j._upsert(
-            conn,
-            step_results,
-            key,
-            j._step_values(
-                now, StepState.WAITING, {"action": "core.approval", "inputs": inputs, "started_at": now}
-            ),
-        )
-        j._event(
-            conn,
-            pending,
-            run_id,
-            "approval.requested",
-            now,
-            step_id,
-            item_of(iteration),
-            {"prompt": prompt, "approvers": approvers},
-        )
-
-
-def before_decide_approval(
-    j: Journal,
-    run_id: str,
-    step_id: str,
-    iteration: int,
-    *,
-    approved: bool,
-    by: str,
-    comment: str | None,
-    now: float,
-) -> bool:
-    with j._tx() as (conn, pending):
-        result = conn.execute(
-            approvals.update()
-            .where(
-                approvals.c.run_id == run_id,
-                approvals.c.step_id == step_id,
-                approvals.c.iteration == iteration,
-                approvals.c.decided_at.is_(None),
-            )
-            .values(decided_at=now, approved=approved, decided_by=by, comment=comment)
-        )
-        if result.rowcount == 0:
-            return False
-        j._event(
-            conn,
-            pending,
-            run_id,
-            "approval.given",
-            now,
-            step_id,
-            item_of(iteration),
-            {"approved": approved, "by": by, "comment": comment},
-        )
-        return True
-
-
-def before_set_timer(
-    j: Journal,
-    run_id: str,
-    step_id: str,
-    iteration: int,
-    *,
-    kind: str,
-    wake_at: float,
-    now: float,
-    event: str | None = None,
-    data: Mapping[str, Any] | None = None,
-) -> None:
-    with j._tx() as (conn, pending):
-        key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
-        j._upsert(conn, timers, key, {"kind": kind, "wake_at": wake_at, "fired": False, "created_at": now})
-        j._upsert(
-            conn,
-            step_results,
-            key,
-            j._step_values(now, StepState.WAITING, {"action": "core.wait", "started_at": now}),
-        )
-        if event:
-            j._event(conn, pending, run_id, event, now, step_id, item_of(iteration), data)
-
-
-def before_fire_timer(
-    j: Journal,
-    run_id: str,
-    step_id: str,
-    iteration: int,
-    now: float,
-    *,
-    output: Any,
-    event: str | None = "step.succeeded",
-    data: Mapping[str, Any] | None = None,
-) -> None:
-    key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
-    with j._tx() as (conn, pending):
-        conn.execute(timers.update().where(*[timers.c[k] == v for k, v in key.items()]).values(fired=True))
-        j._upsert(
-            conn,
-            step_results,
-            key,
-            j._step_values(now, StepState.SUCCEEDED, {"output": output, "error": None}),
-        )
-        if event:
-            j._event(conn, pending, run_id, event, now, step_id, item_of(iteration), data)
-
-
-def before_put_undo(
-    j: Journal,
-    run_id: str,
-    step_id: str,
-    iteration: int,
-    now: float,
-    *,
-    state: UndoState,
-    action: str,
-    error: dict[str, Any] | None = None,
-    event: str | None = None,
-    data: Mapping[str, Any] | None = None,
-) -> None:
-    from runtime.journal_schema import compensations
-
-    with j._tx() as (conn, pending):
-        j._upsert(
-            conn,
-            compensations,
-            {"run_id": run_id, "step_id": step_id, "iteration": iteration},
-            {
-                "state": state.value,
-                "action": action,
-                "error": j.redact(error) if error else None,
-                "updated_at": now,
-            },
-        )
-        if event:
-            j._event(conn, pending, run_id, event, now, step_id, item_of(iteration), data)
-
-
-def before_append_event(
-    j: Journal,
-    run_id: str,
-    type_: str,
-    now: float,
-    *,
-    step_id: str | None = None,
-    iteration: int | None = None,
-    data: Mapping[str, Any] | None = None,
-) -> Event:
-    with j._tx() as (conn, pending):
-        return j._event(conn, pending, run_id, type_, now, step_id, iteration, data)
-
-
-def before_interrupt_attempts(j: Journal, run_id: str, now: float) -> list[Any]:
-    if not j._select(_STARTED_ATTEMPTS, {"run_id": run_id}):
-        return []
-    with j._tx() as (conn, pending):
-        rows = j._select(_STARTED_ATTEMPTS, {"run_id": run_id}, conn)
-        for row in rows:
-            j._open_attempts.pop(row.id, None)
-            conn.execute(
-                attempts.update()
-                .where(attempts.c.id == row.id)
-                .values(
-                    outcome="interrupted",
-                    ended_at=now,
-                    error_type="interrupted",
-                    error_class=None,
-                    error_message="the worker stopped while the attempt was in flight",
-                )
-            )
-            j._event(
-                conn,
-                pending,
-                run_id,
-                "step.interrupted" if row.kind == "action" else "compensation.step_interrupted",
-                now,
-                row.step_id,
-                item_of(row.iteration),
-                {"attempt": row.attempt, "action": row.action},
-            )
-    return [j._attempt(r) for r in rows]
-
-
-# -- two journals, round trips, rows -------------------------------------------------------------
+from runtime.journal import Journal
+from runtime.journal_schema import metadata
+from runtime.records import Event, UndoState
 
 
 def _redact(value: Any) -> Any:
@@ -279,8 +63,9 @@ def pair() -> Iterator[Pair]:
     if reason:
         pytest.skip(reason)
     sides = []
-    for _ in range(2):
+    for single in (True, False):
         journal = Journal.open(PG_URL, schema=f"t_{uuid.uuid4().hex[:10]}", redact=_redact)
+        journal.single_statements = single
         told: list[Event] = []
         journal.add_listener(told.append)
         sides.append(Side(journal, told))
@@ -390,13 +175,13 @@ def test_a_cancel_request_is_one_round_trip_with_the_same_rows(pair: Pair) -> No
     both(pair, "r")
     _, trips = counted(pair.now.journal, lambda: pair.now.journal.request_cancel("r", 2.0, by="s3cret ops"))
     _, before = counted(
-        pair.before.journal, lambda: before_request_cancel(pair.before.journal, "r", 2.0, by="s3cret ops")
+        pair.before.journal, lambda: pair.before.journal.request_cancel("r", 2.0, by="s3cret ops")
     )
     assert (trips.writer, trips.pooled) == (1, 0)
     assert before.writer == 4  # BEGIN, UPDATE, INSERT, COMMIT
     # asked twice: the flag stays, a second event
     pair.now.journal.request_cancel("r", 3.0)
-    before_request_cancel(pair.before.journal, "r", 3.0)
+    pair.before.journal.request_cancel("r", 3.0)
     same(pair)
     assert pair.now.journal.cancel_requested("r")
     assert pair.now.told[-1].data == {"by": None} and pair.now.told[-2].data == {"by": "*** ops"}
@@ -407,7 +192,7 @@ def test_a_cancel_request_for_no_run_raises_and_writes_nothing(pair: Pair) -> No
     with round_trips(pair.now.journal) as trips, pytest.raises(RunNotFound):
         pair.now.journal.request_cancel("nope", 2.0)
     with pytest.raises(RunNotFound):
-        before_request_cancel(pair.before.journal, "nope", 2.0)
+        pair.before.journal.request_cancel("nope", 2.0)
     assert trips.writer == 1
     same(pair)
     assert [e.type for e in pair.now.told] == ["run.started"]
@@ -432,7 +217,7 @@ def test_an_approval_request_is_one_round_trip_with_the_same_rows(pair: Pair) ->
         args = {**ask, "now": 2.0 + i}
         _, trips = counted(pair.now.journal, lambda a=args: pair.now.journal.request_approval("r", **a))  # type: ignore[misc]
         _, before = counted(
-            pair.before.journal, lambda a=args: before_request_approval(pair.before.journal, "r", **a)
+            pair.before.journal, lambda a=args: pair.before.journal.request_approval("r", **a)
         )  # type: ignore[misc]
         assert (trips.writer, trips.pooled) == (1, 0)
         assert before.writer in (
@@ -447,7 +232,7 @@ def test_an_approval_request_is_one_round_trip_with_the_same_rows(pair: Pair) ->
 
 def test_an_approval_decision_is_one_round_trip_with_the_same_rows(pair: Pair) -> None:
     both(pair, "r")
-    for side, ask in ((pair.now, Journal.request_approval), (pair.before, before_request_approval)):
+    for side, ask in ((pair.now, Journal.request_approval), (pair.before, Journal.request_approval)):
         ask(side.journal, "r", "ok", -1, prompt="go?", approvers=None, now=2.0, inputs={})  # type: ignore[operator]
         ask(side.journal, "r", "each", 0, prompt="go?", approvers=None, now=2.0, inputs={})  # type: ignore[operator]
     cases = [
@@ -464,9 +249,7 @@ def test_an_approval_decision_is_one_round_trip_with_the_same_rows(pair: Pair) -
         )
         want, before = counted(
             pair.before.journal,
-            lambda s=step_id, i=iteration, a=args: before_decide_approval(
-                pair.before.journal, "r", s, i, **a
-            ),  # type: ignore[misc]
+            lambda s=step_id, i=iteration, a=args: pair.before.journal.decide_approval("r", s, i, **a),  # type: ignore[misc]
         )
         assert got == want
         assert (trips.writer, trips.pooled) == (1, 0)
@@ -506,7 +289,7 @@ def test_setting_and_firing_a_timer_are_one_round_trip_each_with_the_same_rows(p
         )
         _, before = counted(
             pair.before.journal,
-            lambda s=step_id, i=iteration, a=args: before_set_timer(pair.before.journal, "r", s, i, **a),  # type: ignore[misc]
+            lambda s=step_id, i=iteration, a=args: pair.before.journal.set_timer("r", s, i, **a),  # type: ignore[misc]
         )
         assert (trips.writer, trips.pooled) == (1, 0)
         assert before.writer >= 5
@@ -531,9 +314,7 @@ def test_setting_and_firing_a_timer_are_one_round_trip_each_with_the_same_rows(p
         )
         _, before = counted(
             pair.before.journal,
-            lambda s=step_id, i=iteration, n=now, a=args: before_fire_timer(
-                pair.before.journal, "r", s, i, n, **a
-            ),  # type: ignore[misc]
+            lambda s=step_id, i=iteration, n=now, a=args: pair.before.journal.fire_timer("r", s, i, n, **a),  # type: ignore[misc]
         )
         assert (trips.writer, trips.pooled) == (1, 0)
         assert before.writer >= 4
@@ -572,7 +353,7 @@ def test_a_compensation_row_and_an_appended_event_are_one_round_trip_each_with_t
         )
         counted(
             pair.before.journal,
-            lambda s=step_id, i=iteration, a=args: before_put_undo(pair.before.journal, "r", s, i, 2.0, **a),  # type: ignore[misc]
+            lambda s=step_id, i=iteration, a=args: pair.before.journal.put_undo("r", s, i, 2.0, **a),  # type: ignore[misc]
         )
         assert (trips.writer, trips.pooled) == (1, 0)
     event, trips = counted(
@@ -583,8 +364,8 @@ def test_a_compensation_row_and_an_appended_event_are_one_round_trip_each_with_t
     )
     want, before = counted(
         pair.before.journal,
-        lambda: before_append_event(
-            pair.before.journal, "r", "log", 3.0, step_id="l", iteration=1, data={"m": "s3cret"}
+        lambda: pair.before.journal.append_event(
+            "r", "log", 3.0, step_id="l", iteration=1, data={"m": "s3cret"}
         ),
     )
     assert event == want
@@ -615,9 +396,7 @@ def test_interrupting_the_attempts_a_crash_left_is_one_write_statement_with_the_
     got, trips = counted(pair.now.journal, lambda: pair.now.journal.interrupt_attempts("other", 5.0))
     assert (got, trips.writer, trips.pooled) == ([], 1, 0)
     got, trips = counted(pair.now.journal, lambda: pair.now.journal.interrupt_attempts("r", 5.0))
-    want, before = counted(
-        pair.before.journal, lambda: before_interrupt_attempts(pair.before.journal, "r", 5.0)
-    )
+    want, before = counted(pair.before.journal, lambda: pair.before.journal.interrupt_attempts("r", 5.0))
     # the read of those in flight, then one statement (was: the read, BEGIN, the read again,
     # an UPDATE and an INSERT per attempt, COMMIT)
     assert (trips.writer, trips.pooled) == (2, 0)
@@ -634,95 +413,12 @@ def test_interrupting_the_attempts_a_crash_left_is_one_write_statement_with_the_
     assert pair.now.journal.interrupt_attempts("r", 6.0) == []
 
 
-def before_start_undo(j: Journal, step_id: str, iteration: int, attempt: int, now: float) -> int:
-    """A compensation's attempt started, as the transaction did (`start_attempt`, kind
-    `compensation`)."""
-    from runtime.journal import _ATTEMPT_START, _prefixed, _statement
-    from runtime.journal_schema import compensations
-
-    action, key = f"{step_id}.undo", f"r:{step_id}:{iteration}:undo"
-    row = {
-        "run_id": "r",
-        "workflow_name": "wf",
-        "step_id": step_id,
-        "iteration": iteration,
-        "attempt": attempt,
-        "kind": "compensation",
-        "action": action,
-        "idempotency_key": key,
-        "started_at": now,
-        "outcome": "started",
-        "worker_id": "w",
-        "runs_in_flight": None,
-        "propensity": None,
-        "candidates": None,
-        "output_truncated": False,
-    }
-    with j._tx(durable=False) as (conn, pending):
-        attempt_id = j._inserted_id(
-            j._exec(conn, _statement("insert", attempts, (), _ATTEMPT_START), _prefixed(row))
-        )
-        j._upsert(
-            conn,
-            compensations,
-            {"run_id": "r", "step_id": step_id, "iteration": iteration},
-            {"state": UndoState.RUNNING.value, "action": action, "inputs": j.redact({"k": "s3cret"}),
-             "attempts": attempt, "updated_at": now},
-        )  # fmt: skip
-        data = {"attempt": attempt, "action": action, "idempotency_key": key}
-        j._event(conn, pending, "r", "compensation.step_started", now, step_id, item_of(iteration), data)
-    j._open_attempts[attempt_id] = ("r", step_id, iteration, now)
-    return attempt_id
-
-
 def start_undo(j: Journal, step_id: str, iteration: int, attempt: int, now: float) -> int:
     return j.start_attempt(
         run_id="r", workflow_name="wf", step_id=step_id, iteration=iteration, attempt=attempt,
         kind="compensation", action=f"{step_id}.undo", idempotency_key=f"r:{step_id}:{iteration}:undo",
         now=now, worker_id="w", runs_in_flight=None, propensity=None, candidates=None, inputs={"k": "s3cret"},
     )  # fmt: skip
-
-
-def before_finish_undo(j: Journal, attempt_id: int, now: float, **kwargs: Any) -> None:
-    """A compensation's attempt ended, as the transaction did (`finish_attempt` with `undo`)."""
-    from runtime.journal import _ATTEMPT_END, _prefixed, _statement
-    from runtime.journal_schema import compensations
-
-    run_id, step_id, iteration, started_at = j._open_attempts.pop(attempt_id)
-    # the attempt's end row as finish_attempt builds it: computed by the journal itself, then
-    # written the old way
-    error = kwargs.get("error")
-    err = j.redact(error) if error else None
-    output = kwargs.get("output")
-    end = {
-        "ended_at": now,
-        "duration_s": max(0.0, now - started_at),
-        "outcome": kwargs["outcome"],
-        "error_type": err.get("type") if err else None,
-        "error_class": err.get("class") if err else None,
-        "error_message": err.get("message") if err else None,
-        "transient": err.get("transient") if err else None,
-        "retry_after": err.get("retry_after") if err else None,
-        "output": j.redact(output) if output is not None else None,
-        "output_size": len(json.dumps(j.redact(output), separators=(",", ":")).encode())
-        if output is not None
-        else None,
-        "output_truncated": False,
-    }
-    key = {"run_id": run_id, "step_id": step_id, "iteration": iteration}
-    with j._tx() as (conn, pending):
-        j._exec(
-            conn,
-            _statement("update", attempts, ("id",), _ATTEMPT_END),
-            {"k_id": attempt_id, **_prefixed(end)},
-        )
-        values = {k: (j.redact(v) if k == "error" else v) for k, v in kwargs["undo"].items()}
-        values["updated_at"] = now
-        j._upsert(conn, compensations, key, values)
-        if kwargs.get("event"):
-            j._event(
-                conn, pending, run_id, kwargs["event"], now, step_id, item_of(iteration), kwargs.get("data")
-            )
 
 
 def test_a_compensations_attempt_start_and_end_are_one_round_trip_each_with_the_same_rows(pair: Pair) -> None:
@@ -742,7 +438,7 @@ def test_a_compensations_attempt_start_and_end_are_one_round_trip_each_with_the_
         )  # type: ignore[misc]
         old_id, before = counted(
             pair.before.journal,
-            lambda n=number, t=now: before_start_undo(pair.before.journal, "a", -1, n, t),  # type: ignore[misc]
+            lambda n=number, t=now: start_undo(pair.before.journal, "a", -1, n, t),  # type: ignore[misc]
         )
         assert new_id == old_id
         assert (trips.writer, trips.pooled) == (1, 0)
@@ -753,7 +449,7 @@ def test_a_compensations_attempt_start_and_end_are_one_round_trip_each_with_the_
         )
         _, before = counted(
             pair.before.journal,
-            lambda i=old_id, t=now, e=end: before_finish_undo(pair.before.journal, i, t + 0.5, **e),  # type: ignore[misc]
+            lambda i=old_id, t=now, e=end: pair.before.journal.finish_attempt(i, t + 0.5, **e),  # type: ignore[misc]
         )
         assert (trips.writer, trips.pooled) == (1, 0)
         assert before.writer == 5  # BEGIN, the attempt, the compensation's UPDATE, the event, COMMIT
