@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
+from service.cli_options import Given
+
 if TYPE_CHECKING:  # imported in the commands, so that `overture --help` stays fast
     from service.settings import ServiceSettings
     from service.store import Store
@@ -136,7 +138,8 @@ def token_list(
         typer.echo(json.dumps(data, indent=2))
         return
     if not data:
-        typer.echo("no tokens; make one with `overture token create --name NAME`")
+        typer.echo(f"no tokens; make one with `{Given(data_dir, database_url).command('token create')} "
+                   "--name NAME`")
     for item in data:
         state = f"revoked {item['revoked_at']}" if item["revoked_at"] else "active"
         typer.echo(f"{item['id']}  {item['name']:<20} {item['prefix']:<12} created {item['created_at']}  "
@@ -151,15 +154,16 @@ def token_revoke(
 ) -> None:
     """Revoke a token by id, or every active token with that name. Exit 1 when none matched."""
     if not token.strip():
-        _fail("give the token's id (tok_…) or name; `overture token list` shows them")
+        _fail(f"give the token's id (tok_…) or name; `{Given(data_dir, database_url).command('token list')}` "
+              "shows them")
     store = _store(data_dir, database_url)
     try:
         revoked = store.revoke_token(token)
     finally:
         store.close()
     if not revoked:
-        typer.echo(f"error: no active token with id or name `{token}`; `overture token list` shows them",
-                   err=True)
+        listing = Given(data_dir, database_url).command("token list")
+        typer.echo(f"error: no active token with id or name `{token}`; `{listing}` shows them", err=True)
         raise typer.Exit(1)
     for row in revoked:
         typer.echo(f"revoked {row.id} ({row.name})")

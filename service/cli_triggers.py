@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from service.cli_options import Given
+
 if TYPE_CHECKING:
     from runtime.triggers import FireStore, TriggeredWorkflow
     from service.settings import ServiceSettings
@@ -198,8 +200,8 @@ def register(app: typer.Typer) -> None:
         targets = {t.key: t for t in _service_workflows(settings)}
         target = targets.get(workflow_id)
         if target is None:
-            typer.echo(f"error: no workflow `{workflow_id}` with triggers; "
-                       "`overture triggers list` shows them", err=True)
+            listing = Given(data_dir, database_url).command("triggers list")
+            typer.echo(f"error: no workflow `{workflow_id}` with triggers; `{listing}` shows them", err=True)
             raise typer.Exit(2)
         known = target.trigger_ids()
         if trigger_id != "all" and trigger_id not in known:
@@ -246,8 +248,8 @@ def register(app: typer.Typer) -> None:
         """The fires of a workflow's triggers, newest first, with the runs they started."""
         settings = _settings(data_dir, database_url)
         if workflow_id not in {t.key for t in _service_workflows(settings)}:
-            typer.echo(f"error: no workflow `{workflow_id}` with triggers; `overture triggers list` "
-                       "shows them", err=True)
+            listing = Given(data_dir, database_url).command("triggers list")
+            typer.echo(f"error: no workflow `{workflow_id}` with triggers; `{listing}` shows them", err=True)
             raise typer.Exit(2)
         fire_store = _open_fire_store(settings)
         try:

@@ -447,3 +447,21 @@ def test_serve_prints_the_journal_s_url_with_the_password_masked(tmp_path: Path)
         line
     )
     assert "s3cret" not in line
+
+
+def test_trigger_and_token_hints_carry_the_data_dir(tmp_path: Path) -> None:
+    data = tmp_path / "d"
+    for command in (["triggers", "fires", "wf_nope"], ["triggers", "pause", "wf_nope"]):
+        code, _, err = cli(*command, "--data-dir", data)
+        assert code == 2
+        assert err.strip() == (
+            f"error: no workflow `wf_nope` with triggers; `overture triggers list --data-dir "
+            f"{data}` shows them"
+        )
+    code, _, err = cli("token", "revoke", "nope", "--data-dir", data)
+    assert code == 1
+    assert err.strip() == (
+        f"error: no active token with id or name `nope`; `overture token list --data-dir {data}` shows them"
+    )
+    code, out, _ = cli("token", "list", "--data-dir", data)
+    assert out.strip() == f"no tokens; make one with `overture token create --data-dir {data} --name NAME`"
