@@ -1165,33 +1165,25 @@ class Journal:
                         error_message="the worker stopped while the attempt was in flight",
                     )
                 )
-                self._event(
-                    conn,
-                    pending,
-                    run_id,
-                    "step.interrupted" if row.kind == "action" else "compensation.step_interrupted",
-                    now,
-                    row.step_id,
-                    item_of(row.iteration),
-                    {"attempt": row.attempt, "action": row.action},
-                )
+                self._insert_event(conn, pending, self._interrupted_event(run_id, now, row))
         return [self._attempt(r) for r in rows]
+
+    def _interrupted_event(self, run_id: str, now: float, row: Any) -> dict[str, Any]:
+        """The event row telling that a crash left the attempt `row` in flight."""
+        return self._event_values(
+            run_id,
+            "step.interrupted" if row.kind == "action" else "compensation.step_interrupted",
+            now,
+            row.step_id,
+            item_of(row.iteration),
+            {"attempt": row.attempt, "action": row.action},
+        )
 
     def _interrupt_in_one(self, run_id: str, now: float, found: Sequence[Any]) -> list[AttemptRecord]:
         """PostgreSQL: `interrupt_attempts` for the attempts read (`found`) in one statement
         (`journal_pg.interrupt`), which marks those still `started` and appends their events;
         the events' data is built (and redacted) here, as the transaction did."""
-        told = [
-            self._event_values(
-                run_id,
-                "step.interrupted" if row.kind == "action" else "compensation.step_interrupted",
-                now,
-                row.step_id,
-                item_of(row.iteration),
-                {"attempt": row.attempt, "action": row.action},
-            )
-            for row in found
-        ]
+        told = [self._interrupted_event(run_id, now, row) for row in found]
         params = {
             "run_id": run_id,
             "now": now,

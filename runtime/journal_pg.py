@@ -100,18 +100,23 @@ def start(
     return stmt
 
 
+def _attempt_end(attempt_columns: Sequence[str]) -> Any:
+    """The attempt `a_id`'s end (`a_*`), as a WITH clause."""
+    return (
+        sa.update(attempts)
+        .where(attempts.c.id == sa.bindparam("a_id", type_=attempts.c.id.type))
+        .values(_binds(attempts, attempt_columns, "a_"))
+        .cte("a")
+    )
+
+
 def finish(attempt_columns: Sequence[str], step_columns: Sequence[str]) -> Any:
     """Update the attempt `a_id` (`a_*`), upsert its step's row (`s_*`) and append the event
     (`e_*`); selects the event's seq and the run's cancel flag (`r_id`)."""
     key = ("finish", tuple(attempt_columns), tuple(step_columns))
     stmt = _BUILT.get(key)
     if stmt is None:
-        attempt = (
-            sa.update(attempts)
-            .where(attempts.c.id == sa.bindparam("a_id", type_=attempts.c.id.type))
-            .values(_binds(attempts, attempt_columns, "a_"))
-            .cte("a")
-        )
+        attempt = _attempt_end(attempt_columns)
         step = upsert(step_results, STEP_KEY, step_columns, (), "s_", sqlite=False).cte("s")
         event = _event()
         cancel = sa.select(runs.c.cancel_requested).where(runs.c.id == sa.bindparam("r_id")).scalar_subquery()
@@ -138,12 +143,7 @@ def finish_undo(attempt_columns: Sequence[str], undo_columns: Sequence[str], *, 
     key = ("finish_undo", tuple(attempt_columns), tuple(undo_columns), event)
     stmt = _BUILT.get(key)
     if stmt is None:
-        attempt = (
-            sa.update(attempts)
-            .where(attempts.c.id == sa.bindparam("a_id", type_=attempts.c.id.type))
-            .values(_binds(attempts, attempt_columns, "a_"))
-            .cte("a")
-        )
+        attempt = _attempt_end(attempt_columns)
         where = [
             compensations.c[k] == sa.bindparam(f"u_{k}", type_=compensations.c[k].type) for k in STEP_KEY
         ]
