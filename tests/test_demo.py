@@ -198,3 +198,14 @@ def test_a_located_api_problem_reads_once() -> None:
     assert problem_text({"detail": "the workflow has 1 problem", "problems": [
         {"location": "document.steps[0].action", "message": "unknown action `x.y`"}]}) == (
         "the workflow has 1 problem — document.steps[0].action: unknown action `x.y`")
+
+
+def test_a_second_demo_with_a_failure_rate_says_saved_then_adds_retries(tmp_path: Path) -> None:
+    run_demo(DemoOptions(data_dir=tmp_path / "demo", port=0, serve=False, latency_scale=0), _quiet)
+    lines: list[str] = []
+    result, _ = run_demo(DemoOptions(data_dir=tmp_path / "demo", port=0, serve=False, latency_scale=0,
+                                     failure_rate=0.2, seed=3), lines.append)
+    saved = next(i for i, line in enumerate(lines) if line.startswith("  saved as version 2 of workflow"))
+    retries = next(i for i, line in enumerate(lines) if line.startswith("  retries added to"))
+    assert saved < retries and lines[retries].endswith("→ version 3")
+    assert [r.state for r in result.runs] == ["succeeded", "failed"]

@@ -146,6 +146,7 @@ class DemoSession:
         self.app_server: ServerThread | None = None
         self.client: httpx.Client | None = None
         self.token = ""
+        self._accepted: dict[str, Any] | None = None
         self.saved_version: int | None = None
         """When the folder already had the demo's workflow: the version the new plan became."""
 
@@ -199,9 +200,13 @@ class DemoSession:
                 "saving the plan as a new version of workflow " + str(existing["id"]))
             self.saved_version = int(version["version"])
             workflow = _check(self.client.get(f"/v1/workflows/{existing['id']}"), "reading the workflow")
-        if self.options.failure_rate > 0:
-            self._add_retries(workflow)
+        self._accepted = workflow
         return plan, str(workflow["id"])
+
+    def add_retries(self) -> None:
+        """With a failure rate set, give the accepted workflow's service calls retries (a version up)."""
+        if self.options.failure_rate > 0 and self._accepted is not None:
+            self._add_retries(self._accepted)
 
     def _workflow_named(self, name: str) -> dict[str, Any] | None:
         """The newest workflow of this name on the demo's catalog, if a demo made one before."""
@@ -309,6 +314,7 @@ def run_demo(options: DemoOptions, echo: Echo = print, *,
                  "(made by an earlier demo in this folder)")
         else:
             echo(f"  accepted as workflow {workflow_id}")
+        session.add_retries()
         echo("")
         runs = []
         echo("Run 1 — a new enterprise customer signs up:")
