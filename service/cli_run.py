@@ -419,10 +419,13 @@ def register(app: typer.Typer) -> None:
         database_url: DatabaseOption = None,
         follow_timers: FollowOption = 60.0,
     ) -> None:
-        """Resume the unfinished runs in the journal; run each to its end or next pause."""
+        """Resume the unfinished runs in the journal; run each to its end or next pause. Without
+        --catalog when each of them calls only `core.*` actions."""
         from runtime.errors import InvalidRunState
+        from service.cli import core_only
+        from workflow.catalog import Catalog
 
-        cat = _catalog(catalog)
+        cat = _catalog(catalog) if catalog else None
         given = Given(data_dir, database_url, catalog)
         missing = _missing_journal(data_dir, database_url)
         if missing is not None:
@@ -430,6 +433,14 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"note: no journal at {missing}: no run was started with this --data-dir", err=True)
             raise typer.Exit(0)
         journal = _open_journal(data_dir, database_url)
+        if cat is None:
+            # the runs' actions are called here: only runs of core.* built-ins go on without a catalog
+            needing = next((r for r in journal.unfinished_runs() if not core_only(r.document)), None)
+            if needing is not None:
+                journal.close()
+                _fail(f"no catalog given: run {needing.id} ({needing.workflow_name}) calls actions that "
+                      "are not core.*; pass --catalog FILE (or set OVERTURE_CATALOG)")
+            cat = Catalog()
 
         async def go() -> int:
             engine, invoker = _engine(cat, journal)

@@ -465,3 +465,23 @@ def test_trigger_and_token_hints_carry_the_data_dir(tmp_path: Path) -> None:
     )
     code, out, _ = cli("token", "list", "--data-dir", data)
     assert out.strip() == f"no tokens; make one with `overture token create --data-dir {data} --name NAME`"
+
+
+def test_resume_needs_a_catalog_only_for_runs_that_call_catalog_actions(tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(PLAN_ONLY_CATALOG)
+    core, other = tmp_path / "core.yaml", tmp_path / "other.yaml"
+    core.write_text(CORE_FLOW)
+    other.write_text(
+        CORE_FLOW.replace("core-flow", "other-flow") + "  - {id: tell, action: chat.post, needs: [log]}\n"
+    )
+    data = tmp_path / "d"
+    assert cli("run", core, "--data-dir", data)[0] == 0
+    code, out, err = cli("resume", "--data-dir", data)  # waiting for its approval: it stays so
+    assert code == 0, err
+    assert "waiting for approval of `ok`" in out
+    assert cli("run", other, "--catalog", catalog, "--data-dir", data)[0] == 0
+    code, _, err = cli("resume", "--data-dir", data)
+    assert code == 2
+    assert err.strip().startswith("error: no catalog given: run ")
+    assert "(other-flow) calls actions that are not core.*; pass --catalog FILE" in err
