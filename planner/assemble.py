@@ -281,12 +281,19 @@ class Assembler:
         )
         return f"${{{{ inputs.{name} }}}}"
 
-    @staticmethod
-    def _same_thing(declared: dict[str, Any], schema: dict[str, Any]) -> bool:
-        """Two actions' inputs of one name that the catalog describes alike ("The customer's company
-        name." for the CRM record and the provisioned account) ask for one value: one run input."""
+    _PARTIES = frozenset(
+        "customer client company account organization organisation org tenant buyer business".split()
+    )
+
+    def _same_thing(self, declared: dict[str, Any], schema: dict[str, Any]) -> bool:
+        """Two actions' inputs of one name that the catalog describes alike, naming whose it is ("The
+        customer's company name." for the CRM record and the provisioned account), ask for one value:
+        one run input. A description of the format only ("ISO 3166-1 alpha-2 code.") says nothing of
+        whose country it is: a person's and a company's stay apart."""
         said = str(schema.get("description") or "").strip()
-        return bool(said) and all(
+        whose = {stem(w.split("'")[0]) for w in words(said)}
+        parties = {stem(p) for p in self._PARTIES | self.lex.people}
+        return bool(whose & parties) and all(
             declared.get(k) == schema.get(k) for k in ("description", "type", "format", "enum")
         )
 

@@ -149,6 +149,18 @@ def starts_with_verb(text: str, verbs: frozenset[str], *, gerund: bool = True) -
     return stem(tokens[0]) in verbs
 
 
+def _said_of_subject(text: str, verbs: frozenset[str]) -> bool:
+    """ "pays" in "once the customer pays": a verb with its subject's -s is what someone else does,
+    never an instruction (which is said in the bare form: "pay")."""
+    tokens = words(text)
+    if not tokens:
+        return False
+    first = tokens[0]
+    if not first.endswith("s") or first.endswith("ss") or first in verbs:
+        return False
+    return stem(first[:-1]) in verbs or (first.endswith("es") and stem(first[:-2]) in verbs)
+
+
 def read_lead(text: str, lex: Lexicon, verbs: frozenset[str]) -> tuple[Lead, str]:
     """Strip the markers that open `text`; return what they said and the rest."""
     lead = Lead()
@@ -293,6 +305,7 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
                 split = (
                     "after" in opened
                     and starts_with_verb(rest, verbs)
+                    and not _said_of_subject(rest, verbs)
                     and gerund is None
                     and not gate_like(re.sub(r"^\S+(?:\s+soon\s+as)?\s+", "", following))
                 )

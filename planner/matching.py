@@ -369,7 +369,10 @@ class ActionMatcher:
         posting = set(self.lex.single.get("post", ())) & self.lex.verb_groups
         return bool(concepts & posting) and self._IN_CHAT.search(text) is not None
 
-    _IN_CHAT = re.compile(r"#[\w-]|\b(?:channel|chat|slack|teams)\b", re.IGNORECASE)
+    _IN_CHAT = re.compile(
+        r"#[\w-]|\b(?:channel|chat|slack|teams)\b|\b(?:to|with|for)\s+(?:the\s+|our\s+)?(?:[\w-]+\s+){0,3}team\b",
+        re.IGNORECASE,
+    )
 
     def rank(
         self, text: str, k: int = 5, *, verb: str | None = None, among: Iterable[str] | None = None

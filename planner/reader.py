@@ -840,27 +840,44 @@ class Reader:
         "it that this they them those these both all everything which what he she each either".split()
     )
 
-    def _outside_event(self, ref: str | None, rest: str) -> None:
+    _TIMES = frozenset(
+        "monday tuesday wednesday thursday friday saturday sunday weekend weekday tomorrow tonight today"
+        " noon midnight morning afternoon evening eod eow eom january february march april may june july"
+        " august september october november december".split()
+    )
+
+    def _time_word(self, token: str) -> bool:
+        token = token.lower()
+        return (
+            token in self._TIMES
+            or (token in self.lex.numbers and token not in {"a", "an", "one", "single"})
+            or token.rstrip("s") in self.lex.durations
+        )
+
+    def _outside_event(self, ref: str | None, rest: str) -> bool:
         """ "only after the customer pays should we ship": the customer paying is nothing this plan
         does, so the step cannot wait for it. Say so, and how it could be waited for, rather than
         plan the step as if the words were not there."""
         if not ref:
-            return
+            return False
         plain = self.masked.plain(ref).strip()
         tokens = words(plain)
         if (
             len(tokens) < 2
             or re.split(r"'", tokens[0])[0] in self._NOT_AN_EVENT
             or re.search(r"\d", self.masked.unmask(ref))
+            or any(self._time_word(t) for t in tokens)  # "after two weeks", "when Friday comes"
             or not self._concept_set(plain)
             or self.resolve(ref)
+            or self._succeeded(ref) is not None  # "once the payment succeeds": the charge planned
         ):
-            return
+            return False
         self.warnings.append(
             f'nothing in this plan makes "{self._show(ref)}" happen, so "{self._show(rest.strip(" ,"))}" '
             "does not wait for it: start the workflow when it happens (a trigger: "
             f'"when {self._show(ref)}, ..."), ask a person to confirm it first (an approval), or add a wait'
         )
+        return True
 
     def _parallelise(self, group: list[Draft]) -> None:
         if len(group) < 2:
@@ -948,6 +965,11 @@ class Reader:
                 text = text[: trailing_once.start()]
                 plain = self.masked.plain(text)
                 gate = None if self._open_approval() else gate
+            elif self._outside_event(trailing_once.group(1), text[: trailing_once.start()]):
+                # "create the account once the contract is signed": nothing here signs it, and the
+                # words about it say nothing of which action this is
+                text = text[: trailing_once.start()]
+                plain = self.masked.plain(text)
         if trailing_if and condition is None and self.lex.failure.search(trailing_if.group(1)):
             # "notify support if the refund fails": about another step's outcome, not an input
             cond_text, before = trailing_if.group(1), text[: trailing_if.start()]

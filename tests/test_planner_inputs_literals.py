@@ -49,6 +49,12 @@ def test_steps_needing_the_same_thing_share_one_run_input(demo: OfflinePlanner, 
     assert len(descriptions) == len(set(descriptions)), inputs
 
 
+def test_a_format_alone_says_nothing_of_whose_it_is(bench: OfflinePlanner) -> None:
+    # both described "ISO 3166-1 alpha-2 code.": the signer's country and the company's stay apart
+    wf = plan(bench, "Verify the identity of the signer, then run a credit check on the company").workflow
+    assert {"country", "run_check_country"} <= set(run_inputs(wf)), sorted(run_inputs(wf))
+
+
 def test_inputs_described_differently_stay_apart(bench: OfflinePlanner) -> None:
     # the contact's email and the billing customer's email are not one value
     wf = plan(bench, "Create a contact, then create a billing customer").workflow
@@ -116,6 +122,11 @@ def test_posting_in_the_team_chat_notifies_the_team(demo: OfflinePlanner) -> Non
     assert step_of(result.workflow, _CHAT).with_["text"] == "It is ready"
 
 
+def test_posting_to_a_team_notifies_it(demo: OfflinePlanner) -> None:
+    result = plan(demo, "Provision the account, then post an update to the customer success team")
+    assert [s.action for s in result.workflow.steps] == [_PROVISION, _CHAT]
+
+
 def test_posting_names_no_chat_without_a_channel(demo: OfflinePlanner) -> None:
     # "post the invoice" says nothing of a chat: no team is notified
     with pytest.raises(Exception, match="post"):
@@ -139,6 +150,7 @@ def test_a_line_break_inside_a_sentence_is_a_space(demo: OfflinePlanner) -> None
         "Update the CRM for Acme\nProvision the account\nnotify the customer success team",
         "Update the CRM for Acme.\n\nProvision the account.\n\nNotify the customer success team.",
         "- update the CRM for Acme\n- provision the account\n- notify the customer success team",
+        "Update the CRM for Acme, then\r\nprovision the account and\r\nnotify the customer success team",
         "Update the CRM   for Acme,\n  then provision\n  the account, and\nnotify the customer success team",
     ],
 )
@@ -232,6 +244,10 @@ def test_the_explanation_lists_the_inputs_to_give(demo: OfflinePlanner, bench: O
             "Only once the contract is signed by the customer should we create the account",
             "the contract is signed by the customer",
         ),
+        ("Create the account. Once the payment succeeds, ship the order", "the payment succeeds"),
+        ("Ship the order once the customer pays", "the customer pays"),
+        ("Ship the order only when the customer has paid", "the customer has paid"),
+        ("Refund it once the return arrives", "the return arrives"),
     ],
 )
 def test_an_outside_event_is_warned_about(bench: OfflinePlanner, text: str, event: str) -> None:
@@ -241,14 +257,25 @@ def test_an_outside_event_is_warned_about(bench: OfflinePlanner, text: str, even
     assert "trigger" in said[0] and "approval" in said[0] and "wait" in said[0]
 
 
+def test_an_outside_event_said_last_does_not_pick_the_action(bench: OfflinePlanner) -> None:
+    # "the contract is signed" is what someone else does: the step is the account created
+    result = plan(bench, "Create the account once the contract is signed")
+    assert [s.action for s in result.workflow.steps] == ["crm.create_account"]
+    assert [w for w in result.warnings if '"the contract is signed"' in w], result.warnings
+
+
 @pytest.mark.parametrize(
     "text",
     [
+        "Remind them by email after two weeks",
+        "Email the customer when Friday comes",
         "Create the account. Once that's done, provision the workspace",
         "Create the account. When everything is ready, provision the workspace",
         "Charge the card; once the charge goes through, email the receipt",
         "Create the account for Acme, and once the account is created, provision a workspace",
         "Once finance approves, refund the charge",
+        "Create a subscription for customer cus_1, then charge their card $49. Once the payment "
+        "succeeds, enable 'priority_support' on the tenant",
     ],
 )
 def test_events_the_plan_makes_are_not_warned_about(bench: OfflinePlanner, text: str) -> None:
