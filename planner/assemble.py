@@ -87,6 +87,8 @@ class Assembler:
         self._input_owner: dict[str, str] = {}
         self.warnings: list[str] = []
         self._entity: tuple[str, str] | None = None
+        self._given: dict[str, tuple[dict[str, Any], Any]] = {}
+        """A value the request gave a step, by input name, with that input's schema."""
         self._preset: dict[int, dict[str, str]] = {}
         """Inputs a condition reads, by draft: "if the order is over $5,000" → the charge's `amount`."""
         self._compared: dict[str, str | None] = {}
@@ -199,6 +201,7 @@ class Assembler:
             return {"message": draft.message or "done"}
         values = fill_literals(action, draft.text, self._masked, self.lex, draft.quoted)
         self._share_entity(draft, values)
+        self._share_given(action, values)
         for key, schema in action.input_properties.items():
             if key in values or not isinstance(schema, dict):
                 continue
@@ -218,6 +221,24 @@ class Assembler:
         return values
 
     _PEOPLE = ("user", "contact", "person")
+
+    def _share_given(self, action: ActionSpec, values: dict[str, Any]) -> None:
+        """ "Update the CRM for Acme (ops@acme.example), then set up billing": billing needs the
+        customer's admin email too, which the catalog describes as the CRM's: the address the
+        request gave. Values said for one step fill a later step's required input of the same name
+        and description (`_same_thing`); what each step was given is remembered for the next."""
+        for key in action.required_inputs:
+            schema = action.input_properties.get(key)
+            given = self._given.get(key)
+            if key in values or given is None or not isinstance(schema, dict):
+                continue
+            if self._same_thing(given[0], schema):
+                values[key] = given[1]
+        for key, value in values.items():
+            schema = action.input_properties.get(key)
+            literal = not (isinstance(value, str) and "${{" in value)
+            if literal and isinstance(schema, dict) and key not in self._given:
+                self._given[key] = (schema, value)
 
     def _share_entity(self, draft: Draft, values: dict[str, Any]) -> None:
         """ "Create the account for Acme, then set up billing": the billing customer is Acme too.

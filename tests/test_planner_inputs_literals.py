@@ -81,6 +81,14 @@ def test_a_company_named_once_fills_every_step(demo: OfflinePlanner, text: str, 
     assert "company" not in run_inputs(wf)
 
 
+def test_an_address_given_once_fills_later_steps_that_need_the_same(demo: OfflinePlanner) -> None:
+    text = "Update the CRM for Acme (ops@acme.example), then provision the account and set up billing"
+    wf = plan(demo, text).workflow
+    assert step_of(wf, _CRM).with_["email"] == "ops@acme.example"
+    assert step_of(wf, "billing.setup_billing").with_["email"] == "ops@acme.example"
+    assert not run_inputs(wf), run_inputs(wf)
+
+
 def test_a_capitalised_name_after_for_fills_the_company(demo: OfflinePlanner) -> None:
     wf = plan(demo, "Update the CRM for Acme").workflow
     assert step_of(wf, _CRM).with_["company"] == "Acme"
