@@ -240,6 +240,7 @@ _ENTITY_RE = re.compile(
     r"(?=\s*(?:[,;.:!?(]|$|\s+(?:and|then|in|on|with|to|at|by|from|if|once|when|after|before|so|as|now"
     r"|today|tomorrow)\b))"
 )
+_SUFFIXES = {"Inc", "Ltd", "Co", "Corp", "Bros", "Pty", "Pte", "Pvt"}
 _NAME_KEYS = {"name", "company_name", "account_name", "customer_name", "organization_name"}
 # inputs that take an organisation's name ("company: The customer's company name.")
 ORG_KEYS = frozenset(
@@ -308,6 +309,8 @@ def entity_name(raw: str, action: ActionSpec | None = None, lex: Lexicon | None 
             records = {c for r in _ORGANISATION_RECORDS for c in (stem(r), *lex.single.get(stem(r), ()))}
             if not own & records:
                 continue
+        if value.split()[-1] in _SUFFIXES and raw[match.end() : match.end() + 1] == ".":
+            value += "."  # "Acme Inc."
         return value
     return None
 

@@ -72,6 +72,8 @@ def test_inputs_described_differently_stay_apart(bench: OfflinePlanner) -> None:
         ("Update the CRM for Acme Robotics (ops@acme.example) and provision their account", "Acme Robotics"),
         ("Update the CRM for Acme Corp today, then provision their account", "Acme Corp"),
         ("Update the CRM for Globex, then provision the account", "Globex"),
+        ("Update the CRM record for Acme Inc. and provision the account", "Acme Inc."),
+        ("Update the CRM for O'Brien & Sons, then provision their account", "O'Brien & Sons"),
     ],
 )
 def test_a_company_named_once_fills_every_step(demo: OfflinePlanner, text: str, name: str) -> None:
