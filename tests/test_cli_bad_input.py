@@ -4,21 +4,10 @@ non-zero exit, and leaves nothing behind. (`test_cli_errors.py` covers the basic
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-CATALOG = """\
-actions:
-  - name: crm.create_account
-    description: Create the account.
-    input: {type: object, properties: {email: {type: string}}, required: [email]}
-    output: {type: object, properties: {account_id: {type: string}}}
-    invoke: {kind: python, callable: "json:dumps"}
-"""
+from cli_support import CATALOG, cli, error_line
 
 WORKFLOW = """\
 name: qa-flow
@@ -39,26 +28,6 @@ triggers: {schedule: [{cron: "CRON", timezone: ZONE}]}
 steps:
   - {id: log, action: core.log, with: {message: hi}}
 """
-
-
-def cli(
-    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None
-) -> tuple[int, str, str]:
-    """The real console entry point in a subprocess; never a traceback."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OVERTURE_"))}
-    result = subprocess.run(
-        [sys.executable, "-c", "from service.cli import main; main()", *(str(a) for a in args)],
-        capture_output=True, text=True, env={**base, **(env or {})}, stdin=subprocess.DEVNULL, timeout=120,
-        cwd=cwd,
-    )  # fmt: skip
-    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
-    return result.returncode, result.stdout, result.stderr
-
-
-def error_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines, "expected an error message on stderr"
-    return lines[-1]
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_support import cli
 
 from runtime import Engine, Journal, ManualClock
 from runtime.testing import ScriptedInvoker
@@ -24,25 +25,6 @@ from runtime.triggers.cron import CronRule, ScheduleError
 from runtime.triggers.engine_target import EngineTarget
 from workflow.catalog import Catalog
 from workflow.document import Workflow
-
-
-def cli(
-    *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120
-) -> tuple[int, str, str]:
-    """The real console entry point in a subprocess; never a traceback."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OVERTURE_"))}
-    result = subprocess.run(
-        [sys.executable, "-c", "from service.cli import main; main()", *(str(a) for a in args)],
-        capture_output=True,
-        text=True,
-        env={**base, **(env or {})},
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        cwd=cwd,
-    )
-    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
-    return result.returncode, result.stdout, result.stderr
-
 
 # -- 9. a schedule that never fires -------------------------------------------------------------
 

@@ -3,22 +3,11 @@
 
 from __future__ import annotations
 
-import os
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-
-CATALOG = """\
-actions:
-  - name: crm.create_account
-    description: Create the account.
-    input: {type: object, properties: {email: {type: string}}, required: [email]}
-    output: {type: object, properties: {account_id: {type: string}}}
-    invoke: {kind: python, callable: "json:dumps"}
-"""
+from cli_support import CATALOG, cli, error_line
 
 WORKFLOW = """\
 name: qa-flow
@@ -48,23 +37,6 @@ def files(tmp_path: Path) -> dict[str, Path]:
     paths["bad_yaml"].write_text("name: x\nsteps: [\n")
     paths["data"] = tmp_path / "data"
     return paths
-
-
-def cli(*args: str | Path) -> tuple[int, str, str]:
-    """The real console entry point (`service.cli.main`), which turns errors into one line."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "OVERTURE_"))}
-    result = subprocess.run(
-        [sys.executable, "-c", "from service.cli import main; main()", *(str(a) for a in args)],
-        capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=120,
-    )
-    assert "Traceback" not in result.stderr and "internal error" not in result.stderr, result.stderr
-    return result.returncode, result.stdout, result.stderr
-
-
-def error_line(stderr: str) -> str:
-    lines = [line for line in stderr.splitlines() if line.strip()]
-    assert lines, "expected an error message on stderr"
-    return lines[-1]
 
 
 def test_graph_of_a_file_that_is_not_a_workflow_is_an_invalid_document(files: dict[str, Path]) -> None:
