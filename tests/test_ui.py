@@ -138,8 +138,7 @@ def test_describe_plan_edit_accept_run_approve_history(stack: Stack, page: Any) 
     shot(page, "04-workflow")
 
     for field, value in {"company": "Initech", "email": "ops@initech.example",
-                         "provision_account_company": "Initech", "channel": "#customer-success",
-                         "text": "Initech signed up"}.items():
+                         "channel": "#customer-success", "text": "Initech signed up"}.items():
         page.locator(f"#input-{field}").fill(value)
     page.locator("#run-button").click()
     page.wait_for_url(re.compile(r"#/runs/"))
@@ -188,8 +187,8 @@ def test_reject_fails_the_run_and_undoes(stack: Stack, page: Any) -> None:
     page.wait_for_selector("#accept-button")
     page.locator("#accept-button").click()
     page.wait_for_selector("#run-form")
-    for field, value in {"company": "Hooli", "email": "it@hooli.example",
-                         "provision_account_company": "Hooli", "channel": "#cs", "text": "Hooli"}.items():
+    for field, value in {"company": "Hooli", "email": "it@hooli.example", "channel": "#cs",
+                         "text": "Hooli"}.items():
         page.locator(f"#input-{field}").fill(value)
     # a slow CRM (about a second): the step is seen running live, then done, without a reload
     stack.state.latency_scale = 25.0
