@@ -17,6 +17,18 @@ actions:
 """
 """A one-action catalog whose action can be called (a python invoker)."""
 
+APPROVAL_STEPS = """\
+steps:
+  - id: ok
+    action: core.approval
+    with: {prompt: "Go ahead?"}
+  - id: log
+    action: core.log
+    needs: [ok]
+    with: {message: "done"}
+"""
+"""The steps of a workflow that waits for an approval (`ok`), then logs: core actions only."""
+
 
 def cli(
     *args: str | Path, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 120

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_support import cli
+from cli_support import APPROVAL_STEPS, cli
 
 from runtime import Engine, Journal, ManualClock
 from runtime.testing import ScriptedInvoker
@@ -80,15 +80,7 @@ async def test_the_scheduler_skips_a_never_firing_schedule_and_fires_the_others(
 
 CORE_FLOW = """\
 name: core-flow
-steps:
-  - id: ok
-    action: core.approval
-    with: {prompt: "Go ahead?"}
-  - id: log
-    action: core.log
-    needs: [ok]
-    with: {message: "done"}
-"""
+""" + APPROVAL_STEPS
 
 PLAN_ONLY_CATALOG = """\
 actions:

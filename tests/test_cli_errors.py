@@ -7,20 +7,12 @@ import socket
 from pathlib import Path
 
 import pytest
-from cli_support import CATALOG, cli, error_line
+from cli_support import APPROVAL_STEPS, CATALOG, cli, error_line
 
 WORKFLOW = """\
 name: qa-flow
 inputs: {type: object, properties: {email: {type: string}}, required: [email]}
-steps:
-  - id: ok
-    action: core.approval
-    with: {prompt: "Go ahead?"}
-  - id: log
-    action: core.log
-    needs: [ok]
-    with: {message: "done"}
-"""
+""" + APPROVAL_STEPS
 
 
 @pytest.fixture
