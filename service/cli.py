@@ -15,9 +15,11 @@ import os
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from service.cli_options import fail
 
 if TYPE_CHECKING:
     from workflow.catalog import Catalog
@@ -61,12 +63,6 @@ class DocFormat(StrEnum):
 class GraphFormat(StrEnum):
     mermaid = "mermaid"
     json = "json"
-
-
-def fail(message: str, code: int = 2) -> NoReturn:
-    """Print one clear line to stderr and exit."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
 
 
 def load_catalog_option(paths: list[str]) -> Catalog:

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from service.cli_options import Given
+from service.cli_options import Given, fail
 
 if TYPE_CHECKING:
     from runtime.journal import Journal
@@ -48,11 +48,6 @@ CatalogOpt = Annotated[
 ]
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _data_dir(data_dir: Path | None) -> Path:
     from optimizer.store import data_dir as default_data_dir
 
@@ -66,9 +61,9 @@ def _open(journal: str | None, database_url: str | None = None, data_dir: Path |
     from service.cli_run import _missing_journal
 
     if journal is not None and not journal.strip():
-        _fail("--journal is empty; give a journal database URL or SQLite path")
+        fail("--journal is empty; give a journal database URL or SQLite path")
     if database_url is not None and not database_url.strip():
-        _fail("--database-url is empty; give a journal database URL, e.g. postgresql+psycopg://user@host/db")
+        fail("--database-url is empty; give a journal database URL, e.g. postgresql+psycopg://user@host/db")
     option, target = (("--journal", journal) if journal is not None else
                       ("--database-url", database_url) if database_url else
                       ("--data-dir", str(_data_dir(data_dir))))
@@ -76,7 +71,7 @@ def _open(journal: str | None, database_url: str | None = None, data_dir: Path |
     if "://" not in target:
         missing = _missing_journal(Path(target), None)
         if missing is not None:
-            _fail(f"no journal at {missing}: nothing has run there; check {option} (runs are kept in "
+            fail(f"no journal at {missing}: nothing has run there; check {option} (runs are kept in "
                   "the --data-dir of `overture run`, as journal.db), or run the workflow first")
     try:
         return open_journal(target)
@@ -86,7 +81,7 @@ def _open(journal: str | None, database_url: str | None = None, data_dir: Path |
         if isinstance(exc, OvertureError):
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        _fail(f"cannot open the journal at {target}: {first}; check {option} "
+        fail(f"cannot open the journal at {target}: {first}; check {option} "
               "(a journal.db, its folder, or a postgresql+psycopg:// URL)")
 
 
@@ -108,7 +103,7 @@ def register(app: typer.Typer) -> None:
         from optimizer.store import ModelStore
 
         if not (0 < window_s < float("inf")):
-            _fail(f"--window-s must be a number of seconds above 0; got {window_s}")
+            fail(f"--window-s must be a number of seconds above 0; got {window_s}")
         store = ModelStore(_data_dir(data_dir) / "models")
         j = _open(journal, database_url, data_dir)
         try:
@@ -144,7 +139,7 @@ def register(app: typer.Typer) -> None:
         from workflow.loader import load_catalog, load_workflow, save_workflow
 
         if format not in ("text", "json"):
-            _fail(f"--format takes text or json; got `{format}`")
+            fail(f"--format takes text or json; got `{format}`")
         workflow = load_workflow(workflow_file)
         cat = load_catalog(*catalog) if catalog else None
         models = ModelStore(_data_dir(data_dir) / "models").latest()
@@ -212,7 +207,7 @@ def register(app: typer.Typer) -> None:
             proposal = store.get(workflow.name, proposal_id)
         except ProposalNotFound:
             suggest = Given(data_dir=data_dir).command(f"optimize suggest {workflow_file}")
-            _fail(f"no proposal `{proposal_id}` for workflow `{workflow.name}` in {store.path}; "
+            fail(f"no proposal `{proposal_id}` for workflow `{workflow.name}` in {store.path}; "
                   f"`{suggest}` lists the current ones")
         new = accept(proposal, workflow)
         save_workflow(new, workflow_file)

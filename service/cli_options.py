@@ -5,6 +5,8 @@ journal: a run started with `--data-dir d` is not in `./.overture`. `Given` keep
 `--data-dir` / `--database-url` / `--catalog` a command got and writes them back into every
 command line it suggests. A value that came from (or equals) its environment variable is left
 out: the next command in the same shell reads it from there too.
+
+`fail` is the one-line error every command ends a bad input with.
 """
 
 from __future__ import annotations
@@ -13,6 +15,15 @@ import os
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
+
+import typer
+
+
+def fail(message: str, code: int = 2) -> NoReturn:
+    """Print one clear line to stderr and exit (2: usage and input errors)."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
 
 
 def _from_env(value: str, variable: str) -> bool:

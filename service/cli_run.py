@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 
 from runtime.journal_memory import AnyJournal
-from service.cli_options import Given
+from service.cli_options import Given, fail
 
 if TYPE_CHECKING:
     from runtime.engine import Engine, RunResult
@@ -56,11 +56,6 @@ FollowOption = Annotated[
 WatchOption = Annotated[bool, typer.Option("--watch", "-w", help="Show live progress.")]
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
 def _open_journal(data_dir: Path | None, database_url: str | None) -> Journal:
     from runtime.journal import Journal
     from runtime.secrets import SecretStore
@@ -75,7 +70,7 @@ def _open_journal(data_dir: Path | None, database_url: str | None) -> Journal:
             raise
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         option = "--database-url" if database_url else "--data-dir"
-        _fail(f"cannot open the journal at {where}: {first}; check {option} "
+        fail(f"cannot open the journal at {where}: {first}; check {option} "
               "(a folder for SQLite, or a reachable postgresql+psycopg:// URL)")
 
 
@@ -93,7 +88,7 @@ def _missing_journal(data_dir: Path | None, database_url: str | None) -> Path | 
 
 
 def _no_run(run_id: str, given: Given) -> NoReturn:
-    _fail(f"no run `{run_id}`; `{given.command('runs list')}` shows the runs")
+    fail(f"no run `{run_id}`; `{given.command('runs list')}` shows the runs")
 
 
 def _catalog(paths: list[str], document: Any = None) -> Catalog:
@@ -112,7 +107,7 @@ def _check_invokers(workflow: Workflow, catalog: Catalog, file: Path | str) -> N
     if missing:
         listed = "; ".join(missing)
         steps = f"{len(missing)} step{'s call' if len(missing) != 1 else ' calls'}"
-        _fail(f"{file}: cannot run: {steps} actions with no `invoke:` block, which nothing can call: "
+        fail(f"{file}: cannot run: {steps} actions with no `invoke:` block, which nothing can call: "
               f"{listed}; nothing was recorded. Add an `invoke:` block (kind http, python or smtp) to "
               "each of these actions in the catalog (README: \"Action invokers\"), or pass --catalog "
               "with one that has them")
@@ -128,18 +123,18 @@ def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
     if inputs_file is not None:
         data = read_data(inputs_file)
         if not isinstance(data, dict):
-            _fail(f"{inputs_file}: expected a mapping of input names to values")
+            fail(f"{inputs_file}: expected a mapping of input names to values")
         inputs.update(data)
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            _fail(f"--input `{pair}`: expected key=value")
+            fail(f"--input `{pair}`: expected key=value")
         try:
             value: Any = json.loads(text, parse_constant=_no_constant)
         except ValueError:
             value = text  # NaN and Infinity included: kept as the text, which a number schema refuses
         for _, message, hint in json_value_problems(value):  # 1e999 parses as infinity
-            _fail(f"--input `{pair}`: {message}; {hint}")
+            fail(f"--input `{pair}`: {message}; {hint}")
         inputs[key.strip()] = value
     return inputs
 
@@ -158,7 +153,7 @@ def _check_inputs(schema: dict[str, Any] | None, inputs: dict[str, Any]) -> None
     if errors:
         where = ".".join(str(p) for p in errors[0].path) or "(inputs)"
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-        _fail(f"input {where}: {errors[0].message}{more}")
+        fail(f"input {where}: {errors[0].message}{more}")
 
 
 def _engine(catalog: Catalog, journal: Journal) -> tuple[Engine, Any]:
@@ -301,7 +296,7 @@ def register(app: typer.Typer) -> None:
         try:
             wanted = RunState(state) if state else None
         except ValueError:
-            _fail(f"unknown state `{state}`; one of: {', '.join(s.value for s in RunState)}")
+            fail(f"unknown state `{state}`; one of: {', '.join(s.value for s in RunState)}")
         missing = _missing_journal(data_dir, database_url)
         records = []
         if missing is not None:
@@ -349,7 +344,7 @@ def register(app: typer.Typer) -> None:
 
         given = Given(data_dir, database_url)
         if not run_id.strip():
-            _fail(f"give a run id (or a unique prefix); `{given.command('runs list')}` shows the runs")
+            fail(f"give a run id (or a unique prefix); `{given.command('runs list')}` shows the runs")
         if _missing_journal(data_dir, database_url) is not None:
             _no_run(run_id, given)
         journal = _open_journal(data_dir, database_url)
@@ -438,7 +433,7 @@ def register(app: typer.Typer) -> None:
             needing = next((r for r in journal.unfinished_runs() if not core_only(r.document)), None)
             if needing is not None:
                 journal.close()
-                _fail(f"no catalog given: run {needing.id} ({needing.workflow_name}) calls actions that "
+                fail(f"no catalog given: run {needing.id} ({needing.workflow_name}) calls actions that "
                       "are not core.*; pass --catalog FILE (or set OVERTURE_CATALOG)")
             cat = Catalog()
 
@@ -486,7 +481,7 @@ def _decide(
 
     given = Given(data_dir, database_url, catalog)
     if not run_id.strip():
-        _fail(f"give a run id (or a unique prefix); `{given.command('runs list')}` shows the runs")
+        fail(f"give a run id (or a unique prefix); `{given.command('runs list')}` shows the runs")
     if _missing_journal(data_dir, database_url) is not None:
         _no_run(run_id, given)
     journal = _open_journal(data_dir, database_url)
@@ -496,14 +491,14 @@ def _decide(
         except RunNotFound:
             _no_run(run_id, given)
         if record.state.finished:
-            _fail(f"run {record.id} has ended, already {record.state.value}; "
+            fail(f"run {record.id} has ended, already {record.state.value}; "
                   f"there is nothing to {'cancel' if cancelling else 'approve'}")
         if approval_step is not None:
             pending = [a.step_id for a in journal.approvals(record.id, pending_only=True)]
             if approval_step not in pending:
                 waiting = (f"waiting for approval: {', '.join(f'`{s}`' for s in pending)}" if pending
                            else "no step of it is waiting for an approval")
-                _fail(f"step `{approval_step}` of run {record.id} is not waiting for an approval; {waiting}")
+                fail(f"step `{approval_step}` of run {record.id} is not waiting for an approval; {waiting}")
         # a run that calls only `core.*` actions needs no catalog to go on
         cat = _catalog(catalog, record.document) if catalog or core_only(record.document) else None
 

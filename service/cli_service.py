@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 
-from service.cli_options import Given
+from service.cli_options import Given, fail
 
 if TYPE_CHECKING:  # imported in the commands, so that `overture --help` stays fast
     from service.settings import ServiceSettings
@@ -38,11 +38,6 @@ DatabaseOption = Annotated[
 _OPTIONS = {"data_dir": "--data-dir", "database_url": "--database-url", "catalogs": "--catalog"}
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(2)
-
-
 def _settings(data_dir: Path | None, database_url: str | None, catalogs: list[str] | None = None
               ) -> ServiceSettings:
     from pydantic import ValidationError
@@ -63,7 +58,7 @@ def _settings(data_dir: Path | None, database_url: str | None, catalogs: list[st
         field = str(err["loc"][0]) if err["loc"] else ""
         where = _OPTIONS.get(field) if field in overrides else f"${'OVERTURE_' + field.upper()}"
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        _fail(f"{where or 'the settings'}: {err['msg']} (found {err.get('input')!r}){more}; "
+        fail(f"{where or 'the settings'}: {err['msg']} (found {err.get('input')!r}){more}; "
               "fix or unset it")
 
 
@@ -71,11 +66,11 @@ def _unopenable(settings: ServiceSettings, exc: Exception) -> NoReturn:
     """A data folder or database URL the service cannot use, as one line naming the option."""
     first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     if settings.database_url:
-        _fail(f"cannot open the database at {settings.database_url}: {first}; check --database-url "
+        fail(f"cannot open the database at {settings.database_url}: {first}; check --database-url "
               "(e.g. postgresql+psycopg://user@host/db)")
     if settings.data_dir.exists() and not settings.data_dir.is_dir():
         first = "it is a file, not a folder"
-    _fail(f"cannot use {settings.data_dir} as the data folder: {first}; check --data-dir (a folder, "
+    fail(f"cannot use {settings.data_dir} as the data folder: {first}; check --data-dir (a folder, "
           "created when missing)")
 
 
@@ -103,7 +98,7 @@ def token_create(
         typer.echo("error: --name is empty; say what the token is for, e.g. --name ci-bot", err=True)
         raise typer.Exit(2)
     if any(not c.isprintable() for c in name):
-        _fail("--name holds a control character (a line break, a tab); give one line, e.g. --name ci-bot")
+        fail("--name holds a control character (a line break, a tab); give one line, e.g. --name ci-bot")
 
     store = _store(data_dir, database_url)
     try:
@@ -154,7 +149,7 @@ def token_revoke(
 ) -> None:
     """Revoke a token by id, or every active token with that name. Exit 1 when none matched."""
     if not token.strip():
-        _fail(f"give the token's id (tok_…) or name; `{Given(data_dir, database_url).command('token list')}` "
+        fail(f"give the token's id (tok_…) or name; `{Given(data_dir, database_url).command('token list')}` "
               "shows them")
     store = _store(data_dir, database_url)
     try:

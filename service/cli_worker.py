@@ -15,8 +15,8 @@ from typing import Annotated
 
 import typer
 
-from service.cli_options import Given
-from service.cli_run import _catalog, _check_inputs, _check_invokers, _fail, parse_inputs
+from service.cli_options import Given, fail
+from service.cli_run import _catalog, _check_inputs, _check_invokers, parse_inputs
 
 worker_app = typer.Typer(help="Workers that run workflows from a shared PostgreSQL journal.",
                          no_args_is_help=True)
@@ -31,10 +31,10 @@ CatalogOption = Annotated[list[str], typer.Option(
 
 def _url(database_url: str | None) -> str:
     if not database_url:
-        _fail("no journal given; pass --database-url postgresql+psycopg://USER@HOST/DB "
+        fail("no journal given; pass --database-url postgresql+psycopg://USER@HOST/DB "
               "(or set OVERTURE_DATABASE_URL)")
     if not database_url.startswith("postgresql"):
-        _fail(f"workers share a PostgreSQL journal; `{database_url.split(':', 1)[0]}` will not do")
+        fail(f"workers share a PostgreSQL journal; `{database_url.split(':', 1)[0]}` will not do")
     return database_url
 
 
@@ -78,9 +78,9 @@ def start(
     url = _url(database_url)
     paths = _paths(catalog)
     if not paths:
-        _fail("no catalog given; pass --catalog FILE (or set OVERTURE_CATALOG): a worker calls the actions")
+        fail("no catalog given; pass --catalog FILE (or set OVERTURE_CATALOG): a worker calls the actions")
     if router not in ("learned", "default"):
-        _fail(f"--router must be `learned` or `default`, not `{router}`")
+        fail(f"--router must be `learned` or `default`, not `{router}`")
     options = WorkerOptions(database_url=url, catalogs=paths, jobs=jobs, concurrency=concurrency,
                             lease_ttl_s=lease_ttl, poll_interval_s=poll_interval,
                             drain_timeout_s=drain_timeout,
@@ -96,7 +96,7 @@ def start(
 
         left = asyncio.run(worker.run(install_signals=True, ready=ready))
     except QueueUnavailable as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     typer.echo(f"worker {options.worker_id} stopped after {worker.stats.jobs} job(s); "
                f"{left} run(s) left to other workers", err=True)
 
@@ -137,7 +137,7 @@ def submit(
     try:
         ensure_schema(url)
     except QueueUnavailable as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     secrets = SecretStore.from_env()
     journal = Journal.open(url, redact=secrets.redact)
 
@@ -153,7 +153,7 @@ def submit(
         try:
             ids = asyncio.run(go())
         except QueueUnavailable as exc:
-            _fail(str(exc), code=1)
+            fail(str(exc), code=1)
         for run_id in ids:
             typer.echo(run_id)
         if wait is None:
