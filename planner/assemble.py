@@ -12,6 +12,7 @@ from planner.lexicon import Lexicon, stem, words
 from planner.literals import (
     MONEY_RE,
     ORG_KEYS,
+    currency_code,
     entity_name,
     field_matches,
     fill_literals,
@@ -54,7 +55,6 @@ _NOT_UNIT = frozenset(
         " times x"
     ).split()
 )
-_CURRENCY_WORDS = frozenset("dollars dollar usd eur euros euro gbp pounds pound bucks".split())
 _CMP_WORDS = re.compile(
     r"\b(?:is|are|was|were|has|have|had|gets?|exceeds?|exceeding|comes?\s+to|totals|of|over|above|under"
     r"|below|more\s+than|less\s+than|fewer\s+than|greater\s+than|higher\s+than|lower\s+than|at\s+least"
@@ -541,7 +541,7 @@ class Assembler:
             # "discounts over 20% need approval": the run has one discount
             subject_words[-1] = subject_words[-1][:-1]
         percent = unit in {"%", "percent", "per cent", "pct"}
-        currency = money is not None or unit.split("_")[0] in _CURRENCY_WORDS
+        currency = money is not None or currency_code(unit.split("_")[0]) is not None
         count = bool(unit) and not percent and not currency
         # "more than 10 seats": the count is named by its unit; else by what the sentence is about
         noun = unit if count else "_".join(subject_words[-3:])

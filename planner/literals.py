@@ -109,7 +109,8 @@ _CODE_AMOUNT = re.compile(
 )
 
 
-def _currency_of(word: str) -> str | None:
+def currency_code(word: str) -> str | None:
+    """The ISO code a currency word or code names ("dollars", "euro", "EUR", "swiss francs"), else None."""
     if word.upper() in _ISO_CODES and (word.isupper() or word.lower() in {"usd", "eur", "gbp"}):
         return word.upper()
     for pattern, code in _CURRENCY_NAMES:
@@ -127,7 +128,7 @@ def currency_said(raw: str) -> tuple[str, float | None] | None:
         return _SYMBOLS[money.group(0)[0]], None
     for found in _CODE_AMOUNT.finditer(raw):
         word = found.group("pre") or found.group("post")
-        code = _currency_of(re.sub(r"\s+", " ", word))
+        code = currency_code(re.sub(r"\s+", " ", word))
         if code is None:
             continue
         amount = float((found.group("a1") or found.group("a2")).replace(",", ""))
@@ -138,7 +139,7 @@ def currency_said(raw: str) -> tuple[str, float | None] | None:
         return "JPY", float(symbol.group(1).replace(",", ""))
     # "bill them in EUR", "in euros", "currency GBP": the currency alone
     for found in _IN_CURRENCY.finditer(raw):
-        code = _currency_of(re.sub(r"\s+", " ", found.group("cur")))
+        code = currency_code(re.sub(r"\s+", " ", found.group("cur")))
         if code is not None:
             return code, None
     return None
