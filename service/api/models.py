@@ -389,7 +389,8 @@ class Decision(_Request):
     comment: str | None = Field(default=None, max_length=5_000)
     """Why, for the run's history."""
     by: str | None = Field(default=None, max_length=200)
-    """Who decided; default: the API token's name."""
+    """Optional, and only ever the API token's own name (trimmed, case-insensitive): the decider is
+    the token, so a `by` naming anyone else is refused (403)."""
     iteration: int | None = Field(default=None, ge=0, le=MAX_NUMBER)
     """For an approval step with `for_each`: which item (default: every pending one)."""
 
@@ -475,7 +476,7 @@ class ApprovalOut(_Model):
     prompt: str | None
     """What the approver is asked."""
     approvers: list[str] | None
-    """Who may decide, when restricted."""
+    """Who may decide, when restricted: API token names (compared trimmed, case-insensitively)."""
     requested_at: str | None
     """When it was asked for."""
     decided_at: str | None
