@@ -1,5 +1,10 @@
 """The `core.*` built-ins: `core.log`, `core.fail`, and the two that pause a run durably —
-`core.wait` (a timer row the scheduler wakes) and `core.approval` (a row `approve()` decides)."""
+`core.wait` (a timer row the scheduler wakes) and `core.approval` (a row `approve()` decides).
+
+Who may decide an approval: anyone, unless the step lists `approvers`; then only a name among them.
+Names compare trimmed and case-insensitively (`" Ann "` is `ann`), in the engine, so the API, the
+CLI and the UI all follow the one rule (`may_decide`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,33 @@ from runtime.journal_schema import item_of
 from runtime.records import StepState
 from runtime.steps import StepRunner
 from workflow.document import Step
+
+
+def person_key(name: str) -> str:
+    """The form names compare in: trimmed and case-folded. Inner spaces and punctuation count, so
+    `vp-sales` and `vp sales` stay two different people."""
+    return name.strip().casefold()
+
+
+def may_decide(approvers: list[str] | None, who: str) -> bool:
+    """Whether `who` may decide an approval that lists `approvers` (None or empty: anyone)."""
+    if not approvers:
+        return True
+    key = person_key(who)
+    return bool(key) and any(person_key(a) == key for a in approvers)
+
+
+def _approvers(value: Any) -> list[str] | None:
+    """The approvers a step's rendered `with.approvers` names: one name (an expression may yield a
+    single string) or a list of them, blanks dropped; None when it lists nobody (anyone decides).
+    ValueError for anything else, so a malformed list never silently lets anyone decide."""
+    if value is None:
+        return None
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(a, str) for a in items):
+        raise ValueError(f"`approvers` must be a list of names, found {value!r}")
+    names = [a.strip() for a in items if a.strip()]
+    return names or None
 
 
 class CoreActions(StepRunner):
@@ -120,13 +152,16 @@ class CoreActions(StepRunner):
             a for a in self.journal.approvals(run.id) if a.step_id == step.id and a.iteration == iteration
         ]
         if not found:
-            approvers = args.get("approvers")
+            try:
+                approvers = _approvers(args.get("approvers"))
+            except ValueError as exc:
+                return self._fail_step(run, step.id, iteration, error_data(exc, type="validation"))
             self.journal.request_approval(
                 run.id,
                 step.id,
                 iteration,
                 prompt=str(args.get("prompt") or step.title),
-                approvers=list(approvers) if isinstance(approvers, list) else None,
+                approvers=approvers,
                 now=now,
                 inputs=args,
             )

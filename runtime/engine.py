@@ -34,10 +34,12 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 from runtime.active_run import PASSED, RESUMABLE, ActiveRun, RunResult, TakenRun
+from runtime.builtins import may_decide
 from runtime.clock import Clock, SystemClock
 from runtime.compensation import run_graph
 from runtime.errors import (
     InvalidRunState,
+    NotAnApprover,
 )
 from runtime.invocation import Invoker
 from runtime.journal_memory import AnyJournal
@@ -225,6 +227,10 @@ class Engine(Saga):
     ) -> None:
         """Approve or reject a waiting `core.approval` step; the run continues (or fails) at once.
 
+        `by` must be one of the step's `approvers` when it lists them (`builtins.may_decide`):
+        otherwise `NotAnApprover`, and nothing is recorded. With `iteration=None` every pending item
+        is decided, so `by` must be allowed for each of them.
+
         `drive=False` only records the decision (a process without the catalog's invokers, like
         `overture approve` without `--catalog`); whoever resumes the run next acts on it."""
         record = self.journal.get_run(run_id)
@@ -241,6 +247,15 @@ class Engine(Saga):
                 run_id=run_id,
                 step_id=step_id,
             )
+        for approval in pending:  # all checked before any is decided: a refusal records nothing
+            if not may_decide(approval.approvers, by):
+                raise NotAnApprover(
+                    run_id=run_id,
+                    step_id=step_id,
+                    iteration=None if approval.iteration == WHOLE_STEP else approval.iteration,
+                    who=by,
+                    approvers=list(approval.approvers or []),
+                )
         for approval in pending:
             self.journal.decide_approval(
                 run_id,

@@ -6,7 +6,8 @@
         │   ├── TransientActionError   429, 5xx, connection errors, timeouts: retry may succeed
         │   └── PermanentActionError   other 4xx, bad input, rejections: retrying will not help
         ├── RunNotFound                no run with that id in the journal
-        └── InvalidRunState            the run or step is not in a state that allows the request
+        ├── InvalidRunState            the run or step is not in a state that allows the request
+        └── NotAnApprover              the step lists `approvers` and the decider is not one of them
 
 An `ActionError` carries its data: a short `type` (`http_503`, `timeout`, `connection`,
 `validation`, ...) that retry policies name in `non_retryable`, the HTTP status when there was
@@ -84,3 +85,25 @@ class InvalidRunState(RuntimeFault):
         super().__init__(message)
         self.run_id = run_id
         self.step_id = step_id
+
+
+class NotAnApprover(RuntimeFault):
+    """A decision on a `core.approval` step that lists `approvers`, by someone not among them. Nothing
+    was recorded: the approval is still pending."""
+
+    def __init__(
+        self, *, run_id: str, step_id: str, iteration: int | None, who: str, approvers: list[str]
+    ) -> None:
+        item = f" (iteration {iteration})" if iteration is not None else ""
+        listed = ", ".join(f"`{a}`" for a in approvers)
+        named = f"`{who}`" if who.strip() else "nobody (no name was given)"
+        super().__init__(
+            f"step `{step_id}`{item} of run `{run_id}` may be decided only by {listed}, "
+            f"and the decider is {named}; the approval is still pending"
+        )
+        self.run_id = run_id
+        self.step_id = step_id
+        self.iteration = iteration
+        """The for-each item, or None for a step without `for_each`."""
+        self.who = who
+        self.approvers = approvers
