@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from runtime.journal_memory import AnyJournal
 from service.cli_options import Given, fail
 
 if TYPE_CHECKING:
     from runtime.engine import Engine, RunResult
     from runtime.journal import Journal
+    from runtime.journal_memory import AnyJournal
     from workflow.catalog import Catalog
     from workflow.document import Workflow
 

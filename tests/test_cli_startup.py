@@ -1,0 +1,125 @@
+"""The `overture` commands import only what they use.
+
+Every command pays for its imports before it does anything: the runtime (the engine, SQLAlchemy,
+the journals) costs ~0.4 s and scikit-learn (with the SciPy it pulls in) ~0.75 s, so a command that
+merely loads them is slow for nothing. Each test runs the real console entry point in a subprocess
+with `python -X importtime`, which lists every module the process imported, and checks the list:
+a behavioural guard, not a timing test (timings on a shared machine are noise).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from cli_support import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "enterprise-onboarding.yaml"
+BENCH_CATALOG = ROOT.parent / "shared" / "bench" / "planner" / "catalog.yaml"
+
+HEAVY = (
+    "sqlalchemy",
+    "fastapi",
+    "starlette",
+    "uvicorn",
+    "sklearn",
+    "scipy",
+    "numpy",
+    "runtime.engine",
+    "runtime.journal",
+    "runtime.active_run",
+    "psycopg",
+)
+"""Packages (and runtime modules) no command that runs nothing and plans nothing needs."""
+
+
+def imported_by(*args: str | Path) -> tuple[int, str, set[str]]:
+    """Run `overture ARGS` with Python's import profiling on (PYTHONPROFILEIMPORTTIME is `-X
+    importtime`): (exit code, stdout, every module the process imported)."""
+    code, out, err = cli(*args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    modules = set()
+    for line in err.splitlines():
+        if line.startswith("import time:") and "|" in line:
+            name = line.rsplit("|", 1)[1].strip()
+            if name != "imported package":  # the header line
+                modules.add(name)
+    assert modules, "no import was listed: the checks below would pass for any command"
+    return code, out, modules
+
+
+def heavy_in(modules: set[str]) -> list[str]:
+    return sorted(m for m in modules if any(m == h or m.startswith(h + ".") for h in HEAVY))
+
+
+def test_help_imports_nothing_heavy() -> None:
+    code, out, modules = imported_by("--help")
+    assert code == 0 and "validate" in out and "plan" in out and "runs" in out
+    assert heavy_in(modules) == []
+    # nor the contract's own dependencies: help only lists the commands
+    assert not {"pydantic", "jsonschema", "networkx", "yaml", "workflow.document"} & modules
+
+
+def test_validate_imports_nothing_heavy() -> None:
+    code, out, modules = imported_by("validate", EXAMPLE, "--catalog", BENCH_CATALOG)
+    assert code == 0 and out.startswith(f"{EXAMPLE}: valid"), out
+    assert "workflow.validator" in modules  # it did the work
+    assert heavy_in(modules) == []
+
+
+def test_invalid_document_is_reported_without_heavy_imports(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\nsteps:\n  - {id: a, action: core.log, needs: [nowhere]}\n", encoding="utf-8")
+    code, out, modules = imported_by("validate", bad)
+    assert code == 1 and "nowhere" in out, out
+    assert heavy_in(modules) == []
+
+
+def test_subcommand_help_and_version_import_nothing_heavy() -> None:
+    for args in (("runs", "--help"), ("optimize", "--help"), ("run", "--help"), ("version",)):
+        code, out, modules = imported_by(*args)
+        assert code == 0 and out.strip(), args
+        assert heavy_in(modules) == [], args
+
+
+@pytest.mark.skipif(not BENCH_CATALOG.is_file(), reason="the benchmark catalog is beside the repository")
+def test_plan_imports_the_matcher_but_not_the_runtime_or_the_service() -> None:
+    code, out, modules = imported_by(
+        "plan",
+        "Create the account for Acme, then provision a tenant and set up billing",
+        "--catalog",
+        BENCH_CATALOG,
+        "--planner",
+        "offline",
+    )
+    assert code == 0 and "steps:" in out, out
+    # the offline matcher's TF-IDF is scikit-learn: seeing it here shows the check sees imports
+    assert "sklearn.feature_extraction.text" in modules
+    assert [m for m in heavy_in(modules) if not m.startswith(("sklearn", "scipy", "numpy"))] == []
+
+
+def test_runtime_names_load_on_first_use() -> None:
+    """`runtime`'s re-exports load lazily (PEP 562): importing the package or a light submodule does
+    not load the engine, yet every public name still resolves to the real object."""
+    script = (
+        "import sys, runtime, runtime.records\n"
+        "assert 'sqlalchemy' not in sys.modules and 'runtime.engine' not in sys.modules\n"
+        "from runtime import journal_stats\n"  # a submodule, not a re-export, still imports
+        "from runtime import Engine, Journal, MemoryJournal, RunState\n"
+        "from runtime.engine import Engine as E\n"
+        "from runtime.records import RunState as R\n"
+        "assert Engine is E and RunState is R and 'sqlalchemy' in sys.modules\n"
+        "missing = [n for n in runtime.__all__ if getattr(runtime, n, None) is None]\n"
+        "assert not missing, missing\n"
+        "assert set(dir(runtime)) >= set(runtime.__all__)\n"
+        "try:\n"
+        "    runtime.no_such_name\n"
+        "except AttributeError as exc:\n"
+        "    assert 'no_such_name' in str(exc)\n"
+        "else:\n"
+        "    raise SystemExit('runtime.no_such_name did not raise')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
