@@ -93,14 +93,14 @@ async def test_a_rejection_fails_the_run(tmp_path: Path) -> None:
                                                        "inputs": {"email": "a@b.example"}})).json()
         await api.wait_for_state(run["id"], "waiting")
         r = await api.client.post(f"/v1/runs/{run['id']}/approvals/approve",
-                                  json={"approved": False, "by": "dana", "comment": "no"})
+                                  json={"approved": False, "comment": "no"})
         assert r.status_code == 200
         done = await api.wait_for_state(run["id"], "failed", "succeeded")
         assert done["state"] == "failed"
         steps = {s["id"]: s for s in done["steps"]}
         assert steps["approve"]["state"] == "failed"
         assert steps["charge"]["state"] in ("pending", "cancelled")
-        assert done["approvals"][0]["decided_by"] == "dana"
+        assert done["approvals"][0]["decided_by"] == "tests"  # the token's name
 
         again = await api.client.post(f"/v1/runs/{run['id']}/approvals/approve", json={"approved": True})
         assert again.status_code == 409

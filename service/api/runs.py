@@ -27,7 +27,7 @@ from service.api.models import (
 )
 from service.api.services import Services, services
 from service.auth import Caller, require_token
-from service.problems import ApiProblem, ProblemItem
+from service.problems import ApiProblem, ProblemDetails, ProblemItem
 from workflow.loader import format_location
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
@@ -92,15 +92,42 @@ async def start_run(body: RunCreate, response: Response, svc: Services = Depends
                               version_location="body.version")
     workflow = svc.parsed(version)
     workflow.version = version.version
+    svc.sync_engine_catalog()
+    _refuse_uncallable(svc, engine, workflow)
     problems = input_problems(workflow.inputs, body.inputs)
     if problems:
         raise ApiProblem(422, f"the inputs have {len(problems)} problem{'s' if len(problems) != 1 else ''}",
                          kind="invalid-inputs", title="The run's inputs are not valid", problems=problems)
-    svc.sync_engine_catalog()
     run_id = await engine.start_run(workflow, body.inputs)
     svc.store.link_run(run_id, body.workflow_id, version.version)
     response.headers["Location"] = f"/v1/runs/{run_id}"
     return summary(svc, svc.journal.get_run(run_id), body.workflow_id)
+
+
+def _refuse_uncallable(svc: Services, engine: Any, workflow: Any) -> None:
+    """A 422 locating each call the service's invoker cannot make (an action with no `invoke:` block
+    and no invoker registered for it), before anything is recorded: as `overture run` refuses it.
+    Skipped when this process cannot tell: an embedder's own invoker, or workers (their catalog)."""
+    from runtime.invokers.uncallable import by_step, missing_invokers, uncallable_calls
+
+    missing = missing_invokers(svc.invoker)
+    if missing is None or svc.settings.dispatch == "workers":
+        return
+    calls = uncallable_calls(workflow, engine.catalog, missing)
+    if not calls:
+        return
+    items = [ProblemItem(
+        location=f"workflow.{call.location}", code="no_invoker",
+        message=(f"step `{call.step_id}` {'is undone by' if call.undo else 'calls'} `{call.action}`, "
+                 "which has no `invoke:` block, so nothing can call it"),
+        hint=(f"add an `invoke:` block (kind http, python or smtp) to `{call.action}` in its catalog and "
+              "upload the catalog again (POST /v1/catalogs; the newer upload's definition wins)"),
+    ) for call in calls]
+    steps = by_step(calls)
+    count = f"{len(steps)} step{'s call' if len(steps) != 1 else ' calls'}"
+    raise ApiProblem(422, f"cannot run: {count} actions with no `invoke:` block, which nothing can call: "
+                     f"{'; '.join(steps)}; nothing was recorded", kind="uncallable-actions",
+                     title="The workflow calls actions that cannot be invoked", problems=items)
 
 
 @router.get("", response_model=list[RunSummary], summary="List runs, newest first")
@@ -183,32 +210,49 @@ async def cancel_run(run_id: str, svc: Services = Depends(services),
     return summary(svc, svc.journal.get_run(run_id))
 
 
+_FORBIDDEN: dict[int | str, dict[str, Any]] = {403: {
+    "model": ProblemDetails, "content": {"application/problem+json": {}},
+    "description": "The caller may not decide this approval (not among its `approvers`, or `by` names "
+                   "someone other than the token).",
+}}
+
+
 @router.post("/{run_id}/approvals/{step_id}", response_model=RunSummary,
-             summary="Approve or reject an approval step")
+             summary="Approve or reject an approval step", responses=_FORBIDDEN)
 async def decide(run_id: str, step_id: str, body: Decision, svc: Services = Depends(services),
                  caller: Caller = Depends(require_token)) -> RunSummary:
     """Decide a waiting `core.approval` step; a rejection fails the step. 409 when the step is not
     waiting for a decision.
 
+    The decider is the API token's name, and `decided_by` records it. A `by` naming anyone else is
+    a 403. When the step lists `approvers`, only a token whose name is among them may decide
+    (names compare trimmed and case-insensitively); anyone else gets a 403 naming the approvers,
+    and the approval stays pending.
+
     The answer is the run once the decision took effect: `running` when the run went on (or
     `succeeded`, `failed`, `waiting` for a next approval, … when it got that far already). With
     `OVERTURE_DISPATCH=workers`, a run no worker has picked up within a few seconds is answered
     as it is then (`waiting`, its decision recorded); `GET /v1/runs/{run_id}` follows it."""
-    from runtime.errors import InvalidRunState
+    from runtime.builtins import person_key
+    from runtime.errors import InvalidRunState, NotAnApprover
     from runtime.records import RunState
 
     engine = svc.require_engine()
     journal = svc.journal
     before = journal.get_run(run_id)  # RunNotFound → 404 problem
+    if body.by is not None and person_key(body.by) != person_key(caller.name):
+        raise _someone_else(body.by, caller.name)
     seen = journal.events_since(run_id, 0)
     last_seq = seen[-1].seq if seen else 0
     try:
-        await engine.approve(run_id, step_id, body.approved, body.by or caller.name, body.comment,
+        await engine.approve(run_id, step_id, body.approved, caller.name, body.comment,
                              iteration=body.iteration)
     except InvalidRunState as exc:
         if exc.step_id is None:
             raise  # the run itself has finished: located at path.run_id by the problem handler
         raise _not_waiting(svc, run_id, step_id, body.iteration, str(exc)) from None
+    except NotAnApprover as exc:
+        raise _not_an_approver(exc, body.iteration) from None
     if before.state == RunState.WAITING:
         await _until_resumed(journal, run_id, last_seq, DECISION_SETTLE_S)
     return summary(svc, journal.get_run(run_id))
@@ -230,6 +274,34 @@ async def _until_resumed(journal: Any, run_id: str, after_seq: int, timeout_s: f
             return
         await asyncio.sleep(delay)
         delay = min(delay * 2, 0.1)
+
+
+def _someone_else(by: str, name: str) -> ApiProblem:
+    """A 403 for a `by` that names someone other than the token: the decider is who authenticated."""
+    message = (f"`by` is `{by}`, but this request is made with the token `{name}`: with a token, the decider "
+               "is the token's name")
+    return ApiProblem(403, f"{message}; nothing was recorded", kind="not-the-decider",
+                      title="A decision is recorded under the caller's own name",
+                      problems=[ProblemItem(location="body.by", message=message, code="not_the_caller",
+                                            hint=f"leave `by` out (the decision is recorded as `{name}`), or "
+                                                 f"decide with a token named `{by.strip()}` "
+                                                 f"(`overture token create --name {by.strip()}`)")])
+
+
+def _not_an_approver(exc: Any, iteration: int | None) -> ApiProblem:
+    """A 403 naming who may decide and who the caller is; the approval is still pending."""
+    listed = ", ".join(f"`{a}`" for a in exc.approvers)
+    item = f" (iteration {exc.iteration})" if exc.iteration is not None else ""
+    message = (f"step `{exc.step_id}`{item} may be decided only by {listed}; this token's name is "
+               f"`{exc.who}`")
+    example = exc.approvers[0]
+    location = "body.iteration" if iteration is not None else "path.step_id"
+    return ApiProblem(403, f"{message}; the approval is still pending", kind="not-an-approver",
+                      title="Not one of this approval's approvers",
+                      problems=[ProblemItem(location=location, message=message, code="not_an_approver",
+                                            hint=f"decide with a token whose name is one of the approvers "
+                                                 f"(names compare trimmed, case-insensitively), e.g. "
+                                                 f"`overture token create --name {example}`")])
 
 
 def _not_waiting(svc: Services, run_id: str, step_id: str, iteration: int | None, detail: str) -> ApiProblem:
