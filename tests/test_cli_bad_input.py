@@ -40,7 +40,8 @@ def work(tmp_path: Path) -> Path:
         ("amount=Infinity", "error: input amount: 'Infinity' is not of type 'number'"),
         (
             "amount=1e999",
-            "error: --input `amount=1e999`: Infinity is not a JSON number; send a finite number",
+            "error: --input `amount=1e999`: Infinity is not a JSON number; write a finite number, or "
+            "quote it to keep it as text",
         ),
     ],
 )
@@ -76,7 +77,8 @@ def test_a_nan_in_an_inputs_file_is_located(work: Path) -> None:
     code, _, err = cli("run", "-c", "catalog.yaml", "wf.yaml", "--inputs-file", "inputs.yaml", "--data-dir",
                        "data", cwd=work)  # fmt: skip
     assert code == 2 and error_line(err) == (
-        "error: inputs.yaml: amount: NaN is not a number JSON can hold; write a finite number"
+        "error: inputs.yaml: amount: NaN is not a JSON number; write a finite number, or quote it to keep "
+        "it as text"
     )
     # the same in a document: it would run with NaN, and `plan --format json` could not write it
     (work / "nan.yaml").write_text(WORKFLOW.replace('with: {prompt: "Go ahead?"}', "timeout_s: .inf"))

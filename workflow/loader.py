@@ -7,7 +7,6 @@ load → save → load gives an equal document and a person's diff stays small.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
@@ -20,6 +19,7 @@ from pydantic import ValidationError
 from workflow.catalog import Catalog, CatalogFile
 from workflow.document import Workflow
 from workflow.errors import DocumentError, Problem
+from workflow.json_values import MAX_DEPTH, check_json_values
 
 Format = Literal["yaml", "json"]
 
@@ -72,18 +72,14 @@ def parse_text(text: str, *, source: str = "<text>") -> Any:
         problem = getattr(exc, "problem", None) or str(exc)
         raise DocumentError(f"not valid YAML{where}: {problem}", path=source) from None
     limit = MAX_EXPANDED_VALUES + len(text)
-    found = _unreadable_part(data, limit)
-    if found is not None:
-        kind, where = found
-        if kind == "values":
+    for problem in check_json_values(data, first=True, max_values=limit):
+        if problem.code == "too_many_values":
             raise DocumentError(f"its anchors and aliases (`&name`, `*name`) expand to more than {limit:,} "
                                 "values (or refer to themselves); repeat less, or write the repeated parts "
                                 "out", path=source)
-        if kind == "depth":
-            why = " (is a YAML alias used inside its own anchor?)" if "*" in text else ""
-            raise DocumentError(f"{where}: nested more than {MAX_DEPTH} levels deep{why}; flatten it",
-                                path=source)
-        raise DocumentError(f"{where}: {kind} is not a number JSON can hold; write a finite number",
+        aliased = problem.code == "too_deep" and "*" in text
+        why = " (is a YAML alias used inside its own anchor?)" if aliased else ""
+        raise DocumentError(f"{format_location(problem.path)}: {problem.message}{why}; {problem.hint}",
                             path=source)
     return data
 
@@ -92,43 +88,6 @@ MAX_EXPANDED_VALUES = 1_000_000
 """How many values a YAML document may hold once its aliases are expanded (beyond one per character
 of its text): a few lines of nested aliases ("billion laughs") expand to billions, which every
 consumer that walks or copies the data would then spend its memory and time on."""
-MAX_DEPTH = 100
-"""How deeply objects and lists may nest in a document: the models' serializer stops at ~250 levels,
-and no catalog, workflow or schema needs anywhere near this many."""
-
-
-def _unreadable_part(data: Any, limit: int) -> tuple[str, str] | None:
-    """What in `data` no consumer can take, as (kind, location): `values` when it holds more than
-    `limit` values (an aliased value counts each time it is used), `depth` for a value nested deeper
-    than `MAX_DEPTH`, or the name of a number JSON has no form for (YAML's `.nan`, `.inf`)."""
-    # entries are (depth, value, key, parent entry): a location is only built for the answer
-    stack: list[tuple[int, Any, Any, Any]] = [(0, data, None, None)]
-    count = 0
-    while stack:
-        entry = stack.pop()
-        depth, item = entry[0], entry[1]
-        count += 1
-        if count > limit:
-            return "values", ""
-        kind = None
-        if depth > MAX_DEPTH:
-            kind = "depth"
-        elif isinstance(item, float) and not math.isfinite(item):
-            kind = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
-        if kind is not None:
-            path: list[int | str] = []
-            while entry[3] is not None:
-                path.append(entry[2])
-                entry = entry[3]
-            path.reverse()
-            where = format_location(path) if len(path) <= 6 else (
-                format_location(path[:3]) + "…" + format_location(path[-2:]))
-            return kind, where
-        if isinstance(item, dict):
-            stack.extend((depth + 1, value, str(key), entry) for key, value in item.items())
-        elif isinstance(item, list):
-            stack.extend((depth + 1, value, index, entry) for index, value in enumerate(item))
-    return None
 
 
 def read_data(path: str | Path) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -11,7 +10,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 from service.problems import ProblemItem
-from workflow.loader import MAX_DEPTH
+from workflow.json_values import JsonPath, check_json_values
 
 PlannerName = Literal["offline", "llm", "auto"]
 
@@ -50,53 +49,18 @@ MAX_NUMBER = 2**31 - 1
 before they reach the database, whose integer columns cannot hold them."""
 
 
-Loc = tuple[int | str, ...]
-
-
-def json_value_problems(value: Any, path: Loc = ()) -> Iterator[tuple[Loc, str, str]]:
-    """Where `value` (parsed JSON) holds something that is not plain JSON data: `NaN` or
-    `Infinity` (which Python's JSON parser accepts, but no JSON document may contain, and which would
-    be stored as `null`) or a string with an unpaired surrogate escape (`"\\ud800"`, which cannot
-    be stored as UTF-8 or sent back); and nesting deeper than `MAX_DEPTH`, which the models cannot
-    serialize. Yields (location, message, hint)."""
-    stack: list[tuple[Loc, Any]] = [(path, value)]
-    while stack:
-        at, item = stack.pop()
-        if len(at) - len(path) > MAX_DEPTH:
-            yield at[: len(path) + 3], f"nested more than {MAX_DEPTH} levels deep", "flatten it"
-            return
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                name = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
-                yield at, f"{name} is not a JSON number", "send a finite number, or the text as a string"
-        elif isinstance(item, str):
-            if not _utf8(item):
-                yield at, "the string holds an unpaired UTF-16 surrogate escape (e.g. `\\ud800`)", _UNICODE
-        elif isinstance(item, dict):
-            for key in item:
-                if isinstance(key, str) and not _utf8(key):
-                    where = (*at, key.encode("utf-8", "backslashreplace").decode())
-                    yield where, "the key holds an unpaired UTF-16 surrogate escape", _UNICODE
-            stack.extend(reversed([((*at, key), child) for key, child in item.items()]))
-        elif isinstance(item, list):
-            stack.extend(reversed([((*at, i), child) for i, child in enumerate(item)]))
-
-
-_UNICODE = "send valid Unicode text (a surrogate escape must be one of a high-low pair)"
-
-
-def _utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+def json_value_problems(value: Any) -> Iterator[tuple[JsonPath, str, str]]:
+    """Where an API body's `value` (parsed JSON) holds what JSON cannot (see
+    `workflow.json_values.check_json_values`: `NaN`, `Infinity`, unpaired surrogate escapes, nesting
+    deeper than the models serialize), as (location, message, hint), the webhooks' and CLI's form."""
+    for problem in check_json_values(value):
+        yield problem.path, problem.message, problem.hint
 
 
 def _plain_json(value: Any) -> Any:
-    for at, message, hint in json_value_problems(value):
-        raise PydanticCustomError("json_value", "{message}", {"message": message, "hint": hint,
-                                                             "at": list(at)})
+    for problem in check_json_values(value, first=True):  # a validator raises one error, so the first
+        context = {"message": problem.message, "hint": problem.hint, "at": list(problem.path)}
+        raise PydanticCustomError("json_value", "{message}", context)
     return value
 
 
