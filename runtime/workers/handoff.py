@@ -9,7 +9,9 @@ move together:
 - `take` (a woken worker): Procrastinate's own `procrastinate_fetch_job_v2` claims a job with
   `SKIP LOCKED`, the run's lease moves from the hand-off holder to the worker in the same
   statement, and the run's row, its step rows and how many of its attempts are still `started`
-  come back with it — what the engine reads before its first attempt.
+  come back with it — what the engine reads before its first attempt. When the job came without
+  its run (the fetch's own snapshot saw a job whose run the statement's did not, or another
+  worker held the run), a second statement moves the lease and reads the run (`_RETAKE`).
 
 Before, the same path took a lease write and a defer on the submitter's side, then a job fetch,
 a release of the hand-off lease, the engine's claim and five reads on the worker's: ten calls,
@@ -82,15 +84,21 @@ class HandoffLink:
         self._conn: psycopg.AsyncConnection[dict[str, Any]] | None = None
         self._lock = asyncio.Lock()
         self._hold_sql = _HOLD_AND_DEFER.format(runs=_table(journal, runs))
-        self._take_sql = _TAKE.format(runs=_table(journal, runs), steps=_table(journal, step_results),
-                                      attempts=_table(journal, attempts))
+        tables = {
+            "runs": _table(journal, runs),
+            "steps": _table(journal, step_results),
+            "attempts": _table(journal, attempts),
+        }
+        self._take_sql = _TAKE.format(**tables)
+        self._retake_sql = _RETAKE.format(**tables)
 
     async def _one(self, sql: str, params: dict[str, Any]) -> dict[str, Any]:
         async with self._lock:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = await psycopg.AsyncConnection.connect(
-                        self._conninfo, autocommit=True, connect_timeout=10, row_factory=dict_row)
+                        self._conninfo, autocommit=True, connect_timeout=10, row_factory=dict_row
+                    )
                 cur = await self._conn.execute(sql, params)
                 row = await cur.fetchone()
             except psycopg.OperationalError as exc:
@@ -116,9 +124,15 @@ class HandoffLink:
         worker holds it: that worker's engine sees the poke through the job) and a job deferred
         for it. Returns the job's id, or None when a job for the run was already waiting."""
         now = time.time() if now is None else now
-        params = {"queued": QUEUED_OWNER, "until": now + ttl, "now": now, "run_id": run_id,
-                  "queue_name": QUEUE_NAME, "task_name": TASK_NAME,
-                  "args": json.dumps({"run_id": run_id})}
+        params = {
+            "queued": QUEUED_OWNER,
+            "until": now + ttl,
+            "now": now,
+            "run_id": run_id,
+            "queue_name": QUEUE_NAME,
+            "task_name": TASK_NAME,
+            "args": json.dumps({"run_id": run_id}),
+        }
         try:
             row = await self._one(self._hold_sql, params)
         except psycopg.errors.UniqueViolation:
@@ -127,24 +141,46 @@ class HandoffLink:
             return None
         return None if row["job_id"] is None else int(row["job_id"])
 
-    async def take(self, *, queues: list[str] | None, worker_id: int, owner: str, ttl: float,
-             now: float | None = None) -> Taken | None:
+    async def take(
+        self, *, queues: list[str] | None, worker_id: int, owner: str, ttl: float, now: float | None = None
+    ) -> Taken | None:
         """Claim the next job (Procrastinate's fetch, `SKIP LOCKED`) and, in the same statement,
         move its run's lease to `owner` from the queue's hold (or from nobody, or from a lapsed
         lease) and read the run back. None when no job is waiting."""
         now = time.time() if now is None else now
-        params = {"queues": queues, "worker_id": worker_id, "owner": owner, "until": now + ttl,
-                  "now": now, "queued": QUEUED_OWNER, "task_name": TASK_NAME}
+        params = {
+            "queues": queues,
+            "worker_id": worker_id,
+            "owner": owner,
+            "until": now + ttl,
+            "now": now,
+            "queued": QUEUED_OWNER,
+            "task_name": TASK_NAME,
+        }
         row = await self._one(self._take_sql, params)
         if row["id"] is None:
             return None
         job = Job.from_row(row)
+        run_id = (row["args"] or {}).get("run_id") if row["task_name"] == TASK_NAME else None
+        if row["run"] is None and isinstance(run_id, str):
+            # Procrastinate's fetch is a VOLATILE function: it looks at the jobs with a snapshot
+            # of its own, taken after the statement's, which the lease move uses. A run created
+            # and handed to the queue in between (a worker fetching again just as the submitter
+            # journals the next run) has its job claimed here while the move does not see its
+            # row: the job is used up, and the run would stay with the queue's hold until it
+            # lapses (2 minutes) before an orphan scan took it. Move the lease again, in a
+            # statement of its own, which sees the run (it was committed before its job).
+            row = await self._one(self._retake_sql, {**params, "run_id": run_id})
         if row["run"] is None:
             return Taken(job=job, run=None)
         steps = [Journal._step(SimpleNamespace(**s)) for s in row["steps"]]
-        return Taken(job=job, run=Journal._run(SimpleNamespace(**row["run"])),
-                     steps={(s.step_id, s.iteration): s for s in steps},
-                     started_attempts=int(row["started"]), lease_until=now + ttl)
+        return Taken(
+            job=job,
+            run=Journal._run(SimpleNamespace(**row["run"])),
+            steps={(s.step_id, s.iteration): s for s in steps},
+            started_attempts=int(row["started"]),
+            lease_until=now + ttl,
+        )
 
 
 _HOLD_AND_DEFER = """
@@ -166,6 +202,16 @@ _HOLD_AND_DEFER = """
            (SELECT id FROM deferred) AS job_id
 """
 
+# the lease moves from the queue's hold, from nobody or from a lapsed lease; never from a live one
+_MOVABLE = "(r.owner IS NULL OR r.owner IN (%(queued)s, %(owner)s) OR r.lease_until < %(now)s)"
+
+# the run the lease move returned (`taken`), its step rows and its attempts left `started`
+_READ_BACK = """(SELECT row_to_json(taken) FROM taken) AS run,
+           (SELECT coalesce(json_agg(s), '[]') FROM {steps} AS s
+             WHERE s.run_id = (SELECT id FROM taken)) AS steps,
+           (SELECT count(*) FROM {attempts} AS a
+             WHERE a.run_id = (SELECT id FROM taken) AND a.outcome = 'started') AS started"""
+
 _TAKE = """
     WITH job AS MATERIALIZED (
         SELECT * FROM procrastinate_fetch_job_v2(%(queues)s::varchar[], %(worker_id)s)
@@ -173,17 +219,21 @@ _TAKE = """
         UPDATE {runs} AS r SET owner = %(owner)s, lease_until = %(until)s
         FROM job
         WHERE job.id IS NOT NULL AND job.task_name = %(task_name)s
-          AND r.id = job.args ->> 'run_id'
-          AND (r.owner IS NULL OR r.owner IN (%(queued)s, %(owner)s) OR r.lease_until < %(now)s)
+          AND r.id = job.args ->> 'run_id' AND MOVABLE
         RETURNING r.*
     )
     SELECT set_config('synchronous_commit', 'off', true) AS async_commit,
            job.id, job.status, job.task_name, job.priority, job.lock, job.queueing_lock,
            job.args, job.scheduled_at, job.queue_name, job.attempts, job.worker_id,
-           (SELECT row_to_json(taken) FROM taken) AS run,
-           (SELECT coalesce(json_agg(s), '[]') FROM {steps} AS s
-             WHERE s.run_id = (SELECT id FROM taken)) AS steps,
-           (SELECT count(*) FROM {attempts} AS a
-             WHERE a.run_id = (SELECT id FROM taken) AND a.outcome = 'started') AS started
+           READ_BACK
     FROM job
-"""
+""".replace("MOVABLE", _MOVABLE).replace("READ_BACK", _READ_BACK)
+
+_RETAKE = """
+    WITH taken AS (
+        UPDATE {runs} AS r SET owner = %(owner)s, lease_until = %(until)s
+        WHERE r.id = %(run_id)s AND MOVABLE
+        RETURNING r.*
+    )
+    SELECT set_config('synchronous_commit', 'off', true) AS async_commit, READ_BACK
+""".replace("MOVABLE", _MOVABLE).replace("READ_BACK", _READ_BACK)

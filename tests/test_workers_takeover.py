@@ -1,0 +1,104 @@
+"""How a run can fall between the queue and the workers, reproduced on a real PostgreSQL.
+
+A job fetch is Procrastinate's `procrastinate_fetch_job_v2`, a VOLATILE function: it looks at the
+jobs with a snapshot of its own, taken after the one of the statement around it (`handoff.take`),
+whose lease move reads the runs with the statement's. A run journaled and handed to the queue
+(`hold_and_defer`) between the two had its job claimed while the lease move did not see its row:
+the job was used up, the worker found the run held by the queue and dropped it, and the run
+waited for the hand-off lease to lapse (120 s) before an orphan scan took it. A worker fetching
+again just as the submitter journals the next run (what every NOTIFY makes it do) meets that
+window; a busy server, which may preempt the backend between the two snapshots, widens it. It
+was the run found still `running` 90 s after the kill in one run of `test_workers_netns`.
+
+The tests hold the fetch at that point deterministically: the fetch function waits on an advisory
+lock the test holds (`workers_support.gate_fetches`) after its statement took its snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from test_workers import database, files, start_worker, stop, submit, wait_finished, wait_ready  # noqa: F401
+from test_workers_handoff import new_run, queue_worker
+from workers_support import FetchGate, gate_fetches, read_calls
+
+from runtime.journal import Journal
+from runtime.records import RunState
+from runtime.workers import ensure_schema
+from runtime.workers.handoff import HandoffLink, Taken
+from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER
+
+
+async def fetch_at_gate(gate: FetchGate, link: HandoffLink, worker: int) -> asyncio.Future[Taken | None]:
+    """A take by the worker `w-a`, once its fetch waits at the gate."""
+    fetch = asyncio.ensure_future(link.take(queues=[QUEUE_NAME], worker_id=worker, owner="w-a", ttl=30))
+    end = time.monotonic() + 30
+    while not gate.waiting():
+        assert time.monotonic() < end, "the fetch never reached the gate"
+        await asyncio.sleep(0.02)
+    return fetch
+
+
+async def test_a_run_handed_to_the_queue_during_a_fetch_comes_with_its_job(database: str) -> None:  # noqa: F811
+    ensure_schema(database)
+    gate_fetches(database)
+    journal = Journal.open(database)
+    taker, submitter = HandoffLink(journal), HandoffLink(journal)
+    try:
+        worker = queue_worker(journal)
+        with FetchGate(database) as gate:
+            # the worker's fetch has its statement's snapshot and waits before its own
+            fetch = await fetch_at_gate(gate, taker, worker)
+            # meanwhile the submitter journals a run and hands it to the queue
+            new_run(journal, "late")
+            assert await submitter.hold_and_defer("late", ttl=120) is not None
+            assert journal.get_run("late").owner == QUEUED_OWNER
+        taken = await asyncio.wait_for(fetch, 30)
+        assert taken is not None and taken.job.task_kwargs == {"run_id": "late"}
+        # the job came, and so did the run: its lease left the queue's hold for the worker
+        assert taken.run is not None and taken.run.id == "late" and taken.run.owner == "w-a"
+        assert taken.steps == {} and taken.started_attempts == 0
+        stored = journal.get_run("late")
+        assert stored.owner == "w-a" and stored.lease_until is not None
+        assert stored.lease_until < time.time() + 31  # the worker's lease, not the 120 s hold
+
+        # a run another worker drives still stays there, whichever snapshot the fetch used
+        new_run(journal, "driven")
+        assert journal.claim("driven", "w-other", now=time.time(), ttl=30)
+        with FetchGate(database) as gate:
+            fetch = await fetch_at_gate(gate, taker, worker)
+            assert await submitter.hold_and_defer("driven", ttl=120) is not None
+        taken = await asyncio.wait_for(fetch, 30)
+        assert taken is not None and taken.job.task_kwargs == {"run_id": "driven"} and taken.run is None
+        assert journal.get_run("driven").owner == "w-other"
+    finally:
+        await taker.close()
+        await submitter.close()
+        journal.close()
+
+
+def test_a_worker_drives_a_run_submitted_while_its_fetch_was_under_way(
+    database: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    files(tmp_path)
+    ensure_schema(database)
+    gate_fetches(database)  # before the worker prepares its fetch statement
+    proc = start_worker(database, tmp_path, "w1")
+    journal = Journal.open(database)
+    try:
+        wait_ready({"w1": proc}, tmp_path)
+        with FetchGate(database) as gate:
+            gate.wait_for_fetch()  # the worker's poll (every 0.3 s) is at the gate
+            ids = submit(database, tmp_path, count=1, sleep=0)
+        # the run was held for its job for 120 s: it must not wait for that hold to lapse
+        states = wait_finished(journal, ids, timeout=20)
+        assert states == {ids[0]: RunState.SUCCEEDED}, (states, journal.get_run(ids[0]))
+        assert sorted(c["step"] for c in read_calls(tmp_path)) == ["a", "b", "c", "d"]  # each once
+        assert {a.worker_id for a in journal.attempts(run_id=ids[0])} == {"w1"}
+    finally:
+        journal.close()
+        codes = stop([proc])
+    assert codes == [0], (tmp_path / "w1.log").read_text()[-2000:]
