@@ -112,24 +112,6 @@ def catalog_for(paths: list[str], document: Any = None) -> Catalog:
     fail(f"no catalog given{why}; pass --catalog FILE (or set OVERTURE_CATALOG)")
 
 
-def uncallable_steps(workflow: Any, catalog: Catalog) -> list[str]:
-    """Each step whose action (or undo action) has no `invoke:` block, as "step `id` (action)": a
-    run of it would be recorded and then fail there. `core.*` actions are built in."""
-    found: list[str] = []
-    for step in workflow.steps:
-        calls = [("", step.action)]
-        if step.compensate is not None:
-            calls.append(("undo ", step.compensate.action))
-        names = []
-        for label, name in calls:
-            action = catalog.get(name)
-            if action is not None and not action.is_core and action.invoke is None:
-                names.append(f"{label}{name}")
-        if names:
-            found.append(f"step `{step.id}` ({', '.join(names)})")
-    return found
-
-
 @app.command()
 def validate(
     file: Annotated[Path, typer.Argument(help="Workflow document (YAML or JSON).")],

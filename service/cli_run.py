@@ -101,9 +101,9 @@ def _catalog(paths: list[str], document: Any = None) -> Catalog:
 
 def _check_invokers(workflow: Workflow, catalog: Catalog, file: Path | str) -> None:
     """Refuse, before anything is recorded, a run with steps whose actions cannot be called."""
-    from service.cli import uncallable_steps
+    from runtime.invokers.uncallable import by_step, uncallable_calls
 
-    missing = uncallable_steps(workflow, catalog)
+    missing = by_step(uncallable_calls(workflow, catalog))
     if missing:
         listed = "; ".join(missing)
         steps = f"{len(missing)} step{'s call' if len(missing) != 1 else ' calls'}"
@@ -212,9 +212,11 @@ def _print_outcome(result: RunResult, journal: Journal, given: Given) -> int:
     if state == "waiting":
         for approval in journal.approvals(result.run_id, pending_only=True):
             console.print(f"  waiting for approval of `{approval.step_id}`: {approval.prompt}", markup=False)
+            if approval.approvers:
+                console.print(f"    may be decided by: {', '.join(approval.approvers)}", markup=False)
             console.print(
                 "    " + given.command(f"approve {result.run_id} {approval.step_id}", catalog=True)
-                + " [--reject] [--comment TEXT]",
+                + (" --by NAME" if approval.approvers else "") + " [--reject] [--comment TEXT]",
                 markup=False,
                 soft_wrap=True,
             )
@@ -366,25 +368,43 @@ def register(app: typer.Typer) -> None:
         step: Annotated[str, typer.Argument(help="The waiting core.approval step.")],
         reject: Annotated[bool, typer.Option("--reject", help="Reject instead of approving.")] = False,
         comment: Annotated[str | None, typer.Option("--comment", "-m")] = None,
-        by: Annotated[str | None, typer.Option("--by", help="Who decides (default: $USER).")] = None,
+        by: Annotated[
+            str | None,
+            typer.Option(
+                "--by",
+                help="Who decides (default: $USER); one of the step's approvers when it lists them "
+                "(trimmed, case-insensitive).",
+            ),
+        ] = None,
         catalog: CatalogOption = [],  # noqa: B006
         data_dir: DataDirOption = None,
         database_url: DatabaseOption = None,
         follow_timers: FollowOption = 60.0,
     ) -> None:
-        """Approve (or --reject) a waiting step; with --catalog the run then continues here."""
+        """Approve (or --reject) a waiting step; with --catalog the run then continues here.
+
+        Without API tokens nothing proves who runs this: `--by` is bookkeeping, checked against
+        the step's `approvers`, not a security boundary (the API's tokens are)."""
         import getpass
 
-        who = by or getpass.getuser()
-        _decide(
-            run_id,
-            catalog,
-            data_dir,
-            database_url,
-            follow_timers,
-            lambda engine, rid, drive: engine.approve(rid, step, not reject, who, comment, drive=drive),
-            approval_step=step,
-        )
+        from runtime.errors import NotAnApprover
+
+        who = by.strip() if by is not None else getpass.getuser()
+        if by is not None and not who:
+            fail("--by is empty; name who decides, e.g. --by ann")
+
+        async def decide(engine: Engine, rid: str, drive: bool) -> None:
+            try:
+                await engine.approve(rid, step, not reject, who, comment, drive=drive)
+            except NotAnApprover as exc:
+                listed = ", ".join(exc.approvers)
+                source = "--by" if by is not None else "$USER, as no --by was given"
+                item = f" (item {exc.iteration})" if exc.iteration is not None else ""
+                fail(f"step `{step}`{item} of run {rid} may be decided only by {listed} (names compare "
+                     f"trimmed, case-insensitively), and the decider is `{who}` ({source}); the run is "
+                     "still waiting. Pass --by with one of them")
+
+        _decide(run_id, catalog, data_dir, database_url, follow_timers, decide, approval_step=step)
 
     @app.command()
     def cancel(
