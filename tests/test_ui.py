@@ -33,6 +33,8 @@ pytestmark = pytest.mark.skipif(not CHROMIUM.exists(),
 class Stack:
     url: str
     token: str
+    """Signed in as `ui-test`, which is not among the planned approval's approvers (`manager`)."""
+    manager_token: str
     state: DemoState
     mail: MailServer
 
@@ -48,8 +50,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         catalog = write_demo_catalog(tmp_path / "catalog.yaml", services.url, mail.host, mail.port)
         app = create_app(ServiceSettings(data_dir=tmp_path / "data", catalogs=[str(catalog)]))
         _, token = create_token(app.state.services.store, "ui-test")
+        _, manager_token = create_token(app.state.services.store, "Manager")
         with ServerThread(app, name="overture-app") as server:
-            yield Stack(url=server.url, token=token, state=state, mail=mail)
+            yield Stack(url=server.url, token=token, manager_token=manager_token, state=state, mail=mail)
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +152,23 @@ def test_describe_plan_edit_accept_run_approve_history(stack: Stack, page: Any) 
     assert page.locator("#live").inner_text().strip() == "live"
     shot(page, "05-run-waiting-for-approval")
 
+    # the plan asked a manager: the card says who may decide, and `ui-test` is refused with the API's reason
+    assert "Only manager may decide" in page.locator("#approvers-manager_approval").inner_text()
+    page.locator("#approve-manager_approval").click()
+    refusal = page.locator("#decision-status-manager_approval .error-box")
+    refusal.wait_for()
+    assert "`manager`" in refusal.inner_text() and "`ui-test`" in refusal.inner_text()
+    assert "still pending" in refusal.inner_text()
+    assert page.locator("#run-state").get_attribute("data-state") == "waiting"
+    shot(page, "05b-approval-refused-not-an-approver")
+
+    # signed in as the manager (names compare case-insensitively: the token is `Manager`), it goes on
+    run_url = page.url
+    page.locator("#signout").click()
+    page.locator("#token").fill(stack.manager_token)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#request")
+    page.goto(run_url)
     page.locator("#comment-manager_approval").fill("Initech is a good fit")
     page.locator("#approve-manager_approval").click()
     page.wait_for_selector("#run-state[data-state=succeeded]")
@@ -157,6 +177,12 @@ def test_describe_plan_edit_accept_run_approve_history(stack: Stack, page: Any) 
     assert page.locator("[data-approval]").count() == 0
     events = page.locator("#events").inner_text()
     assert "approval.requested" in events and "run.finished" in events
+
+    # the decision is recorded under the token's name
+    page.locator("svg.graph g.node[data-step=manager_approval]").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#step-detail")
+    assert "approved by Manager" in page.locator("#step-detail").inner_text()
 
     # keyboard: Tab to a step of the graph, Enter opens its attempts
     node = page.locator("svg.graph g.node[data-step=provision_account]")
@@ -180,7 +206,7 @@ def test_describe_plan_edit_accept_run_approve_history(stack: Stack, page: Any) 
 
 
 def test_reject_fails_the_run_and_undoes(stack: Stack, page: Any) -> None:
-    page.goto(f"{stack.url}/ui/#token={stack.token}")
+    page.goto(f"{stack.url}/ui/#token={stack.manager_token}")
     page.wait_for_selector("#request:focus")
     page.locator("#request").fill(APPROVAL_REQUEST)
     page.locator("#plan-button").click()

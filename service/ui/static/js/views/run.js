@@ -82,17 +82,23 @@ function decision(run, stepId) {
     a.comment ? ` — “${a.comment}”` : "")];
 }
 
-function approvalCard(run, approval, reload) {
+// `refusals` (step id → the API's error) outlives a redraw: a live event redraws the cards, and the
+// reason a decision was refused (not one of the approvers, ...) must stay on screen until the next try
+function approvalCard(run, approval, reload, refusals) {
   const comment = h("input", { type: "text", id: `comment-${approval.step_id}`, placeholder: "Why (optional, kept in the run's history)" });
-  const status = h("div", { "aria-live": "polite" });
+  const status = h("div", { "aria-live": "polite", id: `decision-status-${approval.step_id}` });
+  const refused = refusals.get(approval.step_id);
+  if (refused) fill(status, errorBox(refused));
   const decide = async (approved, button) => {
     button.disabled = true;
     try {
       await post(`/runs/${encodeURIComponent(run.id)}/approvals/${encodeURIComponent(approval.step_id)}`,
         { approved, comment: comment.value.trim() || undefined });
+      refusals.delete(approval.step_id);
       toast(approved ? "Approved — the run goes on." : "Rejected — the step fails.", approved ? "ok" : "info");
       await reload();
     } catch (err) {
+      refusals.set(approval.step_id, err);
       fill(status, errorBox(err));
       button.disabled = false;
     }
@@ -103,8 +109,10 @@ function approvalCard(run, approval, reload) {
   comment.addEventListener("keydown", (ev) => { if (ev.key === "Enter") { ev.preventDefault(); approve.click(); } });
   return h("section", { class: "approval-card", "aria-labelledby": `approval-${approval.step_id}`, "data-approval": approval.step_id },
     h("h2", { id: `approval-${approval.step_id}` }, `Waiting for your approval · ${approval.step_id}`),
-    h("p", {}, approval.prompt || `Step ${approval.step_id} needs a decision.`,
-      approval.approvers?.length ? h("span", { class: "muted small" }, ` (approvers: ${approval.approvers.join(", ")})`) : null),
+    h("p", {}, approval.prompt || `Step ${approval.step_id} needs a decision.`),
+    // the API decides by the signed-in token's name, compared trimmed and case-insensitively
+    approval.approvers?.length ? h("p", { class: "muted small", id: `approvers-${approval.step_id}` },
+      `Only ${approval.approvers.join(", ")} may decide (by the name of the API token you signed in with).`) : null,
     h("div", { class: "approval-row" },
       h("label", { for: `comment-${approval.step_id}`, class: "sr-only" }, "Comment"), comment, approve, reject),
     status);
@@ -138,7 +146,7 @@ export async function runView(main, runId) {
   const lastSeq = Array.isArray(history) && history.length ? history[history.length - 1].seq : 0;
   // events that happened between the two reads: read the run again so nothing is missed
   if (lastSeq > (run.last_event_seq || 0)) run = await get(`/runs/${id}`);
-  const ui = { selected: null, events: [], live: "closed" };
+  const ui = { selected: null, events: [], live: "closed", refusals: new Map() };
   const controller = new AbortController();
   const graph = graphPanel("Steps", h("span", { class: "small muted", id: "live" }));
   const head = h("div", {});
@@ -193,7 +201,7 @@ export async function runView(main, runId) {
       }, "Cancel run")));
     const pending = (run.approvals || []).filter((a) => a.approved === null || a.approved === undefined);
     const focused = document.activeElement?.id;
-    fill(approvals, ...pending.map((a) => approvalCard(run, a, reload)));
+    fill(approvals, ...pending.map((a) => approvalCard(run, a, reload, ui.refusals)));
     if (focused && document.getElementById(focused) === null) {
       // the card the user was in is gone (decided); keep focus somewhere sensible
       document.getElementById("run-summary")?.focus?.();
