@@ -186,7 +186,7 @@ async def test_large_refund_waits_for_approval(catalog: Catalog, journal: Journa
         paused = await pause(engine, clock, run_id)
         assert paused.state == RunState.WAITING
         assert "payments.refund_charge" not in invoker.actions_called()
-        await engine.approve(run_id, "approve", True, by="fin-lead")
+        await engine.approve(run_id, "approve", True, by="finance-leads")  # one of its approvers
         result = await settle(engine, clock, run_id)
     assert result.state == RunState.SUCCEEDED, result.error
     assert result.steps["approve"] == StepState.SUCCEEDED
