@@ -67,6 +67,7 @@ def test_validate_imports_nothing_heavy() -> None:
     assert code == 0 and out.startswith(f"{EXAMPLE}: valid"), out
     assert "workflow.validator" in modules  # it did the work
     assert heavy_in(modules) == []
+    assert "networkx" not in modules  # the validator needs it only to name a cycle
 
 
 def test_invalid_document_is_reported_without_heavy_imports(tmp_path: Path) -> None:
@@ -75,6 +76,19 @@ def test_invalid_document_is_reported_without_heavy_imports(tmp_path: Path) -> N
     code, out, modules = imported_by("validate", bad)
     assert code == 1 and "nowhere" in out, out
     assert heavy_in(modules) == []
+
+
+def test_a_cycle_is_still_named(tmp_path: Path) -> None:
+    """The validator loads networkx (through workflow.graph) only to name a cycle, and then does."""
+    looped = tmp_path / "looped.yaml"
+    looped.write_text(
+        "name: x\nsteps:\n  - {id: a, action: core.log, needs: [b]}\n"
+        "  - {id: b, action: core.log, needs: [a]}\n",
+        encoding="utf-8",
+    )
+    code, out, modules = imported_by("validate", looped)
+    assert code == 1 and "in a cycle: a → b → a" in out, out
+    assert "networkx" in modules and heavy_in(modules) == []
 
 
 def test_subcommand_help_and_version_import_nothing_heavy() -> None:

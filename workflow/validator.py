@@ -42,7 +42,6 @@ from workflow.expressions import (
     iter_strings,
     whole_expression,
 )
-from workflow.graph import find_cycle
 from workflow.loader import format_location, kind_of, problems_from_validation
 
 ERROR = "error"
@@ -618,6 +617,9 @@ class _Validator:
             return
         except graphlib.CycleError:
             pass
+        # imported here: networkx costs `overture validate` ~80 ms, and only a cycle needs it
+        from workflow.graph import find_cycle
+
         cycle = find_cycle(Workflow.model_construct(name="-", steps=[s for _, s in steps]))
         if not cycle:
             return
