@@ -57,91 +57,80 @@ def check_json_values(
     return list(islice(walk, 1) if first else walk)
 
 
-# a stack entry is (depth, value, key or index, parent entry, anchor): a path is built from the parent
-# links only for a problem, so a walk over n values costs O(n) however deep they nest. The anchor is
-# the ancestor at depth DEEP_PATH_PARTS (None above it): the deep parts below one anchor share their
-# location, which is then built once, not once for each of what may be a million deep values.
-_Entry = tuple[int, Any, Any, Any, Any]
-
-
 def _walk(value: Any, max_depth: int, max_values: int | None) -> Iterator[JsonValueProblem]:
-    stack: list[_Entry] = [(0, value, None, None, None)]
-    deep_anchors: dict[int, _Entry] = {}  # by id, holding each anchor so that its id is not reused
+    # depth first over one iterator per open container: the keys down to the current value are at
+    # hand, so a path is built only for a problem, never copied along for every value
+    iterators: list[Iterator[tuple[Any, Any]]] = [iter(((None, value),))]
+    containers: list[Any] = [None]  # what iterators[i] walks: the value itself is in no container
+    keys: list[Any] = []  # keys[i]: where containers[i + 1] is in containers[i]
+    deep_found: set[JsonPath] = set()  # one problem per located deep part, not one per deep branch
     count = 0
-    while stack:
-        entry = stack.pop()
-        depth, item = entry[0], entry[1]
-        count += 1
-        if max_values is not None and count > max_values:
-            yield JsonValueProblem(
-                (),
-                f"holds more than {max_values:,} values",
-                "hold fewer values, or split them up",
-                "too_many_values",
-            )
-            return
-        if isinstance(item, float):
-            if not math.isfinite(item):
-                name = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
+    while iterators:
+        for key, item in iterators[-1]:
+            count += 1
+            if max_values is not None and count > max_values:
                 yield JsonValueProblem(
-                    _path(entry),
-                    f"{name} is not a JSON number",
-                    "write a finite number, or quote it to keep it as text",
-                    "non_finite",
+                    (),
+                    f"holds more than {max_values:,} values",
+                    "hold fewer values, or split them up",
+                    "too_many_values",
                 )
-        elif isinstance(item, str):
-            if not _unicode(item):
+                return
+            if isinstance(key, str) and not _unicode(key):
                 yield JsonValueProblem(
-                    _path(entry),
-                    "the string holds an unpaired UTF-16 surrogate escape (e.g. `\\ud800`)",
+                    _path(containers, keys, key),
+                    "the key holds an unpaired UTF-16 surrogate escape",
                     _UNICODE,
                     "surrogate",
                 )
-        elif isinstance(item, dict | list):
-            below = depth + 1
-            anchor = entry if depth == DEEP_PATH_PARTS else entry[4]
-            if isinstance(item, dict):
-                for key in item:
-                    if isinstance(key, str) and not _unicode(key):
-                        yield JsonValueProblem(
-                            (*_path(entry), _shown(key)),
-                            "the key holds an unpaired UTF-16 surrogate escape",
-                            _UNICODE,
-                            "surrogate",
-                        )
-            if below > max_depth:
-                # what it holds is too deep, and not walked: one problem where the deep part starts
-                if item and (anchor is None or id(anchor) not in deep_anchors):
-                    if anchor is not None:
-                        deep_anchors[id(anchor)] = anchor
-                    where = _path(anchor) if anchor is not None else (*_path(entry), _first_part(item))
+            if isinstance(item, float):
+                if not math.isfinite(item):
+                    name = "NaN" if math.isnan(item) else ("Infinity" if item > 0 else "-Infinity")
                     yield JsonValueProblem(
-                        where[:DEEP_PATH_PARTS],
-                        f"nested more than {max_depth} levels deep",
-                        "flatten it",
-                        "too_deep",
+                        _path(containers, keys, key),
+                        f"{name} is not a JSON number",
+                        "write a finite number, or quote it to keep it as text",
+                        "non_finite",
                     )
-            elif isinstance(item, dict):
-                # pushed last to first, so that they are walked (and reported) in document order
-                stack.extend((below, item[key], key, entry, anchor) for key in reversed(item))
-            else:
-                stack.extend(
-                    (below, item[index], index, entry, anchor) for index in range(len(item) - 1, -1, -1)
-                )
+            elif isinstance(item, str):
+                if not _unicode(item):
+                    yield JsonValueProblem(
+                        _path(containers, keys, key),
+                        "the string holds an unpaired UTF-16 surrogate escape (e.g. `\\ud800`)",
+                        _UNICODE,
+                        "surrogate",
+                    )
+            elif isinstance(item, dict | list) and item:
+                if len(iterators) > max_depth:  # what it holds is nested too deeply: not walked
+                    where = _path(containers, keys, key, limit=DEEP_PATH_PARTS)
+                    if len(where) < DEEP_PATH_PARTS:
+                        where = (*where, _shown(next(iter(item))) if isinstance(item, dict) else 0)
+                    if where not in deep_found:
+                        deep_found.add(where)
+                        yield JsonValueProblem(
+                            where, f"nested more than {max_depth} levels deep", "flatten it", "too_deep"
+                        )
+                    continue
+                keys.append(key)
+                containers.append(item)
+                iterators.append(iter(item.items()) if isinstance(item, dict) else enumerate(item))
+                break
+        else:
+            iterators.pop()
+            containers.pop()
+            if keys:
+                keys.pop()
 
 
-def _first_part(item: dict[Any, Any] | list[Any]) -> int | str:
-    return _shown(next(iter(item))) if isinstance(item, dict) else 0
-
-
-def _path(entry: _Entry) -> JsonPath:
+def _path(containers: list[Any], keys: list[Any], key: Any, limit: int | None = None) -> JsonPath:
+    """The path to `key` in the innermost container, each part as its container reads it (a number
+    or boolean key of a YAML mapping as text, not as a list index); with `limit`, only that many of
+    its first parts, without building the rest."""
+    length = len(keys) if limit is None else min(len(keys), limit)
     parts: list[int | str] = []
-    while entry[3] is not None:
-        key, parent = entry[2], entry[3]
-        # YAML keys may be numbers or booleans: shown as text, so they do not read as list indexes
-        parts.append(key if isinstance(parent[1], list) else _shown(key))
-        entry = parent
-    parts.reverse()
+    for level in range(1, length + 1):
+        part = keys[level] if level < len(keys) else key
+        parts.append(part if isinstance(containers[level], list) else _shown(part))
     return tuple(parts)
 
 
