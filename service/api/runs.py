@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -29,6 +29,9 @@ from service.api.services import Services, services
 from service.auth import Caller, require_token
 from service.problems import ApiProblem, ProblemDetails, ProblemItem
 from workflow.loader import format_location
+
+if TYPE_CHECKING:
+    from runtime.errors import NotAnApprover
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -288,7 +291,7 @@ def _someone_else(by: str, name: str) -> ApiProblem:
                                                  f"(`overture token create --name {by.strip()}`)")])
 
 
-def _not_an_approver(exc: Any, iteration: int | None) -> ApiProblem:
+def _not_an_approver(exc: NotAnApprover, iteration: int | None) -> ApiProblem:
     """A 403 naming who may decide and who the caller is; the approval is still pending."""
     listed = ", ".join(f"`{a}`" for a in exc.approvers)
     item = f" (iteration {exc.iteration})" if exc.iteration is not None else ""
