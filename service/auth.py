@@ -33,6 +33,8 @@ class Caller:
 
     token_id: str
     name: str
+    """The token's name (`overture token create --name`): who the caller is. It is the decider of
+    an approval, checked against the step's `approvers` and recorded as `decided_by`."""
 
 
 def new_token() -> str:
