@@ -11,7 +11,6 @@ errors (unknown run or step, bad inputs, a journal that cannot be opened).
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
@@ -169,6 +168,8 @@ def _engine(catalog: Catalog, journal: Journal) -> tuple[Engine, Any]:
 async def _drive(engine: Engine, run_id: str, follow_timers: float, watch: bool) -> RunResult:
     if not watch:
         return await engine.run_until_settled(run_id, follow_timers_s=follow_timers)
+    import asyncio
+
     from rich.live import Live
 
     view = _RunView(engine.journal, run_id)
@@ -253,6 +254,8 @@ def register(app: typer.Typer) -> None:
         ] = None,
     ) -> None:
         """Run a workflow to its end (or its next pause) and print a summary."""
+        import asyncio
+
         from workflow.loader import read_data
         from workflow.validator import ensure_valid
 
@@ -436,6 +439,8 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Resume the unfinished runs in the journal; run each to its end or next pause. Without
         --catalog when each of them calls only `core.*` actions."""
+        import asyncio
+
         from runtime.errors import InvalidRunState
         from service.cli import core_only
         from workflow.catalog import Catalog
@@ -496,6 +501,8 @@ def _decide(
     approval_step: str | None = None,
     cancelling: bool = False,
 ) -> None:
+    import asyncio
+
     from runtime.errors import RunNotFound
     from service.cli import core_only
 

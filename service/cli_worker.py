@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import time
@@ -70,6 +69,8 @@ def start(
     log_level: Annotated[str, typer.Option(help="Python log level.")] = "info",
 ) -> None:
     """Run workflows from the queue until SIGTERM/SIGINT, then drain and exit 0."""
+    import asyncio
+
     from runtime.workers import Worker, WorkerOptions
     from runtime.workers.queue import QueueUnavailable
 
@@ -119,6 +120,8 @@ def submit(
     ] = None,
 ) -> None:
     """Journal run(s) and queue them for the workers; prints one run id per line."""
+    import asyncio
+
     from runtime.invokers import build_invoker
     from runtime.journal import Journal
     from runtime.secrets import SecretStore

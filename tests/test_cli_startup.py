@@ -58,8 +58,9 @@ def test_help_imports_nothing_heavy() -> None:
     code, out, modules = imported_by("--help")
     assert code == 0 and "validate" in out and "plan" in out and "runs" in out
     assert heavy_in(modules) == []
-    # nor the contract's own dependencies: help only lists the commands
-    assert not {"pydantic", "jsonschema", "networkx", "yaml", "workflow.document"} & modules
+    # nor the contract's own dependencies, nor asyncio (only running commands use it): help only
+    # lists the commands
+    assert not {"pydantic", "jsonschema", "networkx", "yaml", "workflow.document", "asyncio"} & modules
 
 
 def test_validate_imports_nothing_heavy() -> None:
@@ -68,6 +69,7 @@ def test_validate_imports_nothing_heavy() -> None:
     assert "workflow.validator" in modules  # it did the work
     assert heavy_in(modules) == []
     assert "networkx" not in modules  # the validator needs it only to name a cycle
+    assert "asyncio" not in modules
 
 
 def test_invalid_document_is_reported_without_heavy_imports(tmp_path: Path) -> None:
