@@ -241,6 +241,13 @@ _ENTITY_RE = re.compile(
     r"(?=\s*(?:[,;.:!?(]|$|\s+(?:and|then|in|on|with|to|at|by|from|if|once|when|after|before|so|as|now"
     r"|today|tomorrow)\b))"
 )
+# "add Initech to the CRM", "register the company Acme Inc. in billing": the name is the verb's
+# object, said before where it goes (all-capital words are products and systems: "add SSO to it")
+_OBJECT_RE = re.compile(
+    r"^\s*[A-Za-z]+\s+(?:(?:the\s+)?(?:company|client|customer|business|organi[sz]ation)\s+)?"
+    r"((?:[A-Z](?![A-Z\d]*\b)[\w&'-]*)(?:\s+(?:[A-Z][\w&'-]*|&))*)"
+    r"(?=\s*(?:[,;.:!?(]|$|\s+(?:to|in|into|onto|as|and|then)\b))"
+)
 _SUFFIXES = {"Inc", "Ltd", "Co", "Corp", "Bros", "Pty", "Pte", "Pvt"}
 _NAME_KEYS = {"name", "company_name", "account_name", "customer_name", "organization_name"}
 # inputs that take an organisation's name ("company: The customer's company name.")
@@ -297,23 +304,40 @@ def plain_string(schema: dict[str, Any]) -> bool:
 _ORGANISATION_RECORDS = ("account", "company", "customer", "client")
 
 
+def object_name(raw: str) -> str | None:
+    """The capitalised name that is the object of the clause's verb ("add Initech to the CRM" →
+    Initech), or None."""
+    found = _OBJECT_RE.match(raw)
+    return _name(raw, found, 1) if found is not None else None
+
+
+def _name(raw: str, match: re.Match[str], group: int) -> str | None:
+    value = match.group(group).strip()
+    if value.split()[0] in _NOT_NAMES:
+        return None
+    if value.split()[-1] in _SUFFIXES and raw[match.end() : match.end() + 1] == ".":
+        value += "."  # "Acme Inc."
+    return value
+
+
+def _organisation_record(action: ActionSpec, lex: Lexicon) -> bool:
+    """The action acts on an organisation's own record (an account, a customer), not a workspace."""
+    resource = stem(action.name.rsplit(".", 1)[-1].split("_")[-1])
+    own = {resource, *lex.single.get(resource, ())}
+    records = {c for r in _ORGANISATION_RECORDS for c in (stem(r), *lex.single.get(stem(r), ()))}
+    return bool(own & records)
+
+
 def entity_name(raw: str, action: ActionSpec | None = None, lex: Lexicon | None = None) -> str | None:
-    """The capitalised name the text is about ("the account for Acme" → Acme), or None. Given the
-    action, "for X" names only an organisation's own record (an account, a customer)."""
+    """The capitalised name the text is about ("the account for Acme" → Acme, "add Initech to the
+    CRM" → Initech), or None. Given the action, "for X" and the verb's object name only an
+    organisation's own record (an account, a customer): "invite Maria to the workspace" is a user."""
+    record = action is None or lex is None or _organisation_record(action, lex)
     for match in _ENTITY_RE.finditer(raw):
-        value = match.group(2).strip()
-        if value.split()[0] in _NOT_NAMES:
-            continue
-        if match.group(1) == "for" and action is not None and lex is not None:
-            resource = stem(action.name.rsplit(".", 1)[-1].split("_")[-1])
-            own = {resource, *lex.single.get(resource, ())}
-            records = {c for r in _ORGANISATION_RECORDS for c in (stem(r), *lex.single.get(stem(r), ()))}
-            if not own & records:
-                continue
-        if value.split()[-1] in _SUFFIXES and raw[match.end() : match.end() + 1] == ".":
-            value += "."  # "Acme Inc."
-        return value
-    return None
+        value = _name(raw, match, 2)
+        if value is not None and (record or match.group(1) != "for"):
+            return value
+    return object_name(raw) if record else None
 
 
 def field_matches(field: str, noun: str, lex: Lexicon) -> bool:

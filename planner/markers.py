@@ -149,7 +149,7 @@ def starts_with_verb(text: str, verbs: frozenset[str], *, gerund: bool = True) -
     return stem(tokens[0]) in verbs
 
 
-def _said_of_subject(text: str, verbs: frozenset[str]) -> bool:
+def said_of_subject(text: str, verbs: frozenset[str]) -> bool:
     """ "pays" in "once the customer pays": a verb with its subject's -s is what someone else does,
     never an instruction (which is said in the bare form: "pay")."""
     tokens = words(text)
@@ -305,7 +305,7 @@ def split_items(segment: str, lex: Lexicon, verbs: frozenset[str]) -> list[tuple
                 split = (
                     "after" in opened
                     and starts_with_verb(rest, verbs)
-                    and not _said_of_subject(rest, verbs)
+                    and not said_of_subject(rest, verbs)
                     and gerund is None
                     and not gate_like(re.sub(r"^\S+(?:\s+soon\s+as)?\s+", "", following))
                 )

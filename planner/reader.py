@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from planner import markers as mk
 from planner import phrases as ph
 from planner.lexicon import Lexicon, stem, words
+from planner.literals import object_name
 from planner.matching import _STOP, ActionMatcher, action_verbs
 from planner.text import PLACEHOLDER_RE, Masked, mask, segments, sentences
 from workflow.catalog import ActionSpec, Catalog
@@ -255,7 +256,7 @@ class Reader:
         if trailing and trailing.start() > 0:
             seg = seg[: trailing.start()].strip(" ,")
             par_all = trailing_par = True
-        items = mk.split_items(seg, self.lex, self.verbs)
+        items = self._coordinated(mk.split_items(seg, self.lex, self.verbs), s_index)
         seg_drafts: list[int] = []
         inherit_deps: list[int] | None = None
         borrowed_verb = ""
@@ -406,6 +407,7 @@ class Reader:
                     self._close(frame)
                 condition = Condition(cond_text, "unless" in kinds, list(deps))
                 frame = _Frame(condition, list(deps))
+                self._outside_condition(cond_text, rest)
             elif frame is not None and not frame.has_else and self._guard_only(frame):
                 # "if it's over $500, get finance's sign-off, then refund it": the approval is the
                 # branch; the refund runs either way (a skipped approval does not stop it)
@@ -482,6 +484,49 @@ class Reader:
                 last_created = list(created)
         return frame, first_in_sentence
 
+    _AND = re.compile(r"\s+and\s+(?=(?:(?:the|their|its|his|her|our|a|an)\s+)?[a-z])", re.IGNORECASE)
+
+    def _coordinated(self, items: list[tuple[str, str]], s_index: int) -> list[tuple[str, str]]:
+        """ "create the customer and their subscription": one verb, two things the catalog makes with
+        two actions, so two items, the second after the first as "A and B" always is. Only when each
+        half alone is a step of its own action and the whole is one of them ("update the stage and the
+        amount" is one action, "email the customer and their manager" one message)."""
+        out: list[tuple[str, str]] = []
+        for connector, item in items:
+            _, rest = mk.read_lead(item, self.lex, self.verbs)
+            start = item.rfind(rest) if rest else -1
+            tokens = words(self.masked.plain(rest))
+            if (
+                start < 0
+                or not tokens
+                or stem(tokens[0]) not in self.verbs
+                or tokens[0] in self.lex.message_verbs
+            ):
+                out.append((connector, item))
+                continue
+            verb = rest.split()[0]
+            for found in self._AND.finditer(rest):
+                first, second = rest[: found.start()], f"{verb} {rest[found.end() :]}"
+                if self._two_actions(rest, first, second, s_index):
+                    out += [(connector, item[:start] + first), ("and", second)]
+                    break
+            else:
+                out.append((connector, item))
+        return out
+
+    def _two_actions(self, whole: str, first: str, second: str, s_index: int) -> bool:
+        said = len(self.warnings)
+        try:
+            found = [self._match(self.masked.plain(t), "", s_index) for t in (whole, first, second)]
+        finally:
+            del self.warnings[said:]  # only a trial: the items are read for real later
+        both, one, other = found
+        if both is None or one is None or other is None or one[0].name == other[0].name:
+            return False
+        if any(a.is_core or self.matcher.is_message(a) for a in (one[0], other[0])):
+            return False
+        return both[0].name in {one[0].name, other[0].name}
+
     _INVERTED = re.compile(
         r"(?P<lead>^|,\s*|\b(?:and|then|but)\s+)(?:only\s+(?P<conj>once|after|when|if)|(?P<until>not\s+until))\s+"
         r"(?P<cond>[^,;]+?)\s+(?:should|shall|must|can|could|may|might|will|would|do|does|did)\s+"
@@ -490,7 +535,7 @@ class Reader:
     )
 
     _NOT_UNTIL = re.compile(
-        r"^(?P<lead>(?:(?:and|then|but)\s+)?)(?:do\s+not|don't|never|we\s+(?:should|must)\s*(?:not|n't)|you\s+"
+        r"^(?P<lead>(?:[^;]*?(?:,\s*|\s(?=(?:and|then|but)\s)))?(?:(?:and|then|but)\s+)?)(?:do\s+not|don't|never|we\s+(?:should|must)\s*(?:not|n't)|you\s+"
         r"(?:should|must)\s*(?:not|n't))\s+(?P<rest>[^,;]+?)\s+(?:until|till|before)\s+(?P<cond>[^,;]+)(?P<tail>,.*)?$",
         re.IGNORECASE,
     )
@@ -513,8 +558,11 @@ class Reader:
 
         seg = self._INVERTED.sub(plain, seg)
         found = self._NOT_UNTIL.match(seg)
-        if found is not None and self._gate(found.group("cond"), unless=False) is not None:
-            # only a person's decision: "don't refund it until Friday" is a date, said as before
+        if found is not None and (
+            self._gate(found.group("cond"), unless=False) is not None or self._outside(found.group("cond"))
+        ):
+            # a person's decision or an outside event ("don't ship until the customer pays"); "don't
+            # refund it until Friday" is a date, said as before
             lead, tail = found.group("lead"), found.group("tail") or ""
             seg = f"{lead}once {found.group('cond')}, {found.group('rest')}{tail}"
         sure = self._MAKE_SURE.match(seg)
@@ -854,15 +902,14 @@ class Reader:
             or token.rstrip("s") in self.lex.durations
         )
 
-    def _outside_event(self, ref: str | None, rest: str) -> bool:
-        """ "only after the customer pays should we ship": the customer paying is nothing this plan
-        does, so the step cannot wait for it. Say so, and how it could be waited for, rather than
-        plan the step as if the words were not there."""
+    def _outside(self, ref: str | None) -> bool:
+        """ "the customer pays": something said to happen that no step of this plan does (not a time,
+        an amount, nor a step planned)."""
         if not ref:
             return False
         plain = self.masked.plain(ref).strip()
         tokens = words(plain)
-        if (
+        return not (
             len(tokens) < 2
             or re.split(r"'", tokens[0])[0] in self._NOT_AN_EVENT
             or re.search(r"\d", self.masked.unmask(ref))
@@ -870,14 +917,53 @@ class Reader:
             or not self._concept_set(plain)
             or self.resolve(ref)
             or self._succeeded(ref) is not None  # "once the payment succeeds": the charge planned
-        ):
+        )
+
+    def _outside_event(self, ref: str | None, rest: str) -> bool:
+        """ "only after the customer pays should we ship": the customer paying is nothing this plan
+        does, so the step cannot wait for it. Say so, and how it could be waited for, rather than
+        plan the step as if the words were not there."""
+        if ref is None or not self._outside(ref):
             return False
         self.warnings.append(
             f'nothing in this plan makes "{self._show(ref)}" happen, so "{self._show(rest.strip(" ,"))}" '
-            "does not wait for it: start the workflow when it happens (a trigger: "
-            f'"when {self._show(ref)}, ..."), ask a person to confirm it first (an approval), or add a wait'
+            f"does not wait for it: {self._how_to_wait(ref)}"
         )
         return True
+
+    _PARTICIPLE = re.compile(
+        r"^(?:[a-z]+(?:ed|en)|paid|sent|sold|held|built|shut|set|made|done|given|won|lost)$"
+    )
+    _BE = frozenset("is are was were gets get got has have had been being".split())
+
+    def _outside_condition(self, cond: str, rest: str) -> None:
+        """ "if the customer pays, ship": an event no step makes happen, read as a yes/no run input.
+        It may stay one, but the person must know the plan does not wait for the event. A state ("if
+        the customer is on the enterprise plan") is data, said with no verb of doing."""
+        tokens = words(self.masked.plain(cond))
+        for i, token in enumerate(tokens[1:], start=1):
+            if token in self._BE:
+                after = [t for t in tokens[i + 1 : i + 3] if t not in self._BE][:1]
+                event = bool(after) and self._PARTICIPLE.match(after[0]) is not None
+                break
+            if mk.said_of_subject(" ".join(tokens[i:]), self.verbs):
+                event = True
+                break
+        else:
+            return
+        if not event or not self._outside(cond):
+            return
+        self.warnings.append(
+            f'nothing in this plan makes "{self._show(cond)}" happen, so "{self._show(rest.strip(" ,"))}" '
+            "runs on a yes/no run input given when the run starts, not when it happens: to act on the "
+            f"event itself, {self._how_to_wait(cond)}"
+        )
+
+    def _how_to_wait(self, event: str) -> str:
+        return (
+            f'start the workflow when it happens (a webhook trigger: "when {self._show(event)}, ..."), '
+            "ask a person to confirm it first (an approval), or add a wait"
+        )
 
     def _parallelise(self, group: list[Draft]) -> None:
         if len(group) < 2:
@@ -999,6 +1085,7 @@ class Reader:
             elif trailing_gate is None:
                 condition = Condition(trailing_if.group(1), unless, list(deps))
                 said_here = condition
+                self._outside_condition(condition.text, text[: trailing_if.start()])
             text = text[: trailing_if.start()]
             plain = self.masked.plain(text)
         gate_phrase = ph.GATE_PHRASE_RE.search(text)
@@ -1223,7 +1310,7 @@ class Reader:
             self.warnings.append(f'read "{self._show(plain)}" as background, not a step')
             return None
         told = self.lex.without_recipient(query)  # "notify the customer": not a customer record
-        ranked = self.matcher.rank(self._weighted(told), 3, verb=told)
+        ranked = self.matcher.rank(self._weighted(told) + self._named_object(plain), 3, verb=told)
         if not ranked:
             return None
         spec, score = ranked[0]
@@ -1297,6 +1384,17 @@ class Reader:
             )
             return None
         return self._default_medium(spec, score, plain), score
+
+    def _named_object(self, plain: str) -> str:
+        """ "add Initech to the CRM": a name no catalog word knows, made or put somewhere, is a
+        company's (as literals fill it), so " company" is matched too: its account, not a note."""
+        named = object_name(plain)
+        verb = words(plain)[:1]
+        if named is None or not verb or verb[0] not in self.lex.generic_verbs | self.lex.making_verbs:
+            return ""
+        vocab = self.matcher._index.words.vocabulary_
+        known = [w for w in words(named) if stem(w) in vocab or w in self.lex.single]
+        return "" if known else " company"
 
     _ANY_MEDIUM = re.compile(
         r"\b(?:e-?mail|mail|inbox|text|sms|phone|mobile|cell|chat|slack|teams|channel|call|fax|post|letter)\b|[#⟦@]",
