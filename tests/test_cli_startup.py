@@ -139,3 +139,27 @@ def test_runtime_names_load_on_first_use() -> None:
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+
+
+def test_yaml_is_read_fast_with_the_same_data_and_messages(tmp_path: Path) -> None:
+    """The loader reads YAML with libyaml (C) for speed; the data are PyYAML's own, and a bad
+    document still gets PyYAML's messages, which name what is wrong (libyaml's do not)."""
+    import yaml
+
+    from workflow.errors import DocumentError
+    from workflow.loader import load_catalog, parse_text, read_data
+
+    assert hasattr(yaml, "CSafeLoader"), "PyYAML without libyaml: every catalog load pays ~8x more"
+    for path in [*sorted((ROOT / "examples").glob("*.yaml")), ROOT / "planner" / "lexicon.yaml"]:
+        assert read_data(path) == yaml.safe_load(path.read_text(encoding="utf-8")), path
+    if BENCH_CATALOG.is_file():
+        assert len(load_catalog(BENCH_CATALOG).user_actions()) > 10
+    for text, message in [
+        ("name: x\n\tsteps: []\n", "line 2, column 1: found character '\\t' that cannot start any token"),
+        ("a: &x 1\nb: *y\n", "line 2, column 4: found undefined alias 'y'"),
+        ("a: '\ud800'\n", "special characters are not allowed"),
+        ("[" * 5000 + "]" * 5000, "nested too deeply to read"),
+    ]:
+        with pytest.raises(DocumentError) as caught:
+            parse_text(text, source="bad.yaml")
+        assert message in str(caught.value), (text[:20], str(caught.value))
