@@ -158,7 +158,11 @@ def said_of_subject(text: str, verbs: frozenset[str]) -> bool:
     first = tokens[0]
     if not first.endswith("s") or first.endswith("ss") or first in verbs:
         return False
-    return stem(first[:-1]) in verbs or (first.endswith("es") and stem(first[:-2]) in verbs)
+    return (
+        stem(first[:-1]) in verbs
+        or (first.endswith("es") and stem(first[:-2]) in verbs)
+        or (first.endswith("ies") and stem(first[:-3] + "y") in verbs)  # "replies", "applies"
+    )
 
 
 def read_lead(text: str, lex: Lexicon, verbs: frozenset[str]) -> tuple[Lead, str]:

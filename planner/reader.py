@@ -504,7 +504,9 @@ class Reader:
             ):
                 out.append((connector, item))
                 continue
-            verb = rest.split()[0]
+            verb = " ".join(rest.split()[:2])  # "set up the customer and their subscription"
+            if not any(pattern.fullmatch(verb.lower()) for pattern, _ in self.lex.multi):
+                verb = rest.split()[0]
             for found in self._AND.finditer(rest):
                 first, second = rest[: found.start()], f"{verb} {rest[found.end() :]}"
                 if self._two_actions(rest, first, second, s_index):
@@ -523,8 +525,10 @@ class Reader:
         both, one, other = found
         if both is None or one is None or other is None or one[0].name == other[0].name:
             return False
-        if any(a.is_core or self.matcher.is_message(a) for a in (one[0], other[0])):
+        if one[0].is_core or other[0].is_core:
             return False
+        if self.matcher.is_message(one[0]) and self.matcher.is_message(other[0]):
+            return False  # "send the invoice and the receipt": one message
         return both[0].name in {one[0].name, other[0].name}
 
     _INVERTED = re.compile(
@@ -558,7 +562,12 @@ class Reader:
 
         seg = self._INVERTED.sub(plain, seg)
         found = self._NOT_UNTIL.match(seg)
-        if found is not None and (
+        ours = found is not None and self._OURS.match(found.group("cond")) is not None
+        step = self._our_step(found.group("cond")) if found is not None and ours else None
+        if found is not None and step is not None:
+            # "don't ship until we've created the invoice": a step of ours comes first, then this one
+            seg = f"{found.group('lead')}{step}, then {found.group('rest')}{found.group('tail') or ''}"
+        elif found is not None and (
             self._gate(found.group("cond"), unless=False) is not None or self._outside(found.group("cond"))
         ):
             # a person's decision or an outside event ("don't ship until the customer pays"); "don't
@@ -571,6 +580,18 @@ class Reader:
             if verb is not None:
                 seg = f"{sure.group('lead')}{verb} {sure.group('obj')}{sure.group('rest')}"
         return seg
+
+    _OURS = re.compile(r"^(?:we|you|i)\b", re.IGNORECASE)
+    _PERFECT = re.compile(r"^(?P<who>we|you|i)(?:'ve|\s+(?:have|had))\s+(?P<verb>[a-z]+)\b", re.IGNORECASE)
+
+    def _our_step(self, cond: str) -> str | None:
+        """ "we create the invoice", "we've created the invoice" → "create the invoice" when a step of
+        the catalog does it."""
+        perfect = self._PERFECT.match(cond)
+        base = self._base_verb(perfect.group("verb")) if perfect is not None else None
+        if perfect is not None and base is not None:
+            cond = f"{perfect.group('who')} {base}{cond[perfect.end() :]}"
+        return self._tail_step(cond)
 
     def _base_verb(self, participle: str) -> str | None:
         """ "billed" → "bill", "set up" → "set up": the instruction a participle is made from, when the

@@ -63,6 +63,14 @@ def test_the_two_follow_what_came_before_them(bench: OfflinePlanner) -> None:
     assert depends(wf, subscription, customer)
 
 
+def test_a_thing_named_like_a_message_is_still_made(bench: OfflinePlanner) -> None:
+    # "contact" is also a verb of telling, but a contact record made is no message
+    wf = plan(bench, "Create the account and the contact for Raj (raj@cobalt.example)").workflow
+    account, contact = step_of(wf, "crm.create_account"), step_of(wf, "crm.create_contact")
+    assert depends(wf, contact, account)
+    assert contact.with_["email"] == "raj@cobalt.example"
+
+
 @pytest.mark.parametrize(
     ("text", "action"),
     [
@@ -144,6 +152,27 @@ def test_a_step_held_back_for_an_outside_event_is_planned_and_warned(
     assert not [w for w in result.warnings if "background" in w], result.warnings
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Don't ship the order until we've created the invoice",
+        "Don't ship the order before we create the invoice",
+        "Do not ship the order until we have created the invoice",
+    ],
+)
+def test_a_step_held_back_for_one_of_ours_comes_after_it(bench: OfflinePlanner, text: str) -> None:
+    result = plan(bench, text)
+    invoice, ship = step_of(result.workflow, "billing.create_invoice"), step_of(result.workflow, _SHIP)
+    assert depends(result.workflow, ship, invoice)
+    assert not [w for w in result.warnings if "nothing in this plan makes" in w], result.warnings
+
+
+def test_a_step_held_back_for_news_from_outside_is_warned(bench: OfflinePlanner) -> None:
+    result = plan(bench, "Don't ship the order until we hear back from the customer")
+    assert [s.action for s in result.workflow.steps] == [_SHIP]
+    assert _event_warnings(result.warnings, "we hear back from the customer"), result.warnings
+
+
 def test_a_step_held_back_for_a_person_is_still_an_approval(bench: OfflinePlanner) -> None:
     wf = plan(bench, "Don't refund the charge until the manager approves").workflow
     assert [s.action for s in wf.steps] == ["core.approval", "payments.refund_charge"]
@@ -166,6 +195,7 @@ def test_a_step_held_back_after_other_steps_follows_them(bench: OfflinePlanner) 
         ("If the customer pays, ship the order", "the customer pays"),
         ("Ship the order if the customer pays", "the customer pays"),
         ("If the contract is signed, create the account", "the contract is signed"),
+        ("If the customer replies, close the ticket", "the customer replies"),
     ],
 )
 def test_a_condition_that_is_an_outside_event_is_warned_about(
