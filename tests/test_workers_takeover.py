@@ -17,18 +17,22 @@ lock the test holds (`workers_support.gate_fetches`) after its statement took it
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
+from sqlalchemy.engine import make_url
 from test_workers import database, files, start_worker, stop, submit, wait_finished, wait_ready  # noqa: F401
 from test_workers_handoff import new_run, queue_worker
-from workers_support import FetchGate, gate_fetches, read_calls
+from workers_support import ADMIN, FetchGate, gate_fetches, read_calls
 
 from runtime.journal import Journal
 from runtime.records import RunState
 from runtime.workers import ensure_schema
 from runtime.workers.handoff import HandoffLink, Taken
-from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER
+from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER, conninfo
 
 
 async def fetch_at_gate(gate: FetchGate, link: HandoffLink, worker: int) -> asyncio.Future[Taken | None]:
@@ -102,3 +106,86 @@ def test_a_worker_drives_a_run_submitted_while_its_fetch_was_under_way(
         journal.close()
         codes = stop([proc])
     assert codes == [0], (tmp_path / "w1.log").read_text()[-2000:]
+
+
+# Procrastinate's heartbeat, refused while the table `heartbeat_fault` has a row
+_HEARTBEAT_FAULT = """
+CREATE TABLE heartbeat_fault (reason text);
+CREATE OR REPLACE FUNCTION procrastinate_update_heartbeat_v1(worker_id bigint) RETURNS void
+    LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM heartbeat_fault) THEN
+        RAISE EXCEPTION 'heartbeat refused by the test';
+    END IF;
+    UPDATE procrastinate_workers SET last_heartbeat = NOW() WHERE id = worker_id;
+END $$;
+"""
+
+
+def wait_until(proc: subprocess.Popen[bytes], log: Path, done: Callable[[], bool]) -> None:
+    end = time.monotonic() + 30
+    while not done():
+        assert proc.poll() is None, f"the worker exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < end, f"not so after 30 s; the worker's log:\n{log.read_text()[-3000:]}"
+        time.sleep(0.05)
+
+
+def wait_for_log(proc: subprocess.Popen[bytes], log: Path, text: str) -> None:
+    wait_until(proc, log, lambda: text.encode() in log.read_bytes())
+
+
+def test_a_worker_rides_out_a_moment_without_its_database(database: str, tmp_path: Path) -> None:  # noqa: F811
+    # Procrastinate stopped the worker when its heartbeat or its listener raised once
+    files(tmp_path)
+    ensure_schema(database)
+    name = make_url(database).database
+    with psycopg.connect(conninfo(database), autocommit=True) as conn:
+        conn.execute(_HEARTBEAT_FAULT)  # type: ignore[arg-type]
+    proc = start_worker(database, tmp_path, "w1", lease=1.5)  # a heartbeat every 0.5 s
+    log = tmp_path / "w1.log"
+    admin = psycopg.connect(ADMIN.format(host="127.0.0.1", port=5432), autocommit=True)
+    fault = psycopg.connect(conninfo(database), autocommit=True)
+    try:
+        wait_ready({"w1": proc}, tmp_path)
+        fault.execute("INSERT INTO heartbeat_fault VALUES ('test')")
+        wait_for_log(proc, log, "could not record this worker's heartbeat")
+        fault.execute("DELETE FROM heartbeat_fault")
+        # and it beats again (Procrastinate's loop ended at the first error, for good and silently)
+        beats = (
+            "SELECT count(*) FROM procrastinate_workers "
+            "WHERE last_heartbeat > clock_timestamp() - interval '0.4 s'"
+        )
+        wait_until(proc, log, lambda: fault.execute(beats).fetchone() == (1,))
+        # the database goes away a moment: every session of the worker ends and new ones are
+        # refused, so its listener cannot listen again at once
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        wait_for_log(proc, log, "stopped listening for jobs")
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        # and it listens again
+        wait_until(
+            proc,
+            log,
+            lambda: (
+                admin.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'LISTEN %%'",
+                    (name,),
+                ).fetchone()
+                == (1,)
+            ),
+        )
+        # back: the same worker, still running, drives what is submitted now
+        ids = submit(database, tmp_path, count=2, sleep=0)
+        journal = Journal.open(database)
+        try:
+            states = wait_finished(journal, ids, timeout=30)
+            assert set(states.values()) == {RunState.SUCCEEDED}, (states, log.read_text()[-3000:])
+        finally:
+            journal.close()
+        assert proc.poll() is None
+    finally:
+        admin.execute(f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        admin.close()
+        fault.close()
+        codes = stop([proc])
+    assert codes == [0], log.read_text()[-3000:]

@@ -32,7 +32,7 @@ from procrastinate import App, PsycopgConnector
 from procrastinate import worker as procrastinate_worker
 from procrastinate.connector import BaseConnector
 from procrastinate.jobs import Job
-from procrastinate.manager import JobManager
+from procrastinate.manager import JobManager, NotificationCallback
 
 from runtime.active_run import TakenRun
 from runtime.engine import Engine
@@ -109,6 +109,11 @@ class _LineConsumer(procrastinate_worker.Worker):
         self._new_job_event.set()
 
 
+def _reason(exc: BaseException) -> str:
+    """An error in one line, with the database's reason Procrastinate's own exceptions wrap."""
+    return " ".join(str(exc.__cause__ or exc).split()) or type(exc).__name__
+
+
 class _TakingJobManager(JobManager):
     """Procrastinate's job manager, whose fetch also takes the job's run over (`handoff.take`);
     what the take read of the run waits in `taken` for the job's task to hand to the engine.
@@ -117,8 +122,16 @@ class _TakingJobManager(JobManager):
     poll's fallback (at most every half `poll_s`): Procrastinate's loop fetches again after each
     job it got, and a worker whose turn has passed leaves the next job to the next worker."""
 
-    def __init__(self, connector: BaseConnector, journal: Journal, owner: str, ttl: float, *,
-                 slots: int = 1, poll_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        connector: BaseConnector,
+        journal: Journal,
+        owner: str,
+        ttl: float,
+        *,
+        slots: int = 1,
+        poll_s: float = 2.0,
+    ) -> None:
         super().__init__(connector)
         self.link = HandoffLink(journal)
         self.owner = owner
@@ -139,6 +152,32 @@ class _TakingJobManager(JobManager):
     def line(self) -> Line | None:
         return self.consumer.line if self.consumer is not None else None
 
+    # Procrastinate stops the whole worker when one of its side tasks (the heartbeat, the
+    # listener) raises: a moment without the database ended the process and every run it drove,
+    # which the other workers then took over a lease later, or nobody did when it was the last.
+    # Both keep going instead; the leases and the stalled-job sweep cover the gap
+
+    async def update_heartbeat(self, worker_id: int) -> None:
+        try:
+            await super().update_heartbeat(worker_id)
+        except Exception as exc:  # a beat missed costs nothing; a worker away long is swept
+            log.warning("could not record this worker's heartbeat (%s); beating on", _reason(exc))
+
+    async def listen_for_jobs(
+        self, *, on_notification: NotificationCallback, queues: Iterable[str] | None = None
+    ) -> None:
+        while True:
+            try:
+                await super().listen_for_jobs(on_notification=on_notification, queues=queues)
+                return
+            except Exception as exc:  # the poll fetches meanwhile, as for a lost NOTIFY
+                log.warning(
+                    "stopped listening for jobs (%s); fetching every %gs, listening again then",
+                    _reason(exc),
+                    self.poll_s,
+                )
+                await asyncio.sleep(self.poll_s)
+
     def job_ended(self) -> None:
         self.running -= 1
         line = self.line
@@ -154,8 +193,12 @@ class _TakingJobManager(JobManager):
         self._fetched_at = now
         self.fetches += 1
         try:
-            taken = await self.link.take(queues=list(queues) if queues is not None else None,
-                                   worker_id=worker_id, owner=self.owner, ttl=self.ttl)
+            taken = await self.link.take(
+                queues=list(queues) if queues is not None else None,
+                worker_id=worker_id,
+                owner=self.owner,
+                ttl=self.ttl,
+            )
         except QueueUnavailable as exc:
             # the database is away a moment: the next NOTIFY or poll fetches again, and the
             # runs are safe by their leases meanwhile
@@ -195,8 +238,13 @@ class WorkerStats:
 class Worker:
     """`await Worker(options).run()` until `stop()` (or SIGTERM/SIGINT with `install_signals`)."""
 
-    def __init__(self, options: WorkerOptions, *, catalog: Catalog | None = None,
-                 invoker_overrides: Mapping[str, Invoker] | None = None) -> None:
+    def __init__(
+        self,
+        options: WorkerOptions,
+        *,
+        catalog: Catalog | None = None,
+        invoker_overrides: Mapping[str, Invoker] | None = None,
+    ) -> None:
         self.options = options
         self.catalog = catalog if catalog is not None else load_catalog(*options.catalogs)
         self._overrides = invoker_overrides
@@ -219,14 +267,31 @@ class Worker:
         secrets = SecretStore.from_env()
         journal = Journal.open(opts.database_url, redact=secrets.redact)
         invoker = build_invoker(self.catalog, secrets, overrides=self._overrides)
-        engine = Engine(self.catalog, journal, invoker, concurrency=opts.concurrency, secrets=secrets,
-                        worker_id=opts.worker_id, poll_interval_s=opts.poll_interval_s,
-                        lease_ttl_s=opts.lease_ttl_s, router=self._learned_router())
+        engine = Engine(
+            self.catalog,
+            journal,
+            invoker,
+            concurrency=opts.concurrency,
+            secrets=secrets,
+            worker_id=opts.worker_id,
+            poll_interval_s=opts.poll_interval_s,
+            lease_ttl_s=opts.lease_ttl_s,
+            router=self._learned_router(),
+        )
         self.engine = engine
-        app = App(connector=PsycopgConnector(conninfo=conninfo(opts.database_url), min_size=1,
-                                             max_size=max(4, opts.jobs // 2 + 2)))
-        taking = _TakingJobManager(app.connector, journal, opts.worker_id, opts.lease_ttl_s,
-                                   slots=opts.jobs, poll_s=opts.poll_interval_s)
+        app = App(
+            connector=PsycopgConnector(
+                conninfo=conninfo(opts.database_url), min_size=1, max_size=max(4, opts.jobs // 2 + 2)
+            )
+        )
+        taking = _TakingJobManager(
+            app.connector,
+            journal,
+            opts.worker_id,
+            opts.lease_ttl_s,
+            slots=opts.jobs,
+            poll_s=opts.poll_interval_s,
+        )
         app.job_manager = taking
         self._taking = taking
 
@@ -261,8 +326,12 @@ class Worker:
             )
             taking.consumer = consumer
             if opts.line:
-                line = Line(conninfo(opts.database_url), on_turn=consumer.wake, name=opts.worker_id,
-                            room=lambda: taking.running < taking.slots)
+                line = Line(
+                    conninfo(opts.database_url),
+                    on_turn=consumer.wake,
+                    name=opts.worker_id,
+                    room=lambda: taking.running < taking.slots,
+                )
                 consumer.line = line
                 line.join()
             if self._stop.is_set():
@@ -295,8 +364,9 @@ class Worker:
             if install_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
-        log.info("worker %s stopped: %d job(s), %d run(s) left to others", opts.worker_id,
-                 self.stats.jobs, left)
+        log.info(
+            "worker %s stopped: %d job(s), %d run(s) left to others", opts.worker_id, self.stats.jobs, left
+        )
         return left
 
     async def _leave_line(self) -> None:
@@ -335,8 +405,10 @@ class Worker:
         store = ModelStore(self.options.models_dir)
         router = load_router(str(store.root))
         if router is None:
-            log.info("no trained models in %s yet: each step runs its own action until some are "
-                     "stored there", store.root)
+            log.info(
+                "no trained models in %s yet: each step runs its own action until some are stored there",
+                store.root,
+            )
         else:
             log.info("routing with the learned models v%d from %s", router.models.version, store.root)
         return router
