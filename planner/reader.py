@@ -1331,7 +1331,8 @@ class Reader:
             self.warnings.append(f'read "{self._show(plain)}" as background, not a step')
             return None
         told = self.lex.without_recipient(query)  # "notify the customer": not a customer record
-        ranked = self.matcher.rank(self._weighted(told) + self._named_object(plain), 3, verb=told)
+        named = self._named_object(plain)
+        ranked = self.matcher.rank(self._weighted(told) + (" company" if named else ""), 3, verb=told)
         if not ranked:
             return None
         spec, score = ranked[0]
@@ -1404,18 +1405,26 @@ class Reader:
                 f'({score:.2f}), has nothing to do with "{object_said}"; left out of the plan'
             )
             return None
+        unnamed = self.matcher.rank(self._weighted(told), 1, verb=told) if named else ranked
+        if named and unnamed and unnamed[0][0].name != spec.name:
+            self.warnings.append(
+                f'read "{named}" as a company\'s name, so "{self._show(plain)}" is {spec.name}; if it '
+                f'is a person or something else, say what it is ("{self._show(plain)} as a contact")'
+            )
         return self._default_medium(spec, score, plain), score
 
-    def _named_object(self, plain: str) -> str:
-        """ "add Initech to the CRM": a name no catalog word knows, made or put somewhere, is a
-        company's (as literals fill it), so " company" is matched too: its account, not a note."""
+    def _named_object(self, plain: str) -> str | None:
+        """ "add Initech to the CRM": a name no catalog word knows, made or put somewhere, is read as
+        a company's (as literals fill it), so "company" is matched too: its account, not a note."""
         named = object_name(plain)
         verb = words(plain)[:1]
         if named is None or not verb or verb[0] not in self.lex.generic_verbs | self.lex.making_verbs:
-            return ""
+            return None
+        if re.search(rf"{re.escape(named)}\s+as\b", plain):
+            return None  # "create Raj as its admin": the words say what the name is
         vocab = self.matcher._index.words.vocabulary_
         known = [w for w in words(named) if stem(w) in vocab or w in self.lex.single]
-        return "" if known else " company"
+        return None if known else named
 
     _ANY_MEDIUM = re.compile(
         r"\b(?:e-?mail|mail|inbox|text|sms|phone|mobile|cell|chat|slack|teams|channel|call|fax|post|letter)\b|[#⟦@]",

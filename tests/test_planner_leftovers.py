@@ -112,9 +112,14 @@ def test_the_named_company_fills_the_later_steps_too(demo: OfflinePlanner) -> No
 
 def test_a_company_added_to_the_crm_is_an_account(bench: OfflinePlanner) -> None:
     # a company added to the CRM is its account record, not a note on one
-    wf = plan(bench, "add Initech to the CRM").workflow
-    assert [s.action for s in wf.steps] == ["crm.create_account"]
-    assert wf.steps[0].with_["name"] == "Initech"
+    result = plan(bench, "add Initech to the CRM")
+    assert [s.action for s in result.workflow.steps] == ["crm.create_account"]
+    assert result.workflow.steps[0].with_["name"] == "Initech"
+    # a name alone does not say it is a company's: the person is told how to say otherwise
+    said = [w for w in result.warnings if '"Initech"' in w]
+    assert said and "company" in said[0] and "as a contact" in said[0], result.warnings
+    wf = plan(bench, "Add Dana Smith to the CRM as a contact").workflow
+    assert [s.action for s in wf.steps] == ["crm.create_contact"]
 
 
 @pytest.mark.parametrize(
