@@ -12,6 +12,10 @@ was the run found still `running` 90 s after the kill in one run of `test_worker
 
 The tests hold the fetch at that point deterministically: the fetch function waits on an advisory
 lock the test holds (`workers_support.gate_fetches`) after its statement took its snapshot.
+
+Also here: a worker's heartbeat and listener outlive a moment without the database (Procrastinate
+let them end at their first error, for good), and the guard under every takeover: a run whose
+worker died, with no job and no NOTIFY to announce it, is found by the periodic orphan scan.
 """
 
 from __future__ import annotations
@@ -24,15 +28,27 @@ from pathlib import Path
 
 import psycopg
 from sqlalchemy.engine import make_url
-from test_workers import database, files, start_worker, stop, submit, wait_finished, wait_ready  # noqa: F401
+from test_workers import (  # noqa: F401 - `database` is a fixture
+    check_executions,
+    database,
+    files,
+    start_worker,
+    stop,
+    submit,
+    wait_finished,
+    wait_ready,
+)
 from test_workers_handoff import new_run, queue_worker
 from workers_support import ADMIN, FetchGate, gate_fetches, read_calls
 
 from runtime.journal import Journal
+from runtime.journal_schema import WHOLE_STEP
 from runtime.records import RunState
 from runtime.workers import ensure_schema
 from runtime.workers.handoff import HandoffLink, Taken
 from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER, conninfo
+from workflow.loader import load_catalog, read_data
+from workflow.validator import ensure_valid
 
 
 async def fetch_at_gate(gate: FetchGate, link: HandoffLink, worker: int) -> asyncio.Future[Taken | None]:
@@ -189,3 +205,59 @@ def test_a_worker_rides_out_a_moment_without_its_database(database: str, tmp_pat
         fault.close()
         codes = stop([proc])
     assert codes == [0], log.read_text()[-3000:]
+
+
+def test_a_run_whose_worker_died_is_taken_over_by_the_orphan_scan(
+    database: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    # no job, no NOTIFY: only the worker's periodic orphan scan can find the run
+    catalog, flow = files(tmp_path)
+    ensure_schema(database)
+    document = ensure_valid(read_data(flow), load_catalog(catalog)).to_data()
+    journal = Journal.open(database)
+    proc = None
+    try:
+        now = time.time()
+        journal.create_run(
+            "r",
+            workflow_name="diamond",
+            workflow_version=None,
+            document=document,
+            inputs={"sleep": 0},
+            now=now,
+            deadline_at=None,
+            worker_id="dead",
+        )
+        # a worker took the run, started step a (and died before its call): its lease lapses in 1 s
+        assert journal.claim("r", "dead", now=now, ttl=1.0)
+        journal.start_attempt(
+            run_id="r",
+            workflow_name="diamond",
+            step_id="a",
+            iteration=WHOLE_STEP,
+            attempt=1,
+            kind="action",
+            action="w.work",
+            idempotency_key="r:a",
+            now=now,
+            worker_id="dead",
+            runs_in_flight=1,
+            propensity=None,
+            candidates=None,
+            inputs={"label": "a", "sleep": 0},
+        )
+        proc = start_worker(database, tmp_path, "heir")
+        wait_ready({"heir": proc}, tmp_path)
+        states = wait_finished(journal, ["r"], timeout=15)  # lease 1 s + polls every 0.3 s
+        assert states == {"r": RunState.SUCCEEDED}, (states, journal.get_run("r"))
+        outcomes = sorted((a.step_id, a.outcome, a.worker_id) for a in journal.attempts(run_id="r"))
+        ran = [(step, "succeeded", "heir") for step in ("a", "b", "c", "d")]
+        assert outcomes == sorted([("a", "interrupted", "dead"), *ran])
+        assert check_executions(journal, tmp_path, ["r"], None, "dead") == 0  # the lost attempt made no call
+        with psycopg.connect(conninfo(database)) as conn:
+            assert conn.execute("SELECT count(*) FROM procrastinate_jobs").fetchone() == (0,)
+    finally:
+        journal.close()
+        if proc is not None:
+            assert stop([proc]) == [0], (tmp_path / "heir.log").read_text()[-2000:]
