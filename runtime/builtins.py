@@ -1,13 +1,16 @@
 """The `core.*` built-ins: `core.log`, `core.fail`, and the two that pause a run durably —
 `core.wait` (a timer row the scheduler wakes) and `core.approval` (a row `approve()` decides).
 
-Who may decide an approval: anyone, unless the step lists `approvers`; then only a name among them.
-Names compare trimmed and case-insensitively (`" Ann "` is `ann`), in the engine, so the API, the
-CLI and the UI all follow the one rule (`may_decide`).
+Who may decide an approval: anyone, unless the step lists `approvers`; then only a decider whose
+name or one of whose roles is among them (an API token's roles: plans name roles like `manager`,
+tokens belong to people), or who holds the role `*`. Names and roles compare trimmed and
+case-insensitively (`" Ann "` is `ann`), in the engine, so the API, the CLI and the UI all follow
+the one rule (`may_decide`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from runtime.active_run import ActiveRun, parse_time
@@ -25,12 +28,21 @@ def person_key(name: str) -> str:
     return name.strip().casefold()
 
 
-def may_decide(approvers: list[str] | None, who: str) -> bool:
-    """Whether `who` may decide an approval that lists `approvers` (None or empty: anyone)."""
+ANY_ROLE = "*"
+"""The role that may decide any approval: for the owner of a local instance (`overture demo`'s
+token). Only a role: a person *named* `*` is matched like any other name."""
+
+
+def may_decide(approvers: list[str] | None, who: str, roles: Sequence[str] = ()) -> bool:
+    """Whether `who`, holding `roles`, may decide an approval that lists `approvers` (None or
+    empty: anyone): when the name or one of the roles is among them, or a role is `*`."""
     if not approvers:
         return True
-    key = person_key(who)
-    return bool(key) and any(person_key(a) == key for a in approvers)
+    role_keys = {person_key(r) for r in roles}
+    if ANY_ROLE in role_keys:
+        return True
+    keys = {person_key(who), *role_keys} - {""}
+    return any(person_key(a) in keys for a in approvers)
 
 
 def _approvers(value: Any) -> list[str] | None:

@@ -30,7 +30,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 from runtime.active_run import PASSED, RESUMABLE, ActiveRun, RunResult, TakenRun
@@ -224,12 +224,14 @@ class Engine(Saga):
         *,
         iteration: int | None = None,
         drive: bool = True,
+        roles: Sequence[str] = (),
     ) -> None:
         """Approve or reject a waiting `core.approval` step; the run continues (or fails) at once.
 
-        `by` must be one of the step's `approvers` when it lists them (`builtins.may_decide`):
-        otherwise `NotAnApprover`, and nothing is recorded. With `iteration=None` every pending item
-        is decided, so `by` must be allowed for each of them.
+        When the step lists `approvers`, `by` or one of its `roles` (an API token's) must be among
+        them, or a role `*` (`builtins.may_decide`): otherwise `NotAnApprover`, and nothing is
+        recorded. `by`, the person, is what `decided_by` records, never the role. With
+        `iteration=None` every pending item is decided, so `by` must be allowed for each of them.
 
         `drive=False` only records the decision (a process without the catalog's invokers, like
         `overture approve` without `--catalog`); whoever resumes the run next acts on it."""
@@ -248,7 +250,7 @@ class Engine(Saga):
                 step_id=step_id,
             )
         for approval in pending:  # all checked before any is decided: a refusal records nothing
-            if not may_decide(approval.approvers, by):
+            if not may_decide(approval.approvers, by, roles):
                 raise NotAnApprover(
                     run_id=run_id,
                     step_id=step_id,

@@ -53,6 +53,35 @@ def test_the_matching_rule_is_trimmed_and_case_insensitive() -> None:
     assert may_decide(None, "anyone") and may_decide([], "anyone")
 
 
+def test_a_role_of_the_decider_matches_like_a_name_and_star_matches_every_list() -> None:
+    assert may_decide(["manager"], "alice", [" Manager "])
+    assert may_decide(["vp-sales", "finance-leads"], "alice", ["support", "FINANCE-LEADS"])
+    assert not may_decide(["manager"], "alice", ["managers", "vp sales", ""])
+    assert not may_decide(["manager"], "", [])
+    assert may_decide(["manager", "vp-sales"], "alice", ["*"])
+    assert may_decide(["manager"], "", [" * "])
+    # `*` is a role, not a name: a person called `*` is no wildcard
+    assert not may_decide(["manager"], "*")
+    assert may_decide(["*"], "*")
+
+
+async def test_a_role_decides_and_the_person_is_recorded(journal: Journal, clock: ManualClock) -> None:
+    async with engine_for(journal, clock) as engine:
+        run_id = await engine.start_run(gated({"approvers": ["manager"]}))
+        await pause(engine, clock, run_id)
+        with pytest.raises(NotAnApprover) as refused:
+            await engine.approve(run_id, "gate", True, by="alice", roles=["finance-leads"])
+        assert refused.value.who == "alice" and refused.value.approvers == ["manager"]
+        assert [a.decided_at for a in journal.approvals(run_id)] == [None]
+
+        await engine.approve(run_id, "gate", True, by="alice", roles=["finance-leads", "Manager"])
+        result = await settle(engine, clock, run_id)
+    assert result.state == RunState.SUCCEEDED
+    assert result.outputs["gate"]["by"] == "alice"
+    [decided] = journal.approvals(run_id)
+    assert decided.decided_by == "alice"
+
+
 async def test_someone_not_listed_is_refused_with_nothing_recorded_then_a_listed_approver_decides(
     journal: Journal, clock: ManualClock
 ) -> None:

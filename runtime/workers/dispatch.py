@@ -9,7 +9,7 @@ access, and its restarts never touch running work.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from runtime.active_run import TakenRun
@@ -68,8 +68,9 @@ class QueueingEngine(Engine):
         return run_id
 
     async def approve(self, run_id: str, step_id: str, approved: bool, by: str, comment: str | None = None,
-                      *, iteration: int | None = None, drive: bool = True) -> None:
-        await super().approve(run_id, step_id, approved, by, comment, iteration=iteration, drive=drive)
+                      *, iteration: int | None = None, drive: bool = True, roles: Sequence[str] = ()) -> None:
+        await super().approve(run_id, step_id, approved, by, comment, iteration=iteration, drive=drive,
+                              roles=roles)
         await self._settle(run_id)
 
     async def cancel(self, run_id: str, *, by: str | None = None, drive: bool = True) -> None:
