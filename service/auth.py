@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from fastapi import Depends, Request
@@ -35,6 +36,24 @@ class Caller:
     name: str
     """The token's name (`overture token create --name`): who the caller is. It is the decider of
     an approval, checked against the step's `approvers` and recorded as `decided_by`."""
+    roles: tuple[str, ...] = ()
+    """The token's roles (`--role manager`): plans name roles as approvers, and a role among them
+    lets the caller decide (still recorded under `name`); `*` may decide any approval."""
+
+
+def role_problem(role: str) -> str | None:
+    """Why `role` cannot be a token's role (None when it can): roles are compared with approvers'
+    names, so they are one trimmed line without commas (a comma would read as two roles)."""
+    if not role.strip():
+        return "a --role is empty; give a role, e.g. --role manager"
+    if role != role.strip():
+        return f"--role `{role}` has spaces around it; give it trimmed, e.g. --role {role.strip()}"
+    if "," in role:
+        first = role.split(",")[0].strip() or "manager"
+        return f"--role `{role}` holds a comma; give each role its own --role, e.g. --role {first}"
+    if any(not c.isprintable() for c in role):
+        return "a --role holds a control character (a line break, a tab); give one line, e.g. --role manager"
+    return None
 
 
 def new_token() -> str:
@@ -45,10 +64,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_token(store: Store, name: str) -> tuple[str, str]:
-    """Make and store a token; returns (token id, the token itself — shown to the user once)."""
+def create_token(store: Store, name: str, roles: Sequence[str] = ()) -> tuple[str, str]:
+    """Make and store a token; returns (token id, the token itself — shown to the user once).
+    `roles` are checked by `role_problem` first (ValueError); repeats count once."""
+    for role in roles:
+        problem = role_problem(role)
+        if problem:
+            raise ValueError(problem)
     token = new_token()
-    row = store.add_token(name, hash_token(token), token[: len(TOKEN_PREFIX) + 4])
+    row = store.add_token(name, hash_token(token), token[: len(TOKEN_PREFIX) + 4], list(dict.fromkeys(roles)))
     return row.id, token
 
 
@@ -75,7 +99,7 @@ def authenticate(store: Store, authorization: str | None) -> Caller:
     now = time.time()
     if row.last_used_at is None or now - row.last_used_at > TOUCH_EVERY_S:
         store.touch_token(row.id, now)
-    return Caller(token_id=row.id, name=row.name)
+    return Caller(token_id=row.id, name=row.name, roles=row.roles)
 
 
 async def require_token(

@@ -88,25 +88,32 @@ def _store(data_dir: Path | None, database_url: str | None) -> Store:
 @token_app.command("create")
 def token_create(
     name: Annotated[str, typer.Option("--name", "-n", help="What the token is for.")] = "default",
+    role: Annotated[list[str], typer.Option(
+        "--role", "-r", help="A role the holder decides approvals as (a plan's `approvers: [manager]`); "
+                             "repeat for several. `*` may decide any approval (a local instance's owner).",
+    )] = [],  # noqa: B006 - typer reads the default, it is never mutated
     data_dir: DataDirOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Make an API token and print it once (only its hash is stored)."""
-    from service.auth import create_token
+    from service.auth import create_token, role_problem
 
     if not name.strip():
         typer.echo("error: --name is empty; say what the token is for, e.g. --name ci-bot", err=True)
         raise typer.Exit(2)
     if any(not c.isprintable() for c in name):
         fail("--name holds a control character (a line break, a tab); give one line, e.g. --name ci-bot")
+    for problem in filter(None, map(role_problem, role)):
+        fail(problem)
 
     store = _store(data_dir, database_url)
     try:
-        token_id, token = create_token(store, name)
+        token_id, token = create_token(store, name, role)
     finally:
         store.close()
     typer.echo(token)
-    typer.echo(f"created token {token_id} ({name}); it is shown only now. "
+    as_roles = f" with roles {', '.join(dict.fromkeys(role))}" if role else ""
+    typer.echo(f"created token {token_id} ({name}{as_roles}); it is shown only now. "
                "Send it as `Authorization: Bearer <token>`.", err=True)
 
 
@@ -116,7 +123,7 @@ def token_list(
     database_url: DatabaseOption = None,
     format: Annotated[str, typer.Option("--format", "-f", help="text or json")] = "text",
 ) -> None:
-    """List tokens (id, name, prefix, created, last used, revoked); never the tokens themselves."""
+    """List tokens (id, name, roles, prefix, created, last used, revoked); never the tokens themselves."""
     from service.api.models import iso
 
     if format not in ("text", "json"):
@@ -127,8 +134,9 @@ def token_list(
         rows = store.list_tokens()
     finally:
         store.close()
-    data = [{"id": r.id, "name": r.name, "prefix": r.prefix + "…", "created_at": iso(r.created_at),
-             "last_used_at": iso(r.last_used_at), "revoked_at": iso(r.revoked_at)} for r in rows]
+    data = [{"id": r.id, "name": r.name, "roles": r.roles or [], "prefix": r.prefix + "…",
+             "created_at": iso(r.created_at), "last_used_at": iso(r.last_used_at),
+             "revoked_at": iso(r.revoked_at)} for r in rows]
     if format == "json":
         typer.echo(json.dumps(data, indent=2))
         return
@@ -137,8 +145,9 @@ def token_list(
                    "--name NAME`")
     for item in data:
         state = f"revoked {item['revoked_at']}" if item["revoked_at"] else "active"
-        typer.echo(f"{item['id']}  {item['name']:<20} {item['prefix']:<12} created {item['created_at']}  "
-                   f"last used {item['last_used_at'] or 'never'}  {state}")
+        roles = f"roles {','.join(item['roles'])}" if item["roles"] else "no roles"
+        typer.echo(f"{item['id']}  {item['name']:<20} {roles:<20} {item['prefix']:<12} "
+                   f"created {item['created_at']}  last used {item['last_used_at'] or 'never'}  {state}")
 
 
 @token_app.command("revoke")

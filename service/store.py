@@ -1,4 +1,5 @@
-"""The service's own tables: API tokens, catalogs, plans, workflows and their versions, run links.
+"""The service's own tables: API tokens (with their roles), catalogs, plans, workflows and their
+versions, run links.
 
 Runs themselves live in the runtime's journal (`overture_runs`, ...); the service only remembers
 which workflow version started each run, so runs can be listed per workflow. Tables are prefixed
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -37,6 +38,9 @@ class ApiTokenRow(Base):
     created_at: Mapped[float] = mapped_column(sa.Double)
     last_used_at: Mapped[float | None] = mapped_column(sa.Double, nullable=True)
     revoked_at: Mapped[float | None] = mapped_column(sa.Double, nullable=True)
+    roles: Mapped[list[str] | None] = mapped_column(sa.JSON, nullable=True)
+    """What the person may decide as besides their name (`--role manager`): approvals name roles.
+    NULL on tokens made before roles existed, read as none."""
 
 
 class CatalogRow(Base):
@@ -109,6 +113,7 @@ class TokenInfo:
     token_hash: str
     last_used_at: float | None
     revoked_at: float | None
+    roles: tuple[str, ...] = ()
 
 
 def new_id(prefix: str) -> str:
@@ -134,6 +139,27 @@ def make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
+def add_missing_columns(engine: Engine) -> None:
+    """A database made by an earlier version lacks newer (nullable) columns, like the tokens'
+    `roles`: add them in place, as the journal does its own. Two processes opening the same old
+    database may race to add one; the loser finds it there and carries on."""
+    inspector = sa.inspect(engine)
+    present_tables = set(inspector.get_table_names())
+    for table in Base.metadata.sorted_tables:
+        if table.name not in present_tables:
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in (c for c in table.columns if c.name not in present):
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as conn:
+                    conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+            except sa.exc.DBAPIError:
+                columns = sa.inspect(engine).get_columns(table.name)
+                if column.name not in {c["name"] for c in columns}:
+                    raise
+
+
 class Store:
     """The service's tables behind small, typed methods; one short transaction per call."""
 
@@ -141,6 +167,7 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         Base.metadata.create_all(self.engine)
+        add_missing_columns(self.engine)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
@@ -153,9 +180,9 @@ class Store:
 
     # ------------------------------------------------------------------ tokens
 
-    def add_token(self, name: str, token_hash: str, prefix: str) -> ApiTokenRow:
+    def add_token(self, name: str, token_hash: str, prefix: str, roles: Sequence[str] = ()) -> ApiTokenRow:
         row = ApiTokenRow(id=new_id("tok"), name=name, token_hash=token_hash, prefix=prefix,
-                          created_at=time.time())
+                          created_at=time.time(), roles=list(roles) or None)
         with self.session() as s:
             s.add(row)
         return row
@@ -164,12 +191,13 @@ class Store:
         # Core, not the ORM: this runs on every request, and a plain row is all auth needs
         table = ApiTokenRow.__table__
         query = sa.select(table.c.id, table.c.name, table.c.token_hash, table.c.last_used_at,
-                          table.c.revoked_at).where(table.c.token_hash == token_hash)
+                          table.c.revoked_at, table.c.roles).where(table.c.token_hash == token_hash)
         with self.engine.connect() as conn:
             row = conn.execute(query).first()
         if row is None:
             return None
-        return TokenInfo(row.id, row.name, row.token_hash, row.last_used_at, row.revoked_at)
+        return TokenInfo(row.id, row.name, row.token_hash, row.last_used_at, row.revoked_at,
+                         tuple(row.roles or ()))
 
     def touch_token(self, token_id: str, when: float) -> None:
         with self.session() as s:
