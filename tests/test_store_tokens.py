@@ -6,20 +6,17 @@ list` shows them."""
 from __future__ import annotations
 
 import json
-import secrets
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from cli_support import cli, error_line
+from test_api_postgres import postgres_url  # noqa: F401 - a fixture: a fresh database
 
 from service.auth import authenticate, create_token, hash_token
 from service.problems import ApiProblem
 from service.store import Base, Store
-
-ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
 
 OLD_TOKENS_TABLE = [
     # overture_svc_tokens as service/store.py created it before tokens had roles
@@ -62,21 +59,10 @@ def old_sqlite(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def old_postgres() -> Iterator[str]:
-    psycopg = pytest.importorskip("psycopg")
-    name = f"overture_tokens_{secrets.token_hex(4)}"
-    try:
-        with psycopg.connect(ADMIN, autocommit=True, connect_timeout=2) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL on 127.0.0.1:5432 is not reachable: {exc}")
-    try:
-        url = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
-        _make_old(url)
-        yield url
-    finally:
-        with psycopg.connect(ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+def old_postgres(postgres_url: str) -> str:  # noqa: F811 - the imported fixture, requested
+    """A fresh PostgreSQL database made before tokens had roles."""
+    _make_old(postgres_url)
+    return postgres_url
 
 
 def _columns(url: str) -> set[str]:
