@@ -75,7 +75,9 @@ def run_data(journal: AnyJournal, run_id: str) -> dict[str, Any]:
         "approvals": [
             {
                 "step": a.step_id,
+                "iteration": item_of(a.iteration),
                 "prompt": a.prompt,
+                "approvers": a.approvers,
                 "requested_at": _when(a.requested_at),
                 "decided_at": _when(a.decided_at),
                 "approved": a.approved,

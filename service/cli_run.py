@@ -656,9 +656,12 @@ def _show_run(data: dict[str, Any]) -> None:
     console.print(attempts)
     for approval in data["approvals"]:
         if approval["decided_at"] is None:
+            item = f" (item {approval['iteration']})" if approval["iteration"] is not None else ""
             console.print(
-                f"  waiting for approval of `{approval['step']}`: {approval['prompt']}", markup=False
+                f"  waiting for approval of `{approval['step']}`{item}: {approval['prompt']}", markup=False
             )
+            if approval["approvers"]:
+                console.print(f"    may be decided by: {', '.join(approval['approvers'])}", markup=False)
         else:
             verdict = "approved" if approval["approved"] else "rejected"
             note = f" ({approval['comment']})" if approval["comment"] else ""

@@ -56,6 +56,12 @@ def test_approve_refuses_someone_not_listed_and_the_run_waits_for_a_listed_appro
     run = shown(data, run_id)
     assert run["state"] == "waiting"
     assert [(a["step"], a["decided_at"], a["by"]) for a in run["approvals"]] == [("ok", None, None)]
+    assert run["approvals"][0]["approvers"] == ["Ann", "finance-leads"]
+    code, out, err = cli("runs", "show", run_id, "--data-dir", data)
+    assert code == 0, err
+    waiting = out.splitlines()
+    at = next(i for i, line in enumerate(waiting) if "waiting for approval of `ok`: Go ahead?" in line)
+    assert waiting[at + 1].strip() == "may be decided by: Ann, finance-leads"
 
     code, out, err = cli("approve", run_id, "ok", "--by", " ann ", "-m", "fine", "--data-dir", data)
     assert code == 0, err
@@ -76,3 +82,25 @@ def test_a_step_without_approvers_is_decided_by_whoever_runs_approve(tmp_path: P
     code, out, err = cli("approve", run_id, "ok", "--data-dir", data, env=AS_MALLORY)
     assert code == 0, err
     assert shown(data, run_id)["approvals"][0]["by"] == "mallory"
+
+
+def test_runs_show_names_each_waiting_items_own_approvers(tmp_path: Path) -> None:
+    per_item = FLOW.replace(
+        "approvers: [Ann, finance-leads]}", 'approvers: "${{ item }}"}\n    for_each: [ann, bob]'
+    )
+    (tmp_path / "flow.yaml").write_text(per_item)
+    data = tmp_path / "data"
+    code, _, err = cli("run", tmp_path / "flow.yaml", "--data-dir", data)
+    assert code == 0, err
+    run_id = err.split("started run ")[1].split()[0]
+    code, _, err = cli("approve", run_id, "ok", "--by", "ann", "--data-dir", data)
+    assert code == 2  # bob's item is not ann's to decide
+    code, out, err = cli("runs", "show", run_id, "--data-dir", data)
+    assert code == 0, err
+    lines = [line.strip() for line in out.splitlines()]
+    assert (
+        lines[lines.index("waiting for approval of `ok` (item 0): Go ahead?") + 1] == "may be decided by: ann"
+    )
+    assert (
+        lines[lines.index("waiting for approval of `ok` (item 1): Go ahead?") + 1] == "may be decided by: bob"
+    )
