@@ -13,6 +13,10 @@ was the run found still `running` 90 s after the kill in one run of `test_worker
 The tests hold the fetch at that point deterministically: the fetch function waits on an advisory
 lock the test holds (`workers_support.gate_fetches`) after its statement took its snapshot.
 
+The same gate shows the other side of that snapshot: a job for a run this worker drives (a poke,
+a job swept back) whose take read the run before the worker's own driver wrote its last step and
+ended; the engine started again from that read and called the completed step a second time.
+
 Also here: a worker's heartbeat and listener outlive a moment without the database (Procrastinate
 let them end at their first error, for good), and the guard under every takeover: a run whose
 worker died, with no job and no NOTIFY to announce it, is found by the periodic orphan scan.
@@ -44,7 +48,7 @@ from workers_support import ADMIN, FetchGate, gate_fetches, read_calls
 from runtime.journal import Journal
 from runtime.journal_schema import WHOLE_STEP
 from runtime.records import RunState
-from runtime.workers import ensure_schema
+from runtime.workers import RunQueue, ensure_schema
 from runtime.workers.handoff import HandoffLink, Taken
 from runtime.workers.queue import QUEUE_NAME, QUEUED_OWNER, conninfo
 from workflow.loader import load_catalog, read_data
@@ -261,3 +265,62 @@ def test_a_run_whose_worker_died_is_taken_over_by_the_orphan_scan(
         journal.close()
         if proc is not None:
             assert stop([proc]) == [0], (tmp_path / "heir.log").read_text()[-2000:]
+
+
+APPROVAL_FLOW = """
+name: work-then-approve
+inputs: {type: object, properties: {sleep: {type: number}}}
+steps:
+  - {id: a, action: w.work, with: {label: a, sleep: "${{ inputs.sleep }}"}}
+  - {id: ok, action: core.approval, needs: [a], with: {prompt: "go on?"}}
+"""
+
+
+def test_a_job_taken_while_this_worker_drove_its_run_does_not_replay_a_stale_read(
+    database: str,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    files(tmp_path)
+    flows = tmp_path / "flows"
+    flows.mkdir()
+    files(flows)
+    (flows / "flow.yaml").write_text(APPROVAL_FLOW)
+    ensure_schema(database)
+    gate_fetches(database)
+    proc = start_worker(database, tmp_path, "w1")
+    journal = Journal.open(database)
+    try:
+        wait_ready({"w1": proc}, tmp_path)
+        (run_id,) = submit(database, flows, count=1, sleep=1.0)
+        end = time.monotonic() + 30
+        while not read_calls(tmp_path):  # the worker drives the run: step a is in its call
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        with FetchGate(database) as gate:
+            # a fetch reads the journal as it is now (a in flight), then waits at the gate
+            gate.wait_for_fetch()
+            # meanwhile a second job names the run (a poke, a job swept back), and the worker's
+            # driver ends step a and stops at the approval, letting the run go
+            asyncio.run(RunQueue(database).enqueue(run_id))
+            end = time.monotonic() + 30
+            while journal.get_run(run_id).state != RunState.WAITING:
+                assert time.monotonic() < end
+                time.sleep(0.02)
+        # the fetch takes the job and the run, with what it read before step a ended
+        end = time.monotonic() + 30
+        while jobs_left(database):
+            assert time.monotonic() < end, jobs_left(database)
+            time.sleep(0.05)
+        assert journal.get_run(run_id).state == RunState.WAITING
+        assert [c["step"] for c in read_calls(tmp_path)] == ["a"], read_calls(tmp_path)  # a ran once
+        assert [(a.step_id, a.outcome) for a in journal.attempts(run_id=run_id)] == [("a", "succeeded")]
+    finally:
+        journal.close()
+        codes = stop([proc])
+    assert codes == [0], (tmp_path / "w1.log").read_text()[-2000:]
+
+
+def jobs_left(url: str) -> int:
+    with psycopg.connect(conninfo(url)) as conn:
+        row = conn.execute("SELECT count(*) FROM procrastinate_jobs").fetchone()
+        return int(row[0]) if row else 0

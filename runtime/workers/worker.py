@@ -40,6 +40,7 @@ from runtime.errors import InvalidRunState, RunNotFound
 from runtime.invocation import Invoker
 from runtime.invokers import build_invoker
 from runtime.journal import Journal
+from runtime.records import Event
 from runtime.routing import Router
 from runtime.secrets import SecretStore
 from runtime.workers.handoff import HandoffLink
@@ -114,9 +115,42 @@ def _reason(exc: BaseException) -> str:
     return " ".join(str(exc.__cause__ or exc).split()) or type(exc).__name__
 
 
+class _LocalWrites:
+    """The order in which this process's engine last wrote to each run (its journal's events),
+    to tell whether a take's read of a run may be older than a write of ours.
+
+    The take reads the run in its statement's snapshot, while this worker's own driver may be
+    writing to it (a job for a run this worker drives: a poke, a job swept back from a worker
+    thought dead) and may end before the job's task starts. Handed to the engine, such a read
+    had a new driver call again a step the first one had completed (its row still `running` in
+    the read)."""
+
+    KEEP = 10_000
+    """Runs remembered: a take spans milliseconds, not the writes to ten thousand other runs."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._last: dict[str, int] = {}
+
+    def noted(self, event: Event) -> None:
+        self._count += 1
+        self._last.pop(event.run_id, None)  # re-inserted: the dict stays in the order of writes
+        self._last[event.run_id] = self._count
+        if len(self._last) > self.KEEP:
+            del self._last[next(iter(self._last))]
+
+    def mark(self) -> int:
+        return self._count
+
+    def since(self, run_id: str, mark: int) -> bool:
+        """Whether this process wrote to the run after `mark`."""
+        return self._last.get(run_id, 0) > mark
+
+
 class _TakingJobManager(JobManager):
     """Procrastinate's job manager, whose fetch also takes the job's run over (`handoff.take`);
-    what the take read of the run waits in `taken` for the job's task to hand to the engine.
+    what the take read of the run waits in `taken` for the job's task to hand to the engine
+    (`claimed`), unless this process wrote to the run since the take began.
 
     With a `line`, a fetch goes to the database on the worker's turn, and otherwise only as the
     poll's fallback (at most every half `poll_s`): Procrastinate's loop fetches again after each
@@ -136,7 +170,10 @@ class _TakingJobManager(JobManager):
         self.link = HandoffLink(journal)
         self.owner = owner
         self.ttl = ttl
-        self.taken: dict[str, TakenRun] = {}
+        self.taken: dict[str, tuple[TakenRun, int]] = {}
+        """Per run, what a take read and the `writes` mark from before it."""
+        self.writes = _LocalWrites()
+        journal.add_listener(self.writes.noted)
         self.slots = slots
         self.poll_s = poll_s
         self.running = 0
@@ -192,6 +229,7 @@ class _TakingJobManager(JobManager):
         wakeups = consumer.wakeups if consumer is not None else 0
         self._fetched_at = now
         self.fetches += 1
+        mark = self.writes.mark()
         try:
             taken = await self.link.take(
                 queues=list(queues) if queues is not None else None,
@@ -223,8 +261,17 @@ class _TakingJobManager(JobManager):
             if not self._took:
                 line.taken(rejoin=False)
         if taken.run is not None:  # the lease came along (else another worker drives the run)
-            self.taken[taken.run.id] = TakenRun(taken.run, taken.steps, taken.started_attempts)
+            self.taken[taken.run.id] = (TakenRun(taken.run, taken.steps, taken.started_attempts), mark)
         return taken.job
+
+    def claimed(self, run_id: str) -> TakenRun | None:
+        """What the job's take read of the run, for the engine to start from; None when the take
+        did not bring the run, or when this process wrote to it since the take began (the engine
+        then claims it and reads it afresh: the lease is this worker's either way)."""
+        held = self.taken.pop(run_id, None)
+        if held is None or self.writes.since(run_id, held[1]):
+            return None
+        return held[0]
 
 
 @dataclass
@@ -298,7 +345,8 @@ class Worker:
         @app.task(name=TASK_NAME, queue=QUEUE_NAME)
         async def drive_run(run_id: str) -> None:
             try:
-                await self._drive(engine, run_id, taking.taken.pop(run_id, None))
+                # `claimed` is called right before the engine starts: nothing runs in between
+                await self._drive(engine, run_id, taking.claimed(run_id))
             finally:
                 taking.job_ended()
 
