@@ -19,13 +19,14 @@ import os
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from service.cli_options import Given
+from service.cli_service import iso
 
 if TYPE_CHECKING:
     from runtime.triggers import FireStore, TriggeredWorkflow
@@ -109,10 +110,6 @@ def _local(ts: float, zone: str) -> str:
     return datetime.fromtimestamp(ts, ZoneInfo(zone)).strftime("%a %Y-%m-%d %H:%M %Z")
 
 
-def _iso(ts: float | None) -> str | None:
-    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat().replace("+00:00", "Z")
-
-
 def _rows(targets: list[TriggeredWorkflow], fire_store: FireStore | None, count: int, now: float
           ) -> list[dict[str, Any]]:
     from planner.triggers import describe_schedule, describe_webhook
@@ -131,7 +128,7 @@ def _rows(targets: list[TriggeredWorkflow], fire_store: FireStore | None, count:
             rows.append({"workflow": target.key, "name": target.workflow.name, "trigger": item.trigger_id,
                          "kind": "schedule", "description": describe_schedule(item.trigger),
                          "timezone": item.trigger.timezone, "paused": paused,
-                         "next_fires": [] if paused else [_iso(t) for t in item.times],
+                         "next_fires": [] if paused else [iso(t) for t in item.times],
                          "next_local": [] if paused else
                          [_local(t, item.trigger.timezone) for t in item.times]})
         hook = target.workflow.triggers.webhook if target.workflow.triggers else None
@@ -257,14 +254,14 @@ def register(app: typer.Typer) -> None:
         finally:
             fire_store.close()
         if as_json:
-            typer.echo(json.dumps([{**f.__dict__, "scheduled_at": _iso(f.scheduled_at),
-                                    "created_at": _iso(f.created_at), "updated_at": _iso(f.updated_at)}
+            typer.echo(json.dumps([{**f.__dict__, "scheduled_at": iso(f.scheduled_at),
+                                    "created_at": iso(f.created_at), "updated_at": iso(f.updated_at)}
                                    for f in fires], indent=2))
             return
         if not fires:
             typer.echo(f"no fires for {workflow_id}")
         for fire in fires:
-            when = _iso(fire.scheduled_at) or f"delivery {fire.delivery_id}"
+            when = iso(fire.scheduled_at) or f"delivery {fire.delivery_id}"
             extra = " (catch-up)" if fire.catch_up else ""
             error = f"  {fire.error}" if fire.error else ""
             typer.echo(f"{when}  {fire.trigger_id}  {fire.state}{extra}  run {fire.run_id or '-'}{error}")

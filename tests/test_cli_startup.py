@@ -100,6 +100,17 @@ def test_subcommand_help_and_version_import_nothing_heavy() -> None:
         assert heavy_in(modules) == [], args
 
 
+def test_token_list_does_not_import_the_api(tmp_path: Path) -> None:
+    """`token list` reads the token store (SQLAlchemy) and prints dates; the API (FastAPI) it
+    shares the date format with is not loaded for that."""
+    code, _, _ = imported_by("token", "create", "--name", "ci-bot", "--data-dir", tmp_path)
+    assert code == 0
+    code, out, modules = imported_by("token", "list", "--data-dir", tmp_path, "--format", "json")
+    assert code == 0 and '"name": "ci-bot"' in out and '"created_at": "20' in out and 'Z"' in out, out
+    assert "sqlalchemy" in modules  # it did read the store
+    assert not {"fastapi", "starlette", "service.api.models"} & modules
+
+
 @pytest.mark.skipif(not BENCH_CATALOG.is_file(), reason="the benchmark catalog is beside the repository")
 def test_plan_imports_the_matcher_but_not_the_runtime_or_the_service() -> None:
     code, out, modules = imported_by(
