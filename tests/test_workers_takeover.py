@@ -18,8 +18,9 @@ a job swept back) whose take read the run before the worker's own driver wrote i
 ended; the engine started again from that read and called the completed step a second time.
 
 Also here: a worker's heartbeat and listener outlive a moment without the database (Procrastinate
-let them end at their first error, for good), and the guard under every takeover: a run whose
-worker died, with no job and no NOTIFY to announce it, is found by the periodic orphan scan.
+let them end at their first error, for good); a worker whose row in Procrastinate's books another
+worker pruned registers again (its next fetch crashed it); and the guard under every takeover: a
+run whose worker died, with no job and no NOTIFY to announce it, is found by the orphan scan.
 """
 
 from __future__ import annotations
@@ -324,3 +325,29 @@ def jobs_left(url: str) -> int:
     with psycopg.connect(conninfo(url)) as conn:
         row = conn.execute("SELECT count(*) FROM procrastinate_jobs").fetchone()
         return int(row[0]) if row else 0
+
+
+def test_a_worker_struck_off_the_queues_books_registers_again(database: str, tmp_path: Path) -> None:  # noqa: F811
+    files(tmp_path)
+    ensure_schema(database)
+    proc = start_worker(database, tmp_path, "w1")
+    journal = Journal.open(database)
+    books = psycopg.connect(conninfo(database), autocommit=True)
+    try:
+        wait_ready({"w1": proc}, tmp_path)
+        count = "SELECT count(*) FROM procrastinate_workers"
+        wait_until(proc, tmp_path / "w1.log", lambda: books.execute(count).fetchone() == (1,))  # registered
+        # what a worker starting elsewhere does to the row of one it thinks stalled (Procrastinate's
+        # prune at start: a worker away longer than its lease TTL, a partition say); a job's fetch
+        # names the worker's row, which is gone
+        books.execute("DELETE FROM procrastinate_workers")
+        ids = submit(database, tmp_path, count=2, sleep=0)
+        states = wait_finished(journal, ids, timeout=30)
+        assert set(states.values()) == {RunState.SUCCEEDED}, (tmp_path / "w1.log").read_text()[-3000:]
+        assert proc.poll() is None
+        assert books.execute(count).fetchone() == (1,)  # on the books again
+    finally:
+        books.close()
+        journal.close()
+        codes = stop([proc])
+    assert codes == [0], (tmp_path / "w1.log").read_text()[-2000:]

@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import psycopg.errors
 from procrastinate import App, PsycopgConnector
 from procrastinate import worker as procrastinate_worker
 from procrastinate.connector import BaseConnector
@@ -241,6 +242,20 @@ class _TakingJobManager(JobManager):
             # the database is away a moment: the next NOTIFY or poll fetches again, and the
             # runs are safe by their leases meanwhile
             log.warning("%s", exc)
+            return None
+        except psycopg.errors.ForeignKeyViolation:
+            if consumer is None:
+                raise
+            # the job names this worker's row in Procrastinate's books, which another worker
+            # removed, taking it for stalled (its prune at start: this one was away longer than
+            # its TTL). The fetch failed and took nothing; the worker crashed on it and left the
+            # queue unserved. Back on the books under a new id, it fetches again
+            consumer.worker_id = await self.register_worker()
+            log.warning(
+                "this worker was taken off the queue's books as stalled; back on as worker %d",
+                consumer.worker_id,
+            )
+            asyncio.get_running_loop().call_soon(consumer.wake)
             return None
         if taken is None:
             if line is not None and line.taker and self._took:
