@@ -424,9 +424,12 @@ class Engine(Saga):
             try:
                 pending = self.journal.pending_timers()
                 outside = self.journal.runs_to_wake()
+                # here, not on its own: a scan failing at every poll must say so in the log, or
+                # runs stay untaken with nothing to tell why
+                orphans = self.journal.orphaned_runs(now=time.time())
             except Exception:  # the database may be away for a moment; try again at the next poll
                 log.exception("the scheduler could not read the journal")
-                pending, outside = [], []
+                pending, outside, orphans = [], [], []
             keys = {(t.run_id, t.step_id, t.iteration, t.wake_at) for t in pending}
             dispatched &= keys  # forget fired timers, so the set stays small in a long-lived service
             for timer in pending:
@@ -437,10 +440,6 @@ class Engine(Saga):
                         self._ensure_driving(timer.run_id)
                 elif upcoming is None or timer.wake_at < upcoming:
                     upcoming = timer.wake_at
-            try:
-                orphans = self.journal.orphaned_runs(now=time.time())
-            except Exception:
-                orphans = []
             for run_id in [*outside, *orphans]:
                 driver = self._drivers.get(run_id)
                 if driver is None or driver.done():
