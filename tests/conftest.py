@@ -1,8 +1,10 @@
-"""Shared test settings: where the repo and ../shared are, and a per-test data directory."""
+"""Shared test settings: where the repo and ../shared are, a per-test data directory, the runtime
+tests' journal (SQLite and PostgreSQL) and ManualClock, and the planner tests' planners."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +12,7 @@ import pytest
 
 if TYPE_CHECKING:
     from planner.offline import OfflinePlanner
+    from runtime import Journal, ManualClock
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared"
@@ -31,6 +34,24 @@ def _isolated_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OVERTURE_DATABASE_URL"):
         if name in os.environ and not os.environ.get("OVERTURE_KEEP_ENV"):
             monkeypatch.delenv(name, raising=False)
+
+
+# the runtime tests' parts; imported when used, so tests that need none do not load the runtime
+@pytest.fixture(params=["sqlite", "postgresql"])  # runtime_support.JOURNAL_KINDS
+def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
+    """A real journal per kind: a SQLite file, and a PostgreSQL schema of its own (skipped when
+    PostgreSQL is not reachable). A module with its own `journal` fixture keeps it."""
+    from runtime_support import open_journal
+
+    yield from open_journal(request.param, tmp_path)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    """Time that moves only when the test moves it."""
+    from runtime import ManualClock
+
+    return ManualClock()
 
 
 # the planner tests' planners, one per test module (its action index is built once)

@@ -4,28 +4,16 @@ nothing and the run keeps waiting. On SQLite and PostgreSQL journals."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_support import JOURNAL_KINDS, open_journal, pause, settle, workflow
+from runtime_support import pause, settle, workflow
 from test_runtime_engine import make_engine
 
 from runtime import Engine, Journal, ManualClock, RunState
 from runtime.builtins import may_decide
 from runtime.errors import NotAnApprover
 from runtime.testing import ScriptedInvoker
-
-
-@pytest.fixture(params=JOURNAL_KINDS)
-def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
-    yield from open_journal(request.param, tmp_path)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 def engine_for(journal: Journal, clock: ManualClock) -> Engine:

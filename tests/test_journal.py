@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from runtime_support import JOURNAL_KINDS, open_journal
 
 from runtime import Event, Journal, RunState, StepState
 from runtime.errors import RunNotFound
 from runtime.journal import OUTPUT_CAP_BYTES
-
-
-@pytest.fixture(params=JOURNAL_KINDS)
-def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
-    yield from open_journal(request.param, tmp_path)
 
 
 def new_run(journal: Journal, run_id: str, now: float = 100.0) -> None:

@@ -32,11 +32,6 @@ def journal() -> MemoryJournal:
     return MemoryJournal()
 
 
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
 def make_engine(journal: AnyJournal, clock: ManualClock, invoker: Any, **kw: Any) -> Engine:
     # the engine is annotated with `Journal`; MemoryJournal has the same methods (see the signature test)
     return Engine(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from runtime_support import CATALOG, JOURNAL_KINDS, idle, open_journal, pause, settle, workflow
+from runtime_support import CATALOG, idle, pause, settle, workflow
 
 from runtime import (
     Conditions,
@@ -25,16 +25,6 @@ from runtime.errors import InvalidRunState, PermanentActionError, TransientActio
 from runtime.invocation import ActionCall
 from runtime.testing import ScriptedInvoker
 from workflow.document import Step
-
-
-@pytest.fixture(params=JOURNAL_KINDS)
-def journal(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Journal]:
-    yield from open_journal(request.param, tmp_path)
-
-
-@pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
 
 
 def make_engine(journal: Journal, clock: ManualClock, invoker: Any, **kw: Any) -> Engine:
