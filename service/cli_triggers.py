@@ -85,6 +85,30 @@ def _service_workflows(settings: ServiceSettings) -> list[TriggeredWorkflow]:
     return found
 
 
+def _refuse_uncallable(settings: ServiceSettings, target: TriggeredWorkflow) -> None:
+    """Exit 2 when the workflow calls actions nothing can invoke, as the service checks it (every
+    stored catalog, the newer upload's definition winning; not with workers, whose catalog this
+    process cannot see): resumed, its triggers would start runs that fail at those steps."""
+    if settings.dispatch == "workers":
+        return
+    from runtime.invokers.uncallable import cannot_run, uncallable_calls
+    from service.api.metrics import Metrics
+    from service.api.services import Services
+    from service.store import Store
+
+    store = Store(settings.resolved_database_url())
+    try:
+        catalog = Services(settings=settings, store=store, metrics=Metrics()).merged_catalog()
+    finally:
+        store.close()
+    calls = uncallable_calls(target.workflow, catalog)
+    if calls:
+        typer.echo(f"error: {target.key}: {cannot_run(calls, 'workflow')}; nothing was resumed. Add an "
+                   "`invoke:` block (kind http, python or smtp) to each of these actions in its catalog, "
+                   "upload it again (POST /v1/catalogs), then resume", err=True)
+        raise typer.Exit(2)
+
+
 def _file_workflows(files: list[Path]) -> list[TriggeredWorkflow]:
     """The documents, each with triggers checked (the validator's trigger rules; no catalog needed)."""
     from runtime.triggers import TriggeredWorkflow
@@ -205,6 +229,8 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"error: workflow `{workflow_id}` has no trigger `{trigger_id}`; it has: "
                        + ", ".join(known), err=True)
             raise typer.Exit(2)
+        if not paused:
+            _refuse_uncallable(settings, target)
         fire_store = _open_fire_store(settings)
         try:
             for tid in known if trigger_id == "all" else [trigger_id]:
@@ -231,7 +257,8 @@ def register(app: typer.Typer) -> None:
         data_dir: DataDirOption = None,
         database_url: DatabaseOption = None,
     ) -> None:
-        """Start a paused trigger again from now (fires that fell in the pause are not caught up)."""
+        """Start a paused trigger again from now (fires that fell in the pause are not caught up).
+        Refused while the workflow calls actions nothing can invoke."""
         _pause(workflow_id, trigger_id, False, data_dir, database_url)
 
     @sub.command("fires")

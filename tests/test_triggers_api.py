@@ -1,6 +1,8 @@
 """Schedules inside the real app (lifespan, engine, scheduler, SQLite files) on a ManualClock: the
 trigger API's next fire times, fires that start linked runs, a restart of the service that neither
-misses nor doubles, pausing and resuming through the API, and a fire whose inputs do not fit."""
+misses nor doubles, pausing and resuming through the API, a fire whose inputs do not fit, and a
+schedule whose actions nothing can invoke (not created; failed once and paused when the catalog
+changed since; not resumed until fixed)."""
 
 from __future__ import annotations
 
@@ -59,8 +61,10 @@ class Service:
 
 
 @asynccontextmanager
-async def service(tmp_path: Path, clock: ManualClock) -> AsyncIterator[Service]:
-    app = create_app(settings_for(tmp_path), invoker_overrides=default_overrides(), clock=clock)
+async def service(tmp_path: Path, clock: ManualClock, overrides: dict[str, Any] | None = None
+                  ) -> AsyncIterator[Service]:
+    app = create_app(settings_for(tmp_path), clock=clock,
+                     invoker_overrides=default_overrides() if overrides is None else overrides)
     async with app.router.lifespan_context(app):
         _, token = create_token(app.state.services.store, "tests")
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api.test",
@@ -147,3 +151,55 @@ async def test_a_schedule_whose_inputs_do_not_fit_is_refused_before_it_can_fire(
         await svc.at(berlin(7, 9, 0))
         r = await svc.client.get("/v1/runs")
         assert r.json() == []
+
+
+def _billing(invoke: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The test catalog's actions, `billing.charge_card` with `invoke` (none: nothing can call it)."""
+    charge = {key: value for key, value in CATALOG["actions"][2].items() if key != "invoke"}
+    return [{**charge, **({"invoke": invoke} if invoke else {})}]
+
+
+async def test_a_schedule_on_uncallable_actions_fails_once_pauses_and_resumes_once_fixed(tmp_path: Path
+                                                                                          ) -> None:
+    crm_only = {name: recorder for name, recorder in default_overrides().items() if name.startswith("crm.")}
+    clock = ManualClock(berlin(7, 8, 0))
+    async with service(tmp_path, clock, crm_only) as svc:
+        r = await svc.client.post("/v1/catalogs", json={"name": "crm", "actions": CATALOG["actions"]})
+        full_id = r.json()["id"]
+        r = await svc.client.post("/v1/catalogs", json={"name": "billing", "actions": _billing(None)})
+        r = await svc.client.post("/v1/workflows", json={"document": SCHEDULED, "catalog_id": full_id})
+        assert r.status_code == 422, r.text                 # the newer upload's charge has no invoke:
+        assert r.json()["type"] == "urn:overture:problem:uncallable-actions"
+        assert [p["location"] for p in r.json()["problems"]] == ["document.steps[1].action"]
+
+        r = await svc.client.post("/v1/catalogs", json={"name": "billing", "actions": CATALOG["actions"][2:]})
+        workflow_id = await create(svc)                     # callable now: created
+        r = await svc.client.post("/v1/catalogs", json={"name": "billing", "actions": _billing(None)})
+        await svc.at(berlin(7, 8, 30))
+        await svc.at(berlin(7, 9, 0))
+        [fire] = await svc.fires(workflow_id)
+        assert fire["state"] == "failed" and fire["run_id"] is None
+        assert "billing.charge_card at workflow.steps[1].action" in fire["error"]
+        assert "paused" in fire["error"]
+        r = await svc.client.get(f"/v1/workflows/{workflow_id}/triggers")
+        [schedule] = r.json()["schedules"]
+        assert schedule["paused"] is True
+        await svc.at(berlin(8, 9, 0))                       # recorded once, not at every fire
+        assert len(await svc.fires(workflow_id)) == 1
+        assert (await svc.client.get("/v1/runs")).json() == []
+
+        r = await svc.client.post(f"/v1/workflows/{workflow_id}/triggers/all/resume")
+        assert r.status_code == 422, r.text
+        assert [p["location"] for p in r.json()["problems"]] == ["workflow.steps[1].action"]
+        assert "nothing was resumed" in r.json()["detail"]
+        r = await svc.client.get(f"/v1/workflows/{workflow_id}/triggers")
+        assert r.json()["schedules"][0]["paused"] is True
+
+        fixed = _billing({"kind": "python", "callable": "builtins:dict"})  # answers with its inputs
+        r = await svc.client.post("/v1/catalogs", json={"name": "billing", "actions": fixed})
+        r = await svc.client.post(f"/v1/workflows/{workflow_id}/triggers/all/resume")
+        assert r.status_code == 200, r.text
+        await svc.at(berlin(9, 9, 0))
+        [run] = await svc.runs_of(workflow_id, 1)
+        fires = await svc.fires(workflow_id)
+        assert [f["state"] for f in fires] == ["started", "failed"] and fires[0]["run_id"] == run["id"]

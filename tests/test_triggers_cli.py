@@ -1,5 +1,6 @@
 """`overture triggers` on a real data folder: next fire times of stored workflows and of files,
-pause and resume (seen by the fire store the service reads), fires, and signing a delivery."""
+pause and resume (seen by the fire store the service reads; resuming a workflow whose actions
+nothing can invoke is refused), fires, and signing a delivery."""
 
 from __future__ import annotations
 
@@ -66,6 +67,38 @@ def test_list_shows_next_fire_times_and_pause_resume_round_trips(tmp_path: Path)
     assert result.exit_code == 2 and schedule["trigger"] in result.output
     result = runner.invoke(app, ["triggers", "fires", workflow_id, "--data-dir", str(data)])
     assert result.exit_code == 0 and "no fires" in result.output
+
+
+def test_resume_refuses_a_workflow_calling_actions_nothing_can_invoke(tmp_path: Path) -> None:
+    action = {"name": "digest.send", "description": "Send the digest.", "input": {"type": "object"},
+              "output": {"type": "object"}}
+    document = {**DOCUMENT, "steps": [{"id": "send", "action": "digest.send"}]}
+    data = tmp_path / "data"
+    settings = ServiceSettings(data_dir=data)
+    settings.ensure_data_dir()
+    store = Store(settings.resolved_database_url())
+    store.add_catalog("digest", "test", {"actions": [action]})
+    row, _ = store.create_workflow("weekday-digest", "default", document, source="document", note=None)
+    runner = CliRunner()
+    result = runner.invoke(app, ["triggers", "pause", row.id, "--data-dir", str(data)])
+    assert result.exit_code == 0, result.output
+
+    result = runner.invoke(app, ["triggers", "resume", row.id, "--data-dir", str(data)])
+    assert result.exit_code == 2, result.output
+    assert f"error: {row.id}: cannot run: 1 step calls actions with no `invoke:` block" in result.output
+    assert "step `send` (digest.send at workflow.steps[0].action)" in result.output
+    assert "nothing was resumed" in result.output and "resumed " not in result.output
+    fire_store = FireStore.open(settings.resolved_journal_url())
+    assert all(s.paused for s in fire_store.states(row.id))
+
+    # a newer upload of the action with an invoke: block wins, as in the service
+    store.add_catalog("digest", "test", {"actions": [{**action, "invoke": {"kind": "python",
+                                                                          "callable": "builtins:dict"}}]})
+    store.close()
+    result = runner.invoke(app, ["triggers", "resume", row.id, "--data-dir", str(data)])
+    assert result.exit_code == 0, result.output
+    assert not any(s.paused for s in fire_store.states(row.id))
+    fire_store.close()
 
 
 def test_list_reads_documents_on_disk() -> None:

@@ -19,7 +19,15 @@ from runtime_support import PG_URL, postgres_available
 
 from runtime import Engine, Journal, ManualClock
 from runtime.testing import ScriptedInvoker
-from runtime.triggers import FireStore, Scheduler, TriggeredWorkflow, schedule_fire_id, schedule_trigger_id
+from runtime.triggers import (
+    PAUSED_BY_REFUSAL,
+    FireRefused,
+    FireStore,
+    Scheduler,
+    TriggeredWorkflow,
+    schedule_fire_id,
+    schedule_trigger_id,
+)
 from runtime.triggers.engine_target import EngineTarget
 from workflow.catalog import Catalog
 from workflow.document import ScheduleTrigger, Workflow
@@ -332,6 +340,37 @@ async def test_a_fire_that_cannot_start_is_recorded_as_failed_and_not_retried(tm
         [fire] = w.store.fires()
         assert fire.state == "failed" and fire.error == "RuntimeError: the engine is shutting down"
         assert w.run_ids() == set()
+
+
+class RefusesForGood(EngineTarget):
+    """Refuses as the service does for a workflow whose actions nothing can invoke."""
+
+    tries = 0
+
+    async def start(self, target: TriggeredWorkflow, inputs: dict[str, Any], run_id: str) -> None:
+        RefusesForGood.tries += 1
+        raise FireRefused("cannot run: step `note` (x.y at workflow.steps[0].action)")
+
+
+async def test_a_refused_fire_is_recorded_once_and_pauses_its_schedule(tmp_path: Path) -> None:
+    RefusesForGood.tries = 0
+    trigger = ScheduleTrigger(cron="0 * * * *", missed="catch_up")
+    target = TriggeredWorkflow("wf_1", workflow(trigger))
+    clock = ManualClock(at(2030, 1, 7, 8, 30))
+    async with worker(tmp_path / "j.db", clock, [target], RefusesForGood) as w:
+        await w.scheduler.tick()
+        clock.set_time(at(2030, 1, 7, 10, 0))               # the 9:00 fire is caught up, 10:00 is due
+        assert len(await w.scheduler.tick()) == 2
+        assert RefusesForGood.tries == 1                     # the second fire of the pass is not tried
+        fires = w.store.fires()
+        assert [f.state for f in fires] == ["failed", "failed"]
+        refusal = "cannot run: step `note` (x.y at workflow.steps[0].action); the schedule was paused"
+        assert all(f.error and f.error.startswith(refusal) for f in fires)
+        state = w.store.state("wf_1", schedule_trigger_id(trigger))
+        assert state is not None and state.paused and state.paused_by == PAUSED_BY_REFUSAL
+        clock.set_time(at(2030, 1, 7, 11, 0))
+        assert await w.scheduler.tick() == [] and RefusesForGood.tries == 1
+        assert len(w.store.fires()) == 2 and w.run_ids() == set()
 
 
 async def test_a_fire_between_acceptance_and_the_first_pass_is_not_lost(tmp_path: Path) -> None:

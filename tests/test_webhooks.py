@@ -1,18 +1,21 @@
 """Webhook deliveries through the real app (lifespan, engine, SQLite files) over httpx: good, bad,
-missing and malformed signatures, replays, repeated deliveries, invalid bodies, pausing, secrets."""
+missing and malformed signatures, replays, repeated deliveries, invalid bodies, pausing, secrets;
+and, on a real server, workflows calling actions nothing can invoke (not created; a delivery after
+the catalog changed is refused and recorded once) and bodies that miss an input (nothing recorded)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from api_support import CATALOG, WORKFLOW, Recorder, default_overrides, settings_for
+from api_support import CATALOG, WORKFLOW, Recorder, ServedApp, default_overrides, served_app, settings_for
 
 from runtime.clock import ManualClock
 from runtime.triggers import DELIVERY_HEADER, SIGNATURE_HEADER, delivery_fire_id, sign
@@ -232,3 +235,113 @@ async def test_webhooks_need_no_token_but_the_trigger_api_does(tmp_path: Path) -
         hook = r.json()["webhook"]
         assert hook["path"] == "/hooks/customer-signed-up" and hook["secret_configured"] is True
         assert "customer-signed-up" in r.json()["description"]
+
+
+# -- workflows whose actions nothing can invoke, over real HTTP (uvicorn on 127.0.0.1) ---------------
+
+CALLABLE_CRM = {"name": "crm.update_account", "description": "Record the customer in the CRM.",
+                "input": {"type": "object", "properties": {"email": {"type": "string"}},
+                          "required": ["email"]},
+                "output": {"type": "object"},
+                "invoke": {"kind": "python", "callable": "builtins:dict"}}  # answers with its inputs
+UNCALLABLE_CRM = {key: value for key, value in CALLABLE_CRM.items() if key != "invoke"}
+SIGNUP: dict[str, Any] = {
+    "name": "record-signup",
+    "triggers": {"webhook": {"name": "customer-signed-up"}},
+    "inputs": {"type": "object", "properties": {"email": {"type": "string"}}, "required": ["email"],
+               "additionalProperties": False},
+    "steps": [{"id": "crm", "action": "crm.update_account", "with": {"email": "${{ inputs.email }}"}}],
+}
+
+
+def _upload(client: httpx.Client, action: dict[str, Any]) -> str:
+    r = client.post("/v1/catalogs", json={"name": "crm", "actions": [action]})
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+@dataclass
+class Signup:
+    """A real server (no invoker overrides) where `SIGNUP` was posted against a catalog of `crm`."""
+
+    server: ServedApp
+    client: httpx.Client
+    catalog_id: str
+    created: httpx.Response
+    """The answer to posting `SIGNUP`."""
+
+
+@contextmanager
+def signup_served(tmp_path: Path, crm: dict[str, Any]) -> Iterator[Signup]:
+    with served_app(tmp_path, overrides={}) as server, \
+            httpx.Client(base_url=server.url(), headers=server.headers, timeout=10) as client:
+        catalog_id = _upload(client, crm)
+        created = client.post("/v1/workflows", json={"document": SIGNUP, "catalog_id": catalog_id})
+        yield Signup(server, client, catalog_id, created)
+
+
+def _deliver(server: ServedApp, body: dict[str, Any], delivery: str) -> httpx.Response:
+    payload = json.dumps(body).encode()
+    return httpx.post(server.url("/hooks/customer-signed-up"), content=payload, timeout=10, headers={
+        "Content-Type": "application/json", DELIVERY_HEADER: delivery,
+        SIGNATURE_HEADER: sign(SECRET, payload, int(time.time()))})
+
+
+def test_a_webhook_on_uncallable_actions_is_not_created(tmp_path: Path) -> None:
+    with signup_served(tmp_path, UNCALLABLE_CRM) as s:
+        client, catalog_id, r = s.client, s.catalog_id, s.created
+        assert r.status_code == 422, r.text
+        problem = r.json()
+        assert problem["type"] == "urn:overture:problem:uncallable-actions"
+        [item] = problem["problems"]
+        assert (item["location"], item["code"]) == ("document.steps[0].action", "no_invoker")
+        assert "`crm.update_account`" in item["message"] and "invoke:" in item["hint"]
+        assert "nothing was saved" in problem["detail"]
+        assert client.get("/v1/workflows").json() == []
+        # without triggers the same document is stored: it starts nothing by itself
+        untriggered = {key: value for key, value in SIGNUP.items() if key != "triggers"}
+        r = client.post("/v1/workflows", json={"document": untriggered, "catalog_id": catalog_id})
+        assert r.status_code == 201, r.text
+
+
+def test_a_delivery_whose_actions_became_uncallable_is_refused_and_recorded_once(tmp_path: Path) -> None:
+    with signup_served(tmp_path, CALLABLE_CRM) as s:
+        server, client, r = s.server, s.client, s.created
+        assert r.status_code == 201, r.text
+        workflow_id = r.json()["id"]
+        _upload(client, UNCALLABLE_CRM)  # a newer upload of the action, without its invoke: block
+
+        for _ in range(2):  # the sender retries the same delivery
+            r = _deliver(server, {"email": "ada@example.com"}, "dlv_7")
+            assert r.status_code == 422, r.text
+            problem = r.json()
+            assert problem["type"] == "urn:overture:problem:uncallable-actions"
+            assert [p["location"] for p in problem["problems"]] == ["workflow.steps[0].action"]
+            assert "nothing was started" in problem["detail"]
+        assert client.get("/v1/runs").json() == []
+        [fire] = client.get(f"/v1/workflows/{workflow_id}/fires").json()
+        assert fire["state"] == "failed" and fire["run_id"] is None and fire["delivery_id"] == "dlv_7"
+        assert "crm.update_account at workflow.steps[0].action" in fire["error"]
+
+        _upload(client, CALLABLE_CRM)  # fixed: the same delivery now starts its run
+        r = _deliver(server, {"email": "ada@example.com"}, "dlv_7")
+        assert r.status_code == 202, r.text
+        run_id = r.json()["run_id"]
+        for _ in range(500):
+            run = client.get(f"/v1/runs/{run_id}").json()
+            if run["state"] != "running":
+                break
+            time.sleep(0.01)
+        assert run["state"] == "succeeded", run
+        [fire] = client.get(f"/v1/workflows/{workflow_id}/fires").json()
+        assert (fire["state"], fire["run_id"], fire["error"]) == ("started", run_id, None)
+
+
+def test_a_body_that_misses_the_inputs_is_a_422_naming_the_field_and_records_nothing(tmp_path: Path) -> None:
+    with signup_served(tmp_path, CALLABLE_CRM) as s:
+        server, client, workflow_id = s.server, s.client, s.created.json()["id"]
+        r = _deliver(server, {"mail": "ada@example.com"}, "dlv_8")
+        assert r.status_code == 422, r.text
+        assert sorted(p["location"] for p in r.json()["problems"]) == ["inputs", "inputs.email"]
+        assert client.get("/v1/runs").json() == []
+        assert client.get(f"/v1/workflows/{workflow_id}/fires").json() == []

@@ -1,6 +1,7 @@
 """The calls of a workflow that its invoker cannot make: checked before a run is recorded
-(`overture run`, `POST /v1/runs`), because such a run would be journaled and then fail at that
-step. One check for both, so the CLI and the API refuse the same workflows."""
+(`overture run`, `POST /v1/runs`, a trigger's fire) and before a trigger is created or resumed,
+because such a run would be journaled and then fail at that step. One check, and one wording of
+its findings, so the CLI, the API and the triggers refuse the same workflows in the same words."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ class UncallableCall:
     def location(self) -> str:
         """Where the document names the action, e.g. `steps[2].compensate.action`."""
         return f"steps[{self.index}].{'compensate.' if self.undo else ''}action"
+
+    @property
+    def message(self) -> str:
+        return (
+            f"step `{self.step_id}` {'is undone by' if self.undo else 'calls'} `{self.action}`, "
+            "which has no `invoke:` block, so nothing can call it"
+        )
 
 
 def missing_invokers(invoker: Any) -> Collection[str] | None:
@@ -54,9 +62,19 @@ def uncallable_calls(
     return found
 
 
-def by_step(calls: list[UncallableCall]) -> list[str]:
-    """The calls per step, as "step `id` (action, undo action)"."""
+def by_step(calls: list[UncallableCall], where: str | None = None) -> list[str]:
+    """The calls per step, as "step `id` (action, undo action)"; with `where` (the document's
+    path, e.g. `workflow`), each located: "step `id` (action at workflow.steps[0].action)"."""
     grouped: dict[str, list[str]] = {}
     for call in calls:
-        grouped.setdefault(call.step_id, []).append(f"{'undo ' if call.undo else ''}{call.action}")
+        at = f" at {where}.{call.location}" if where else ""
+        grouped.setdefault(call.step_id, []).append(f"{'undo ' if call.undo else ''}{call.action}{at}")
     return [f"step `{step_id}` ({', '.join(names)})" for step_id, names in grouped.items()]
+
+
+def cannot_run(calls: list[UncallableCall], where: str | None = None) -> str:
+    """All of them in one sentence: "cannot run: 2 steps call actions with no `invoke:` block,
+    which nothing can call: step `a` (x); step `b` (y)" (located with `where`, as `by_step`)."""
+    steps = by_step(calls, where)
+    count = f"{len(steps)} step{'s call' if len(steps) != 1 else ' calls'}"
+    return f"cannot run: {count} actions with no `invoke:` block, which nothing can call: {'; '.join(steps)}"

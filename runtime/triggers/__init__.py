@@ -11,7 +11,15 @@ and delivery id) that is also its run's id; the fire store's primary key makes a
 
 from runtime.triggers.cron import CronRule, ScheduleError
 from runtime.triggers.ids import delivery_fire_id, schedule_fire_id, schedule_trigger_id, webhook_trigger_id
-from runtime.triggers.scheduler import RunTarget, Scheduler, TriggeredWorkflow, Upcoming, upcoming
+from runtime.triggers.scheduler import (
+    PAUSED_BY_REFUSAL,
+    FireRefused,
+    RunTarget,
+    Scheduler,
+    TriggeredWorkflow,
+    Upcoming,
+    upcoming,
+)
 from runtime.triggers.signature import (
     DELIVERY_HEADER,
     SIGNATURE_HEADER,
@@ -24,10 +32,12 @@ from runtime.triggers.store import FireRecord, FireStore, NewFire, TriggerState
 
 __all__ = [
     "DELIVERY_HEADER",
+    "PAUSED_BY_REFUSAL",
     "SIGNATURE_HEADER",
     "TOLERANCE_S",
     "CronRule",
     "FireRecord",
+    "FireRefused",
     "FireStore",
     "NewFire",
     "RunTarget",

@@ -63,6 +63,17 @@ class TriggeredWorkflow:
         return ids
 
 
+class FireRefused(Exception):
+    """Raised by `RunTarget.start` when the workflow cannot run as it stands (e.g. it calls actions
+    nothing can invoke), so every later fire would fail the same way: the scheduler records the
+    fire as failed with this message and pauses the trigger, so the failure is recorded once, not
+    at every tick. The message should say where the problem is and how to fix it."""
+
+
+PAUSED_BY_REFUSAL = "overture: the workflow cannot run"
+"""`paused_by` of a trigger the scheduler paused after a `FireRefused`."""
+
+
 WorkflowSource = Callable[[], Iterable[TriggeredWorkflow]]
 """Lists the workflows whose triggers are live, with their current documents."""
 
@@ -73,7 +84,8 @@ class RunTarget(Protocol):
     def run_exists(self, run_id: str) -> bool: ...
 
     async def start(self, target: TriggeredWorkflow, inputs: dict[str, Any], run_id: str) -> None:
-        """Start a run with exactly this id; raise when it cannot be started."""
+        """Start a run with exactly this id; raise when it cannot be started (`FireRefused` when
+        no later fire could start either)."""
         ...
 
 
@@ -119,8 +131,15 @@ class Scheduler:
                     log.warning("workflow %s: schedule %s skipped: %s", target.key, trigger.cron, exc)
                     continue
                 claimed.extend((target, fire) for fire in fires)
+        refused: dict[tuple[str, str], str] = {}
         for target, fire in claimed:
-            await self._launch(target, fire)
+            why = refused.get((target.key, fire.trigger_id))
+            if why is not None:  # a catch-up and a due fire in one pass: the second is not tried
+                self.store.mark_failed(fire.id, why, now=self.clock.now())
+                continue
+            why = await self._launch(target, fire)
+            if why is not None:
+                refused[(target.key, fire.trigger_id)] = why
         return [fire for _, fire in claimed]
 
     def _claim_due(
@@ -161,25 +180,40 @@ class Scheduler:
             return now
         return min(now, max(target.live_since, now - self.poll_s - self.grace_s))
 
-    async def _launch(self, target: TriggeredWorkflow, fire: FireRecord) -> None:
+    async def _launch(self, target: TriggeredWorkflow, fire: FireRecord) -> str | None:
+        """Start the fire's run; returns the recorded error when the target refused it for good."""
         now = self.clock.now()
         if self.target.run_exists(fire.id):
             self.store.mark_started(fire.id, fire.id, now=now)
-            return
+            return None
         trigger = target.schedule(fire.trigger_id)
         if trigger is None:
             self.store.mark_failed(fire.id, "the schedule is no longer in the workflow", now=now)
-            return
+            return None
         try:
             await self.target.start(target, dict(trigger.inputs), fire.id)
         except Exception as exc:  # a fire that cannot start is recorded, never retried in a loop
             if self.target.run_exists(fire.id):  # another worker started it meanwhile
                 self.store.mark_started(fire.id, fire.id, now=self.clock.now())
-                return
+                return None
             log.warning("workflow %s: fire %s did not start: %s", target.key, fire.id, exc)
+            if isinstance(exc, FireRefused):
+                return self._refused(target, fire, exc)
             self.store.mark_failed(fire.id, f"{type(exc).__name__}: {exc}", now=self.clock.now())
-            return
+            return None
         self.store.mark_started(fire.id, fire.id, now=self.clock.now())
+        return None
+
+    def _refused(self, target: TriggeredWorkflow, fire: FireRecord, exc: FireRefused) -> str:
+        # every later fire would fail alike: pausing records the failure once instead of at every
+        # tick, and resuming (refused while the problem lasts) is the explicit "fixed, go on"
+        error = (
+            f"{exc}; the schedule was paused so that this is recorded once: fix it, then resume the trigger"
+        )
+        now = self.clock.now()
+        self.store.mark_failed(fire.id, error, now=now)
+        self.store.set_paused(target.key, fire.trigger_id, True, now=now, by=PAUSED_BY_REFUSAL)
+        return error
 
     async def recover(self) -> list[FireRecord]:
         """Start the schedule fires a crash left claimed but not started; returns them."""

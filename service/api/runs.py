@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shlex
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +33,7 @@ from workflow.loader import format_location
 
 if TYPE_CHECKING:
     from runtime.errors import NotAnApprover
+    from runtime.invokers.uncallable import UncallableCall
 
 router = APIRouter(prefix="/v1/runs", tags=["runs"])
 
@@ -96,7 +98,7 @@ async def start_run(body: RunCreate, response: Response, svc: Services = Depends
     workflow = svc.parsed(version)
     workflow.version = version.version
     svc.sync_engine_catalog()
-    _refuse_uncallable(svc, engine, workflow)
+    _refuse_uncallable(svc, workflow)
     problems = input_problems(workflow.inputs, body.inputs)
     if problems:
         raise ApiProblem(422, f"the inputs have {len(problems)} problem{'s' if len(problems) != 1 else ''}",
@@ -107,30 +109,40 @@ async def start_run(body: RunCreate, response: Response, svc: Services = Depends
     return summary(svc, svc.journal.get_run(run_id), body.workflow_id)
 
 
-def _refuse_uncallable(svc: Services, engine: Any, workflow: Any) -> None:
-    """A 422 locating each call the service's invoker cannot make (an action with no `invoke:` block
-    and no invoker registered for it), before anything is recorded: as `overture run` refuses it.
-    Skipped when this process cannot tell: an embedder's own invoker, or workers (their catalog)."""
-    from runtime.invokers.uncallable import by_step, missing_invokers, uncallable_calls
+def uncallable(svc: Services, workflow: Any) -> list[UncallableCall]:
+    """Each call of `workflow` the service's invoker cannot make (an action with no `invoke:` block
+    and no invoker registered for it), against every catalog's actions as the engine sees them.
+    Empty when this process cannot tell: no engine, an embedder's own invoker, or workers (their
+    catalog)."""
+    from runtime.invokers.uncallable import missing_invokers, uncallable_calls
 
+    if svc.engine is None or svc.settings.dispatch == "workers":
+        return []
+    svc.sync_engine_catalog()  # first: the invoker tells what it misses from its current catalog
     missing = missing_invokers(svc.invoker)
-    if missing is None or svc.settings.dispatch == "workers":
-        return
-    calls = uncallable_calls(workflow, engine.catalog, missing)
-    if not calls:
-        return
+    return [] if missing is None else uncallable_calls(workflow, svc.engine.catalog, missing)
+
+
+def uncallable_problem(calls: list[UncallableCall], where: str = "workflow",
+                       outcome: str = "nothing was recorded") -> ApiProblem:
+    """The 422 locating each of `calls` (at `where`.steps[i].action), as `POST /v1/runs`, trigger
+    creation and resumption, and webhook deliveries answer it; `outcome` says what did not happen."""
+    from runtime.invokers.uncallable import cannot_run
+
     items = [ProblemItem(
-        location=f"workflow.{call.location}", code="no_invoker",
-        message=(f"step `{call.step_id}` {'is undone by' if call.undo else 'calls'} `{call.action}`, "
-                 "which has no `invoke:` block, so nothing can call it"),
+        location=f"{where}.{call.location}", code="no_invoker", message=call.message,
         hint=(f"add an `invoke:` block (kind http, python or smtp) to `{call.action}` in its catalog and "
               "upload the catalog again (POST /v1/catalogs; the newer upload's definition wins)"),
     ) for call in calls]
-    steps = by_step(calls)
-    count = f"{len(steps)} step{'s call' if len(steps) != 1 else ' calls'}"
-    raise ApiProblem(422, f"cannot run: {count} actions with no `invoke:` block, which nothing can call: "
-                     f"{'; '.join(steps)}; nothing was recorded", kind="uncallable-actions",
-                     title="The workflow calls actions that cannot be invoked", problems=items)
+    return ApiProblem(422, f"{cannot_run(calls)}; {outcome}", kind="uncallable-actions",
+                      title="The workflow calls actions that cannot be invoked", problems=items)
+
+
+def _refuse_uncallable(svc: Services, workflow: Any) -> None:
+    """A 422 before anything is recorded, as `overture run` refuses it."""
+    calls = uncallable(svc, workflow)
+    if calls:
+        raise uncallable_problem(calls)
 
 
 @router.get("", response_model=list[RunSummary], summary="List runs, newest first")
@@ -215,8 +227,8 @@ async def cancel_run(run_id: str, svc: Services = Depends(services),
 
 _FORBIDDEN: dict[int | str, dict[str, Any]] = {403: {
     "model": ProblemDetails, "content": {"application/problem+json": {}},
-    "description": "The caller may not decide this approval (not among its `approvers`, or `by` names "
-                   "someone other than the token).",
+    "description": "The caller may not decide this approval (neither the token's name nor a role of it "
+                   "is among its `approvers`, or `by` names someone other than the token).",
 }}
 
 
@@ -228,9 +240,10 @@ async def decide(run_id: str, step_id: str, body: Decision, svc: Services = Depe
     waiting for a decision.
 
     The decider is the API token's name, and `decided_by` records it. A `by` naming anyone else is
-    a 403. When the step lists `approvers`, only a token whose name is among them may decide
-    (names compare trimmed and case-insensitively); anyone else gets a 403 naming the approvers,
-    and the approval stays pending.
+    a 403. When the step lists `approvers`, only a token whose name or one of whose roles
+    (`overture token create --role manager`) is among them may decide, or one with the role `*`
+    (compared trimmed and case-insensitively); anyone else gets a 403 naming the approvers and the
+    token's name and roles, and the approval stays pending. `GET /v1/me` shows the token's.
 
     The answer is the run once the decision took effect: `running` when the run went on (or
     `succeeded`, `failed`, `waiting` for a next approval, … when it got that far already). With
@@ -249,13 +262,13 @@ async def decide(run_id: str, step_id: str, body: Decision, svc: Services = Depe
     last_seq = seen[-1].seq if seen else 0
     try:
         await engine.approve(run_id, step_id, body.approved, caller.name, body.comment,
-                             iteration=body.iteration)
+                             iteration=body.iteration, roles=caller.roles)
     except InvalidRunState as exc:
         if exc.step_id is None:
             raise  # the run itself has finished: located at path.run_id by the problem handler
         raise _not_waiting(svc, run_id, step_id, body.iteration, str(exc)) from None
     except NotAnApprover as exc:
-        raise _not_an_approver(exc, body.iteration) from None
+        raise _not_an_approver(exc, caller, body.iteration) from None
     if before.state == RunState.WAITING:
         await _until_resumed(journal, run_id, last_seq, DECISION_SETTLE_S)
     return summary(svc, journal.get_run(run_id))
@@ -291,20 +304,22 @@ def _someone_else(by: str, name: str) -> ApiProblem:
                                                  f"(`overture token create --name {by.strip()}`)")])
 
 
-def _not_an_approver(exc: NotAnApprover, iteration: int | None) -> ApiProblem:
-    """A 403 naming who may decide and who the caller is; the approval is still pending."""
+def _not_an_approver(exc: NotAnApprover, caller: Caller, iteration: int | None) -> ApiProblem:
+    """A 403 naming who may decide and who the caller is (name and roles), and how to get a token
+    that may; the approval is still pending."""
     listed = ", ".join(f"`{a}`" for a in exc.approvers)
     item = f" (iteration {exc.iteration})" if exc.iteration is not None else ""
-    message = (f"step `{exc.step_id}`{item} may be decided only by {listed}; this token's name is "
-               f"`{exc.who}`")
-    example = exc.approvers[0]
+    roles = ", ".join(f"`{r}`" for r in caller.roles)
+    message = (f"step `{exc.step_id}`{item} may be decided only by {listed} (a token's name or role); "
+               f"this token is `{exc.who}` with " + (f"the roles {roles}" if roles else "no roles"))
+    example = shlex.quote(exc.approvers[0])
     location = "body.iteration" if iteration is not None else "path.step_id"
     return ApiProblem(403, f"{message}; the approval is still pending", kind="not-an-approver",
                       title="Not one of this approval's approvers",
                       problems=[ProblemItem(location=location, message=message, code="not_an_approver",
-                                            hint=f"decide with a token whose name is one of the approvers "
-                                                 f"(names compare trimmed, case-insensitively), e.g. "
-                                                 f"`overture token create --name {example}`")])
+                                            hint=f"decide with a token whose name or a role is one of the "
+                                                 f"approvers (compared trimmed, case-insensitively), e.g. "
+                                                 f"`overture token create --name NAME --role {example}`")])
 
 
 def _not_waiting(svc: Services, run_id: str, step_id: str, iteration: int | None, detail: str) -> ApiProblem:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from pydantic import BaseModel, ConfigDict
@@ -22,6 +22,7 @@ from runtime.errors import RunNotFound
 from runtime.triggers import (
     CronRule,
     FireRecord,
+    FireRefused,
     FireStore,
     ScheduleError,
     Scheduler,
@@ -30,12 +31,15 @@ from runtime.triggers import (
     webhook_trigger_id,
 )
 from service.api.models import iso
-from service.api.runs import input_problems
+from service.api.runs import input_problems, uncallable, uncallable_problem
 from service.api.services import Services, services
 from service.auth import Caller, require_token
 from service.problems import ApiProblem, ProblemItem
 from workflow.document import ScheduleTrigger, WebhookTrigger, Workflow
 from workflow.errors import OvertureError
+
+if TYPE_CHECKING:
+    from runtime.invokers.uncallable import UncallableCall
 
 log = logging.getLogger("overture.triggers")
 
@@ -54,6 +58,29 @@ class TriggerInputsInvalid(OvertureError):
         super().__init__("the inputs do not fit the workflow's `inputs` schema: "
                          + "; ".join(f"{p.location}: {p.message}" for p in problems))
         self.problems = problems
+
+
+class TriggerUncallable(FireRefused):
+    """A fire's workflow calls actions nothing can invoke (the catalog changed since its triggers
+    were created or resumed); nothing was started."""
+
+    def __init__(self, calls: list[UncallableCall]) -> None:
+        from runtime.invokers.uncallable import cannot_run
+
+        super().__init__(f"{cannot_run(calls, 'workflow')}; add an `invoke:` block to each of these actions "
+                         "in its catalog and upload the catalog again (POST /v1/catalogs)")
+        self.calls = calls
+
+
+def refuse_uncallable_triggers(svc: Services, workflow: Workflow, where: str = "document",
+                               outcome: str = "nothing was saved") -> None:
+    """A 422 locating each call nothing can invoke, when `workflow` has triggers: they would start
+    runs that fail at that step (a schedule at every tick), so they are not created or resumed."""
+    if workflow.triggers is None or not (workflow.triggers.schedule or workflow.triggers.webhook):
+        return
+    calls = uncallable(svc, workflow)
+    if calls:
+        raise uncallable_problem(calls, where, f"its triggers would start runs that fail there; {outcome}")
 
 
 @dataclass
@@ -120,6 +147,9 @@ class ServiceTarget:
         engine = self.services.require_engine()
         self.check_inputs(target.workflow, inputs)
         self.services.sync_engine_catalog()
+        calls = uncallable(self.services, target.workflow)
+        if calls:
+            raise TriggerUncallable(calls)
         await engine.start_run(target.workflow, inputs, run_id=run_id)
         self.link(target, run_id)
 
@@ -341,6 +371,8 @@ def _set_paused(workflow_id: str, trigger_id: str, paused: bool, svc: Services, 
         raise ApiProblem(404, message, kind="trigger-not-found", problems=[ProblemItem(
             location="path.trigger_id", message=message, code="not_found",
             hint=f"GET /v1/workflows/{workflow_id}/triggers lists the trigger ids (or use `all`)")])
+    if not paused:
+        refuse_uncallable_triggers(svc, target.workflow, "workflow", "nothing was resumed")
     for tid in known if trigger_id == "all" else [trigger_id]:
         triggers.store.set_paused(workflow_id, tid, paused, now=triggers.clock.now(),
                                   by=getattr(caller, "name", None))
@@ -363,7 +395,8 @@ def pause_trigger(workflow_id: str, trigger_id: str, svc: Services = Depends(ser
 def resume_trigger(workflow_id: str, trigger_id: str, svc: Services = Depends(services),
                    triggers: Triggers = Depends(app_triggers), caller: Caller = Depends(require_token)
                    ) -> TriggersOut:
-    """Fires that fell in the pause are not caught up; the schedule continues from now."""
+    """Fires that fell in the pause are not caught up; the schedule continues from now. A workflow
+    that calls actions nothing can invoke is refused (422, located at each step's action)."""
     return _set_paused(workflow_id, trigger_id, False, svc, triggers, caller)
 
 

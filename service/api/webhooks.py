@@ -10,7 +10,10 @@ under that name), else from `OVERTURE_SECRET_WEBHOOK_<NAME>`; the service keeps 
 rotating it is changing the variable. Order of checks, each answered before anything starts:
 known webhook (404) → secret configured (503) → signature and its age (401) → delivery id (400)
 → paused (409) → a delivery seen before (200, the same run id, nothing new) → JSON object body
-matching the workflow's `inputs` (422 listing every problem) → start (202 with the run id).
+matching the workflow's `inputs` (422 listing every problem, nothing recorded) → start (202 with
+the run id). A workflow that calls actions nothing can invoke (its catalog changed since the
+webhook was created) gets a 422 locating each such step's action, and the delivery is recorded
+once as a failed fire; the sender's retry with the same delivery id starts the run once fixed.
 
 The run's id is a hash of webhook name and delivery id, so a delivery retried after a crash or a
 timeout finds its run instead of starting a second one.
@@ -34,10 +37,17 @@ from runtime.triggers import (
     verify,
     webhook_trigger_id,
 )
-from service.api.models import json_value_problems
+from service.api.runs import uncallable_problem
 from service.api.services import Services, services
-from service.api.triggers import TriggerInputsInvalid, Triggers, app_triggers, default_secret_name
+from service.api.triggers import (
+    TriggerInputsInvalid,
+    Triggers,
+    TriggerUncallable,
+    app_triggers,
+    default_secret_name,
+)
 from service.problems import ApiProblem, ProblemItem
+from workflow.json_values import check_json_values
 from workflow.loader import format_location
 
 router = APIRouter(tags=["webhooks"])
@@ -84,12 +94,12 @@ def _body_inputs(body: bytes) -> dict[str, Any]:
                          kind="invalid-inputs", title="The delivery's body is not valid",
                          problems=[ProblemItem(location="body", message="expected a JSON object",
                                                code="type")])
-    for at, message, hint in json_value_problems(data):
-        location = format_location(at, "body")
-        raise ApiProblem(422, f"{location}: {message}", kind="invalid-inputs",
+    for problem in check_json_values(data, first=True):
+        location = format_location(problem.path, "body")
+        raise ApiProblem(422, f"{location}: {problem.message}", kind="invalid-inputs",
                          title="The delivery's body is not valid",
-                         problems=[ProblemItem(location=location, message=message, hint=hint,
-                                               code="json_value")])
+                         problems=[ProblemItem(location=location, message=problem.message,
+                                               hint=problem.hint, code="json_value")])
     return data
 
 
@@ -152,6 +162,11 @@ async def deliver(name: str, request: Request, response: Response, svc: Services
                          [NewFire(fire_id, "webhook", delivery_id=delivery_id)], now=triggers.clock.now())
     try:
         await triggers.target.start(target, inputs, fire_id)
+    except TriggerUncallable as exc:
+        triggers.store.mark_failed(fire_id, str(exc), now=triggers.clock.now())
+        raise uncallable_problem(exc.calls, outcome="nothing was started; the delivery is recorded as a "
+                                 "failed fire, and resending it (same delivery id) starts the run once "
+                                 "fixed") from None
     except Exception:
         if not triggers.target.run_exists(fire_id):  # a concurrent identical delivery won the race
             triggers.store.mark_failed(fire_id, "the run could not be started", now=triggers.clock.now())

@@ -18,6 +18,7 @@ from service.api.models import (
     iso,
 )
 from service.api.services import Services, services
+from service.api.triggers import refuse_uncallable_triggers
 from service.problems import ApiProblem, ProblemItem, status_of, to_item
 from service.store import WorkflowRow, WorkflowVersionRow
 from workflow.catalog import Catalog
@@ -73,6 +74,7 @@ def create_workflow(body: WorkflowCreate, response: Response, svc: Services = De
         document["name"] = body.name
     workflow = _validated(document, catalog, "document")
     _check_webhook_name(svc, workflow, None)
+    refuse_uncallable_triggers(svc, workflow)
     row, version = svc.store.create_workflow(workflow.name, catalog_id, _stored(workflow), source=source,
                                              note=note, plan_id=body.plan_id)
     response.headers["Location"] = f"/v1/workflows/{row.id}"
@@ -130,6 +132,7 @@ def update_workflow(workflow_id: str, body: WorkflowUpdate, svc: Services = Depe
     row = svc.workflow_row(workflow_id)
     workflow = _validated(body.document, svc.catalog(row.catalog_id), "document")
     _check_webhook_name(svc, workflow, workflow_id)
+    refuse_uncallable_triggers(svc, workflow)
     return version_out(_append(svc, workflow_id, workflow, "document", None, body.base_version))
 
 
@@ -162,6 +165,7 @@ def edit_workflow(workflow_id: str, body: WorkflowEdit, response: Response,
                        warnings=warnings)
     workflow = _validated(edited.to_data(), catalog, "document")
     _check_webhook_name(svc, workflow, workflow_id)
+    refuse_uncallable_triggers(svc, workflow)
     saved = _append(svc, workflow_id, workflow, "instruction", body.instruction,
                     body.base_version if body.base_version is not None else base.version)
     response.status_code = 201
