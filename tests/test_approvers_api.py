@@ -5,7 +5,7 @@ actions the service's invoker cannot call (422, located) before anything is reco
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -25,9 +25,9 @@ def with_approvers(*approvers: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def signed_in(api: Api, name: str) -> AsyncIterator[httpx.AsyncClient]:
-    """A client holding a fresh token named `name`."""
-    _, token = create_token(api.app.state.services.store, name)
+async def signed_in(api: Api, name: str, roles: Sequence[str] = ()) -> AsyncIterator[httpx.AsyncClient]:
+    """A client holding a fresh token named `name`, with `roles`."""
+    _, token = create_token(api.app.state.services.store, name, roles)
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=api.app),
         base_url="http://api.test",
@@ -88,11 +88,11 @@ async def test_a_token_not_among_the_approvers_is_refused_and_the_approval_waits
         assert r.status_code == 403 and r.headers["content-type"] == PROBLEM
         problem = r.json()
         assert problem["type"] == "urn:overture:problem:not-an-approver"
-        assert "`Finance-Leads`, `ann`" in problem["detail"] and "`tests`" in problem["detail"]
+        assert "`Finance-Leads`, `ann`" in problem["detail"] and "`tests` with no roles" in problem["detail"]
         assert "still pending" in problem["detail"]
         [item] = problem["problems"]
         assert item["location"] == "path.step_id" and item["code"] == "not_an_approver"
-        assert "overture token create --name Finance-Leads" in item["hint"]
+        assert "overture token create --name NAME --role Finance-Leads" in item["hint"]
         # `by` naming an approver does not help a token that is not one
         r = await api.client.post(url, json={"approved": True, "by": "ann"})
         assert r.status_code == 403 and r.json()["type"] == "urn:overture:problem:not-the-decider"
@@ -114,6 +114,71 @@ async def test_a_token_not_among_the_approvers_is_refused_and_the_approval_waits
         [decided] = api.app.state.services.journal.approvals(run_id)  # what the journal recorded
         assert decided.decided_by == "finance-leads" and decided.approved is True
         assert len(overrides["billing.charge_card"].calls) == 1
+
+
+async def test_a_token_decides_as_one_of_its_roles_and_is_recorded_by_its_name(tmp_path: Path) -> None:
+    overrides = default_overrides()
+    async with api_client(tmp_path, overrides=overrides) as api:
+        run_id = await waiting_run(api, with_approvers("manager"))  # as the planner writes them
+        url = f"/v1/runs/{run_id}/approvals/approve"
+
+        async with signed_in(api, "alice", ["finance-leads", "vp-sales"]) as alice:
+            me = (await alice.get("/v1/me")).json()
+            assert (me["name"], me["roles"]) == ("alice", ["finance-leads", "vp-sales"])
+            assert me["token_id"].startswith("tok_")
+            r = await alice.post(url, json={"approved": True})
+        assert r.status_code == 403 and r.json()["type"] == "urn:overture:problem:not-an-approver"
+        problem = r.json()
+        assert "only by `manager` (a token's name or role)" in problem["detail"]
+        assert "this token is `alice` with the roles `finance-leads`, `vp-sales`" in problem["detail"]
+        assert "overture token create --name NAME --role manager" in problem["problems"][0]["hint"]
+        assert given_events(api, run_id) == [] and overrides["billing.charge_card"].calls == []
+
+        async with signed_in(api, "bob", ["support", "Manager"]) as bob:  # case-insensitive role
+            assert (await bob.get("/v1/me")).json()["roles"] == ["support", "Manager"]
+            r = await bob.post(url, json={"approved": True, "by": "Bob", "comment": "as the manager"})
+            assert r.status_code == 200, r.text
+        done = await api.wait_for_state(run_id, "succeeded", "failed")
+        assert done["state"] == "succeeded"
+        assert done["approvals"][0]["decided_by"] == "bob"  # the person, not the role
+        assert [e.data["by"] for e in given_events(api, run_id)] == ["bob"]
+        [decided] = api.app.state.services.journal.approvals(run_id)
+        assert decided.decided_by == "bob" and len(overrides["billing.charge_card"].calls) == 1
+
+
+async def test_the_role_star_decides_any_approval_and_a_name_cannot_stand_for_it(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as api:
+        run_id = await waiting_run(api, with_approvers("vp-sales", "finance-leads"))
+        url = f"/v1/runs/{run_id}/approvals/approve"
+        async with signed_in(api, "*") as named_star:  # a *name* `*` is no wildcard
+            r = await named_star.post(url, json={"approved": True})
+            assert r.status_code == 403 and "`*` with no roles" in r.json()["detail"]
+        async with signed_in(api, "owner", ["*"]) as owner:
+            assert (await owner.get("/v1/me")).json()["roles"] == ["*"]
+            r = await owner.post(url, json={"approved": False, "comment": "not this quarter"})
+            assert r.status_code == 200, r.text
+        done = await api.wait_for_state(run_id, "failed")
+        assert done["approvals"][0]["decided_by"] == "owner" and done["approvals"][0]["approved"] is False
+
+
+async def test_who_am_i_needs_a_token_and_is_in_the_openapi_document(tmp_path: Path) -> None:
+    async with api_client(tmp_path) as api:
+        me = (await api.client.get("/v1/me")).json()
+        assert (me["name"], me["roles"]) == ("tests", [])
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=api.app), base_url="http://api.test"
+        ) as anon:
+            r = await anon.get("/v1/me")
+            assert r.status_code == 401 and r.headers["content-type"] == PROBLEM
+        schema = (await api.client.get("/openapi.json")).json()
+        get_me = schema["paths"]["/v1/me"]["get"]
+        assert get_me["security"] and "roles" in get_me["description"]
+        ref = get_me["responses"]["200"]["content"]["application/json"]["schema"]["$ref"]
+        model = schema["components"]["schemas"][ref.rsplit("/", 1)[-1]]
+        assert set(model["properties"]) == {"token_id", "name", "roles"}
+        assert "`*` decides any" in model["properties"]["roles"]["description"]
+        decide = schema["paths"]["/v1/runs/{run_id}/approvals/{step_id}"]["post"]
+        assert "one of whose roles" in decide["description"]
 
 
 def _catalog_without_invoke(*names: str) -> dict[str, Any]:

@@ -440,7 +440,8 @@ class ApprovalOut(_Model):
     prompt: str | None
     """What the approver is asked."""
     approvers: list[str] | None
-    """Who may decide, when restricted: API token names (compared trimmed, case-insensitively)."""
+    """Who may decide, when restricted: API token names or roles (compared trimmed,
+    case-insensitively); a token with the role `*` may decide any approval."""
     requested_at: str | None
     """When it was asked for."""
     decided_at: str | None
@@ -466,6 +467,22 @@ class RunOut(RunSummary):
     """What was undone after a failure."""
     last_event_seq: int
     """The newest event's sequence number; stream `/events` with `Last-Event-ID` from here."""
+
+
+class Me(_Model):
+    """The caller, as the API token says: who decides approvals made with it."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, json_schema_extra={"examples": [
+        {"token_id": "tok_3f2a9c1d0b7e4a65", "name": "alice", "roles": ["manager", "finance-leads"]},
+    ]})
+
+    token_id: str
+    """The token's id (`overture token list`)."""
+    name: str
+    """The token's name: recorded as `decided_by` on the approvals it decides."""
+    roles: list[str]
+    """Its roles (`overture token create --role`): an approval whose `approvers` name the token's
+    name or one of these (trimmed, case-insensitively) may be decided with it; `*` decides any."""
 
 
 class Health(_Model):

@@ -1,20 +1,21 @@
-"""`/health` (no token), `/metrics` (token unless `OVERTURE_METRICS_PUBLIC=1`) and the interactive
-docs (Swagger UI at `/docs`, ReDoc at `/redoc`), whose assets come from the `fastapi-offline`
-package instead of a CDN (its Swagger UI 5 renders the OpenAPI 3.1 document FastAPI writes)."""
+"""`/health` (no token), `/v1/me` (who the token is: name and roles), `/metrics` (token unless
+`OVERTURE_METRICS_PUBLIC=1`) and the interactive docs (Swagger UI at `/docs`, ReDoc at `/redoc`),
+whose assets come from the `fastapi-offline` package instead of a CDN (its Swagger UI 5 renders
+the OpenAPI 3.1 document FastAPI writes)."""
 
 from __future__ import annotations
 
 from importlib import metadata, resources
 
 import sqlalchemy as sa
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
-from service.api.models import Health
+from service.api.models import Health, Me
 from service.api.services import Services
-from service.auth import authenticate
+from service.auth import Caller, authenticate, require_token
 from service.problems import ApiProblem
 
 router = APIRouter(tags=["system"])
@@ -42,6 +43,15 @@ def health(request: Request, response: Response) -> Health:
     if not ok:
         response.status_code = 503
     return Health(status="ok" if ok else "degraded", version=version(), database=database, engine=engine)
+
+
+@router.get("/v1/me", response_model=Me, summary="Who the API token is (its name and roles)")
+def me(caller: Caller = Depends(require_token)) -> Me:
+    """The caller's token: its name (what `decided_by` records) and roles. An approval that lists
+    `approvers` may be decided with this token when one of them is its name or one of its roles
+    (trimmed, case-insensitively), or when it has the role `*`; the web UI tells from this whether
+    the signed-in token may decide a waiting approval."""
+    return Me(token_id=caller.token_id, name=caller.name, roles=list(caller.roles))
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
