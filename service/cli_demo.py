@@ -71,7 +71,7 @@ def demo(
     typer.echo("")
     typer.echo(f"Overture is serving the UI and API at {result.app_url}/")
     typer.echo(f"  open: {result.app_url}/ui/#token={result.token}")
-    typer.echo(f"  API token: {result.token}")
+    typer.echo(f"  API token: {result.token}  (role `*`: it may decide any approval)")
     typer.echo(f"  the compensated run: {result.app_url}/ui/#/runs/{second.id}")
     typer.echo("In the UI: describe a process, check and edit the plan, accept it, run it and watch it live;")
     typer.echo("Runs lists both demo runs with their durations.")

@@ -165,7 +165,9 @@ class DemoSession:
                                                self.mail.host, self.mail.port)
         settings = ServiceSettings(data_dir=data_dir, catalogs=[str(self.catalog_path)])
         app = create_app(settings)
-        _, self.token = create_token(app.state.services.store, "overture demo")
+        # the sign-in token is the local owner's: role `*` decides any approval a plan asks for
+        # (a `manager`, `finance-leads`, ...), so the demo's plans can be approved in its UI
+        _, self.token = create_token(app.state.services.store, "overture demo", roles=["*"])
         self.app_server = ServerThread(app, port=self.options.port, name="overture-app")
         self._stack.enter_context(self.app_server)
         self.client = self._stack.enter_context(httpx.Client(

@@ -82,9 +82,36 @@ function decision(run, stepId) {
     a.comment ? ` — “${a.comment}”` : "")];
 }
 
+/** A name or role as names compare: trimmed, case-insensitively. */
+function key(s) {
+  return String(s).trim().toLowerCase();
+}
+
+/** What the signed-in token (`me`, from GET /v1/me) decides as when `approvers` are listed: its
+ * name or a role among them, `*` for any; null when it may not. The engine's rule
+ * (runtime/builtins.may_decide, trimmed and case-insensitive), so the card can say so before a click. */
+function decidesAs(approvers, me) {
+  const roles = (me.roles || []).map(key);
+  if (roles.includes("*")) return "*";
+  const mine = new Set([key(me.name), ...roles]);
+  return approvers.find((a) => mine.has(key(a))) ?? null;
+}
+
+function whoMayDecide(approval, me) {
+  const only = `Only ${approval.approvers.join(", ")} may decide`;
+  // the API decides by the signed-in token's name or roles
+  if (!me) return `${only} (by the name or a role of the API token you signed in with).`;
+  const roles = me.roles?.length ? `roles ${me.roles.join(", ")}` : "no roles";
+  const as = decidesAs(approval.approvers, me);
+  if (as === "*") return `${only}; you (${me.name}) may decide any approval (role *).`;
+  if (as !== null) return `${only}; you may, as ${me.name}${key(as) === key(me.name) ? "" : ` (role ${as})`}.`;
+  return `${only}; you may not: signed in as ${me.name} (${roles}). Sign in with a token whose name or a role is `
+    + `one of them (overture token create --name NAME --role ${approval.approvers[0]}).`;
+}
+
 // `refusals` (step id → the API's error) outlives a redraw: a live event redraws the cards, and the
 // reason a decision was refused (not one of the approvers, ...) must stay on screen until the next try
-function approvalCard(run, approval, reload, refusals) {
+function approvalCard(run, approval, reload, refusals, me) {
   const comment = h("input", { type: "text", id: `comment-${approval.step_id}`, placeholder: "Why (optional, kept in the run's history)" });
   const status = h("div", { "aria-live": "polite", id: `decision-status-${approval.step_id}` });
   const refused = refusals.get(approval.step_id);
@@ -110,9 +137,8 @@ function approvalCard(run, approval, reload, refusals) {
   return h("section", { class: "approval-card", "aria-labelledby": `approval-${approval.step_id}`, "data-approval": approval.step_id },
     h("h2", { id: `approval-${approval.step_id}` }, `Waiting for your approval · ${approval.step_id}`),
     h("p", {}, approval.prompt || `Step ${approval.step_id} needs a decision.`),
-    // the API decides by the signed-in token's name, compared trimmed and case-insensitively
     approval.approvers?.length ? h("p", { class: "muted small", id: `approvers-${approval.step_id}` },
-      `Only ${approval.approvers.join(", ")} may decide (by the name of the API token you signed in with).`) : null,
+      whoMayDecide(approval, me)) : null,
     h("div", { class: "approval-row" },
       h("label", { for: `comment-${approval.step_id}`, class: "sr-only" }, "Comment"), comment, approve, reject),
     status);
@@ -146,7 +172,12 @@ export async function runView(main, runId) {
   const lastSeq = Array.isArray(history) && history.length ? history[history.length - 1].seq : 0;
   // events that happened between the two reads: read the run again so nothing is missed
   if (lastSeq > (run.last_event_seq || 0)) run = await get(`/runs/${id}`);
-  const ui = { selected: null, events: [], live: "closed", refusals: new Map() };
+  // who the token is (name, roles): the approval cards say whether it may decide
+  let me = null;
+  try {
+    me = await get("/me");
+  } catch { /* the cards then only name the approvers; the API still decides */ }
+  const ui = { selected: null, events: [], live: "closed", refusals: new Map(), me };
   const controller = new AbortController();
   const graph = graphPanel("Steps", h("span", { class: "small muted", id: "live" }));
   const head = h("div", {});
@@ -201,7 +232,7 @@ export async function runView(main, runId) {
       }, "Cancel run")));
     const pending = (run.approvals || []).filter((a) => a.approved === null || a.approved === undefined);
     const focused = document.activeElement?.id;
-    fill(approvals, ...pending.map((a) => approvalCard(run, a, reload, ui.refusals)));
+    fill(approvals, ...pending.map((a) => approvalCard(run, a, reload, ui.refusals, ui.me)));
     if (focused && document.getElementById(focused) === null) {
       // the card the user was in is gone (decided); keep focus somewhere sensible
       document.getElementById("run-summary")?.focus?.();
