@@ -115,7 +115,7 @@ def _check_invokers(workflow: Workflow, catalog: Catalog, file: Path | str) -> N
 def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
     """`--inputs-file` (YAML/JSON object), then each `key=value`; a value that parses as JSON
     (`150`, `true`, `[1,2]`) keeps its type, anything else is a string."""
-    from service.api.models import json_value_problems
+    from workflow.json_values import check_json_values
     from workflow.loader import read_data
 
     inputs: dict[str, Any] = {}
@@ -132,8 +132,8 @@ def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:
             value: Any = json.loads(text, parse_constant=_no_constant)
         except ValueError:
             value = text  # NaN and Infinity included: kept as the text, which a number schema refuses
-        for _, message, hint in json_value_problems(value):  # 1e999 parses as infinity
-            fail(f"--input `{pair}`: {message}; {hint}")
+        for problem in check_json_values(value, first=True):  # 1e999 parses as infinity
+            fail(f"--input `{pair}`: {problem.message}; {problem.hint}")
         inputs[key.strip()] = value
     return inputs
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -10,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from pydantic_core import PydanticCustomError
 
 from service.problems import ProblemItem
-from workflow.json_values import JsonPath, check_json_values
+from workflow.json_values import check_json_values
 
 PlannerName = Literal["offline", "llm", "auto"]
 
@@ -49,14 +48,6 @@ MAX_NUMBER = 2**31 - 1
 before they reach the database, whose integer columns cannot hold them."""
 
 
-def json_value_problems(value: Any) -> Iterator[tuple[JsonPath, str, str]]:
-    """Where an API body's `value` (parsed JSON) holds what JSON cannot (see
-    `workflow.json_values.check_json_values`: `NaN`, `Infinity`, unpaired surrogate escapes, nesting
-    deeper than the models serialize), as (location, message, hint), the webhooks' and CLI's form."""
-    for problem in check_json_values(value):
-        yield problem.path, problem.message, problem.hint
-
-
 def _plain_json(value: Any) -> Any:
     for problem in check_json_values(value, first=True):  # a validator raises one error, so the first
         context = {"message": problem.message, "hint": problem.hint, "at": list(problem.path)}
@@ -65,7 +56,8 @@ def _plain_json(value: Any) -> Any:
 
 
 JsonObject = Annotated[dict[str, Any], AfterValidator(_plain_json)]
-"""A JSON object of plain JSON data (see `json_value_problems`), located where it is not."""
+"""A JSON object of plain JSON data (see `workflow.json_values.check_json_values`), located where it
+is not."""
 JsonObjects = Annotated[list[dict[str, Any]], AfterValidator(_plain_json)]
 
 
