@@ -183,7 +183,7 @@ async def test_a_schedule_on_uncallable_actions_fails_once_pauses_and_resumes_on
         assert "paused" in fire["error"]
         r = await svc.client.get(f"/v1/workflows/{workflow_id}/triggers")
         [schedule] = r.json()["schedules"]
-        assert schedule["paused"] is True
+        assert schedule["paused"] is True and schedule["paused_by"] == "overture: the workflow cannot run"
         await svc.at(berlin(8, 9, 0))                       # recorded once, not at every fire
         assert len(await svc.fires(workflow_id)) == 1
         assert (await svc.client.get("/v1/runs")).json() == []

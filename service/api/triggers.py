@@ -241,6 +241,9 @@ class ScheduleOut(_Out):
     """In plain English, e.g. "every Monday at 09:00 (Europe/Berlin)"."""
     paused: bool
     paused_at: str | None
+    paused_by: str | None
+    """Who paused it: a token's name, the CLI's user, or `overture: the workflow cannot run` when a
+    fire found actions nothing can invoke (that fire's `error` locates them)."""
     next_fires: list[str]
     """The next fire times (ISO 8601, UTC); empty while paused."""
 
@@ -303,6 +306,7 @@ def schedule_out(trigger_id: str, trigger: ScheduleTrigger, state: TriggerState 
                        business_day=trigger.business_day, missed=trigger.missed, inputs=trigger.inputs,
                        description=describe_schedule(trigger), paused=paused,
                        paused_at=iso(state.paused_at) if state else None,
+                       paused_by=state.paused_by if state else None,
                        next_fires=[iso(t) or "" for t in times])
 
 
