@@ -30,7 +30,7 @@ import socket
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from runtime.active_run import PASSED, RESUMABLE, ActiveRun, RunResult, TakenRun
@@ -185,8 +185,8 @@ class Engine(Saga):
             if record.state.finished:
                 return await self._reported(run_id)
             if record.state != RunState.WAITING:
-                held = record.owner not in (None, self.worker_id) and (record.lease_until or 0) > time.time()
-                if held:
+                foreign = record.owner not in (None, self.worker_id)
+                if foreign and (record.lease_until or 0) > self._lease_clock():
                     raise InvalidRunState(
                         f"run `{run_id}` is being run by {record.owner}; it continues there", run_id=run_id
                     )
@@ -426,7 +426,7 @@ class Engine(Saga):
                 outside = self.journal.runs_to_wake()
                 # here, not on its own: a scan failing at every poll must say so in the log, or
                 # runs stay untaken with nothing to tell why
-                orphans = self.journal.orphaned_runs(now=time.time())
+                orphans = self._orphaned_runs()
             except Exception:  # the database may be away for a moment; try again at the next poll
                 log.exception("the scheduler could not read the journal")
                 pending, outside, orphans = [], [], []
@@ -478,9 +478,7 @@ class Engine(Saga):
     async def _drive(
         self, run_id: str, taken: TakenRun | None = None, fresh: RunRecord | None = None
     ) -> None:
-        if taken is None and not self.journal.claim(
-            run_id, self.worker_id, now=time.time(), ttl=self.lease_ttl_s
-        ):
+        if taken is None and not self._claim(run_id):
             log.info("run %s is driven by another worker; leaving it alone", run_id)
             return
         keeper = asyncio.ensure_future(self._keep_lease(run_id))
@@ -503,11 +501,29 @@ class Engine(Saga):
             except Exception:  # the lease runs out by itself; another worker takes over then
                 log.exception("could not release run %s", run_id)
 
+    # leases are real time, not the injected clock (they are between processes, which a test's
+    # clock does not move); timed by the database server on PostgreSQL, where machines' clocks
+    # disagree (one behind would take a dead worker's runs late, one ahead steal live leases)
+    wall_clock: Callable[[], float] = staticmethod(time.time)
+    """This machine's clock, for leases on a journal of one machine (SQLite, memory)."""
+
+    def _claim(self, run_id: str) -> bool:
+        # PostgreSQL (`server_clock`): None, the claim's statement reads the server's clock
+        now = None if self.journal.server_clock else self.wall_clock()
+        return self.journal.claim(run_id, self.worker_id, now=now, ttl=self.lease_ttl_s)
+
+    def _orphaned_runs(self) -> list[str]:
+        return self.journal.orphaned_runs(now=None if self.journal.server_clock else self.wall_clock())
+
+    def _lease_clock(self) -> float:
+        """The lease clock's time, to compare a lease read from the journal with."""
+        return self.journal.lease_now() if self.journal.server_clock else self.wall_clock()
+
     async def _keep_lease(self, run_id: str) -> None:
         while True:
             await asyncio.sleep(self.lease_ttl_s / 3)
             try:
-                if not self.journal.claim(run_id, self.worker_id, now=time.time(), ttl=self.lease_ttl_s):
+                if not self._claim(run_id):
                     log.error("lost the lease on run %s to another worker; stopping here", run_id)
                     return
             except Exception:

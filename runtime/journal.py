@@ -244,18 +244,28 @@ _STEPS_OF_RUN = sa.select(step_results).where(step_results.c.run_id == sa.bindpa
 _STARTED_ATTEMPTS = sa.select(attempts).where(
     attempts.c.run_id == sa.bindparam("run_id"), attempts.c.outcome == "started"
 )
-_CLAIM = (
-    runs.update()
-    .where(
-        runs.c.id == sa.bindparam("k_run_id"),
-        sa.or_(
-            runs.c.owner.is_(None),
-            runs.c.owner == sa.bindparam("k_owner"),
-            runs.c.lease_until < sa.bindparam("k_now", type_=sa.Double),
-        ),
+
+
+def _claim_statement(now: Any, until: Any) -> Any:
+    """The lease's take or renewal: unheld, ours, or lapsed at `now`; held to `until`."""
+    return (
+        runs.update()
+        .where(
+            runs.c.id == sa.bindparam("k_run_id"),
+            sa.or_(runs.c.owner.is_(None), runs.c.owner == sa.bindparam("k_owner"), runs.c.lease_until < now),
+        )
+        .values(owner=sa.bindparam("v_owner"), lease_until=until)
     )
-    .values(owner=sa.bindparam("v_owner"), lease_until=sa.bindparam("v_lease_until", type_=sa.Double))
+
+
+_CLAIM = _claim_statement(
+    sa.bindparam("k_now", type_=sa.Double), sa.bindparam("v_lease_until", type_=sa.Double)
 )
+# PostgreSQL: leases timed by the database server's clock, which every machine shares (their own
+# clocks drift apart: one behind would take a dead worker's runs over late, one ahead would steal
+# live leases). Seconds since the epoch, as the lease columns hold
+SERVER_NOW = sa.cast(sa.func.extract("epoch", sa.func.clock_timestamp()), sa.Double)
+_CLAIM_AT_SERVER = _claim_statement(SERVER_NOW, SERVER_NOW + sa.bindparam("v_ttl", type_=sa.Double))
 # PostgreSQL: the writes whose event depends on their UPDATE finding its row, RETURNING it
 # (`journal_pg.together(..., guarded=True)`)
 _CANCEL_REQUEST = (
@@ -324,6 +334,9 @@ class Journal:
         """PostgreSQL: each write is ONE statement run in autocommit (`journal_pg`), one round trip.
         False makes the same writes as transactions of several statements, as on SQLite: the
         reference the single statements are tested against, row for row."""
+        self.server_clock = not self._on_sqlite
+        """Leases are timed by the database server's clock (PostgreSQL, shared by machines whose
+        own clocks disagree) rather than this machine's (SQLite, one machine)."""
         self.fsync = True
         """SQLite: fsync each state change (synchronous=FULL). False commits without (NORMAL):
         changes survive a crash of the process but the last ones may be lost on power failure."""
@@ -373,7 +386,11 @@ class Journal:
             engine = sa.create_engine(url, connect_args={"timeout": 30}, json_serializer=_dumps)
             sa.event.listen(engine, "connect", _sqlite_pragmas)
         else:
-            engine = sa.create_engine(url, pool_pre_ping=True, json_serializer=_dumps)
+            # bounded waits on a dropped network (see journal_pg.TCP_OPTIONS)
+            parsed = sa.engine.make_url(url)
+            libpq = parsed.get_driver_name() in ("psycopg", "psycopg2")  # the options are libpq's
+            keepalive = journal_pg.tcp_options(parsed.query) if libpq else {}
+            engine = sa.create_engine(url, pool_pre_ping=True, json_serializer=_dumps, connect_args=keepalive)
         if schema:
             if url.startswith("sqlite"):
                 raise ValueError("`schema` is for PostgreSQL; use a separate file for SQLite")
@@ -826,32 +843,44 @@ class Journal:
 
     # -- leases: one driver per run across processes ------------------------------------------------
 
-    def claim(self, run_id: str, owner: str, *, now: float, ttl: float) -> bool:
-        """Take (or renew) the right to drive a run; False while another worker's lease holds."""
+    def lease_now(self) -> float:
+        """The lease clock's time: the database server's on PostgreSQL, this machine's on SQLite."""
+        if not self.server_clock:
+            return time.time()
+        with self._engine.connect() as conn:
+            return float(conn.execute(sa.select(SERVER_NOW)).scalar_one())
+
+    def claim(self, run_id: str, owner: str, *, now: float | None = None, ttl: float) -> bool:
+        """Take (or renew) the right to drive a run; False while another worker's lease holds.
+
+        `now`: the time by the lease clock; None reads it where every worker agrees (see
+        `lease_now`), in the claim's own statement. Tests pass times of their making."""
+        params: dict[str, Any] = {"k_run_id": run_id, "k_owner": owner, "v_owner": owner}
+        if now is None and self.server_clock:
+            statement, params["v_ttl"] = _CLAIM_AT_SERVER, ttl
+        else:
+            now = time.time() if now is None else now
+            statement = _CLAIM
+            params.update(k_now=now, v_lease_until=now + ttl)
         # not fsynced: a lease lost to a power cut is no loss, every worker went with it
         with self._single(durable=False) as (conn, _):
-            result = self._exec(
-                conn,
-                _CLAIM,
-                {
-                    "k_run_id": run_id,
-                    "k_owner": owner,
-                    "k_now": now,
-                    "v_owner": owner,
-                    "v_lease_until": now + ttl,
-                },
-            )
+            result = self._exec(conn, statement, params)
         return result.rowcount == 1
 
     def release(self, run_id: str, owner: str) -> None:
         with self._single(durable=False) as (conn, _):
             self._exec(conn, _RELEASE, {"k_run_id": run_id, "k_owner": owner})
 
-    def orphaned_runs(self, *, now: float) -> list[str]:
-        """Running or compensating runs nobody drives (their worker stopped or died)."""
+    def orphaned_runs(self, *, now: float | None = None) -> list[str]:
+        """Running or compensating runs nobody drives (their worker stopped or died); `now` as
+        for `claim`."""
+        if now is None:
+            lapsed = runs.c.lease_until < (SERVER_NOW if self.server_clock else time.time())
+        else:
+            lapsed = runs.c.lease_until < now
         query = sa.select(runs.c.id).where(
             runs.c.state.in_([RunState.RUNNING.value, RunState.COMPENSATING.value]),
-            sa.or_(runs.c.owner.is_(None), runs.c.lease_until < now),
+            sa.or_(runs.c.owner.is_(None), lapsed),
         )
         with self._engine.connect() as conn:
             return [r[0] for r in conn.execute(query)]

@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import threading
+import time
 from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -440,8 +441,15 @@ class MemoryJournal:
 
     # -- leases: one driver per run across processes ------------------------------------------------
 
-    def claim(self, run_id: str, owner: str, *, now: float, ttl: float) -> bool:
+    # one process: the machine's clock is the lease clock (as `Journal` on SQLite)
+    server_clock = False
+
+    def lease_now(self) -> float:
+        return time.time()
+
+    def claim(self, run_id: str, owner: str, *, now: float | None = None, ttl: float) -> bool:
         """Take (or renew) the right to drive a run; False while another worker's lease holds."""
+        now = time.time() if now is None else now
         with self._lock:
             row = self._runs.get(run_id)
             if row is None:
@@ -460,8 +468,9 @@ class MemoryJournal:
                 row["owner"] = None
                 row["lease_until"] = None
 
-    def orphaned_runs(self, *, now: float) -> list[str]:
+    def orphaned_runs(self, *, now: float | None = None) -> list[str]:
         """Running or compensating runs nobody drives (their worker stopped or died)."""
+        now = time.time() if now is None else now
         with self._lock:
             return [
                 run_id

@@ -28,6 +28,28 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from runtime.journal_schema import attempts, compensations, events, runs, step_results
 
+# A dropped network (a cable pulled, a NAT or firewall forgetting the flow, a partition) sends no
+# RST: without these a call on the connection waits until the kernel gives up retransmitting
+# (~15 minutes with Linux's tcp_retries2), holding a worker's event loop and its runs' leases'
+# renewals hostage, and an idle LISTEN connection never notices at all. Keepalives probe an idle
+# connection (dead after idle + interval x count = 30 s); tcp_user_timeout fails a call whose
+# sent data goes unacknowledged for 30 s; connect_timeout bounds a new connection's handshake.
+# A URL's own query parameters win (`?keepalives_idle=60`).
+TCP_OPTIONS: dict[str, str] = {
+    "connect_timeout": "10",
+    "keepalives": "1",
+    "keepalives_idle": "15",
+    "keepalives_interval": "5",
+    "keepalives_count": "3",
+    "tcp_user_timeout": "30000",  # milliseconds
+}
+
+
+def tcp_options(given: Mapping[str, Any]) -> dict[str, str]:
+    """The libpq TCP options (`TCP_OPTIONS`) that a URL's query parameters `given` do not set."""
+    return {name: value for name, value in TCP_OPTIONS.items() if name not in given}
+
+
 STEP_KEY = ("run_id", "step_id", "iteration")
 EVENT_COLUMNS = ("run_id", "time", "type", "step_id", "iteration", "data")
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import time
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -97,7 +96,7 @@ class HandoffLink:
             try:
                 if self._conn is None or self._conn.closed:
                     self._conn = await psycopg.AsyncConnection.connect(
-                        self._conninfo, autocommit=True, connect_timeout=10, row_factory=dict_row
+                        self._conninfo, autocommit=True, row_factory=dict_row
                     )
                 cur = await self._conn.execute(sql, params)
                 row = await cur.fetchone()
@@ -122,11 +121,13 @@ class HandoffLink:
     async def hold_and_defer(self, run_id: str, *, ttl: float, now: float | None = None) -> int | None:
         """Hand the run to the queue: its lease to `QUEUED_OWNER` for `ttl` seconds (unless a
         worker holds it: that worker's engine sees the poke through the job) and a job deferred
-        for it. Returns the job's id, or None when a job for the run was already waiting."""
-        now = time.time() if now is None else now
+        for it. Returns the job's id, or None when a job for the run was already waiting.
+
+        `now`: the lease clock's time; None (outside tests) is the database server's clock, as
+        for every lease (`Journal.claim`)."""
         params = {
             "queued": QUEUED_OWNER,
-            "until": now + ttl,
+            "ttl": ttl,
             "now": now,
             "run_id": run_id,
             "queue_name": QUEUE_NAME,
@@ -146,13 +147,12 @@ class HandoffLink:
     ) -> Taken | None:
         """Claim the next job (Procrastinate's fetch, `SKIP LOCKED`) and, in the same statement,
         move its run's lease to `owner` from the queue's hold (or from nobody, or from a lapsed
-        lease) and read the run back. None when no job is waiting."""
-        now = time.time() if now is None else now
+        lease) and read the run back. None when no job is waiting. `now` as for `hold_and_defer`."""
         params = {
             "queues": queues,
             "worker_id": worker_id,
             "owner": owner,
-            "until": now + ttl,
+            "ttl": ttl,
             "now": now,
             "queued": QUEUED_OWNER,
             "task_name": TASK_NAME,
@@ -179,15 +179,35 @@ class HandoffLink:
             run=Journal._run(SimpleNamespace(**row["run"])),
             steps={(s.step_id, s.iteration): s for s in steps},
             started_attempts=int(row["started"]),
-            lease_until=now + ttl,
+            lease_until=float(row["run"]["lease_until"]),
         )
 
 
-_HOLD_AND_DEFER = """
+# the lease clock: the database server's, which every machine shares (or a test's made-up time)
+_NOW = "coalesce(%(now)s::float8, extract(epoch FROM clock_timestamp())::float8)"
+
+
+# the lease moves from the queue's hold, from nobody or from a lapsed lease; never from a live one
+_MOVABLE = f"(r.owner IS NULL OR r.owner IN (%(queued)s, %(owner)s) OR r.lease_until < {_NOW})"
+
+# the run the lease move returned (`taken`), its step rows and its attempts left `started`
+_READ_BACK = """(SELECT row_to_json(taken) FROM taken) AS run,
+           (SELECT coalesce(json_agg(s), '[]') FROM {steps} AS s
+             WHERE s.run_id = (SELECT id FROM taken)) AS steps,
+           (SELECT count(*) FROM {attempts} AS a
+             WHERE a.run_id = (SELECT id FROM taken) AND a.outcome = 'started') AS started"""
+
+
+def _fill(sql: str) -> str:
+    """The statement with its parts and the lease clock (`NOW`) written in."""
+    return sql.replace("MOVABLE", _MOVABLE).replace("READ_BACK", _READ_BACK).replace("NOW", _NOW)
+
+
+_HOLD_AND_DEFER = _fill("""
     WITH held AS (
-        UPDATE {runs} SET owner = %(queued)s, lease_until = %(until)s
+        UPDATE {runs} SET owner = %(queued)s, lease_until = NOW + %(ttl)s
         WHERE id = %(run_id)s
-          AND (owner IS NULL OR owner = %(queued)s OR lease_until < %(now)s)
+          AND (owner IS NULL OR owner = %(queued)s OR lease_until < NOW)
         RETURNING id
     ), deferred AS (
         SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW(
@@ -200,23 +220,13 @@ _HOLD_AND_DEFER = """
     SELECT set_config('synchronous_commit', 'off', true) AS async_commit,
            (SELECT count(*) FROM held) AS held,
            (SELECT id FROM deferred) AS job_id
-"""
+""")
 
-# the lease moves from the queue's hold, from nobody or from a lapsed lease; never from a live one
-_MOVABLE = "(r.owner IS NULL OR r.owner IN (%(queued)s, %(owner)s) OR r.lease_until < %(now)s)"
-
-# the run the lease move returned (`taken`), its step rows and its attempts left `started`
-_READ_BACK = """(SELECT row_to_json(taken) FROM taken) AS run,
-           (SELECT coalesce(json_agg(s), '[]') FROM {steps} AS s
-             WHERE s.run_id = (SELECT id FROM taken)) AS steps,
-           (SELECT count(*) FROM {attempts} AS a
-             WHERE a.run_id = (SELECT id FROM taken) AND a.outcome = 'started') AS started"""
-
-_TAKE = """
+_TAKE = _fill("""
     WITH job AS MATERIALIZED (
         SELECT * FROM procrastinate_fetch_job_v2(%(queues)s::varchar[], %(worker_id)s)
     ), taken AS (
-        UPDATE {runs} AS r SET owner = %(owner)s, lease_until = %(until)s
+        UPDATE {runs} AS r SET owner = %(owner)s, lease_until = NOW + %(ttl)s
         FROM job
         WHERE job.id IS NOT NULL AND job.task_name = %(task_name)s
           AND r.id = job.args ->> 'run_id' AND MOVABLE
@@ -227,13 +237,13 @@ _TAKE = """
            job.args, job.scheduled_at, job.queue_name, job.attempts, job.worker_id,
            READ_BACK
     FROM job
-""".replace("MOVABLE", _MOVABLE).replace("READ_BACK", _READ_BACK)
+""")
 
-_RETAKE = """
+_RETAKE = _fill("""
     WITH taken AS (
-        UPDATE {runs} AS r SET owner = %(owner)s, lease_until = %(until)s
+        UPDATE {runs} AS r SET owner = %(owner)s, lease_until = NOW + %(ttl)s
         WHERE r.id = %(run_id)s AND MOVABLE
         RETURNING r.*
     )
     SELECT set_config('synchronous_commit', 'off', true) AS async_commit, READ_BACK
-""".replace("MOVABLE", _MOVABLE).replace("READ_BACK", _READ_BACK)
+""")

@@ -103,7 +103,6 @@ class Line:
             conn = await psycopg.AsyncConnection.connect(
                 self._conninfo,
                 autocommit=True,
-                connect_timeout=10,
                 application_name=f"overture line {self._name}"[:63],
             )
             # a session waiting for a lock notices a client gone only when granted; PostgreSQL 14+

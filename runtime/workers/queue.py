@@ -16,6 +16,7 @@ from procrastinate.exceptions import AlreadyEnqueued
 from procrastinate.schema import SchemaManager
 from sqlalchemy.engine import make_url
 
+from runtime import journal_pg
 from runtime.journal import Journal
 
 log = logging.getLogger("overture.workers")
@@ -37,7 +38,9 @@ class QueueUnavailable(RuntimeError):
 
 
 def conninfo(url: str) -> str:
-    """The libpq connection string for a journal URL (`postgresql+psycopg://…` → `postgresql://…`)."""
+    """The libpq connection string for a journal URL (`postgresql+psycopg://…` → `postgresql://…`),
+    with the TCP keepalive and timeout options the URL does not set itself (the queue's pool, its
+    listener, the hand-off link and the line all connect with it)."""
     parsed = make_url(url)
     if not parsed.drivername.startswith("postgresql"):
         raise QueueUnavailable(
@@ -45,14 +48,15 @@ def conninfo(url: str) -> str:
             "--database-url postgresql+psycopg://USER@HOST/DB",
             url=parsed.render_as_string(hide_password=True),
         )
-    return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    query = {**parsed.query, **journal_pg.tcp_options(parsed.query)}
+    return parsed.set(drivername="postgresql", query=query).render_as_string(hide_password=False)
 
 
 def ensure_schema(url: str) -> bool:
     """Create the journal's and Procrastinate's tables when missing, one process at a time
     (workers starting together would race on CREATE TABLE); True when the queue's were created."""
     try:
-        with psycopg.connect(conninfo(url), autocommit=False, connect_timeout=10) as conn:
+        with psycopg.connect(conninfo(url), autocommit=False) as conn:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             Journal.open(url).close()
             row = conn.execute("SELECT to_regclass('procrastinate_jobs')").fetchone()
@@ -77,9 +81,7 @@ class RunQueue:
 
     def __init__(self, url: str, *, pool_size: int = 4) -> None:
         self.url = url
-        self.app = App(
-            connector=PsycopgConnector(conninfo=conninfo(url), min_size=1, max_size=pool_size)
-        )
+        self.app = App(connector=PsycopgConnector(conninfo=conninfo(url), min_size=1, max_size=pool_size))
         self._open = False
 
     async def open(self) -> RunQueue:
