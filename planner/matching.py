@@ -27,6 +27,7 @@ _WORD_WEIGHT = 0.7
 _CHAR_WEIGHT = 0.3
 _VERB_BONUS = 0.2
 _NAMESPACE_BONUS = 0.35
+_SYSTEM_BONUS = 0.2
 _STOP = frozenset(
     "a an the of to for in on at by with from and or is are be it its their them they his her he she this"
     " that these those our we us you your my me i as into onto up out so".split()
@@ -217,7 +218,37 @@ class ActionMatcher:
                 if concepts & namespace:
                     # "email him", "text them": the verb names the channel the action belongs to
                     out[i] += _NAMESPACE_BONUS
+            for i in self._systems_named(verb):  # as said: `text` may repeat the object
+                out[i] += _SYSTEM_BONUS
         return out
+
+    _PLACE = re.compile(
+        r"(?<![#\w-])(?:to|in|into|on|onto|from|via|through|inside|within)\s+"
+        r"(?:(?:the|our|their|your|its|his|her|my)\s+)?([a-z][\w-]*)(?:\s+([a-z][\w-]*))?",
+        re.IGNORECASE,
+    )
+
+    def _systems_named(self, text: str) -> set[int]:
+        """The actions of the systems `text` names as where the step happens ("add the customer to
+        the CRM", "post it in Slack", "register Acme in billing"). Where the work is done says
+        whose action it is more surely than the other words do: "customer" is all over a billing
+        action's description, yet a customer added to the CRM is the CRM's account. A system is
+        an action's namespace, by its own word or, when no namespace is that word, by a synonym
+        the catalog never uses itself ("Slack" / chat; "the invoice" is a thing the billing
+        actions make, not billing); "to the CRM team" names people, not the CRM."""
+        index = self._index
+        people = self.lex.people | self.lex.teams
+        named: set[int] = set()
+        for found in self._PLACE.finditer(text):
+            first, second = found.group(1).lower(), (found.group(2) or "").lower()
+            if second in people or second.rstrip("s") in people:
+                continue  # "tell the CRM team", "to the billing admins": people of the system
+            for word in filter(None, (first, second)):
+                s = stem(word)
+                own = {i for i, ns in enumerate(index.namespaces) if s in ns and not s.startswith("syn")}
+                alike = set(self.lex.single.get(s, ())) if s not in index.words.vocabulary_ else set()
+                named |= own or {i for i, ns in enumerate(index.namespaces) if alike & ns}
+        return named
 
     def verb_fits(self, action: ActionSpec, text: str) -> bool:
         """The verb opening `text` says what `action` does ("charged the card" / payments.charge_card),
@@ -284,7 +315,8 @@ class ActionMatcher:
             return False
         if whole:
             tokens = re.findall(r"(?<![\w'-])[A-Za-z][A-Za-z'-]*", text)[1:]
-            said = [w.lower() for w in tokens if not w[0].isupper()]
+            # names are capitalised, but "the CRM" may be a word the catalog knows (kept if it is)
+            said = [w.lower() for w in tokens if not w[0].isupper() or (len(w) > 1 and w.isupper())]
             # only words that mean something here: "the cheapest one", "December 10th" say nothing
             # of what is booked
             vocabulary = self._index.words.vocabulary_
