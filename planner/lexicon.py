@@ -217,10 +217,16 @@ class Lexicon:
         if len(tokens) > 2 and tokens[1] in _OBJECT_PRONOUNS and tokens[2] in _PARTICLES:
             tokens = [tokens[0], tokens[2], *tokens[3:]]  # "set them up" reads as "set up"
         head = " ".join(tokens[:6])
+        phrasal: set[str] = set()
         for pattern, concept in self.multi:
             found = pattern.search(head)
             if found is not None and found.start() == 0:
-                out.update(concept)
+                phrasal.update(concept)
+        if phrasal and tokens[0] not in self.light_verbs:
+            # "set up the subscription" makes it, "set aside stock" reserves it: a phrasal verb
+            # means what it means whole, not what its first word does alone ("set" is updating)
+            out -= set(self.single.get(first, ()))
+        out |= phrasal
         for pattern, added in self.phrases:
             found = pattern.search(low)
             if found is not None and found.start() == 0:
