@@ -229,11 +229,19 @@ class Assembler:
         and description (`_same_thing`); what each step was given is remembered for the next."""
         for key in action.required_inputs:
             schema = action.input_properties.get(key)
-            given = self._given.get(key)
-            if key in values or given is None or not isinstance(schema, dict):
+            if key in values or not isinstance(schema, dict):
                 continue
-            if self._same_thing(given[0], schema):
+            given = self._given.get(key)
+            if given is not None and self._same_thing(given[0], schema):
                 values[key] = given[1]
+                continue
+            # "Update the CRM for Acme (ops@acme.example), then send the onboarding email": the
+            # customer's email address is the one given, whatever the email step calls its input
+            alike = next(
+                (v for k, (s, v) in self._given.items() if k != key and self._one_value(s, schema)), None
+            )
+            if alike is not None:
+                values[key] = alike
         for key, value in values.items():
             schema = action.input_properties.get(key)
             literal = not (isinstance(value, str) and "${{" in value)
@@ -283,6 +291,18 @@ class Assembler:
         return a is None or b is None or a == b or {a, b} <= {"integer", "number"}
 
     def _input_ref(self, key: str, schema: dict[str, Any], owner: str, step_id: str | None = None) -> str:
+        if key not in self.inputs:
+            # the email step's `to` is the customer's email the CRM step already asks for
+            same = next(
+                (
+                    n
+                    for n, d in self.inputs.items()
+                    if self._input_owner.get(n) != owner and self._one_value(d, schema)
+                ),
+                None,
+            )
+            if same is not None:
+                return f"${{{{ inputs.{same} }}}}"
         name = key
         if (
             name in self.inputs
@@ -317,6 +337,29 @@ class Assembler:
         return bool(whose & parties) and all(
             declared.get(k) == schema.get(k) for k in ("description", "type", "format", "enum")
         )
+
+    _POSSESSOR = re.compile(r"\b([a-z]+)'s\s+(.*)$")
+
+    def _one_value(self, declared: dict[str, Any], schema: dict[str, Any]) -> bool:
+        """Inputs of two names that ask for one value: of one format ("email"), each described as
+        the same party's, one no more particular than the other ("The customer's email address" is
+        the one "The customer's admin contact email" asks for). A billing email and an admin email
+        of the same customer stay two inputs: each says which it is."""
+        format_ = schema.get("format")
+        if not format_ or any(declared.get(k) != schema.get(k) for k in ("type", "format", "enum")):
+            return False
+        said = []
+        for described in (declared, schema):
+            found = self._POSSESSOR.search(str(described.get("description") or "").lower())
+            if found is None:
+                return False
+            said.append(found)
+        owners = {stem(f.group(1)) for f in said}
+        if len(owners) != 1 or not owners & {stem(p) for p in self._PARTIES | self.lex.people}:
+            return False
+        generic = {stem(w) for w in [*str(format_).split("-"), "address", "the", "a", "an", "of"]}
+        first, second = ({stem(w) for w in words(f.group(2))} - generic for f in said)
+        return first <= second or second <= first
 
     def _declare(self, name: str, schema: dict[str, Any], owner: str) -> None:
         if name not in self.inputs:
