@@ -71,3 +71,13 @@ def small() -> OfflinePlanner:
     from planner.offline import OfflinePlanner
 
     return OfflinePlanner(small_catalog())
+
+
+@pytest.fixture(scope="module")
+def demo() -> OfflinePlanner:
+    """The offline planner on `overture demo`'s catalog (service/demo/catalog.py)."""
+    from planner.offline import OfflinePlanner
+    from service.demo.catalog import demo_catalog
+    from workflow.loader import catalog_from_data
+
+    return OfflinePlanner(catalog_from_data(demo_catalog("http://127.0.0.1:9", "127.0.0.1", 25)))

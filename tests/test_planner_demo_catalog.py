@@ -11,16 +11,11 @@ import pytest
 from test_planner_support import depends, plan, run_inputs, step_of
 
 from planner.offline import OfflinePlanner
-from service.demo.catalog import REQUEST, demo_catalog
+from service.demo.catalog import REQUEST
 from workflow.loader import catalog_from_data
 
 _CRM = "crm.update_account"
 _EMAIL = "email.send_onboarding_sequence"
-
-
-@pytest.fixture(scope="module")
-def demo() -> OfflinePlanner:
-    return OfflinePlanner(catalog_from_data(demo_catalog("http://127.0.0.1:9", "127.0.0.1", 25)))
 
 
 def _only_action(planner: OfflinePlanner, text: str) -> str:

@@ -12,18 +12,11 @@ from test_planner_support import plan, run_inputs, step_of
 from planner.explain import explain
 from planner.literals import as_currency, currency_said
 from planner.offline import OfflinePlanner
-from service.demo.catalog import demo_catalog
-from workflow.loader import catalog_from_data
 
 _CRM = "crm.update_account"
 _PROVISION = "provisioning.provision_account"
 _CHAT = "chat.notify_team"
 _CHARGE = "payments.charge_card"
-
-
-@pytest.fixture(scope="module")
-def demo() -> OfflinePlanner:
-    return OfflinePlanner(catalog_from_data(demo_catalog("http://127.0.0.1:9", "127.0.0.1", 25)))
 
 
 # -- one run input for what several steps need alike

@@ -9,17 +9,10 @@ import pytest
 from test_planner_support import boolean_inputs, depends, plan, run_inputs, step_of
 
 from planner.offline import OfflinePlanner
-from service.demo.catalog import demo_catalog
-from workflow.loader import catalog_from_data
 
 _CUSTOMER = "billing.create_customer"
 _SUBSCRIPTION = "billing.create_subscription"
 _SHIP = "shipping.create_shipment"
-
-
-@pytest.fixture(scope="module")
-def demo() -> OfflinePlanner:
-    return OfflinePlanner(catalog_from_data(demo_catalog("http://127.0.0.1:9", "127.0.0.1", 25)))
 
 
 def _event_warnings(warnings: list[str], event: str) -> list[str]:
