@@ -36,13 +36,23 @@ token). Only a role: a person *named* `*` is matched like any other name."""
 def may_decide(approvers: list[str] | None, who: str, roles: Sequence[str] = ()) -> bool:
     """Whether `who`, holding `roles`, may decide an approval that lists `approvers` (None or
     empty: anyone): when the name or one of the roles is among them, or a role is `*`."""
+    return not approvers or deciding_as(approvers, who, roles) is not None
+
+
+def deciding_as(approvers: list[str] | None, who: str, roles: Sequence[str] = ()) -> str | None:
+    """Which of `approvers` lets `who` decide, as the approval lists it (what `decided_as`
+    records): the person's own name first, then a role, then `*` for a role `*`. None when none
+    does, or when the approval lists nobody (anyone decides, as no one in particular)."""
     if not approvers:
-        return True
-    role_keys = {person_key(r) for r in roles}
-    if ANY_ROLE in role_keys:
-        return True
-    keys = {person_key(who), *role_keys} - {""}
-    return any(person_key(a) in keys for a in approvers)
+        return None
+    role_keys = {person_key(r) for r in roles} - {""}
+    # the most particular match is the one worth recording: a manager who is also `*` decided as
+    # the manager the plan asked for
+    for keys in ({person_key(who)} - {""}, role_keys):
+        for approver in approvers:
+            if person_key(approver) in keys:
+                return approver.strip()
+    return ANY_ROLE if ANY_ROLE in role_keys else None
 
 
 def _approvers(value: Any) -> list[str] | None:

@@ -34,7 +34,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
 from runtime.active_run import PASSED, RESUMABLE, ActiveRun, RunResult, TakenRun
-from runtime.builtins import may_decide
+from runtime.builtins import deciding_as, may_decide
 from runtime.clock import Clock, SystemClock
 from runtime.compensation import run_graph
 from runtime.errors import (
@@ -230,7 +230,8 @@ class Engine(Saga):
 
         When the step lists `approvers`, `by` or one of its `roles` (an API token's) must be among
         them, or a role `*` (`builtins.may_decide`): otherwise `NotAnApprover`, and nothing is
-        recorded. `by`, the person, is what `decided_by` records, never the role. With
+        recorded. `by`, the person, is what `decided_by` records, never the role; `decided_as`
+        records which approver allowed it (the name, a role, `*`; None when anyone may). With
         `iteration=None` every pending item is decided, so `by` must be allowed for each of them.
 
         `drive=False` only records the decision (a process without the catalog's invokers, like
@@ -267,6 +268,7 @@ class Engine(Saga):
                 by=by,
                 comment=comment,
                 now=self.clock.now(),
+                decided_as=deciding_as(approval.approvers, by, roles),
             )
         await self.journal.flush()
         if drive:

@@ -273,7 +273,9 @@ _CANCEL_REQUEST = (
 )
 _APPROVAL_KEY = ("run_id", "step_id", "iteration")
 _DECISION = (
-    _statement("update", approvals, _APPROVAL_KEY, ("decided_at", "approved", "decided_by", "comment"))
+    _statement(
+        "update", approvals, _APPROVAL_KEY, ("decided_at", "approved", "decided_by", "decided_as", "comment")
+    )
     .where(approvals.c.decided_at.is_(None))
     .returning(approvals.c.run_id)
 )
@@ -1485,6 +1487,7 @@ class Journal:
             approved=row.approved,
             decided_by=row.decided_by,
             comment=row.comment,
+            decided_as=row.decided_as,
         )
 
     def request_approval(
@@ -1567,12 +1570,20 @@ class Journal:
         by: str,
         comment: str | None,
         now: float,
+        decided_as: str | None = None,
     ) -> bool:
-        """Record a decision; False when the approval was not pending (unknown or already decided)."""
+        """Record a decision; False when the approval was not pending (unknown or already decided).
+        `decided_as`: the approver that allowed it (`by`'s name, a role, `*`), the event's `as`."""
+        decision = {
+            "decided_at": now,
+            "approved": approved,
+            "decided_by": by,
+            "decided_as": decided_as,
+            "comment": comment,
+        }
+        data = {"approved": approved, "by": by, "as": decided_as, "comment": comment}
         if self.single_statements:  # one statement: the decision, and the event when it was pending
             key = {"k_run_id": run_id, "k_step_id": step_id, "k_iteration": iteration}
-            decision = {"decided_at": now, "approved": approved, "decided_by": by, "comment": comment}
-            data = {"approved": approved, "by": by, "comment": comment}
             event = self._event_values(run_id, "approval.given", now, step_id, item_of(iteration), data)
             return self._write_together([(_DECISION, {**key, **_prefixed(decision)})], event, guarded=True)
         with self._tx() as (conn, pending):
@@ -1584,20 +1595,11 @@ class Journal:
                     approvals.c.iteration == iteration,
                     approvals.c.decided_at.is_(None),
                 )
-                .values(decided_at=now, approved=approved, decided_by=by, comment=comment)
+                .values(**decision)
             )
             if result.rowcount == 0:
                 return False
-            self._event(
-                conn,
-                pending,
-                run_id,
-                "approval.given",
-                now,
-                step_id,
-                item_of(iteration),
-                {"approved": approved, "by": by, "comment": comment},
-            )
+            self._event(conn, pending, run_id, "approval.given", now, step_id, item_of(iteration), data)
             return True
 
     def fire_timer(

@@ -1068,6 +1068,7 @@ class MemoryJournal:
             approved=row["approved"],
             decided_by=row["decided_by"],
             comment=row["comment"],
+            decided_as=row.get("decided_as"),
         )
 
     def request_approval(
@@ -1126,15 +1127,18 @@ class MemoryJournal:
         by: str,
         comment: str | None,
         now: float,
+        decided_as: str | None = None,
     ) -> bool:
         """Record a decision; False when the approval was not pending (unknown or already decided)."""
-        clean = self._clean({"approved": approved, "by": by, "comment": comment})
+        clean = self._clean({"approved": approved, "by": by, "as": decided_as, "comment": comment})
         key = (run_id, step_id, iteration)
         with self._lock:
             row = self._approvals.get(key)
             if row is None or row["decided_at"] is not None:
                 return False
-            row.update(decided_at=now, approved=approved, decided_by=by, comment=comment)
+            row.update(
+                decided_at=now, approved=approved, decided_by=by, decided_as=decided_as, comment=comment
+            )
             run = self._runs.get(run_id)
             if run is not None and not run["state"].finished:
                 self._decided[key] = None

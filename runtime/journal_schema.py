@@ -148,4 +148,7 @@ approvals = sa.Table(
     sa.Column("approved", sa.Boolean, nullable=True),
     sa.Column("decided_by", sa.String(200), nullable=True),
     sa.Column("comment", sa.Text, nullable=True),
+    # which approver let `decided_by` decide (their name, a role, `*`); NULL when anyone could,
+    # and on decisions made before it was recorded
+    sa.Column("decided_as", sa.String(200), nullable=True),
 )

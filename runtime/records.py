@@ -178,6 +178,9 @@ class ApprovalRecord:
     approved: bool | None
     decided_by: str | None
     comment: str | None
+    decided_as: str | None = None
+    """The approver that allowed the decision (`decided_by`'s name, a role, `*`); None when the
+    approval listed nobody."""
 
 
 @dataclass(frozen=True)

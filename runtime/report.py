@@ -82,6 +82,7 @@ def run_data(journal: AnyJournal, run_id: str) -> dict[str, Any]:
                 "decided_at": _when(a.decided_at),
                 "approved": a.approved,
                 "by": a.decided_by,
+                "as": a.decided_as,
                 "comment": a.comment,
             }
             for a in journal.approvals(run_id)

@@ -612,6 +612,13 @@ def _runs_table(records: list[Any]) -> Any:
     return table
 
 
+def _decided_as_other(approval: dict[str, Any]) -> bool:
+    """Whether the approver that allowed a decision is worth naming: a role or `*`, not the
+    decider's own name again (the web UI's history line says the same)."""
+    as_ = approval.get("as")
+    return bool(as_) and str(as_).strip().casefold() != str(approval["by"] or "").strip().casefold()
+
+
 def _show_run(data: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -665,7 +672,9 @@ def _show_run(data: dict[str, Any]) -> None:
         else:
             verdict = "approved" if approval["approved"] else "rejected"
             note = f" ({approval['comment']})" if approval["comment"] else ""
-            console.print(f"  {approval['step']}: {verdict} by {approval['by']}{note}", markup=False)
+            item = f" (item {approval['iteration']})" if approval["iteration"] is not None else ""
+            by = approval["by"] + (f" (as {approval['as']})" if _decided_as_other(approval) else "")
+            console.print(f"  {approval['step']}{item}: {verdict} by {by}{note}", markup=False)
     if data["compensation"]:
         comp = data["compensation"]
         console.print(

@@ -4,6 +4,8 @@ nothing and the run keeps waiting. On SQLite and PostgreSQL journals."""
 
 from __future__ import annotations
 
+import sqlite3
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,12 +13,13 @@ from runtime_support import pause, settle, workflow
 from test_runtime_engine import make_engine
 
 from runtime import Engine, Journal, ManualClock, RunState
-from runtime.builtins import may_decide
+from runtime.builtins import deciding_as, may_decide
 from runtime.errors import NotAnApprover
+from runtime.journal_memory import AnyJournal, MemoryJournal
 from runtime.testing import ScriptedInvoker
 
 
-def engine_for(journal: Journal, clock: ManualClock) -> Engine:
+def engine_for(journal: AnyJournal, clock: ManualClock) -> Engine:
     return make_engine(journal, clock, ScriptedInvoker({"work.do": lambda call: {"done": True}}))
 
 
@@ -145,3 +148,75 @@ async def test_approvers_that_are_not_names_fail_the_step_instead_of_letting_any
     assert result.error is not None and result.error["step"] == "gate"
     assert "`approvers` must be a list of names" in result.error["message"]
     assert journal.approvals(run_id) == []
+
+
+def test_the_approver_a_decision_is_recorded_as_is_the_most_particular_match() -> None:
+    # the person's own name before a role before `*`, spelled as the approval lists it
+    assert deciding_as([" Ann ", "manager"], "ann", ["Manager", "*"]) == "Ann"
+    assert deciding_as(["vp-sales", "Manager"], "alice", ["*", " manager "]) == "Manager"
+    assert deciding_as(["manager"], "owner", ["*"]) == "*"
+    assert deciding_as(["manager"], "alice", ["support"]) is None
+    assert deciding_as(["manager"], "*") is None  # a person named `*` is no wildcard
+    assert deciding_as(["manager"], "", [""]) is None
+    assert deciding_as(None, "anyone") is None and deciding_as([], "anyone", ["*"]) is None
+
+
+async def test_the_decision_records_which_approver_allowed_it(journal: Journal, clock: ManualClock) -> None:
+    await decide_four_ways(journal, clock)
+
+
+async def test_the_memory_journal_records_it_too(clock: ManualClock) -> None:
+    await decide_four_ways(MemoryJournal(), clock)
+
+
+async def decide_four_ways(journal: AnyJournal, clock: ManualClock) -> None:
+    """Four items, each allowed by another approver: a role, the name, `*`, nobody listed."""
+    async with engine_for(journal, clock) as engine:
+        flow = gated({"approvers": "${{ item }}"}, for_each=["manager", "Ann", "vp-sales", ""])
+        run_id = await engine.start_run(flow)
+        await pause(engine, clock, run_id)
+        await engine.approve(run_id, "gate", True, by="alice", roles=["Manager"], iteration=0)
+        await engine.approve(run_id, "gate", True, by=" ann ", roles=["manager"], iteration=1, comment="mine")
+        await engine.approve(run_id, "gate", True, by="owner", roles=["*"], iteration=2)
+        await engine.approve(run_id, "gate", True, by="bob", roles=["*"], iteration=3)  # lists nobody
+        result = await settle(engine, clock, run_id)
+    assert result.state == RunState.SUCCEEDED
+    expected = [(0, "alice", "manager"), (1, " ann ", "Ann"), (2, "owner", "*"), (3, "bob", None)]
+    decided = sorted(journal.approvals(run_id), key=lambda a: a.iteration)
+    assert [(a.iteration, a.decided_by, a.decided_as) for a in decided] == expected
+    given = sorted(
+        (e for e in journal.events_since(run_id) if e.type == "approval.given"),
+        key=lambda e: e.iteration or 0,
+    )
+    assert [(e.iteration, e.data["by"], e.data["as"]) for e in given] == expected
+    assert given[1].data == {"approved": True, "by": " ann ", "as": "Ann", "comment": "mine"}
+
+
+async def test_a_journal_made_before_decided_as_gains_it_and_keeps_its_decisions(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    path = tmp_path / "old.db"
+    journal = Journal.open(path)
+    async with engine_for(journal, clock) as engine:
+        old_run = await engine.start_run(gated({"approvers": ["manager"]}))
+        await pause(engine, clock, old_run)
+        await engine.approve(old_run, "gate", True, by="alice", roles=["manager"])
+        await settle(engine, clock, old_run)
+    journal.close()
+    with sqlite3.connect(path) as db:  # as an earlier version left it: no such column
+        db.execute("ALTER TABLE overture_approvals DROP COLUMN decided_as")
+        assert "decided_as" not in {r[1] for r in db.execute("PRAGMA table_info(overture_approvals)")}
+
+    journal = Journal.open(path)
+    try:
+        [before] = journal.approvals(old_run)
+        assert (before.decided_by, before.decided_as) == ("alice", None)  # not known then
+        async with engine_for(journal, clock) as engine:
+            run_id = await engine.start_run(gated({"approvers": ["manager"]}))
+            await pause(engine, clock, run_id)
+            await engine.approve(run_id, "gate", True, by="alice", roles=["manager"])
+            await settle(engine, clock, run_id)
+        [after] = journal.approvals(run_id)
+        assert (after.decided_by, after.decided_as) == ("alice", "manager")
+    finally:
+        journal.close()

@@ -111,6 +111,7 @@ async def test_a_token_not_among_the_approvers_is_refused_and_the_approval_waits
             "finance-leads",
             "budgeted",
         )
+        assert done["approvals"][0]["decided_as"] == "Finance-Leads"  # the name matched, as listed
         [decided] = api.app.state.services.journal.approvals(run_id)  # what the journal recorded
         assert decided.decided_by == "finance-leads" and decided.approved is True
         assert len(overrides["billing.charge_card"].calls) == 1
@@ -141,9 +142,12 @@ async def test_a_token_decides_as_one_of_its_roles_and_is_recorded_by_its_name(t
         done = await api.wait_for_state(run_id, "succeeded", "failed")
         assert done["state"] == "succeeded"
         assert done["approvals"][0]["decided_by"] == "bob"  # the person, not the role
-        assert [e.data["by"] for e in given_events(api, run_id)] == ["bob"]
+        assert done["approvals"][0]["decided_as"] == "manager"  # the approver that let him
+        assert [(e.data["by"], e.data["as"]) for e in given_events(api, run_id)] == [("bob", "manager")]
         [decided] = api.app.state.services.journal.approvals(run_id)
         assert decided.decided_by == "bob" and len(overrides["billing.charge_card"].calls) == 1
+        schema = (await api.client.get("/openapi.json")).json()["components"]["schemas"]["ApprovalOut"]
+        assert "decided_as" in schema["properties"]
 
 
 async def test_the_role_star_decides_any_approval_and_a_name_cannot_stand_for_it(tmp_path: Path) -> None:
@@ -159,6 +163,7 @@ async def test_the_role_star_decides_any_approval_and_a_name_cannot_stand_for_it
             assert r.status_code == 200, r.text
         done = await api.wait_for_state(run_id, "failed")
         assert done["approvals"][0]["decided_by"] == "owner" and done["approvals"][0]["approved"] is False
+        assert done["approvals"][0]["decided_as"] == "*"
 
 
 async def test_who_am_i_needs_a_token_and_is_in_the_openapi_document(tmp_path: Path) -> None:

@@ -4,11 +4,16 @@ waiting; then a listed approver decides it. The real console entry point, in a s
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
 
 from cli_support import cli, error_line
+
+from runtime import Engine, Journal
+from runtime.testing import ScriptedInvoker
+from workflow.catalog import Catalog
 
 FLOW = """\
 name: gated
@@ -70,6 +75,32 @@ def test_approve_refuses_someone_not_listed_and_the_run_waits_for_a_listed_appro
     assert run["state"] == "succeeded"
     [approval] = run["approvals"]
     assert (approval["approved"], approval["by"], approval["comment"]) == (True, "ann", "fine")
+    assert approval["as"] == "Ann"  # the listed name that matched, as the step lists it
+    code, out, err = cli("runs", "show", run_id, "--data-dir", data)
+    assert code == 0, err
+    assert "ok: approved by ann (fine)" in out  # its own name again is not repeated
+
+
+def test_runs_show_names_the_role_a_decision_was_made_as(tmp_path: Path) -> None:
+    (tmp_path / "flow.yaml").write_text(FLOW.replace("[Ann, finance-leads]", "[manager]"))
+    data = tmp_path / "data"
+    code, _, err = cli("run", tmp_path / "flow.yaml", "--data-dir", data)
+    assert code == 0, err
+    run_id = err.split("started run ")[1].split()[0]
+    # decided as the API decides for a token with a role (the CLI's --by is a name only)
+    journal = Journal.open(data / "journal.db")
+    try:
+        asyncio.run(
+            Engine(Catalog(), journal, ScriptedInvoker({})).approve(
+                run_id, "ok", True, "alice", "budgeted", roles=["Manager"], drive=False
+            )
+        )
+    finally:
+        journal.close()
+    code, out, err = cli("runs", "show", run_id, "--data-dir", data)
+    assert code == 0, err
+    assert "ok: approved by alice (as manager) (budgeted)" in out
+    assert shown(data, run_id)["approvals"][0]["as"] == "manager"
 
 
 def test_a_step_without_approvers_is_decided_by_whoever_runs_approve(tmp_path: Path) -> None:

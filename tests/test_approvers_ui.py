@@ -67,4 +67,6 @@ def test_the_card_says_whether_the_signed_in_token_may_decide(
     page.locator("svg.graph g.node[data-step=manager_approval]").focus()
     page.keyboard.press("Enter")
     page.wait_for_selector("#step-detail")
-    assert "approved by alice" in page.locator("#step-detail").inner_text()
+    assert "approved by alice (as manager)" in page.locator("#step-detail").inner_text()
+    events = page.locator("#events").inner_text()
+    assert "approval.given · manager_approval · approved by alice (as manager)" in events

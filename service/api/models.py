@@ -442,6 +442,9 @@ class ApprovalOut(_Model):
     """The decision (None while pending)."""
     decided_by: str | None
     """Who decided."""
+    decided_as: str | None = None
+    """Which of `approvers` allowed them to: their own name, a role (`manager`), or `*`. None
+    when the approval listed nobody, or was decided before this was recorded."""
     comment: str | None
     """Their comment."""
 

@@ -207,7 +207,7 @@ def get_run(run_id: str, svc: Services = Depends(services)) -> RunOut:
     approvals = [ApprovalOut(
         step_id=a.step_id, iteration=None if a.iteration < 0 else a.iteration, prompt=a.prompt,
         approvers=a.approvers, requested_at=iso(a.requested_at), decided_at=iso(a.decided_at),
-        approved=a.approved, decided_by=a.decided_by, comment=a.comment,
+        approved=a.approved, decided_by=a.decided_by, decided_as=a.decided_as, comment=a.comment,
     ) for a in journal.approvals(run_id)]
     last = journal.events_since(run_id, 0)
     base = summary(svc, record)

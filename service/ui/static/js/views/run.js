@@ -78,8 +78,15 @@ function stepDetail(run, doc, stepId) {
 function decision(run, stepId) {
   const a = (run.approvals || []).find((x) => x.step_id === stepId && x.approved !== null && x.approved !== undefined);
   if (!a) return null;
-  return [h("dt", {}, "Decision"), h("dd", {}, `${a.approved ? "approved" : "rejected"}${a.decided_by ? ` by ${a.decided_by}` : ""}`,
+  return [h("dt", {}, "Decision"), h("dd", {}, verdict(a.approved, a.decided_by, a.decided_as),
     a.comment ? ` — “${a.comment}”` : "")];
+}
+
+/** 'approved by alice (as manager)': the approver that allowed it is named when it is not the
+ * decider's own name again (as `overture runs show` says it). */
+function verdict(approved, by, as) {
+  const role = as && key(as) !== key(by || "") ? ` (as ${as})` : "";
+  return `${approved ? "approved" : "rejected"}${by ? ` by ${by}${role}` : ""}`;
 }
 
 /** A name or role as names compare: trimmed, case-insensitively. */
@@ -278,7 +285,8 @@ export async function runView(main, runId) {
     const when = data.time ? new Date(data.time * 1000).toLocaleTimeString() : "";
     eventList.append(h("li", {}, h("span", { class: "t" }, when), type, data.step_id ? ` · ${data.step_id}` : "",
       data.data?.attempt ? ` · attempt ${data.data.attempt}` : "",
-      data.data?.error?.message ? ` · ${data.data.error.message}` : ""));
+      data.data?.error?.message ? ` · ${data.data.error.message}` : "",
+      type === "approval.given" ? ` · ${verdict(data.data?.approved, data.data?.by, data.data?.as)}` : ""));
     eventList.scrollTop = eventList.scrollHeight;
   }
 
