@@ -4,24 +4,21 @@ Each action becomes a short document: its name split into words (the verb and ob
 twice), its description and its input and output field names, all passed through the lexicon's
 concepts. A clause is compared with every action by two TF-IDF models (scikit-learn): one over
 concept tokens, one over character n-grams of the raw words, which catches `booking`/`book` and
-`freight`/`freights` that no synonym list covers. The index is built once per catalog and cached.
+`freight`/`freights` that no synonym list covers. The index is built once per catalog and cached,
+in the process and, for the fitted models, on disk (`planner.tfidf`).
 """
 
 from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import numpy as np
+from typing import Any
 
 from planner.lexicon import Lexicon, lexicon, stem
+from planner.tfidf import TfidfModel, fitted_models
 from workflow.catalog import ActionSpec, Catalog
-
-if TYPE_CHECKING:
-    from sklearn.feature_extraction.text import TfidfVectorizer
 
 _WORD_WEIGHT = 0.7
 _CHAR_WEIGHT = 0.3
@@ -86,12 +83,10 @@ def action_document(action: ActionSpec) -> str:
 @dataclass
 class _Index:
     actions: list[ActionSpec]
-    words: TfidfVectorizer
-    chars: TfidfVectorizer
-    word_matrix: Any
-    char_matrix: Any
-    word_analyzer: Callable[[str], list[str]]
-    char_analyzer: Callable[[str], list[str]]
+    words: TfidfModel
+    """Over the concepts of each action's document."""
+    chars: TfidfModel
+    """Over the character n-grams of each action's document (`_char_text`)."""
     verbs: list[set[str]]
     namespaces: list[set[str]]
     doings: list[set[str]]
@@ -112,24 +107,7 @@ class _Index:
         return None
 
 
-_CACHE: dict[tuple[Any, ...], _Index] = {}
-
-
-def _query_vector(vectorizer: TfidfVectorizer, analyzer: Callable[[str], list[str]], text: str) -> Any:
-    """The fitted vectorizer's TF-IDF vector of one short query, as a dense array.
-
-    Same arithmetic as `vectorizer.transform` (sublinear tf, idf, l2 norm), without the input
-    validation sklearn runs on every call, which costs more than the math for one clause."""
-    vocabulary = vectorizer.vocabulary_
-    vector = np.zeros(len(vocabulary))
-    for token in analyzer(text):
-        column = vocabulary.get(token)
-        if column is not None:
-            vector[column] += 1.0
-    present = vector > 0
-    vector[present] = (1.0 + np.log(vector[present])) * vectorizer.idf_[present]
-    norm = float(np.linalg.norm(vector))
-    return vector / norm if norm else vector
+_CACHE: dict[tuple[Lexicon, tuple[Any, ...]], _Index] = {}
 
 
 def _fingerprint(actions: Sequence[ActionSpec]) -> tuple[Any, ...]:
@@ -167,25 +145,17 @@ class ActionMatcher:
         return out
 
     def _build(self, actions: list[ActionSpec]) -> _Index:
-        key = _fingerprint(actions)
+        # per lexicon too: another lexicon reads the same actions into other concepts
+        key = (self.lex, _fingerprint(actions))
         cached = _CACHE.get(key)
         if cached is not None:
             return cached
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         docs = [action_document(a) for a in actions] or ["empty"]
-        words = TfidfVectorizer(analyzer=str.split, sublinear_tf=True, norm="l2")
-        word_matrix = words.fit_transform([self._concepts(d) for d in docs])
-        chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True, lowercase=True)
-        char_matrix = chars.fit_transform([self._char_text(d) for d in docs])
+        words, chars = fitted_models([self._concepts(d) for d in docs], [self._char_text(d) for d in docs])
         index = _Index(
             actions,
             words,
             chars,
-            word_matrix.tocsr(),
-            char_matrix.tocsr(),
-            words.build_analyzer(),
-            chars.build_analyzer(),
             [self._verb_concepts(action_verbs(a)) for a in actions],
             [self._verb_concepts(action_namespace(a)) for a in actions],
             [self._verb_concepts(action_doings(a)) for a in actions],
@@ -207,8 +177,8 @@ class ActionMatcher:
         if verb:
             # "text the customer": the person told is not what the action acts on
             text, verb = self.lex.without_recipient(text), self.lex.without_recipient(verb)
-        sim_w = index.word_matrix @ _query_vector(index.words, index.word_analyzer, self._concepts(text))
-        sim_c = index.char_matrix @ _query_vector(index.chars, index.char_analyzer, self._char_text(text))
+        sim_w = index.words.similarities(index.words.vector(self._concepts(text)))
+        sim_c = index.chars.similarities(index.chars.vector(self._char_text(text)))
         out = [float(_WORD_WEIGHT * w + _CHAR_WEIGHT * c) for w, c in zip(sim_w, sim_c, strict=True)]
         if verb:
             concepts = self.lex.verb_concepts(verb)
@@ -246,7 +216,7 @@ class ActionMatcher:
             for word in filter(None, (first, second)):
                 s = stem(word)
                 own = {i for i, ns in enumerate(index.namespaces) if s in ns and not s.startswith("syn")}
-                alike = set(self.lex.single.get(s, ())) if s not in index.words.vocabulary_ else set()
+                alike = set(self.lex.single.get(s, ())) if s not in index.words.vocabulary else set()
                 named |= own or {i for i, ns in enumerate(index.namespaces) if alike & ns}
         return named
 
@@ -319,7 +289,7 @@ class ActionMatcher:
             said = [w.lower() for w in tokens if not w[0].isupper() or (len(w) > 1 and w.isupper())]
             # only words that mean something here: "the cheapest one", "December 10th" say nothing
             # of what is booked
-            vocabulary = self._index.words.vocabulary_
+            vocabulary = self._index.words.vocabulary
             said = [
                 w
                 for w in said

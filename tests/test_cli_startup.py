@@ -36,10 +36,10 @@ HEAVY = (
 """Packages (and runtime modules) no command that runs nothing and plans nothing needs."""
 
 
-def imported_by(*args: str | Path) -> tuple[int, str, set[str]]:
+def imported_by(*args: str | Path, env: dict[str, str] | None = None) -> tuple[int, str, set[str]]:
     """Run `overture ARGS` with Python's import profiling on (PYTHONPROFILEIMPORTTIME is `-X
     importtime`): (exit code, stdout, every module the process imported)."""
-    code, out, err = cli(*args, env={"PYTHONPROFILEIMPORTTIME": "1"})
+    code, out, err = cli(*args, env={"PYTHONPROFILEIMPORTTIME": "1", **(env or {})})
     modules = set()
     for line in err.splitlines():
         if line.startswith("import time:") and "|" in line:
@@ -112,8 +112,10 @@ def test_token_list_does_not_import_the_api(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(not BENCH_CATALOG.is_file(), reason="the benchmark catalog is beside the repository")
-def test_plan_imports_the_matcher_but_not_the_runtime_or_the_service() -> None:
-    code, out, modules = imported_by(
+def test_plan_imports_the_matcher_but_not_the_runtime_or_the_service(tmp_path: Path) -> None:
+    """The first plan against a catalog fits the matcher's TF-IDF models with scikit-learn and
+    caches them (planner.tfidf); later plans read the cache and load neither scikit-learn nor SciPy."""
+    plan = (
         "plan",
         "Create the account for Acme, then provision a tenant and set up billing",
         "--catalog",
@@ -121,10 +123,18 @@ def test_plan_imports_the_matcher_but_not_the_runtime_or_the_service() -> None:
         "--planner",
         "offline",
     )
-    assert code == 0 and "steps:" in out, out
+    env = {"OVERTURE_DATA_DIR": str(tmp_path)}
+    code, cold, modules = imported_by(*plan, env=env)
+    assert code == 0 and "steps:" in cold, cold
     # the offline matcher's TF-IDF is scikit-learn: seeing it here shows the check sees imports
     assert "sklearn.feature_extraction.text" in modules
     assert [m for m in heavy_in(modules) if not m.startswith(("sklearn", "scipy", "numpy"))] == []
+    assert len(list((tmp_path / "cache").glob("matcher-*.npz"))) == 1
+
+    code, warm, modules = imported_by(*plan, env=env)
+    assert code == 0 and warm == cold
+    assert "planner.tfidf" in modules and "numpy" in modules  # it matched, from the cache
+    assert [m for m in heavy_in(modules) if m != "numpy" and not m.startswith("numpy.")] == []
 
 
 def test_runtime_names_load_on_first_use() -> None:
