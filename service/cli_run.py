@@ -100,16 +100,14 @@ def _catalog(paths: list[str], document: Any = None) -> Catalog:
 
 def _check_invokers(workflow: Workflow, catalog: Catalog, file: Path | str) -> None:
     """Refuse, before anything is recorded, a run with steps whose actions cannot be called."""
-    from runtime.invokers.uncallable import by_step, uncallable_calls
+    from runtime.invokers.uncallable import cannot_run, uncallable_calls
 
-    missing = by_step(uncallable_calls(workflow, catalog))
-    if missing:
-        listed = "; ".join(missing)
-        steps = f"{len(missing)} step{'s call' if len(missing) != 1 else ' calls'}"
-        fail(f"{file}: cannot run: {steps} actions with no `invoke:` block, which nothing can call: "
-              f"{listed}; nothing was recorded. Add an `invoke:` block (kind http, python or smtp) to "
-              "each of these actions in the catalog (README: \"Action invokers\"), or pass --catalog "
-              "with one that has them")
+    calls = uncallable_calls(workflow, catalog)
+    if calls:
+        # the sentence POST /v1/runs answers for the same workflow (`uncallable_problem`'s detail)
+        fail(f"{file}: {cannot_run(calls)}; nothing was recorded. Add an `invoke:` block (kind http, "
+             "python or smtp) to each of these actions in the catalog (README: \"Action invokers\"), "
+             "or pass --catalog with one that has them")
 
 
 def parse_inputs(pairs: list[str], inputs_file: Path | None) -> dict[str, Any]:

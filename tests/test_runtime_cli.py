@@ -157,3 +157,36 @@ def test_usage_errors_are_one_line(workdir: Path, capsys: Any, monkeypatch: Any)
     assert code == 2 and "no run `nope`" in err
     code, _, err = overture(capsys, monkeypatch, "runs", "list", "--state", "sleeping")
     assert code == 2 and "unknown state `sleeping`" in err
+
+
+async def test_a_run_nothing_can_call_is_refused_in_the_words_the_api_uses(tmp_path: Path) -> None:
+    # one workflow, one catalog whose charge and undo have no `invoke:` block: `overture run`'s
+    # line carries POST /v1/runs's detail word for word (runtime.invokers.uncallable.cannot_run)
+    from api_support import CATALOG as API_CATALOG
+    from api_support import WORKFLOW, api_client
+    from cli_support import cli, error_line
+
+    actions = [dict(a) for a in API_CATALOG["actions"]]
+    for a in actions:
+        if a["name"] in ("billing.charge_card", "crm.delete_account"):
+            del a["invoke"]
+    (tmp_path / "catalog.yaml").write_text(json.dumps({"actions": actions}))
+    (tmp_path / "flow.yaml").write_text(json.dumps(WORKFLOW))
+    data = tmp_path / "data"
+    code, out, err = cli(
+        "run", tmp_path / "flow.yaml", "--catalog", tmp_path / "catalog.yaml", "--data-dir", data
+    )
+    assert (code, out) == (2, "")
+    line = error_line(err)
+    assert not data.exists()  # nothing recorded
+
+    async with api_client(tmp_path / "api", overrides={}) as api:
+        catalog_id = await api.upload_catalog({"actions": actions})
+        workflow_id = await api.create_workflow(WORKFLOW, catalog_id=catalog_id)
+        r = await api.client.post("/v1/runs", json={"workflow_id": workflow_id, "inputs": {}})
+    assert r.status_code == 422, r.text
+    detail = r.json()["detail"]
+    assert detail.startswith("cannot run: 2 steps call actions with no `invoke:` block")
+    assert detail.endswith("; nothing was recorded")
+    assert line.startswith(f"error: {tmp_path / 'flow.yaml'}: {detail}. Add an `invoke:` block")
+    assert "--catalog" in line  # the CLI's own fix: a catalog file, not an upload
