@@ -131,3 +131,51 @@ async def test_engine_routes_with_the_stored_models_unless_told_not_to(tmp_path:
         r = await api.client.post("/v1/optimizer/train", json={"incremental": True})
         assert r.status_code == 200 and r.json()["version"] == 2 and r.json()["router"] == "default"
         assert isinstance(api.app.state.services.engine.router, DefaultRouter)
+
+
+async def test_accepting_a_rewrite_whose_action_can_no_longer_be_invoked_is_a_located_422(
+    tmp_path: Path,
+) -> None:
+    # svc.one runs by its `invoke:` block alone (no invoker registered for it); the others sleep
+    lookups = [{**_action("svc.one"), "invoke": {"kind": "python", "callable": "builtins:dict"}},
+               _action("svc.two"), _action("svc.three")]
+    overrides = {"svc.two": Sleeper(0.05), "svc.three": Sleeper(0.05)}
+    async with api_client(tmp_path, overrides=overrides) as api:
+        r = await api.client.post("/v1/catalogs", json={"name": "lookups", "actions": lookups})
+        assert r.status_code == 201, r.text
+        workflow_id = await api.create_workflow(CHAIN, catalog_id=r.json()["id"])
+        for _ in range(4):
+            r = await api.client.post("/v1/runs", json={"workflow_id": workflow_id})
+            assert r.status_code == 201, r.text
+            await api.wait_for_state(r.json()["id"], "succeeded")
+        r = await api.client.get(f"/v1/workflows/{workflow_id}/proposals")
+        par = next(p for p in r.json()["proposals"] if p["kind"] == "parallelize")
+
+        # a newer upload of the catalog drops svc.one's invoke block: nothing can call it now
+        without = [{k: v for k, v in lookups[0].items() if k != "invoke"}, *lookups[1:]]
+        r = await api.client.post("/v1/catalogs", json={"name": "lookups", "actions": without})
+        assert r.status_code == 201, r.text
+        url = f"/v1/workflows/{workflow_id}/proposals/{par['id']}/accept"
+        r = await api.client.post(url)
+        assert r.status_code == 422 and r.headers["content-type"].startswith("application/problem+json")
+        problem = r.json()
+        assert problem["type"] == "urn:overture:problem:uncallable-actions"
+        assert problem["detail"] == (
+            "cannot run: 1 step calls actions with no `invoke:` block, which nothing can call: step `one` "
+            f"(svc.one); proposal `{par['id']}` was not accepted; nothing was saved"
+        )
+        [item] = problem["problems"]
+        assert item["location"] == "document.steps[0].action" and item["code"] == "no_invoker"
+        assert "`svc.one`" in item["message"] and "add an `invoke:` block" in item["hint"]
+        # nothing saved: still version 1, the proposal still open
+        r = await api.client.get(f"/v1/workflows/{workflow_id}")
+        assert r.json()["latest_version"] == 1 and r.json()["document"]["steps"][2]["needs"] == ["two"]
+        r = await api.client.get(f"/v1/workflows/{workflow_id}/versions")
+        assert [v["version"] for v in r.json()] == [1]
+
+        # the invoke block back (another upload): the same proposal is accepted
+        r = await api.client.post("/v1/catalogs", json={"name": "lookups", "actions": lookups})
+        assert r.status_code == 201, r.text
+        r = await api.client.post(url)
+        assert r.status_code == 201, r.text
+        assert r.json()["version"] == 2 and r.json()["note"] == par["id"]

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Body, Depends
 from pydantic import BaseModel, Field
 
 from service.api.models import VersionOut
+from service.api.runs import uncallable, uncallable_problem
 from service.api.services import Services, services
 from service.api.workflows import version_out
 from service.problems import ApiProblem, ProblemItem, to_item
@@ -206,7 +207,8 @@ def _at_proposal(workflow_id: str, message: str, code: str = "stale") -> Problem
              response_model=VersionOut, summary="Accept a proposal: a new version of the workflow")
 def accept_proposal(workflow_id: str, proposal_id: str, svc: Services = Depends(services)) -> VersionOut:
     """Store the proposal's rewritten document as the next version (validated like a PUT). A 409
-    says the proposal was made for an older version; list the proposals again."""
+    says the proposal was made for an older version; list the proposals again. A 422 locates each
+    action of the rewrite the service cannot invoke (as `POST /v1/runs` refuses it); nothing is saved."""
     from optimizer.errors import ProposalNotFound, StaleProposal
     from optimizer.proposals import ProposalStore, accept
 
@@ -232,6 +234,12 @@ def accept_proposal(workflow_id: str, proposal_id: str, svc: Services = Depends(
         raise ApiProblem(422, "the proposed document is not valid against the workflow's catalog",
                          kind="invalid-workflow", problems=[to_item(p, "document") for p in exc.problems]
                          ) from None
+    # the rewrite reuses the workflow's actions, but the catalog may have changed since it was saved
+    # (a newer upload without an action's `invoke:` block): never store a version no run can make
+    calls = uncallable(svc, valid)
+    if calls:
+        outcome = f"proposal `{proposal.id}` was not accepted; nothing was saved"
+        raise uncallable_problem(calls, "document", outcome)
     document = valid.to_data()
     document.pop("version", None)
     saved = svc.store.add_version(workflow_id, document, source="optimizer", note=proposal.id,
