@@ -148,15 +148,24 @@ def test_runtime_names_load_on_first_use() -> None:
         "from runtime.engine import Engine as E\n"
         "from runtime.records import RunState as R\n"
         "assert Engine is E and RunState is R and 'sqlalchemy' in sys.modules\n"
-        "missing = [n for n in runtime.__all__ if getattr(runtime, n, None) is None]\n"
+    )
+    run_with_every_name(script, "runtime")
+
+
+def run_with_every_name(script: str, package: str) -> None:
+    """Run `script` in a fresh interpreter, then check that every name in `package.__all__`
+    resolves, `dir()` lists them, and an unknown name is an AttributeError naming it."""
+    script += (
+        f"import {package} as package\n"
+        "missing = [n for n in package.__all__ if getattr(package, n, None) is None]\n"
         "assert not missing, missing\n"
-        "assert set(dir(runtime)) >= set(runtime.__all__)\n"
+        "assert set(dir(package)) >= set(package.__all__)\n"
         "try:\n"
-        "    runtime.no_such_name\n"
+        "    package.no_such_name\n"
         "except AttributeError as exc:\n"
         "    assert 'no_such_name' in str(exc)\n"
         "else:\n"
-        "    raise SystemExit('runtime.no_such_name did not raise')\n"
+        f"    raise SystemExit('{package}.no_such_name did not raise')\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -184,3 +193,28 @@ def test_yaml_is_read_fast_with_the_same_data_and_messages(tmp_path: Path) -> No
         with pytest.raises(DocumentError) as caught:
             parse_text(text, source="bad.yaml")
         assert message in str(caught.value), (text[:20], str(caught.value))
+
+
+def test_triggers_list_of_documents_does_not_load_the_fire_store() -> None:
+    """Next fire times of documents on disk need the cron rules, not the fire store (SQLAlchemy)."""
+    code, out, modules = imported_by("triggers", "list", ROOT / "examples" / "weekly-usage-digest.yaml")
+    assert code == 0 and "next: " in out, out
+    assert "runtime.triggers.scheduler" in modules  # it did compute the schedule
+    assert heavy_in(modules) == []
+    assert "runtime.triggers.store" not in modules
+
+
+def test_trigger_names_load_on_first_use() -> None:
+    """`runtime.triggers`'s re-exports load lazily (PEP 562), as `runtime`'s do: the scheduler's
+    names do not bring the fire store, yet every public name still resolves to the real object."""
+    script = (
+        "import sys, runtime.triggers\n"
+        "from runtime.triggers import TriggeredWorkflow, upcoming, sign, CronRule\n"
+        "assert 'sqlalchemy' not in sys.modules and 'runtime.triggers.store' not in sys.modules\n"
+        "from runtime.triggers import FireStore, Scheduler\n"
+        "from runtime.triggers.store import FireStore as F\n"
+        "from runtime.triggers.scheduler import Scheduler as S\n"
+        "assert FireStore is F and Scheduler is S and 'sqlalchemy' in sys.modules\n"
+        "from runtime.triggers import engine_target\n"  # a submodule, not a re-export, still imports
+    )
+    run_with_every_name(script, "runtime.triggers")

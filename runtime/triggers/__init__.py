@@ -7,28 +7,70 @@
 
 Every fire has a deterministic id (a hash of workflow, trigger and scheduled time, or of webhook
 and delivery id) that is also its run's id; the fire store's primary key makes a fire start once.
+
+The names below are loaded on first use (PEP 562): the fire store needs SQLAlchemy (~0.2 s to
+import), which listing a document's next fire times or signing a delivery does not.
 """
 
-from runtime.triggers.cron import CronRule, ScheduleError
-from runtime.triggers.ids import delivery_fire_id, schedule_fire_id, schedule_trigger_id, webhook_trigger_id
-from runtime.triggers.scheduler import (
-    PAUSED_BY_REFUSAL,
-    FireRefused,
-    RunTarget,
-    Scheduler,
-    TriggeredWorkflow,
-    Upcoming,
-    upcoming,
-)
-from runtime.triggers.signature import (
-    DELIVERY_HEADER,
-    SIGNATURE_HEADER,
-    TOLERANCE_S,
-    SignatureError,
-    sign,
-    verify,
-)
-from runtime.triggers.store import FireRecord, FireStore, NewFire, TriggerState
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from runtime.triggers.cron import CronRule, ScheduleError
+    from runtime.triggers.ids import (
+        delivery_fire_id,
+        schedule_fire_id,
+        schedule_trigger_id,
+        webhook_trigger_id,
+    )
+    from runtime.triggers.scheduler import (
+        PAUSED_BY_REFUSAL,
+        FireRefused,
+        RunTarget,
+        Scheduler,
+        TriggeredWorkflow,
+        Upcoming,
+        upcoming,
+    )
+    from runtime.triggers.signature import (
+        DELIVERY_HEADER,
+        SIGNATURE_HEADER,
+        TOLERANCE_S,
+        SignatureError,
+        sign,
+        verify,
+    )
+    from runtime.triggers.store import FireRecord, FireStore, NewFire, TriggerState
+
+_HOMES = {
+    "runtime.triggers.cron": ("CronRule", "ScheduleError"),
+    "runtime.triggers.ids": (
+        "delivery_fire_id",
+        "schedule_fire_id",
+        "schedule_trigger_id",
+        "webhook_trigger_id",
+    ),
+    "runtime.triggers.scheduler": (
+        "PAUSED_BY_REFUSAL",
+        "FireRefused",
+        "RunTarget",
+        "Scheduler",
+        "TriggeredWorkflow",
+        "Upcoming",
+        "upcoming",
+    ),
+    "runtime.triggers.signature": (
+        "DELIVERY_HEADER",
+        "SIGNATURE_HEADER",
+        "TOLERANCE_S",
+        "SignatureError",
+        "sign",
+        "verify",
+    ),
+    "runtime.triggers.store": ("FireRecord", "FireStore", "NewFire", "TriggerState"),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "DELIVERY_HEADER",
@@ -55,3 +97,20 @@ __all__ = [
     "verify",
     "webhook_trigger_id",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME_OF.get(name)
+    if home is None:
+        # an AttributeError (not an ImportError) lets `from runtime.triggers import store` fall back
+        # to importing the submodule
+        raise AttributeError(f"module 'runtime.triggers' has no attribute {name!r}")
+    # __import__, not importlib.import_module: Python's -X importtime, which the startup tests read
+    # to see what a command loaded, lists only imports made through the import statement's path
+    value = getattr(__import__(home, fromlist=[name]), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -23,13 +23,17 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from runtime.clock import Clock, SystemClock
 from runtime.triggers.cron import CronRule, ScheduleError
 from runtime.triggers.ids import schedule_fire_id, schedule_trigger_id, webhook_trigger_id
-from runtime.triggers.store import FireRecord, FireStore, NewFire
 from workflow.document import ScheduleTrigger, Workflow
+
+if TYPE_CHECKING:
+    # the store is SQLAlchemy: `upcoming` and TriggeredWorkflow (`overture triggers list FILE`) need
+    # none of it, and a Scheduler is given an open store
+    from runtime.triggers.store import FireRecord, FireStore
 
 log = logging.getLogger("overture.triggers")
 
@@ -145,6 +149,8 @@ class Scheduler:
     def _claim_due(
         self, target: TriggeredWorkflow, trigger_id: str, trigger: ScheduleTrigger, now: float
     ) -> list[FireRecord]:
+        from runtime.triggers.store import NewFire  # loaded already: the scheduler's store is one
+
         rule = CronRule.of(trigger)
         state = self.store.state(target.key, trigger_id) or self.store.ensure_state(
             target.key, trigger_id, cursor=self._first_cursor(target, now), now=now
