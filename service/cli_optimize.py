@@ -2,7 +2,7 @@
 
     overture optimize train [--data-dir DIR | --database-url URL] [--incremental]
     overture optimize suggest WORKFLOW_FILE [--catalog CATALOG] [--format json] [--data-dir DIR]
-    overture optimize accept WORKFLOW_FILE PROPOSAL_ID [--data-dir DIR]
+    overture optimize accept WORKFLOW_FILE PROPOSAL_ID [--catalog CATALOG] [--data-dir DIR]
 
 Like every other command: history comes from the runtime's journal, `--database-url`
 (`$OVERTURE_DATABASE_URL`) when given, else `<data dir>/journal.db`; the data dir is `--data-dir`
@@ -194,8 +194,13 @@ def register(app: typer.Typer) -> None:
         database_url: Annotated[str | None, typer.Option(
             "--database-url", envvar="OVERTURE_DATABASE_URL",
             help="Accepted like the other commands; proposals are kept in the data folder.")] = None,
+        catalog: Annotated[list[str], typer.Option(
+            "--catalog", "-c", envvar="OVERTURE_CATALOG",
+            help="Catalog file or folder: the rewrite must call only actions it can invoke (as "
+                 "`overture run` checks), else the file is left as it is.")] = [],  # noqa: B006
     ) -> None:
-        """Apply a proposal: rewrite the document (one version up) and mark the proposal accepted."""
+        """Apply a proposal: rewrite the document (one version up) and mark the proposal accepted.
+        With --catalog, a rewrite calling an action with no `invoke:` block there is refused."""
         from optimizer.proposals import ProposalStore, accept
         from workflow.loader import load_workflow, save_workflow
 
@@ -210,6 +215,13 @@ def register(app: typer.Typer) -> None:
             fail(f"no proposal `{proposal_id}` for workflow `{workflow.name}` in {store.path}; "
                   f"`{suggest}` lists the current ones")
         new = accept(proposal, workflow)
+        if catalog:
+            # rewrites reuse the workflow's actions, but the catalog may have changed since
+            from service.cli import catalog_for
+            from service.cli_run import _check_invokers
+
+            outcome = f"proposal `{proposal.id}` was not applied; the file is unchanged"
+            _check_invokers(new, catalog_for(catalog), workflow_file, outcome)
         save_workflow(new, workflow_file)
         store.set_status(proposal.id, "accepted")
         typer.echo(f"{workflow_file}: applied {proposal.id} ({proposal.kind}); now version {new.version}")

@@ -98,14 +98,17 @@ def _catalog(paths: list[str], document: Any = None) -> Catalog:
     return catalog_for(paths, document)
 
 
-def _check_invokers(workflow: Workflow, catalog: Catalog, file: Path | str) -> None:
-    """Refuse, before anything is recorded, a run with steps whose actions cannot be called."""
+def _check_invokers(
+    workflow: Workflow, catalog: Catalog, file: Path | str, outcome: str = "nothing was recorded"
+) -> None:
+    """Refuse (one line, exit 2) a workflow with steps whose actions cannot be called, before
+    anything is done with it: `overture run` (nothing recorded), `optimize accept` (file unchanged)."""
     from runtime.invokers.uncallable import cannot_run, uncallable_calls
 
     calls = uncallable_calls(workflow, catalog)
     if calls:
-        # the sentence POST /v1/runs answers for the same workflow (`uncallable_problem`'s detail)
-        fail(f"{file}: {cannot_run(calls)}; nothing was recorded. Add an `invoke:` block (kind http, "
+        # the sentence the API answers for the same workflow (`uncallable_problem`'s detail)
+        fail(f"{file}: {cannot_run(calls)}; {outcome}. Add an `invoke:` block (kind http, "
              "python or smtp) to each of these actions in the catalog (README: \"Action invokers\"), "
              "or pass --catalog with one that has them")
 

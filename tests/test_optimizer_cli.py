@@ -109,6 +109,48 @@ def test_train_suggest_accept(history_journal: Path, tmp_path: Path, monkeypatch
     assert again.exit_code != 0
 
 
+INVOKED = """\
+actions:
+  - {name: svc.slow, invoke: {kind: python, callable: "builtins:dict"}}
+  - {name: svc.quick, invoke: {kind: python, callable: "builtins:dict"}}
+"""
+
+
+def test_accept_refuses_a_rewrite_the_catalog_can_no_longer_invoke(
+    history_journal: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("OVERTURE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("OVERTURE_CATALOG", raising=False)
+    doc_path = tmp_path / "nightly.yaml"
+    save_workflow(Workflow.model_validate(DOC), doc_path)
+    before = doc_path.read_text()
+    runner = CliRunner()
+    suggested = runner.invoke(app, ["optimize", "suggest", str(doc_path), "--journal", str(history_journal),
+                                    "--format", "json"])
+    assert suggested.exit_code == 0, suggested.output
+    [par] = [p for p in json.loads(suggested.output)["proposals"] if p["kind"] == "parallelize"]
+    # the catalog changed since the runs: svc.quick lost its invoke block
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(INVOKED.replace('{name: svc.quick, invoke: {kind: python, callable: "builtins:dict"}}',
+                                       "{name: svc.quick}"))
+    refused = runner.invoke(app, ["optimize", "accept", str(doc_path), par["id"], "--catalog", str(changed)])
+    assert refused.exit_code == 2
+    lines = [line for line in refused.output.splitlines() if line.strip()]
+    assert lines == [
+        f"error: {doc_path}: cannot run: 1 step calls actions with no `invoke:` block, which nothing can "
+        f"call: step `c` (svc.quick); proposal `{par['id']}` was not applied; the file is unchanged. Add an "
+        "`invoke:` block (kind http, python or smtp) to each of these actions in the catalog (README: "
+        '"Action invokers"), or pass --catalog with one that has them'
+    ]
+    assert doc_path.read_text() == before  # not rewritten, and the proposal is still open:
+
+    (tmp_path / "invoked.yaml").write_text(INVOKED)
+    invoked = str(tmp_path / "invoked.yaml")
+    accepted = runner.invoke(app, ["optimize", "accept", str(doc_path), par["id"], "-c", invoked])
+    assert accepted.exit_code == 0, accepted.output
+    assert load_workflow(doc_path).version == 2
+
+
 def test_suggest_without_history_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("OVERTURE_DATA_DIR", str(tmp_path / "data"))
     doc_path = tmp_path / "nightly.yaml"
