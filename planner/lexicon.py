@@ -13,7 +13,7 @@ from functools import lru_cache
 from importlib import resources
 from typing import Any
 
-import yaml
+from workflow.loader import load_yaml
 
 _OBJECT_PRONOUNS = frozenset("them him her it this that these those everything us me".split())
 _PARTICLES = frozenset("up off on back down out in over".split())
@@ -351,6 +351,6 @@ def _concepts(lex: Lexicon, text: str) -> tuple[str, ...]:
 
 @lru_cache(maxsize=1)
 def lexicon() -> Lexicon:
-    """The packaged lexicon, parsed once per process."""
+    """The packaged lexicon, parsed once per process (by libyaml, as catalogs are: ~6 ms, not ~50)."""
     text = resources.files("planner").joinpath("lexicon.yaml").read_text(encoding="utf-8")
-    return build_lexicon(yaml.safe_load(text))
+    return build_lexicon(load_yaml(text))

@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from planner.edit import EditNotUnderstood, EditResult, edit_offline
-from planner.edit_diff import diff_workflows
 from planner.llm_errors import LLMError, LLMNotConfigured, PlanNotRepaired
-from planner.llm_settings import LLMSettings
 from workflow.catalog import Catalog
 from workflow.document import Workflow
 from workflow.errors import OvertureError
 
 if TYPE_CHECKING:
+    # imported where used: `overture plan` needs no editor, and the offline planner no LLM
+    # settings (pydantic-settings)
     from openai import OpenAI
 
+    from planner.edit import EditResult
     from planner.llm_planner import LLMPlanner
+    from planner.llm_settings import LLMSettings
 
 PlannerMode = Literal["llm", "offline", "auto"]
 
@@ -79,8 +80,11 @@ class AutoPlanner:
     """The LLM planner, falling back to the offline planner when no endpoint is configured or the
     LLM cannot produce a valid plan (down, refusing, unrepairable)."""
 
-    def __init__(self, catalog: Catalog, settings: LLMSettings | None = None, *,
-                 client: OpenAI | None = None) -> None:
+    def __init__(
+        self, catalog: Catalog, settings: LLMSettings | None = None, *, client: OpenAI | None = None
+    ) -> None:
+        from planner.llm_settings import LLMSettings
+
         self.catalog = catalog
         self.settings = settings or LLMSettings()
         self._client = client
@@ -95,8 +99,12 @@ class AutoPlanner:
 
     def plan(self, request: str) -> PlanOutcome:
         if self._client is None and not self.settings.configured:
-            return note_fallback(self.offline.plan(request), "no LLM endpoint is configured "
-                                 "(set OPENAI_API_KEY or OPENAI_BASE_URL)", self.catalog, warn=False)
+            return note_fallback(
+                self.offline.plan(request),
+                "no LLM endpoint is configured (set OPENAI_API_KEY or OPENAI_BASE_URL)",
+                self.catalog,
+                warn=False,
+            )
         from planner.llm_planner import LLMPlanner
 
         try:
@@ -105,16 +113,20 @@ class AutoPlanner:
             return self._llm.plan(request)
         except (LLMError, PlanNotRepaired) as exc:
             reason = str(exc).splitlines()[0]
-            return note_fallback(self.offline.plan(request), f"the LLM planner failed: {reason}",
-                                 self.catalog)
+            return note_fallback(
+                self.offline.plan(request), f"the LLM planner failed: {reason}", self.catalog
+            )
 
 
-def make_planner(mode: PlannerMode, catalog: Catalog, settings: LLMSettings | None = None, *,
-                 client: OpenAI | None = None) -> Planner:
+def make_planner(
+    mode: PlannerMode, catalog: Catalog, settings: LLMSettings | None = None, *, client: OpenAI | None = None
+) -> Planner:
     """A planner for `mode`; `llm` raises `LLMNotConfigured` when no endpoint is set."""
-    settings = settings or LLMSettings()
     if mode == "offline":
         return offline_planner(catalog)
+    from planner.llm_settings import LLMSettings
+
+    settings = settings or LLMSettings()
     if mode == "llm":
         if client is None and not settings.configured:
             raise LLMNotConfigured()
@@ -126,10 +138,21 @@ def make_planner(mode: PlannerMode, catalog: Catalog, settings: LLMSettings | No
     raise OvertureError(f"unknown planner `{mode}`; use llm, offline or auto")
 
 
-def edit_plan(workflow: Workflow, instruction: str, catalog: Catalog, *, mode: PlannerMode = "auto",
-              settings: LLMSettings | None = None, client: OpenAI | None = None) -> EditResult:
+def edit_plan(
+    workflow: Workflow,
+    instruction: str,
+    catalog: Catalog,
+    *,
+    mode: PlannerMode = "auto",
+    settings: LLMSettings | None = None,
+    client: OpenAI | None = None,
+) -> EditResult:
     """`workflow` changed by `instruction`: by the model (`llm`), the offline editor (`offline`), or
     the model when configured with the offline editor as fallback (`auto`). Always validated."""
+    from planner.edit import EditNotUnderstood, EditResult, edit_offline
+    from planner.edit_diff import diff_workflows
+    from planner.llm_settings import LLMSettings
+
     settings = settings or LLMSettings()
     configured = client is not None or settings.configured
     if mode == "offline" or (mode == "auto" and not configured):
@@ -160,5 +183,6 @@ def edit_plan(workflow: Workflow, instruction: str, catalog: Catalog, *, mode: P
     warnings = list(planned.warnings)
     if diff.empty:
         warnings.append("the model changed nothing; rephrase the instruction or try --planner offline")
-    return EditResult(workflow=planned.workflow, diff=diff, planner="llm", changes=diff.sentences(),
-                      warnings=warnings)
+    return EditResult(
+        workflow=planned.workflow, diff=diff, planner="llm", changes=diff.sentences(), warnings=warnings
+    )

@@ -135,6 +135,8 @@ def test_plan_imports_the_matcher_but_not_the_runtime_or_the_service(tmp_path: P
     assert code == 0 and warm == cold
     assert "planner.tfidf" in modules and "numpy" in modules  # it matched, from the cache
     assert [m for m in heavy_in(modules) if m != "numpy" and not m.startswith("numpy.")] == []
+    # planning needs neither the editor nor, offline, the LLM's settings (pydantic-settings)
+    assert not {"planner.edit", "planner.edit_diff", "planner.llm_settings", "pydantic_settings"} & modules
 
 
 def test_runtime_names_load_on_first_use() -> None:
