@@ -153,10 +153,19 @@ def register(app: typer.Typer) -> None:
         store.replace_open(workflow.name, proposals)
         automatic = auto_apply(workflow, proposals)
         if automatic is not None:
-            # the workflow opted in (`optimize: {auto: true}`) and the evidence is strong
-            save_workflow(accept(automatic, workflow), workflow_file)
-            store.set_status(automatic.id, "accepted")
-            typer.echo(f"{workflow_file}: applied {automatic.id} ({automatic.kind}) automatically", err=True)
+            # the workflow opted in (`optimize: {auto: true}`) and the evidence is strong; with a
+            # catalog, only a rewrite it can invoke (as `accept --catalog` checks)
+            from runtime.invokers.uncallable import cannot_run, uncallable_calls
+
+            applied = accept(automatic, workflow)
+            calls = uncallable_calls(applied, cat) if cat is not None else []
+            if calls:
+                note = f"{automatic.id} was not applied automatically: {cannot_run(calls)}"
+            else:
+                save_workflow(applied, workflow_file)
+                store.set_status(automatic.id, "accepted")
+                note = f"applied {automatic.id} ({automatic.kind}) automatically"
+            typer.echo(f"{workflow_file}: {note}", err=True)
         forecast = predict_run_duration(workflow, models) if models is not None else None
         if format == "json":
             typer.echo(json.dumps({

@@ -172,3 +172,33 @@ def test_auto_apply_waits_for_strong_evidence(history_journal: Path, tmp_path: P
     # six runs are below the 30 that automatic application asks for: the document stays as it is
     assert load_workflow(doc_path).version == 1
     assert "applied" not in result.output
+
+
+def test_auto_apply_skips_a_rewrite_the_catalog_cannot_invoke(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    journal_path = tmp_path / "journal.db"
+    journal = Journal.open(journal_path)
+    try:
+        asyncio.run(_run_history(journal, 30))  # enough runs for automatic application
+    finally:
+        journal.close()
+    monkeypatch.setenv("OVERTURE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("OVERTURE_CATALOG", raising=False)
+    doc_path = tmp_path / "nightly.yaml"
+    save_workflow(Workflow.model_validate({**DOC, "optimize": {"auto": True}}), doc_path)
+    changed = tmp_path / "changed.yaml"
+    changed.write_text(INVOKED.replace('{name: svc.slow, invoke: {kind: python, callable: "builtins:dict"}}',
+                                       "{name: svc.slow}"))
+    args = ["optimize", "suggest", str(doc_path), "--journal", str(journal_path), "--catalog"]
+    result = CliRunner().invoke(app, [*args, str(changed)])
+    assert result.exit_code == 0, result.output
+    assert load_workflow(doc_path).version == 1
+    refused = "was not applied automatically: cannot run: 2 steps call actions with no `invoke:` block"
+    assert refused in result.output
+    assert "step `a` (svc.slow); step `b` (svc.slow)" in result.output
+
+    (tmp_path / "invoked.yaml").write_text(INVOKED)
+    result = CliRunner().invoke(app, [*args, str(tmp_path / "invoked.yaml")])
+    assert result.exit_code == 0, result.output
+    assert "automatically" in result.output and load_workflow(doc_path).version == 2
