@@ -39,9 +39,10 @@ def word_tokens(text: str) -> list[str]:
 
 
 def char_tokens(text: str) -> list[str]:
-    """The character model's analyzer: scikit-learn's `char_wb` n-grams (3 to 5) of the lowercased
-    text, each word padded with a space either side; a word shorter than n counts once.
-    Written out (after `_VectorizerMixin._char_wb_ngrams`) so the loaded model needs no sklearn."""
+    """The character model's analyzer, for the fit and for every query: the n-grams (3 to 5
+    characters) of each word of the lowercased text padded with a space either side, a word shorter
+    than n counted once (what `analyzer="char_wb"` gives). Ours rather than scikit-learn's so
+    that a model read from the cache analyses queries as the fit did without importing it."""
     text = _WHITE_SPACES.sub(" ", text.lower())
     low, high = _CHAR_NGRAMS
     out: list[str] = []
@@ -68,7 +69,7 @@ def word_vectorizer() -> TfidfVectorizer:
 def char_vectorizer() -> TfidfVectorizer:
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    return TfidfVectorizer(analyzer="char_wb", ngram_range=_CHAR_NGRAMS, sublinear_tf=True, lowercase=True)
+    return TfidfVectorizer(analyzer=char_tokens, sublinear_tf=True)
 
 
 @dataclass(frozen=True)
