@@ -165,7 +165,7 @@ def submit(
         while True:
             states = {r: journal.get_run(r).state.value for r in ids}
             # a run waiting for an approval waits for a person: that is where `--wait` ends for it
-            paused = {r: sorted({a.step_id for a in journal.approvals(r, pending_only=True)})
+            paused = {r: {a.step_id: a.approvers for a in journal.approvals(r, pending_only=True)}
                       for r, s in states.items() if s == "waiting"}
             settled = {r for r, s in states.items()
                        if s in ("succeeded", "failed", "cancelled") or paused.get(r)}
@@ -176,9 +176,14 @@ def submit(
         typer.echo(json.dumps(summary), err=True)
         given = Given(database_url=database_url, catalog=catalog)
         for run_id, steps in paused.items():
-            for step in steps:
+            for step, approvers in sorted(steps.items()):
+                # `overture approve` refuses a --by (default $USER) that is not an approver, so the
+                # command shown asks for one and names them, as `overture run` does
                 typer.echo(f"run {run_id} is waiting for approval of `{step}`: "
-                           f"{given.command(f'approve {run_id} {step}', catalog=True)}", err=True)
+                           f"{given.command(f'approve {run_id} {step}', catalog=True)}"
+                           + (" --by NAME" if approvers else ""), err=True)
+                if approvers:
+                    typer.echo(f"  may be decided by: {', '.join(approvers)}", err=True)
         ok = all(s == "succeeded" or paused.get(r) for r, s in states.items())
         if not ok:
             still = [r for r, s in states.items() if r not in settled]

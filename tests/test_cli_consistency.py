@@ -245,7 +245,10 @@ def test_an_approval_answers_with_the_run_state_after_the_decision(tmp_path: Pat
 # -- 7. `worker submit --wait` on a run that pauses for an approval -----------------------------
 
 
-def test_worker_submit_wait_ends_at_an_approval_with_the_approve_command(tmp_path: Path) -> None:
+@pytest.mark.parametrize("approvers", ["", ", approvers: [manager]"])
+def test_worker_submit_wait_ends_at_an_approval_with_the_approve_command(
+    tmp_path: Path, approvers: str
+) -> None:
     import signal
 
     from test_workers import database as _unused  # noqa: F401 - the same throwaway database
@@ -257,7 +260,7 @@ def test_worker_submit_wait_ends_at_an_approval_with_the_approve_command(tmp_pat
     catalog, _ = files(tmp_path)
     flow = tmp_path / "gated.yaml"
     flow.write_text(
-        'name: gated\nsteps:\n  - {id: ok, action: core.approval, with: {prompt: "go on?"}}\n'
+        f'name: gated\nsteps:\n  - {{id: ok, action: core.approval, with: {{prompt: "go on?"{approvers}}}}}\n'
         "  - {id: b, action: w.work, needs: [ok], with: {label: b}}\n"
     )
     with scratch_database() as url:
@@ -280,13 +283,16 @@ def test_worker_submit_wait_ends_at_an_approval_with_the_approve_command(tmp_pat
             run_id = out.split()[0]
             lines = err.strip().splitlines()
             assert lines[0] == '{"waiting": 1}'
-            assert lines[1] == (
-                f"run {run_id} is waiting for approval of `ok`: overture approve {run_id} ok "
-                f"--database-url {url} --catalog {catalog}"
-            )
+            command = f"overture approve {run_id} ok --database-url {url} --catalog {catalog}"
+            if approvers:
+                # `overture approve` refuses a --by that is not an approver: the line asks for one
+                command += " --by NAME"
+                assert lines[2] == "  may be decided by: manager"
+            assert lines[1] == f"run {run_id} is waiting for approval of `ok`: {command}"
             # following it finishes the run
             code, out, err = cli(
-                *lines[1].split(": ", 1)[1].split()[1:], env={"PYTHONPATH": str(Path(__file__).parent)}
+                *lines[1].split(": ", 1)[1].replace("NAME", "manager").split()[1:],
+                env={"PYTHONPATH": str(Path(__file__).parent)},
             )
             assert code == 0, err
             assert f"run {run_id}: succeeded" in out
