@@ -35,7 +35,6 @@ import contextlib
 import dataclasses
 import json
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -63,6 +62,11 @@ from runtime.journal_schema import (
 )
 from runtime.journal_stats import RecentAttempt, WindowTotals
 from runtime.journal_sync import WalSync
+
+# re-exported: these were defined here, and callers still import them from here
+from runtime.journal_urls import default_url as default_url
+from runtime.journal_urls import sqlite_url as sqlite_url
+from runtime.journal_urls import to_url as _to_url
 from runtime.records import (
     ApprovalRecord,
     AttemptRecord,
@@ -89,32 +93,6 @@ EventListener = Callable[[Event], None]
 Redactor = Callable[[Any], Any]
 
 _FINISHED = [RunState.SUCCEEDED.value, RunState.FAILED.value, RunState.CANCELLED.value]
-
-
-def default_url() -> str:
-    """`$OVERTURE_DATABASE_URL`, else SQLite at `$OVERTURE_DATA_DIR/journal.db` (default `./.overture`)."""
-    url = os.environ.get("OVERTURE_DATABASE_URL")
-    if url:
-        return url
-    return sqlite_url(Path(os.environ.get("OVERTURE_DATA_DIR", ".overture")) / "journal.db")
-
-
-def sqlite_url(path: str | Path) -> str:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{path.resolve()}"
-
-
-def _to_url(target: str | Path | None) -> str:
-    if target is None:
-        return default_url()
-    text = str(target)
-    if "://" in text:
-        return text
-    path = Path(text)
-    if path.is_dir() or not path.suffix:
-        path = path / "journal.db"
-    return sqlite_url(path)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

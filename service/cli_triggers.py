@@ -55,10 +55,7 @@ def _settings(data_dir: Path | None, database_url: str | None) -> ServiceSetting
 
 
 def _service_workflows(settings: ServiceSettings) -> list[TriggeredWorkflow]:
-    from runtime.triggers import TriggeredWorkflow
     from service.store import Store
-    from workflow.errors import OvertureError
-    from workflow.loader import workflow_from_data
 
     try:
         store = Store(settings.resolved_database_url())
@@ -72,6 +69,12 @@ def _service_workflows(settings: ServiceSettings) -> list[TriggeredWorkflow]:
             version = store.get_version(row.id, row.latest_version)
             if version is None:
                 continue
+            # imported at the first stored workflow: with none (a new service) the command needs
+            # neither the loader nor the contract's pydantic models
+            from runtime.triggers import TriggeredWorkflow
+            from workflow.errors import OvertureError
+            from workflow.loader import workflow_from_data
+
             try:
                 workflow = workflow_from_data(version.document, source=f"{row.id} v{version.version}")
             except OvertureError as exc:
@@ -136,6 +139,8 @@ def _local(ts: float, zone: str) -> str:
 
 def _rows(targets: list[TriggeredWorkflow], fire_store: FireStore | None, count: int, now: float
           ) -> list[dict[str, Any]]:
+    if not targets:  # nothing to describe: spare the planner's wording and the schedules' cron parser
+        return []
     from planner.triggers import describe_schedule, describe_webhook
     from runtime.triggers import upcoming, webhook_trigger_id
 

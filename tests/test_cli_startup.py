@@ -220,3 +220,15 @@ def test_trigger_names_load_on_first_use() -> None:
         "from runtime.triggers import engine_target\n"  # a submodule, not a re-export, still imports
     )
     run_with_every_name(script, "runtime.triggers")
+
+
+def test_triggers_list_of_an_empty_store_imports_only_the_stores(tmp_path: Path) -> None:
+    # a new service: nothing stored, so nothing to load or describe; the SQLite fire store needs
+    # neither the journal (only its URL rules) nor the PostgreSQL dialect and its drivers
+    code, out, modules = imported_by("triggers", "list", env={"OVERTURE_DATA_DIR": str(tmp_path)})
+    assert code == 0 and "no workflow has triggers" in out, out
+    assert "runtime.triggers.store" in modules  # it did open the fire store
+    assert (tmp_path / "journal.db").exists()
+    unwanted = {"workflow.loader", "workflow.document", "planner.triggers", "croniter", "runtime.journal",
+                "sqlalchemy.dialects.postgresql", "psycopg"}
+    assert unwanted & modules == set()

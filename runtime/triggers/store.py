@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 
-from runtime.journal import _to_url
+from runtime.journal_urls import to_url
 
 metadata = sa.MetaData()
 
@@ -143,7 +143,7 @@ class FireStore:
 
     @classmethod
     def open(cls, target: str | Path | None = None, *, schema: str | None = None) -> FireStore:
-        url = _to_url(target)
+        url = to_url(target)
         if url.startswith("sqlite"):
             engine = sa.create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
             sa.event.listen(engine, "connect", _sqlite_pragmas)
@@ -162,6 +162,10 @@ class FireStore:
         # in or the statement does nothing; it never raises on a concurrent claim
         dialect = self._engine.dialect.name
         if dialect == "postgresql":
+            # imported here: its module pulls in every PostgreSQL driver adapter (~25 ms), which a
+            # SQLite store never uses
+            from sqlalchemy.dialects import postgresql
+
             return postgresql.insert(table).values(**values).on_conflict_do_nothing()
         if dialect == "sqlite":
             return sqlite.insert(table).values(**values).on_conflict_do_nothing()
