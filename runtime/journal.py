@@ -80,6 +80,7 @@ from runtime.records import (
     UndoState,
 )
 from runtime.routing import ActionStats
+from runtime.schema_upgrade import add_missing_columns
 
 log = logging.getLogger("overture.runtime")
 
@@ -112,21 +113,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_size_limit=16777216")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _add_missing_columns(engine: sa.Engine, schema: str | None) -> None:
-    """Journals made by an earlier version lack newer (nullable) columns; add them in place."""
-    inspector = sa.inspect(engine)
-    for table in metadata.sorted_tables:
-        present = {c["name"] for c in inspector.get_columns(table.name, schema=schema)}
-        missing = [c for c in table.columns if c.name not in present]
-        if not missing:
-            continue
-        with engine.begin() as conn:
-            for column in missing:
-                kind = column.type.compile(dialect=engine.dialect)
-                name = f'"{schema}".{table.name}' if schema else table.name
-                conn.execute(sa.text(f'ALTER TABLE {name} ADD COLUMN "{column.name}" {kind}'))
 
 
 _STATEMENTS: dict[tuple[Any, ...], Any] = {}
@@ -380,7 +366,7 @@ class Journal:
             engine = engine.execution_options(**options)
         if create:
             metadata.create_all(engine)
-            _add_missing_columns(engine, schema)
+            add_missing_columns(engine, metadata, schema)
         return cls(engine, redact=redact, schema=schema)
 
     def close(self) -> None:

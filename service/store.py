@@ -21,6 +21,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
+from runtime.schema_upgrade import add_missing_columns
+
 
 class Base(DeclarativeBase):
     pass
@@ -139,27 +141,6 @@ def make_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-def add_missing_columns(engine: Engine) -> None:
-    """A database made by an earlier version lacks newer (nullable) columns, like the tokens'
-    `roles`: add them in place, as the journal does its own. Two processes opening the same old
-    database may race to add one; the loser finds it there and carries on."""
-    inspector = sa.inspect(engine)
-    present_tables = set(inspector.get_table_names())
-    for table in Base.metadata.sorted_tables:
-        if table.name not in present_tables:
-            continue
-        present = {c["name"] for c in inspector.get_columns(table.name)}
-        for column in (c for c in table.columns if c.name not in present):
-            kind = column.type.compile(dialect=engine.dialect)
-            try:
-                with engine.begin() as conn:
-                    conn.execute(sa.text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
-            except sa.exc.DBAPIError:
-                columns = sa.inspect(engine).get_columns(table.name)
-                if column.name not in {c["name"] for c in columns}:
-                    raise
-
-
 class Store:
     """The service's tables behind small, typed methods; one short transaction per call."""
 
@@ -167,7 +148,7 @@ class Store:
         self.url = url
         self.engine = make_engine(url)
         Base.metadata.create_all(self.engine)
-        add_missing_columns(self.engine)
+        add_missing_columns(self.engine, Base.metadata)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     def close(self) -> None:
