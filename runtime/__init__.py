@@ -12,8 +12,9 @@ clock) must not pull in the engine and SQLAlchemy, which cost ~0.4 s of every CL
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from runtime.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from runtime.active_run import RunResult, idempotency_key
@@ -41,7 +42,6 @@ _HOMES = {
     ),
     "runtime.routing": ("ActionStats", "Conditions", "DefaultRouter", "RouteChoice", "Router"),
 }
-_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "ActionStats",
@@ -68,16 +68,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME_OF.get(name)
-    if home is None:
-        # an AttributeError (not an ImportError) lets `from runtime import journal_stats` fall back
-        # to importing the submodule
-        raise AttributeError(f"module 'runtime' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals(), __all__)

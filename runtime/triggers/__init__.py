@@ -14,7 +14,9 @@ import), which listing a document's next fire times or signing a delivery does n
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from runtime.lazy_exports import lazy_exports
 
 if TYPE_CHECKING:
     from runtime.triggers.cron import CronRule, ScheduleError
@@ -70,7 +72,6 @@ _HOMES = {
     ),
     "runtime.triggers.store": ("FireRecord", "FireStore", "NewFire", "TriggerState"),
 }
-_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
 
 __all__ = [
     "DELIVERY_HEADER",
@@ -99,18 +100,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME_OF.get(name)
-    if home is None:
-        # an AttributeError (not an ImportError) lets `from runtime.triggers import store` fall back
-        # to importing the submodule
-        raise AttributeError(f"module 'runtime.triggers' has no attribute {name!r}")
-    # __import__, not importlib.import_module: Python's -X importtime, which the startup tests read
-    # to see what a command loaded, lists only imports made through the import statement's path
-    value = getattr(__import__(home, fromlist=[name]), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES, globals(), __all__)
